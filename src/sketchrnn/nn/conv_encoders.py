@@ -53,17 +53,20 @@ class Conv4(nn.Module):
 
 
 class _ResidualBlock(nn.Module):
-    """Three [conv 3x3, BatchNorm] with LeakyReLU between, a 1x1 conv shortcut, max pool 2."""
+    """Three [conv 3x3, BatchNorm] with ReLU between, a 1x1 conv shortcut, max pool 2.
 
-    def __init__(self, in_channels: int, out_channels: int, negative_slope: float = 0.1):
+    ReLU as SketchEmbedNet Appendix B says (Oreshkin et al. used LeakyReLU).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int):
         super().__init__()
         self.body = nn.Sequential(
             nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
             nn.BatchNorm2d(out_channels),
-            nn.LeakyReLU(negative_slope),
+            nn.ReLU(),
             nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
             nn.BatchNorm2d(out_channels),
-            nn.LeakyReLU(negative_slope),
+            nn.ReLU(),
             nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
             nn.BatchNorm2d(out_channels),
         )
@@ -71,7 +74,7 @@ class _ResidualBlock(nn.Module):
         self.shortcut = nn.Sequential(
             nn.Conv2d(in_channels, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels)
         )
-        self.activation = nn.LeakyReLU(negative_slope)
+        self.activation = nn.ReLU()
         self.pool = nn.MaxPool2d(2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
