@@ -1,0 +1,163 @@
+"""Omniglot stroke files (Lake et al. 2015), read in place from their zip archives.
+
+Layout inside ``strokes_background*.zip``::
+
+    <root>/<alphabet>/characterNN/<character id>_<drawer>.txt
+
+Each text file is one drawing: a ``START`` line, then ``x,y,t`` lines (float pixel
+coordinates of the 105x105 image and a time in milliseconds), with a ``BREAK`` line after each
+stroke. The files' y axis points up (y values are negative); readers here flip it so that
+drawings are upright in image convention (y down) and land on the same pixels as the
+matching PNG in ``images_background*.zip``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from sketchrnn.io.base import SketchFileError, SketchSet
+from sketchrnn.strokes import polylines_to_stroke3, rdp_polylines
+
+__all__ = [
+    "OmniglotDrawing",
+    "parse_omniglot_text",
+    "read_omniglot_drawings",
+    "read_omniglot_strokes",
+]
+
+_FILE_NAME = re.compile(r"^(\d+)_(\d+)\.txt$")
+
+
+@dataclass
+class OmniglotDrawing:
+    """One drawing of one character by one drawer.
+
+    ``points`` holds one ``(k, 3)`` float64 array ``(x, y, t)`` per stroke, with y pointing
+    down and ``t`` in milliseconds.
+    """
+
+    alphabet: str
+    character: str  # "characterNN", numbered within its alphabet
+    character_id: int  # the global id in the file name, e.g. 108 for "0108_05.txt"
+    drawer: int
+    points: list[np.ndarray]
+    member: str  # path inside the zip
+
+    @property
+    def label(self) -> str:
+        """``"alphabet/characterNN"``, the label used by the Vinyals et al. splits."""
+        return f"{self.alphabet}/{self.character}"
+
+    def stroke3(self, epsilon: float | None = None) -> np.ndarray:
+        """The drawing as stroke-3 float32 ``(n, 3)``, optionally RDP-simplified with
+        tolerance ``epsilon`` (in pixels of the 105x105 image)."""
+        lines = [p[:, 0:2] for p in self.points]
+        if epsilon is not None:
+            lines = rdp_polylines(lines, epsilon)
+        return polylines_to_stroke3(lines)
+
+
+def parse_omniglot_text(text: str, where: str) -> list[np.ndarray]:
+    """The strokes ``(k, 3)`` of one stroke file's text, y flipped to point down.
+
+    ``where`` names the file in error messages (:class:`SketchFileError` with line numbers).
+    """
+    strokes: list[np.ndarray] = []
+    current: list[tuple[float, float, float]] = []
+    started = False
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line:
+            continue
+        if line == "START":
+            if started:
+                raise SketchFileError(where, "second START in one drawing", line=number)
+            started = True
+            continue
+        if not started:
+            raise SketchFileError(where, f"expected START before {line[:40]!r}", line=number)
+        if line == "BREAK":
+            if current:
+                strokes.append(np.array(current, dtype=np.float64))
+            current = []
+            continue
+        fields = line.split(",")
+        try:
+            if len(fields) != 3:
+                raise ValueError
+            x, y, t = (float(f) for f in fields)
+        except ValueError:
+            raise SketchFileError(
+                where, f"expected 'x,y,t' numbers, START or BREAK, got {line[:40]!r}", line=number
+            ) from None
+        if not np.isfinite((x, y, t)).all():
+            raise SketchFileError(where, f"non-finite value in {line[:40]!r}", line=number)
+        current.append((x, -y, t))
+    if current:  # a last stroke without its closing BREAK
+        strokes.append(np.array(current, dtype=np.float64))
+    if not strokes:
+        raise SketchFileError(where, "drawing has no points")
+    return strokes
+
+
+def read_omniglot_drawings(zip_path: str | os.PathLike) -> list[OmniglotDrawing]:
+    """Every drawing in an Omniglot strokes zip, sorted by alphabet, character and drawer.
+
+    The archive is read in place. Files other than ``<alphabet>/characterNN/<id>_<drawer>.txt``
+    (folders, ``.DS_Store``, ``__MACOSX``) are skipped. Raises :class:`SketchFileError` for a
+    missing or broken zip, a zip without stroke files, or a malformed line (naming the
+    member and line).
+    """
+    zip_path = Path(zip_path)
+    if not zip_path.is_file():
+        raise SketchFileError(zip_path, "no such file")
+    drawings = []
+    try:
+        with zipfile.ZipFile(zip_path) as archive:
+            for info in archive.infolist():
+                parts = PurePosixPath(info.filename).parts
+                if info.is_dir() or "__MACOSX" in parts or len(parts) < 3:
+                    continue
+                match = _FILE_NAME.match(parts[-1])
+                if not match:
+                    continue
+                where = f"{zip_path}/{info.filename}"
+                try:
+                    text = archive.read(info).decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise SketchFileError(where, f"not a text file ({e})") from e
+                drawings.append(
+                    OmniglotDrawing(
+                        alphabet=parts[-3],
+                        character=parts[-2],
+                        character_id=int(match.group(1)),
+                        drawer=int(match.group(2)),
+                        points=parse_omniglot_text(text, where),
+                        member=info.filename,
+                    )
+                )
+    except (zipfile.BadZipFile, zipfile.LargeZipFile) as e:
+        raise SketchFileError(zip_path, f"not a readable zip archive ({e})") from e
+    if not drawings:
+        raise SketchFileError(zip_path, "zip holds no Omniglot stroke files (<id>_<drawer>.txt)")
+    drawings.sort(key=lambda d: (d.alphabet, d.character, d.drawer))
+    return drawings
+
+
+def read_omniglot_strokes(
+    zip_path: str | os.PathLike, *, epsilon: float | None = None
+) -> SketchSet:
+    """The drawings of an Omniglot strokes zip as a :class:`SketchSet` in pixel units.
+
+    Labels are ``"alphabet/characterNN"``; there are no splits. ``epsilon`` optionally
+    RDP-simplifies each stroke (pixels of the 105x105 image). For the drawer and character
+    id of each sketch use :func:`read_omniglot_drawings`.
+    """
+    drawings = read_omniglot_drawings(zip_path)
+    return SketchSet([d.stroke3(epsilon) for d in drawings], [d.label for d in drawings])

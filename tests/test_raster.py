@@ -1,0 +1,148 @@
+import numpy as np
+import pytest
+from conftest import shared_file
+from PIL import Image
+
+from sketchrnn.io.png import write_png
+from sketchrnn.raster import (
+    fit_polylines,
+    grid_shape,
+    rasterize,
+    rasterize_batch,
+    rasterize_polylines,
+    render_grid,
+)
+from sketchrnn.strokes import SketchError
+
+
+def test_horizontal_line_lights_its_row_only():
+    # y = 5.5 is the centre of pixel row 5; a 1-pixel line covers that row fully
+    image = rasterize_polylines([np.array([[1.5, 5.5], [9.5, 5.5]])], 12, 12, line_width=1.0)
+    assert image.dtype == np.float32 and image.shape == (12, 12)
+    np.testing.assert_allclose(image[5, 2:10], 1.0)
+    assert np.delete(image, 5, axis=0).max() == 0.0
+    # the round end reaches half a pixel beyond the end points, not further
+    assert image[5, 0] == 0.0 and image[5, 11] == 0.0
+
+
+def test_anti_aliasing_gives_intermediate_values():
+    # a line between two pixel rows shares its ink between them
+    image = rasterize_polylines([np.array([[1.5, 6.0], [9.5, 6.0]])], 12, 12, line_width=1.0)
+    np.testing.assert_allclose(image[5, 3:9], 0.5)
+    np.testing.assert_allclose(image[6, 3:9], 0.5)
+    diagonal = rasterize(np.array([[0, 0, 0], [30, 17, 1]], dtype=np.float32), size=32)
+    assert ((diagonal > 0.05) & (diagonal < 0.95)).any()
+
+
+def test_pen_up_move_is_not_drawn():
+    # two vertical strokes at the left and right; the pen-up move between them crosses the
+    # middle of the canvas, which must stay empty
+    s3 = np.array(
+        [[0, 0, 0], [0, 10, 1], [10, -10, 0], [0, 10, 1]],
+        dtype=np.float32,
+    )
+    image = rasterize(s3, size=32, line_width=1.0, padding=0.1)
+    assert image[:, 13:19].max() == 0.0
+    assert image[:, :8].max() > 0.5 and image[:, 24:].max() > 0.5
+    # the same drawing with the pen down all along does ink the middle
+    joined = s3.copy()
+    joined[1, 2] = 0
+    assert rasterize(joined, size=32, line_width=1.0)[:, 13:19].max() > 0.5
+
+
+def test_values_in_unit_range_and_fit_keeps_aspect():
+    rng = np.random.default_rng(0)
+    s3 = np.column_stack([rng.normal(0, 5, (40, 2)), rng.random(40) < 0.2]).astype(np.float32)
+    image = rasterize(s3, size=48, line_width=3.0)
+    assert image.min() >= 0.0 and image.max() <= 1.0 and image.max() == 1.0
+    # a 2:1 wide box fills the width minus padding and is centred vertically
+    (fitted,) = fit_polylines([np.array([[0.0, 0.0], [20.0, 10.0]])], 100, 100, padding=0.1)
+    np.testing.assert_allclose(fitted, [[10, 30], [90, 70]])
+
+
+def test_single_point_stroke_is_a_dot():
+    # centred at (8, 8), the corner shared by four pixels, each 0.71 from the dot's centre
+    image = rasterize(np.array([[3, 4, 1]], dtype=np.float32), size=16, line_width=2.0)
+    np.testing.assert_allclose(image[7:9, 7:9], 1.5 - np.sqrt(0.5), rtol=1e-5)
+    assert image.sum() < 6
+
+
+def test_empty_or_invalid_sketch_is_an_error():
+    with pytest.raises(SketchError, match="empty"):
+        rasterize(np.zeros((0, 3), dtype=np.float32))
+    with pytest.raises(SketchError, match="empty"):
+        rasterize([])
+    with pytest.raises(SketchError, match="NaN"):
+        rasterize(np.array([[0, np.nan, 1]], dtype=np.float32))
+    with pytest.raises(SketchError, match="sketch 1"):
+        rasterize_batch([np.array([[1, 1, 1]]), np.zeros((0, 3))])
+
+
+def test_polylines_and_stroke3_give_the_same_image():
+    s3 = np.array([[1, 1, 0], [5, 0, 0], [0, 5, 1], [-3, -2, 0], [2, 2, 1]], dtype=np.float32)
+    lines = [np.array([[1.0, 1.0], [6.0, 1.0], [6.0, 6.0]]), np.array([[3.0, 4.0], [5.0, 6.0]])]
+    np.testing.assert_array_equal(rasterize(s3, size=40), rasterize(lines, size=40))
+
+
+def test_batch_matches_single_images():
+    sheep = np.load(shared_file("sketchrnn/aaron_sheep.npz"), allow_pickle=True, encoding="latin1")[
+        "test"
+    ][:5]
+    batch = rasterize_batch(list(sheep), size=28)
+    assert batch.shape == (5, 28, 28)
+    for s, image in zip(sheep, batch, strict=True):
+        np.testing.assert_array_equal(image, rasterize(s, size=28))
+
+
+def test_render_grid_layout_and_stroke_colours():
+    one = np.array([[0, 0, 0], [10, 0, 1]], dtype=np.float32)  # a horizontal stroke
+    two = np.array([[0, 0, 0], [10, 0, 1], [0, 5, 0], [10, 0, 1]], dtype=np.float32)
+    grey = render_grid([one, two, one], ncols=2, cell=20)
+    assert grey.shape == (40, 40)
+    assert grey[:20, :20].max() > 0.5 and grey[20:, 20:].max() == 0.0  # empty fourth cell
+    rgb = render_grid([two], cell=20, colors=["#ff0000", "#0000ff"])
+    assert rgb.shape == (20, 20, 3)
+    rows_with_red = np.flatnonzero(((rgb[..., 0] > 0.9) & (rgb[..., 2] < 0.5)).any(axis=1))
+    rows_with_blue = np.flatnonzero(((rgb[..., 2] > 0.9) & (rgb[..., 0] < 0.5)).any(axis=1))
+    assert len(rows_with_red) and len(rows_with_blue)
+    assert rows_with_red.max() < rows_with_blue.min()  # first stroke red, above the blue
+    assert (rgb[0, 0] == 1.0).all()  # white background
+    by_sketch = render_grid([one, two], cell=20, colors=["red", "blue"], color_by="sketch")
+    first, second = by_sketch[:, :20], by_sketch[:, 20:]
+    assert (first[..., 2] < 0.5).any() and not (first[..., 0] < 0.5).any()  # red only
+    assert (second[..., 0] < 0.5).any() and not (second[..., 2] < 0.5).any()  # blue only
+    with pytest.raises(ValueError, match="colour"):
+        render_grid([one], colors=["no-such-colour"])
+
+
+def test_grid_shape():
+    assert grid_shape(1) == (1, 1)
+    assert grid_shape(10) == (3, 4)
+    assert grid_shape(10, ncols=5) == (2, 5)
+    assert grid_shape(3, ncols=8) == (1, 3)
+
+
+def test_write_png_sketch_grid_and_image(tmp_path):
+    s3 = np.array([[0, 0, 0], [10, 0, 1]], dtype=np.float32)
+    write_png(tmp_path / "one.png", s3, cell=32)
+    with Image.open(tmp_path / "one.png") as im:
+        assert im.size == (32, 32) and im.mode == "L"
+        pixels = np.asarray(im)
+    assert pixels.min() == 0 and pixels.max() == 255  # black ink on white
+    write_png(tmp_path / "grid.png", [s3, s3, s3], ncols=3, cell=16, colors=["red"])
+    with Image.open(tmp_path / "grid.png") as im:
+        assert im.size == (48, 16) and im.mode == "RGB"
+    ink = np.zeros((5, 7), dtype=np.float32)
+    ink[2, 3] = 1.0
+    write_png(tmp_path / "image.png", ink)
+    with Image.open(tmp_path / "image.png") as im:
+        pixels = np.asarray(im)
+    assert pixels.shape == (5, 7) and pixels[2, 3] == 0 and pixels[0, 0] == 255
+
+
+def test_write_png_failure_leaves_no_file(tmp_path):
+    with pytest.raises(SketchError):
+        write_png(tmp_path / "bad.png", [np.zeros((0, 3))])
+    with pytest.raises(ValueError):
+        write_png(tmp_path / "bad.png", np.full((4, 4), np.nan))
+    assert list(tmp_path.iterdir()) == []
