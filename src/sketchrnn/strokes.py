@@ -33,6 +33,7 @@ __all__ = [
     "stroke3_to_polylines",
     "polylines_to_stroke3",
     "rdp_polylines",
+    "rdp_line_distance",
     "simplify_stroke3",
     "bounds",
     "scale_factor",
@@ -168,6 +169,38 @@ def rdp_polylines(polylines: Sequence[np.ndarray], epsilon: float) -> list[np.nd
         p = np.ascontiguousarray(p, dtype=np.float64).reshape(-1, 2)
         out.append(np.asarray(simplify_coords(p, float(epsilon))) if len(p) > 2 else p.copy())
     return out
+
+
+def rdp_line_distance(points: np.ndarray, epsilon: float) -> np.ndarray:
+    """Ramer-Douglas-Peucker measuring each point's distance to the infinite *line* through
+    the end points, as Google's pipeline does.
+
+    Written here because :func:`rdp_polylines` (the ``simplification`` package) measures the
+    distance to the *segment*; on the shared raw/simplified Quick, Draw! pairs that reproduces
+    21% of Google's drawings exactly, this variant 94% (benchmarks/quickdraw_raw_vs_simplified.py).
+    """
+    if len(points) < 3:
+        return points.copy()
+    keep = np.zeros(len(points), dtype=bool)
+    keep[[0, -1]] = True
+    ranges = [(0, len(points) - 1)]
+    while ranges:
+        first, last = ranges.pop()
+        if last - first < 2:
+            continue
+        direction = points[last] - points[first]
+        length = float(np.hypot(*direction))
+        inner = points[first + 1 : last] - points[first]
+        if length > 0:
+            distance = np.abs(inner[:, 0] * direction[1] - inner[:, 1] * direction[0]) / length
+        else:
+            distance = np.hypot(inner[:, 0], inner[:, 1])
+        farthest = int(np.argmax(distance))
+        if distance[farthest] > epsilon:
+            split = first + 1 + farthest
+            keep[split] = True
+            ranges += [(first, split), (split, last)]
+    return points[keep]
 
 
 def simplify_stroke3(s3: np.ndarray, epsilon: float) -> np.ndarray:

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from sketchrnn.io.base import SketchFileError, SketchSet, atomic_path
-from sketchrnn.strokes import SketchError, polylines_to_stroke3
+from sketchrnn.strokes import SketchError, polylines_to_stroke3, rdp_line_distance
 
 __all__ = [
     "QuickDrawDrawing",
@@ -162,38 +162,6 @@ def _resample(points: np.ndarray, spacing: float) -> np.ndarray:
     )
 
 
-def _rdp_line_distance(points: np.ndarray, epsilon: float) -> np.ndarray:
-    """Ramer-Douglas-Peucker measuring each point's distance to the infinite *line* through
-    the end points, as Google's pipeline does.
-
-    ``strokes.rdp_polylines`` (the ``simplification`` package) measures the distance to the
-    *segment* instead; on the shared raw/simplified pairs that reproduces 21% of Google's
-    drawings exactly, this variant 93% (see benchmarks/quickdraw_raw_vs_simplified.py).
-    """
-    if len(points) < 3:
-        return points.copy()
-    keep = np.zeros(len(points), dtype=bool)
-    keep[[0, -1]] = True
-    ranges = [(0, len(points) - 1)]
-    while ranges:
-        first, last = ranges.pop()
-        if last - first < 2:
-            continue
-        direction = points[last] - points[first]
-        length = float(np.hypot(*direction))
-        inner = points[first + 1 : last] - points[first]
-        if length > 0:
-            distance = np.abs(inner[:, 0] * direction[1] - inner[:, 1] * direction[0]) / length
-        else:
-            distance = np.hypot(inner[:, 0], inner[:, 1])
-        farthest = int(np.argmax(distance))
-        if distance[farthest] > epsilon:
-            split = first + 1 + farthest
-            keep[split] = True
-            ranges += [(first, split), (split, last)]
-    return points[keep]
-
-
 def simplify_raw_drawing(polylines: list[np.ndarray]) -> list[np.ndarray]:
     """Google's simplification of a raw drawing into the simplified data set's form.
 
@@ -215,7 +183,7 @@ def simplify_raw_drawing(polylines: list[np.ndarray]) -> list[np.ndarray]:
         raise SketchError("all points of the drawing coincide (nothing to scale)")
     scale = _SIMPLIFIED_MAX / extent
     return [
-        np.round(_rdp_line_distance(_resample((p - origin) * scale, 1.0), RAW_SIMPLIFY_EPSILON))
+        np.round(rdp_line_distance(_resample((p - origin) * scale, 1.0), RAW_SIMPLIFY_EPSILON))
         for p in lines
     ]
 
