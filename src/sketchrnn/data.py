@@ -26,6 +26,7 @@ import torch
 
 from sketchrnn import strokes as S
 from sketchrnn.io.base import SPLITS, SketchFileError, SketchSet
+from sketchrnn.io.formats import read_sketches
 
 __all__ = [
     "Batch",
@@ -211,51 +212,6 @@ class DataSplits:
 
 
 # ----------------------------------------------------------------------------- reading
-
-
-def read_sketches(path: PathLike) -> SketchSet:
-    """Read any supported sketch file into a :class:`SketchSet`, choosing the reader by extension.
-
-    ``.npz`` (sketch-rnn), ``.ndjson`` (Quick, Draw! raw or simplified), ``.bin`` (Quick,
-    Draw! binary), ``.svg`` or a folder of SVG files. Raises :class:`SketchFileError` for a
-    missing, empty or unsupported file, or one holding no sketches.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise SketchFileError(path, "no such file or folder")
-    # Readers are imported here so that data.py does not depend on every format's module.
-    if path.is_dir():
-        from sketchrnn.io.svg import read_svg_set
-
-        sketches = read_svg_set(path)
-    else:
-        if path.stat().st_size == 0:
-            raise SketchFileError(path, "empty file")
-        suffix = path.suffix.lower()
-        if suffix == ".npz":
-            from sketchrnn.io.npz import read_npz
-
-            sketches = read_npz(path)
-        elif suffix == ".ndjson":
-            from sketchrnn.io.quickdraw import read_quickdraw_ndjson
-
-            sketches = read_quickdraw_ndjson(path)
-        elif suffix == ".bin":
-            from sketchrnn.io.quickdraw import read_quickdraw_bin
-
-            sketches = read_quickdraw_bin(path)
-        elif suffix == ".svg":
-            from sketchrnn.io.svg import read_svg_set
-
-            sketches = read_svg_set(path)
-        else:
-            raise SketchFileError(
-                path,
-                f"unsupported file type {suffix!r} (use .npz, .ndjson, .bin, .svg or a folder)",
-            )
-    if len(sketches) == 0:
-        raise SketchFileError(path, "no sketches in it")
-    return sketches
 
 
 def assign_splits(

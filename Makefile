@@ -1,0 +1,27 @@
+# Set-up and everyday commands. Each target works alone on a fresh machine with Python 3.11.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test lint bench clean
+
+# The virtual environment: the CPU build of torch first (a plain `pip install torch` would pull
+# gigabytes of CUDA packages), then this package with its dev extra.
+$(BIN)/sketchrnn: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: $(BIN)/sketchrnn          ## train a small model on built-in shapes and draw with it
+	$(BIN)/sketchrnn demo
+
+test: $(BIN)/sketchrnn          ## run the test suite
+	$(BIN)/python -m pytest -q
+
+lint: $(BIN)/sketchrnn
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
