@@ -72,16 +72,16 @@ def read_sketches(path: str | os.PathLike) -> SketchSet:
 def _to_quickdraw_box(s3: np.ndarray) -> list[np.ndarray]:
     """Absolute polylines of a sketch in the simplified format's integer 0-255 box.
 
-    A sketch already of whole numbers inside the box is kept as it is; any other is aligned to
-    the top-left and scaled uniformly so that its largest side spans 0-255, as Quick, Draw!
-    did for its simplified files.
+    A sketch of whole numbers that fits in the box is only moved to the top-left corner (its
+    offsets are kept exactly); any other is also scaled uniformly so that its largest side
+    spans 0-255, as Quick, Draw! did for its simplified files.
     """
     lines = S.stroke3_to_polylines(s3)
     xy = np.concatenate(lines)
-    if np.all(xy == np.round(xy)) and xy.min() >= 0 and xy.max() <= 255:
-        return lines
     lo = xy.min(axis=0)
     span = float((xy.max(axis=0) - lo).max())
+    if np.all(xy == np.round(xy)) and span <= 255:
+        return [p - lo for p in lines]
     scale = 255.0 / span if span > 0 else 1.0
     return [np.round((p - lo) * scale) for p in lines]
 

@@ -1,0 +1,114 @@
+"""The `sketchrnn` command as a user runs it: data info / convert / render / download."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import shared_file
+
+from sketchrnn.cli import main
+from sketchrnn.io.formats import read_sketches
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    """Run the real console entry point in a fresh interpreter."""
+    return subprocess.run(
+        [sys.executable, "-m", "sketchrnn.cli", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_help_lists_commands():
+    out = run_cli("--help")
+    assert out.returncode == 0
+    for word in ("data",):
+        assert word in out.stdout
+
+
+def test_data_info_on_npz_and_ndjson(capsys):
+    sheep = shared_file("sketchrnn/aaron_sheep.npz")
+    cat = shared_file("quickdraw/simplified/cat.ndjson")
+    assert main(["data", "info", str(sheep), str(cat)]) == 0
+    out = capsys.readouterr().out
+    assert "sketches: 8000" in out and "train: 7400" in out and "valid: 300" in out
+    assert "scale factor" in out and "classes: cat" in out
+    assert "sketches: 25" in out
+
+
+def test_convert_roundtrip_npz_ndjson_bin(tmp_path):
+    sheep = shared_file("sketchrnn/aaron_sheep.npz")
+    original = read_sketches(sheep)
+    assert main(["data", "convert", str(sheep), str(tmp_path / "sheep.ndjson")]) == 0
+    assert main(["data", "convert", str(tmp_path / "sheep.ndjson"), str(tmp_path / "s.bin")]) == 0
+    assert main(["data", "convert", str(tmp_path / "s.bin"), str(tmp_path / "back.npz")]) == 0
+    back = read_sketches(tmp_path / "back.npz")
+    assert len(back) == len(original)
+    # Integer drawings spanning at most 255 only move to the top-left corner of the 0-255 box
+    # (every other offset survives exactly); larger ones are scaled to span exactly 0-255.
+    checked = 0
+    for a, b in zip(original.strokes[:200], back.strokes[:200], strict=True):
+        xy_a, xy_b = a[:, :2].cumsum(0), b[:, :2].cumsum(0)
+        assert xy_b.min() == 0 and len(a) == len(b)
+        if np.ptp(xy_a, axis=0).max() <= 255:
+            np.testing.assert_array_equal(a[1:], b[1:])
+            checked += 1
+        else:
+            assert np.ptp(xy_b, axis=0).max() == 255
+    assert checked > 10
+    first = json.loads((tmp_path / "sheep.ndjson").read_text().splitlines()[0])
+    assert first["word"] == "aaron_sheep"
+
+
+def test_convert_scales_floats_into_quickdraw_box(tmp_path):
+    kanji = shared_file("sketchrnn/kanji.rdp100.npz")
+    assert main(["data", "convert", str(kanji), str(tmp_path / "k.bin")]) == 0
+    back = read_sketches(tmp_path / "k.bin")
+    assert len(back) == len(read_sketches(kanji))
+
+
+@pytest.mark.parametrize("name", ["grid.png", "grid.svg"])
+def test_render_grid(tmp_path, name):
+    cat = shared_file("quickdraw/raw/cat.ndjson")
+    out = tmp_path / name
+    assert (
+        main(["data", "render", str(cat), "--out", str(out), "--n", "4", "--color", "stroke"]) == 0
+    )
+    data = out.read_bytes()
+    assert data.startswith(b"\x89PNG") if name.endswith(".png") else b"<svg" in data
+
+
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path):
+    bad = tmp_path / "bad.ndjson"
+    bad.write_text('{"word": "cat", "drawing": [[[0, 10], [0, 10]]]}\n{"word": oops}\n')
+    out = tmp_path / "out.npz"
+    result = run_cli("data", "convert", str(bad), str(out))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "bad.ndjson:2" in result.stderr
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == [bad]  # no temporary file left behind either
+
+
+def test_unsupported_output_keeps_existing_file(tmp_path):
+    cat = shared_file("quickdraw/simplified/cat.ndjson")
+    out = tmp_path / "out.txt"
+    out.write_text("precious")
+    result = run_cli("data", "convert", str(cat), str(out))
+    assert result.returncode == 2 and "unsupported output type" in result.stderr
+    assert out.read_text() == "precious"
+
+
+def test_download_offline_is_a_clear_error(tmp_path):
+    # A port nobody listens on: the command must say it cannot reach the server.
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = run_cli(
+        "data", "download", "cat", "--to", str(tmp_path), "--base-url", f"http://127.0.0.1:{port}/"
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and "reach" in result.stderr
+    assert not (tmp_path / "cat.npz").exists()
