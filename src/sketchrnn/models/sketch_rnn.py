@@ -1,0 +1,467 @@
+"""sketch-rnn (Ha & Eck 2017): a sequence-to-sequence VAE over pen strokes, or its decoder alone.
+
+Batches follow ``sketchrnn.data.Batch``: ``strokes`` ``(batch, N_max + 1, 5)`` whose row 0 is
+the start token ``(0, 0, 1, 0, 0)``, rows ``1..n`` the sketch in stroke-5 and the rest the
+padding ``(0, 0, 0, 0, 1)``; ``lengths`` ``(batch,)`` = n; ``labels`` ``(batch,)`` class ids.
+
+The decoder reads rows ``0..N_max-1`` and predicts rows ``1..N_max``; the encoder reads rows
+``1..n``. Losses are the paper's eq. 9-10 (see :meth:`SketchRNN.losses`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from sketchrnn.io.base import SketchFileError, atomic_path
+from sketchrnn.nn.cells import CELL_TYPES, State, make_cell
+from sketchrnn.nn.encoders import BiLSTMEncoder
+from sketchrnn.nn.mixture import (
+    MixtureParams,
+    mixture_params,
+    offset_log_likelihood,
+    pen_log_likelihood,
+    sample,
+)
+from sketchrnn.strokes import START_TOKEN, stroke5_to_stroke3
+
+__all__ = ["SketchRNNConfig", "SketchRNN", "SketchRNNOutput", "ModelFileError"]
+
+FORMAT_NAME = "sketchrnn.SketchRNN"
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+class ModelFileError(SketchFileError):
+    """A saved model that cannot be loaded: missing, truncated, foreign, or a config that does
+    not match its weights. The message names the file and says what to do."""
+
+
+@dataclass
+class SketchRNNConfig:
+    """Hyper-parameters of :class:`SketchRNN`; saved beside the weights as ``config.json``.
+
+    ``conditional=False`` is the decoder-only model (no encoder, no z); ``num_classes > 0``
+    adds a learned class embedding of ``class_embed_size`` to every decoder input.
+    ``recurrent_dropout`` is the probability of dropping the decoder's cell update (0 = off).
+    """
+
+    enc_hidden: int = 256
+    dec_hidden: int = 512
+    z_size: int = 128
+    num_mixtures: int = 20
+    cell: str = "layernorm"
+    conditional: bool = True
+    num_classes: int = 0
+    class_embed_size: int = 32
+    recurrent_dropout: float = 0.1
+    hyper_hidden: int = 256
+    hyper_embed: int = 32
+    max_seq_len: int = 250
+
+    def __post_init__(self) -> None:
+        if self.cell not in CELL_TYPES:
+            raise ValueError(f"cell must be one of {', '.join(CELL_TYPES)}, got {self.cell!r}")
+        for name in ("enc_hidden", "dec_hidden", "z_size", "num_mixtures", "max_seq_len"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.num_classes < 0:
+            raise ValueError(f"num_classes must be >= 0, got {self.num_classes}")
+        if not 0.0 <= self.recurrent_dropout < 1.0:
+            raise ValueError(f"recurrent_dropout must be in [0, 1), got {self.recurrent_dropout}")
+
+    # A class constant, not a dataclass field (it has no annotation).
+    PRESETS = {
+        # The paper's supplement: encoder 512, HyperLSTM decoder 2048, N_z 128, M 20.
+        "paper": dict(enc_hidden=512, dec_hidden=2048, cell="hyper", z_size=128, num_mixtures=20),
+        # magenta's sketch_rnn defaults.
+        "magenta": dict(enc_hidden=256, dec_hidden=512, z_size=128, num_mixtures=20),
+        # Trains on a laptop CPU in minutes.
+        "small": dict(enc_hidden=128, dec_hidden=256, z_size=64, num_mixtures=10),
+    }
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> SketchRNNConfig:
+        """A named configuration (``"paper"``, ``"magenta"``, ``"small"``) with overrides."""
+        if name not in cls.PRESETS:
+            raise ValueError(f"unknown preset {name!r}; expected one of {', '.join(cls.PRESETS)}")
+        return cls(**{**cls.PRESETS[name], **overrides})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> SketchRNNConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error (not silently dropped)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown SketchRNNConfig fields: {', '.join(unknown)}")
+        return cls(**values)
+
+
+class SketchRNNOutput(NamedTuple):
+    """``mixture``: next-point distributions for the ``N_max`` targets, shapes
+    ``(batch, N_max, M)`` / ``(batch, N_max, 3)``; ``mu``, ``sigma_hat``, ``z`` ``(batch, z)``
+    (``None`` for the decoder-only model; ``mu``/``sigma_hat`` also when ``z`` was given)."""
+
+    mixture: MixtureParams
+    mu: Tensor | None
+    sigma_hat: Tensor | None
+    z: Tensor | None
+
+
+class SketchRNN(nn.Module):
+    """sketch-rnn: bidirectional LSTM encoder, z, autoregressive mixture-density decoder."""
+
+    def __init__(self, config: SketchRNNConfig):
+        super().__init__()
+        self.config = config
+        self.scale_factor: float | None = None
+        self.classes: list[str] = []
+        cond_size = 0
+        if config.conditional:
+            self.encoder = BiLSTMEncoder(5, config.enc_hidden, config.z_size)
+            cond_size += config.z_size
+        if config.num_classes > 0:
+            self.class_embedding = nn.Embedding(config.num_classes, config.class_embed_size)
+            cond_size += config.class_embed_size
+        self.cell = make_cell(
+            config.cell,
+            5 + cond_size,
+            config.dec_hidden,
+            recurrent_dropout=config.recurrent_dropout,
+            hyper_hidden=config.hyper_hidden,
+            hyper_embed=config.hyper_embed,
+        )
+        if config.conditional:
+            # [h0; c0 (; hyper h0; hyper c0)] = tanh(W_z z + b_z)
+            self.init_state = nn.Linear(config.z_size, sum(self.cell.state_sizes))
+        self.output = nn.Linear(config.dec_hidden, 6 * config.num_mixtures + 3)
+
+    # ------------------------------------------------------------------------- encoder
+
+    def encode(self, strokes: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """``strokes`` ``(batch, N_max + 1, 5)``, ``lengths`` ``(batch,)`` -> ``mu``,
+        ``sigma_hat`` ``(batch, z)``. Reads rows ``1..n`` (no start token)."""
+        if not self.config.conditional:
+            raise ValueError("a decoder-only SketchRNN has no encoder")
+        self._check_batch(strokes, lengths)
+        return self.encoder(strokes[:, 1:], lengths)
+
+    @staticmethod
+    def reparameterize(mu: Tensor, sigma_hat: Tensor) -> Tensor:
+        """``z = mu + exp(sigma_hat / 2) * N(0, I)`` (eq. 2)."""
+        return mu + torch.exp(0.5 * sigma_hat) * torch.randn_like(mu)
+
+    # ------------------------------------------------------------------------- decoder
+
+    def initial_state(self, z: Tensor | None, batch_size: int) -> State:
+        """Decoder state before the first step: ``tanh(W_z z + b_z)`` split into the cell's
+        state tensors, or zeros for the decoder-only model."""
+        if not self.config.conditional:
+            return self.cell.zero_state(batch_size, self.output.weight)
+        if z is None:
+            raise ValueError("a conditional SketchRNN needs z for its initial state")
+        flat = torch.tanh(self.init_state(z))
+        return tuple(flat.split(list(self.cell.state_sizes), dim=-1))
+
+    def _conditioning(self, z: Tensor | None, labels: Tensor | None) -> Tensor | None:
+        """``[z; class embedding]`` ``(batch, cond)``, or ``None`` when there is neither."""
+        parts = []
+        if self.config.conditional:
+            if z is None:
+                raise ValueError("a conditional SketchRNN needs z")
+            parts.append(z)
+        if self.config.num_classes > 0:
+            if labels is None:
+                raise ValueError("this SketchRNN is class-conditional: pass labels")
+            parts.append(self.class_embedding(labels))
+        return torch.cat(parts, dim=-1) if parts else None
+
+    def decode(
+        self, inputs: Tensor, z: Tensor | None = None, labels: Tensor | None = None
+    ) -> MixtureParams:
+        """Teacher-forced decoder: ``inputs`` ``(batch, T, 5)`` (rows ``S_0..S_{T-1}``) ->
+        mixture for the next ``T`` points, ``(batch, T, ...)``."""
+        batch, steps, _ = inputs.shape
+        cond = self._conditioning(z, labels)
+        x = inputs if cond is None else torch.cat([inputs, _repeat_time(cond, steps)], dim=-1)
+        h_seq, _ = self.cell(x, self.initial_state(z, batch))
+        return mixture_params(self.output(h_seq), self.config.num_mixtures)
+
+    def decode_step(
+        self,
+        x_t: Tensor,
+        state: State,
+        z: Tensor | None = None,
+        labels: Tensor | None = None,
+    ) -> tuple[MixtureParams, State]:
+        """One generation step: previous point ``x_t`` ``(batch, 5)`` -> mixture for the next
+        point (shapes ``(batch, M)`` / ``(batch, 3)``) and the new state."""
+        cond = self._conditioning(z, labels)
+        x = x_t if cond is None else torch.cat([x_t, cond], dim=-1)
+        h, state = self.cell.step(x, state)
+        return mixture_params(self.output(h), self.config.num_mixtures), state
+
+    # ------------------------------------------------------------------------- training
+
+    def forward(
+        self,
+        strokes: Tensor,
+        lengths: Tensor,
+        labels: Tensor | None = None,
+        z: Tensor | None = None,
+        *,
+        use_mean: bool = False,
+    ) -> SketchRNNOutput:
+        """Encode (unless ``z`` is given), then decode with teacher forcing.
+
+        ``strokes`` ``(batch, N_max + 1, 5)``; ``lengths``, ``labels`` ``(batch,)``;
+        ``z`` ``(batch, z_size)``. ``use_mean=True`` takes ``z = mu`` instead of a sample
+        (deterministic reconstructions and evaluation).
+        """
+        self._check_batch(strokes, lengths)
+        mu = sigma_hat = None
+        if self.config.conditional:
+            if z is None:
+                mu, sigma_hat = self.encoder(strokes[:, 1:], lengths)
+                z = mu if use_mean else self.reparameterize(mu, sigma_hat)
+        elif z is not None:
+            raise ValueError("a decoder-only SketchRNN takes no z")
+        mixture = self.decode(strokes[:, :-1], z, labels)
+        return SketchRNNOutput(mixture, mu, sigma_hat, z)
+
+    def losses(
+        self,
+        strokes: Tensor,
+        lengths: Tensor,
+        labels: Tensor | None = None,
+        *,
+        use_mean: bool = False,
+    ) -> dict[str, Tensor]:
+        """The paper's loss terms as scalars, each averaged over the batch:
+
+        * ``L_s = -1/N_max sum_{i<=n} log p(dx_i, dy_i)`` - the offsets of the real points
+          only, but divided by ``N_max`` (eq. 9);
+        * ``L_p = -1/N_max sum_{i<=N_max} sum_k p_k,i log q_k,i`` - the pen states over all
+          ``N_max`` steps, padding included: that is how the model learns to stop;
+        * ``L_R = L_s + L_p``;
+        * ``L_KL = -1/(2 N_z) sum (1 + sigma_hat - mu^2 - exp(sigma_hat))`` (eq. 10), zero
+          for the decoder-only model.
+        """
+        out = self(strokes, lengths, labels, use_mean=use_mean)
+        targets = strokes[:, 1:]
+        n_max = targets.shape[1]
+        steps = torch.arange(n_max, device=strokes.device)
+        is_real = steps.unsqueeze(0) < lengths.to(strokes.device).unsqueeze(1)
+        offset_ll = offset_log_likelihood(out.mixture, targets[..., 0], targets[..., 1])
+        # where(), not a product with the mask: a padded step's value must not leak even as NaN.
+        offset_ll = torch.where(is_real, offset_ll, torch.zeros_like(offset_ll))
+        loss_s = -(offset_ll.sum(1) / n_max).mean()
+        loss_p = -(pen_log_likelihood(out.mixture, targets[..., 2:5]).sum(1) / n_max).mean()
+        if out.mu is not None and out.sigma_hat is not None:
+            kl_terms = 1.0 + out.sigma_hat - out.mu.pow(2) - torch.exp(out.sigma_hat)
+            loss_kl = (-0.5 * kl_terms.mean(1)).mean()
+        else:
+            loss_kl = strokes.new_zeros(())
+        return {"L_s": loss_s, "L_p": loss_p, "L_R": loss_s + loss_p, "L_KL": loss_kl}
+
+    # ------------------------------------------------------------------------- generation
+
+    @torch.no_grad()
+    def generate(
+        self,
+        n: int,
+        *,
+        z: Tensor | None = None,
+        labels: Tensor | int | None = None,
+        temperature: float = 0.5,
+        max_len: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> list[np.ndarray]:
+        """Sample ``n`` sketches; stroke-3 ``(k, 3)`` float32 arrays in normalised units
+        (multiply ``dx, dy`` by ``scale_factor`` for pixels).
+
+        ``z`` ``(n, z_size)`` defaults to draws from ``N(0, I)``; ``labels`` is one class id
+        for all or ``(n,)``; sampling stops at the end-of-sketch state or ``max_len`` points
+        (default ``config.max_seq_len``). Runs in eval mode (no dropout).
+        """
+        device = self.output.weight.device
+        max_len = self.config.max_seq_len if max_len is None else max_len
+        if self.config.conditional and z is None:
+            z = torch.randn(n, self.config.z_size, generator=generator).to(device)
+        if labels is not None:
+            labels = torch.as_tensor(labels, dtype=torch.long, device=device)
+            labels = labels.expand(n) if labels.ndim == 0 else labels
+        was_training = self.training
+        self.eval()
+        try:
+            state = self.initial_state(z, n)
+            x = torch.as_tensor(START_TOKEN, device=device).expand(n, 5)
+            rows = []
+            finished = torch.zeros(n, dtype=torch.bool, device=device)
+            for _ in range(max_len):
+                mixture, state = self.decode_step(x, state, z, labels)
+                x = sample(mixture, temperature, generator=generator)
+                rows.append(x)
+                finished |= x[:, 4] > 0.5
+                if bool(finished.all()):
+                    break
+        finally:
+            self.train(was_training)
+        if not rows:
+            return [np.zeros((0, 3), dtype=np.float32) for _ in range(n)]
+        stroke5 = torch.stack(rows, dim=1).cpu().numpy()
+        return [stroke5_to_stroke3(s) for s in stroke5]
+
+    # ------------------------------------------------------------------------- files
+
+    def save_pretrained(
+        self,
+        directory: str | os.PathLike,
+        scale_factor: float | None = None,
+        classes: list[str] | None = None,
+    ) -> None:
+        """Write ``config.json`` (config, scale factor, class names, format version) and
+        ``model.safetensors`` into ``directory``. Defaults: ``self.scale_factor`` and
+        ``self.classes``. Each file is replaced atomically."""
+        scale_factor = self.scale_factor if scale_factor is None else float(scale_factor)
+        classes = list(self.classes if classes is None else classes)
+        if self.config.num_classes and classes and len(classes) != self.config.num_classes:
+            raise ValueError(
+                f"{len(classes)} class names for a model of {self.config.num_classes} classes"
+            )
+        directory = Path(directory)
+        meta = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "config": self.config.to_dict(),
+            "scale_factor": scale_factor,
+            "classes": classes,
+        }
+        tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        with atomic_path(directory / WEIGHTS_FILE) as tmp:
+            save_file(tensors, os.fspath(tmp), metadata={"format": FORMAT_NAME})
+        with atomic_path(directory / CONFIG_FILE) as tmp:
+            tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike) -> SketchRNN:
+        """Load a model written by :meth:`save_pretrained`; sets ``scale_factor`` and
+        ``classes``. Raises :class:`ModelFileError` for a missing, truncated or foreign file,
+        or a config that does not match the weights."""
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise ModelFileError(
+                directory, "no such model directory (write one with SketchRNN.save_pretrained)"
+            )
+        config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
+        meta = _read_meta(config_path)
+        try:
+            config = SketchRNNConfig.from_dict(meta["config"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise ModelFileError(config_path, f"invalid model config: {err}") from None
+        if not weights_path.is_file():
+            raise ModelFileError(
+                weights_path, "missing; copy it from where config.json came from, or re-save"
+            )
+        try:
+            tensors = load_file(weights_path)
+        except (SafetensorError, OSError, ValueError) as err:
+            raise ModelFileError(
+                weights_path,
+                f"not a readable safetensors file (truncated or foreign?): {err}; "
+                "re-save or re-download the model",
+            ) from None
+        model = cls(config)
+        _check_weights_match(weights_path, model.state_dict(), tensors)
+        model.load_state_dict(tensors)
+        scale_factor = meta.get("scale_factor")
+        model.scale_factor = None if scale_factor is None else float(scale_factor)
+        model.classes = [str(c) for c in meta.get("classes") or []]
+        return model
+
+    # ------------------------------------------------------------------------- checks
+
+    def _check_batch(self, strokes: Tensor, lengths: Tensor) -> None:
+        if strokes.ndim != 3 or strokes.shape[-1] != 5 or strokes.shape[1] < 2:
+            raise ValueError(
+                f"strokes must be (batch, N_max + 1, 5) with N_max >= 1, got {tuple(strokes.shape)}"
+            )
+        if lengths.shape != strokes.shape[:1]:
+            raise ValueError(
+                f"lengths must be (batch,) = ({strokes.shape[0]},), got {tuple(lengths.shape)}"
+            )
+        if lengths.numel() and int(lengths.max()) > strokes.shape[1] - 1:
+            raise ValueError(
+                f"a length of {int(lengths.max())} exceeds N_max = {strokes.shape[1] - 1}"
+            )
+
+
+def _repeat_time(cond: Tensor, steps: int) -> Tensor:
+    """``(batch, C)`` -> ``(batch, steps, C)`` (a view, no copy)."""
+    return cond.unsqueeze(1).expand(-1, steps, -1)
+
+
+def _read_meta(config_path: Path) -> dict[str, Any]:
+    if not config_path.is_file():
+        raise ModelFileError(
+            config_path, "missing; a model directory holds config.json and model.safetensors"
+        )
+    try:
+        meta = json.loads(config_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ModelFileError(config_path, f"not valid JSON ({err}); re-save the model") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
+        raise ModelFileError(
+            config_path, f"not a SketchRNN config (expected format {FORMAT_NAME!r})"
+        )
+    version = meta.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ModelFileError(
+            config_path,
+            f"format_version {version!r} is not supported (this sketchrnn reads up to "
+            f"{FORMAT_VERSION}); upgrade sketchrnn",
+        )
+    return meta
+
+
+def _check_weights_match(
+    weights_path: Path, expected: dict[str, Tensor], found: dict[str, Tensor]
+) -> None:
+    """One clear error listing what differs between the config's model and the weights."""
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    wrong_shape = [
+        f"{k} {tuple(found[k].shape)} vs {tuple(expected[k].shape)}"
+        for k in sorted(set(expected) & set(found))
+        if found[k].shape != expected[k].shape
+    ]
+    problems = []
+    if missing:
+        problems.append(f"missing {', '.join(missing[:5])}" + (" ..." if len(missing) > 5 else ""))
+    if unexpected:
+        more = " ..." if len(unexpected) > 5 else ""
+        problems.append(f"unexpected {', '.join(unexpected[:5])}{more}")
+    if wrong_shape:
+        more = " ..." if len(wrong_shape) > 5 else ""
+        problems.append(f"wrong shape (file vs config) {'; '.join(wrong_shape[:5])}{more}")
+    if problems:
+        raise ModelFileError(
+            weights_path,
+            "does not match config.json: "
+            + "; ".join(problems)
+            + "; save config and weights together with save_pretrained",
+        )

@@ -1,0 +1,160 @@
+"""The mixture-density head: a bivariate Gaussian mixture for ``(dx, dy)`` and a categorical
+distribution over the three pen states (sketch-rnn paper, eq. 3-8).
+
+Raw output layout (``6M + 3`` values, the order magenta and magenta.js use, so their weights
+load without reordering): ``[pen logits (3) | pi logits (M) | mu_x (M) | mu_y (M) |
+log sigma_x (M) | log sigma_y (M) | raw rho (M)]``.
+
+Everything is computed in log space (log-softmax, logsumexp): in probability space the
+likelihood of a far-off point underflows to 0 and its log to -inf.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = [
+    "MixtureParams",
+    "mixture_params",
+    "offset_log_likelihood",
+    "pen_log_likelihood",
+    "sample",
+    "LOG_SIGMA_MIN",
+    "LOG_SIGMA_MAX",
+]
+
+# Offsets are normalised to unit standard deviation; a sigma of exp(-5) = 0.0067 is already a
+# fraction of a pixel. Without this floor the model can shrink sigma onto points with exactly
+# zero offset and the density, hence the loss, runs off to -inf after long training. The floor
+# applies in the likelihood (what training sees) only: the parameters themselves stay as the
+# network gave them, so imported magenta.js models (some sigmas ~1e-7) sample exactly as there.
+LOG_SIGMA_MIN = -5.0
+LOG_SIGMA_MAX = 5.0
+# |rho| < 1 strictly, so that 1 - rho^2 never rounds to 0 in float32.
+_RHO_LIMIT = 1.0 - 1e-5
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+class MixtureParams(NamedTuple):
+    """Parameters of the next-point distribution; leading dimensions ``...`` are e.g.
+    ``(batch, time)`` or ``(batch,)``.
+
+    ``log_pi`` ``(..., M)`` normalised log mixture weights; ``mu_x``, ``mu_y``,
+    ``log_sigma_x``, ``log_sigma_y``, ``rho`` ``(..., M)``; ``pen_logits`` ``(..., 3)``
+    unnormalised logits of ``(p1, p2, p3)``.
+    """
+
+    log_pi: Tensor
+    mu_x: Tensor
+    mu_y: Tensor
+    log_sigma_x: Tensor
+    log_sigma_y: Tensor
+    rho: Tensor
+    pen_logits: Tensor
+
+    @property
+    def num_mixtures(self) -> int:
+        return self.log_pi.shape[-1]
+
+
+def mixture_params(y: Tensor, num_mixtures: int) -> MixtureParams:
+    """Split the raw output ``y`` ``(..., 6M + 3)`` into :class:`MixtureParams`.
+
+    ``pi = softmax`` (kept as log-softmax), ``sigma = exp`` (kept as log sigma),
+    ``rho = tanh`` (eq. 6-7).
+    """
+    expected = 6 * num_mixtures + 3
+    if y.shape[-1] != expected:
+        raise ValueError(f"expected {expected} outputs for {num_mixtures} mixtures, got {y.shape}")
+    pen_logits, pi_logits, mu_x, mu_y, log_sx, log_sy, rho_raw = y.split(
+        [3] + [num_mixtures] * 6, dim=-1
+    )
+    return MixtureParams(
+        log_pi=F.log_softmax(pi_logits, dim=-1),
+        mu_x=mu_x,
+        mu_y=mu_y,
+        log_sigma_x=log_sx,
+        log_sigma_y=log_sy,
+        rho=torch.tanh(rho_raw) * _RHO_LIMIT,
+        pen_logits=pen_logits,
+    )
+
+
+def offset_log_likelihood(params: MixtureParams, dx: Tensor, dy: Tensor) -> Tensor:
+    """``log p(dx, dy)`` under the mixture (eq. 3); ``dx``, ``dy`` ``(...)`` -> ``(...)``.
+
+    Log sigma is clamped to ``[LOG_SIGMA_MIN, LOG_SIGMA_MAX]`` here, for stable training.
+    """
+    dx = dx.unsqueeze(-1)
+    dy = dy.unsqueeze(-1)
+    log_sigma_x = params.log_sigma_x.clamp(LOG_SIGMA_MIN, LOG_SIGMA_MAX)
+    log_sigma_y = params.log_sigma_y.clamp(LOG_SIGMA_MIN, LOG_SIGMA_MAX)
+    zx = (dx - params.mu_x) * torch.exp(-log_sigma_x)
+    zy = (dy - params.mu_y) * torch.exp(-log_sigma_y)
+    rho = params.rho
+    one_minus_rho2 = 1.0 - rho * rho
+    quad = (zx * zx + zy * zy - 2.0 * rho * zx * zy) / one_minus_rho2
+    log_normal = (
+        -_LOG_2PI - log_sigma_x - log_sigma_y - 0.5 * torch.log(one_minus_rho2) - 0.5 * quad
+    )
+    return torch.logsumexp(params.log_pi + log_normal, dim=-1)
+
+
+def pen_log_likelihood(params: MixtureParams, pen: Tensor) -> Tensor:
+    """``sum_k p_k log q_k`` for pen states ``pen`` ``(..., 3)`` (one-hot) -> ``(...)``."""
+    return (pen * F.log_softmax(params.pen_logits, dim=-1)).sum(-1)
+
+
+def sample(
+    params: MixtureParams,
+    temperature: float,
+    pen_temperature: float | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Draw one point per row: ``params`` with shapes ``(batch, M)`` -> ``(batch, 5)`` rows
+    ``(dx, dy, p1, p2, p3)`` with a one-hot pen state.
+
+    Temperature as in the paper's eq. 8: pi and pen logits are divided by ``tau`` and the
+    variances multiplied by ``tau`` (so sigma by ``sqrt(tau)``; rho is unchanged).
+    ``temperature == 0`` is the limit ``tau -> 0``: the most likely component, its mean and
+    the most likely pen state. ``pen_temperature`` defaults to ``temperature``.
+    """
+    if temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {temperature}")
+    pen_tau = temperature if pen_temperature is None else pen_temperature
+    if pen_tau < 0:
+        raise ValueError(f"pen_temperature must be >= 0, got {pen_tau}")
+    batch = params.log_pi.shape[0]
+    device = params.log_pi.device
+
+    component = _sample_categorical(params.log_pi, temperature, generator)
+    pen_state = _sample_categorical(params.pen_logits, pen_tau, generator)
+
+    def pick(t: Tensor) -> Tensor:
+        return t.gather(-1, component.unsqueeze(-1)).squeeze(-1)
+
+    mu_x, mu_y, rho = pick(params.mu_x), pick(params.mu_y), pick(params.rho)
+    if temperature == 0:
+        dx, dy = mu_x, mu_y
+    else:
+        scale = math.sqrt(temperature)
+        sigma_x = torch.exp(pick(params.log_sigma_x)) * scale
+        sigma_y = torch.exp(pick(params.log_sigma_y)) * scale
+        noise = torch.randn(2, batch, device=device, dtype=mu_x.dtype, generator=generator)
+        dx = mu_x + sigma_x * noise[0]
+        dy = mu_y + sigma_y * (rho * noise[0] + torch.sqrt(1.0 - rho * rho) * noise[1])
+    pen = F.one_hot(pen_state, 3).to(dx.dtype)
+    return torch.cat([dx.unsqueeze(-1), dy.unsqueeze(-1), pen], dim=-1)
+
+
+def _sample_categorical(logits: Tensor, temperature: float, generator: torch.Generator | None):
+    """Index ``(batch,)`` drawn from ``softmax(logits / temperature)``; argmax at 0."""
+    if temperature == 0:
+        return logits.argmax(-1)
+    probs = F.softmax(logits / temperature, dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)

@@ -1,0 +1,234 @@
+"""The decoder cells: shapes, the two plain-LSTM paths, layer-norm maths, HyperLSTM, dropout."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from sketchrnn.nn.cells import (
+    CELL_TYPES,
+    LSTM,
+    HyperLSTM,
+    LayerNormLSTM,
+    make_cell,
+    set_loop_compiler,
+)
+
+INPUT, HIDDEN, BATCH, STEPS = 7, 16, 3, 9
+
+
+def _cell(kind: str, dropout: float = 0.0):
+    torch.manual_seed(0)
+    return make_cell(kind, INPUT, HIDDEN, recurrent_dropout=dropout, hyper_hidden=8, hyper_embed=4)
+
+
+def _random_state(cell, generator_seed: int = 1):
+    gen = torch.Generator().manual_seed(generator_seed)
+    return tuple(torch.randn(BATCH, size, generator=gen) * 0.5 for size in cell.state_sizes)
+
+
+@pytest.mark.parametrize("kind", CELL_TYPES)
+def test_sequence_and_step_shapes(kind):
+    cell = _cell(kind)
+    x = torch.randn(BATCH, STEPS, INPUT)
+    state = cell.zero_state(BATCH, x)
+    assert [s.shape for s in state] == [(BATCH, n) for n in cell.state_sizes]
+    h_seq, new_state = cell(x, state)
+    assert h_seq.shape == (BATCH, STEPS, HIDDEN)
+    assert [s.shape for s in new_state] == [(BATCH, n) for n in cell.state_sizes]
+    h, step_state = cell.step(x[:, 0], state)
+    assert h.shape == (BATCH, HIDDEN)
+    assert len(step_state) == len(cell.state_sizes)
+
+
+@pytest.mark.parametrize("kind", CELL_TYPES)
+def test_steps_one_by_one_equal_the_sequence(kind):
+    cell = _cell(kind).eval()
+    x = torch.randn(BATCH, STEPS, INPUT)
+    state = _random_state(cell)
+    h_seq, final = cell(x, state)
+    step_state = state
+    for t in range(STEPS):
+        h, step_state = cell.step(x[:, t], step_state)
+        torch.testing.assert_close(h, h_seq[:, t], rtol=1e-5, atol=1e-5)
+    for a, b in zip(final, step_state, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", CELL_TYPES)
+def test_gradient_reaches_every_parameter_and_the_state(kind):
+    cell = _cell(kind, dropout=0.2).train()
+    x = torch.randn(BATCH, STEPS, INPUT, requires_grad=True)
+    state = tuple(s.requires_grad_() for s in _random_state(cell))
+    h_seq, _ = cell(x, state)
+    h_seq.pow(2).sum().backward()
+    for name, param in cell.named_parameters():
+        assert param.grad is not None and param.grad.abs().sum() > 0, name
+    assert x.grad.abs().sum() > 0
+    assert all(s.grad.abs().sum() > 0 for s in state)
+
+
+@pytest.fixture(params=["python", "script"])
+def loop_compiler(request):
+    set_loop_compiler(request.param)
+    yield request.param
+    set_loop_compiler("python")
+
+
+def test_fused_and_step_loop_lstm_agree_on_the_same_weights(loop_compiler):
+    cell = _cell("lstm", dropout=0.3)
+    assert isinstance(cell, LSTM)
+    cell.eval()  # eval: fused path; forward_loop with training=False applies no dropout
+    x = torch.randn(BATCH, STEPS, INPUT)
+    state = _random_state(cell)
+    fused_h, (fused_hn, fused_cn) = cell(x, state)
+    fused_grads = torch.autograd.grad(fused_h.pow(2).sum(), list(cell.parameters()))
+    loop_h, (loop_hn, loop_cn) = cell.forward_loop(x, state)
+    loop_grads = torch.autograd.grad(loop_h.pow(2).sum(), list(cell.parameters()))
+    torch.testing.assert_close(loop_h, fused_h, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(loop_hn, fused_hn, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(loop_cn, fused_cn, rtol=1e-5, atol=1e-6)
+    for a, b in zip(loop_grads, fused_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", CELL_TYPES)
+def test_recurrent_dropout_is_random_in_training_and_off_in_eval(kind):
+    cell = _cell(kind, dropout=0.5)
+    x = torch.randn(BATCH, STEPS, INPUT)
+    state = _random_state(cell)
+    cell.train()
+    first, _ = cell(x, state)
+    second, _ = cell(x, state)
+    assert not torch.allclose(first, second)
+    cell.eval()
+    first, _ = cell(x, state)
+    second, _ = cell(x, state)
+    torch.testing.assert_close(first, second)
+
+
+def test_no_dropout_means_training_is_deterministic():
+    cell = _cell("layernorm", dropout=0.0).train()
+    x = torch.randn(BATCH, STEPS, INPUT)
+    state = _random_state(cell)
+    torch.testing.assert_close(cell(x, state)[0], cell(x, state)[0])
+
+
+def test_dropout_drops_the_cell_update_not_the_hidden_state():
+    # Dropping g at almost every step leaves c = f * c, so from c = 0 the memory stays 0 and
+    # h = sigmoid(o) * tanh(0) = 0. Dropping h instead would leave c to grow.
+    cell = _cell("lstm", dropout=0.999999).train()
+    x = torch.randn(BATCH, STEPS, INPUT)
+    h_seq, (_, c) = cell(x, cell.zero_state(BATCH, x))
+    assert c.abs().max() == 0
+    assert h_seq.abs().max() == 0
+
+
+@pytest.mark.parametrize("kind", CELL_TYPES)
+def test_recurrent_weights_start_orthogonal_and_forget_bias_at_one(kind):
+    cell = _cell(kind)
+    if isinstance(cell, LSTM):
+        w_hh, forget = cell.lstm.weight_hh_l0, cell.lstm.bias_ih_l0.view(4, HIDDEN)[1]
+    else:
+        w_hh, forget = cell.weight_hh[: 4 * HIDDEN], cell.gate_beta[1]
+    for block in w_hh.detach().chunk(4, 0):
+        torch.testing.assert_close(block @ block.T, torch.eye(HIDDEN), atol=1e-5, rtol=0)
+    torch.testing.assert_close(forget.detach(), torch.ones(HIDDEN))
+
+
+def _reference_layernorm_lstm(cell: LayerNormLSTM, x, state):
+    """The LayerNorm LSTM written out step by step, independently of the scripted loop."""
+    h, c = state
+    outputs = []
+    for t in range(x.shape[1]):
+        pre = x[:, t] @ cell.weight_ih.T + h @ cell.weight_hh.T
+        gates = []
+        for k, part in enumerate(pre.chunk(4, 1)):
+            mean = part.mean(1, keepdim=True)
+            var = part.var(1, unbiased=False, keepdim=True)
+            normed = (part - mean) / torch.sqrt(var + 1e-5)
+            gates.append(normed * cell.gate_gamma[k] + cell.gate_beta[k])
+        i, f, g, o = gates
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        c_normed = F.layer_norm(c, [c.shape[1]], cell.cell_gamma, cell.cell_beta)
+        h = torch.sigmoid(o) * torch.tanh(c_normed)
+        outputs.append(h)
+    return torch.stack(outputs, 1)
+
+
+def test_layernorm_lstm_matches_a_step_by_step_reference():
+    cell = _cell("layernorm").eval()
+    with torch.no_grad():  # non-trivial norms so that gamma/beta matter
+        cell.gate_gamma.normal_(1.0, 0.2)
+        cell.gate_beta.normal_(0.0, 0.2)
+        cell.cell_gamma.normal_(1.0, 0.2)
+        cell.cell_beta.normal_(0.0, 0.2)
+    x = torch.randn(BATCH, STEPS, INPUT)
+    state = _random_state(cell)
+    expected = _reference_layernorm_lstm(cell, x, state)
+    torch.testing.assert_close(cell(x, state)[0], expected, rtol=1e-4, atol=1e-5)
+
+
+def test_hyper_lstm_with_unit_scaling_is_a_layernorm_lstm():
+    # With every weight-scaling vector d_x = d_h = 1 and bias shift d_b = 0 (and no bias), the
+    # hypernetwork has no effect and the main cell must be exactly a LayerNorm LSTM.
+    hyper = _cell("hyper").eval()
+    assert isinstance(hyper, HyperLSTM)
+    plain = _cell("layernorm").eval()
+    E = hyper.hyper_embed
+    with torch.no_grad():
+        hyper.embed_weight.zero_()
+        hyper.embed_bias.zero_()
+        hyper.embed_bias[: 8 * E].fill_(1.0)
+        hyper.scale_weight.zero_()
+        hyper.scale_weight[:8].fill_(1.0 / E)
+        hyper.bias.zero_()
+        hyper.gate_gamma.normal_(1.0, 0.2)
+        hyper.gate_beta.normal_(0.0, 0.2)
+        plain.weight_ih.copy_(hyper.weight_ih[: 4 * HIDDEN])
+        plain.weight_hh.copy_(hyper.weight_hh[: 4 * HIDDEN])
+        for name in ("gate_gamma", "gate_beta", "cell_gamma", "cell_beta"):
+            getattr(plain, name).copy_(getattr(hyper, name))
+    x = torch.randn(BATCH, STEPS, INPUT)
+    state = _random_state(hyper)
+    hyper_h, _ = hyper(x, state)
+    plain_h, _ = plain(x, state[:2])
+    torch.testing.assert_close(hyper_h, plain_h, rtol=1e-4, atol=1e-5)
+
+
+def test_hyper_lstm_scaling_changes_the_output():
+    # The converse: the hyper cell's embeddings do act on the main cell.
+    cell = _cell("hyper").eval()
+    x = torch.randn(BATCH, STEPS, INPUT)
+    state = _random_state(cell)
+    before, _ = cell(x, state)
+    with torch.no_grad():
+        cell.scale_weight[8:].normal_(0.0, 1.0)  # bias shifts
+    after, _ = cell(x, state)
+    assert (before - after).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("kind", CELL_TYPES)
+def test_torchscript_and_python_loops_compute_the_same(kind):
+    cell = _cell(kind, dropout=0.2).eval()
+    x = torch.randn(BATCH, STEPS, INPUT)
+    state = _random_state(cell)
+    loop = cell.forward_loop if isinstance(cell, LSTM) else cell
+    expected, _ = loop(x, state)
+    set_loop_compiler("script")
+    try:
+        for _ in range(3):  # TorchScript re-optimises over its first runs
+            got, _ = loop(x, state)
+            torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+    finally:
+        set_loop_compiler("python")
+
+
+def test_make_cell_rejects_unknown_names_and_bad_dropout():
+    with pytest.raises(ValueError, match="unknown cell"):
+        make_cell("gru", INPUT, HIDDEN)
+    with pytest.raises(ValueError, match="recurrent_dropout"):
+        make_cell("lstm", INPUT, HIDDEN, recurrent_dropout=1.0)
+    with pytest.raises(ValueError, match="loop compiler"):
+        set_loop_compiler("compile")
