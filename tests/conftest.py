@@ -26,3 +26,11 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data folder not found: {SHARED_DATA} (set SKETCHRNN_SHARED_DATA)")
     return SHARED_DATA
+
+
+def pytest_configure(config):
+    # Small recurrent steps run far slower with two threads fighting over two cores than with
+    # one; tests measure behaviour, not speed, so one thread each.
+    import torch
+
+    torch.set_num_threads(1)
