@@ -9,6 +9,7 @@ from conftest import shared_file
 
 from sketchrnn import generate, strokes
 from sketchrnn.io.base import SketchFileError
+from sketchrnn.io.formats import position_colors, write_grid
 from sketchrnn.models.sketch_rnn import SketchRNN, SketchRNNConfig
 
 MAX_LEN = 30
@@ -268,27 +269,27 @@ def test_imported_magenta_model_draws_sane_sheep(tmp_path):
         # Quick, Draw! drawings fill 256 px boxes: the sheep stay near that size.
         assert 50 < max(x1 - x0, y1 - y0) < 1000
     png = tmp_path / "sheep.png"
-    generate.save_grid(png, drawn[:12], ncols=4, color_by="stroke")
+    write_grid(png, drawn[:12], ncols=4, color_by="stroke")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_save_grid_formats_and_colours(tmp_path):
     sketches = [a_sketch(seed=i) for i in range(3)]
-    generate.save_grid(tmp_path / "g.svg", sketches, color_by="position")
+    write_grid(tmp_path / "g.svg", sketches, color_by="position")
     svg = (tmp_path / "g.svg").read_text()
-    for colour in generate.position_colors(3):
+    for colour in position_colors(3):
         assert colour in svg
-    generate.save_grid(tmp_path / "g.png", sketches, color_by="none")
+    write_grid(tmp_path / "g.png", sketches, color_by="none")
     assert (tmp_path / "g.png").stat().st_size > 0
     with pytest.raises(SketchFileError, match="unknown picture format"):
-        generate.save_grid(tmp_path / "g.gif", sketches)
+        write_grid(tmp_path / "g.gif", sketches)
     with pytest.raises(ValueError, match="color_by"):
-        generate.save_grid(tmp_path / "h.png", sketches, color_by="rainbow")
+        write_grid(tmp_path / "h.png", sketches, color_by="plaid")
     assert not (tmp_path / "g.gif").exists() and not (tmp_path / "h.png").exists()
 
 
 def test_position_colours_blend_from_start_to_end():
-    colours = generate.position_colors(5, "#000000", "#ffffff")
+    colours = position_colors(5, "#000000", "#ffffff")
     assert colours[0] == "#000000" and colours[-1] == "#ffffff"
     assert colours[2] in ("#7f7f7f", "#808080")
 

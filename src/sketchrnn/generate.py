@@ -43,8 +43,6 @@ __all__ = [
     "four_corner_grid",
     "analogy",
     "variations",
-    "position_colors",
-    "save_grid",
 ]
 
 SketchOrLatent = np.ndarray | torch.Tensor
@@ -535,51 +533,3 @@ def complete(
 
 
 # ----------------------------------------------------------------------------- pictures
-
-
-def position_colors(count: int, start: str = "#1f4fd8", end: str = "#d81f4f") -> list[str]:
-    """``count`` colours blending from ``start`` to ``end``: colour by interpolation position."""
-    from sketchrnn.raster import parse_color
-
-    a, b = parse_color(start), parse_color(end)
-    out = []
-    for t in np.linspace(0.0, 1.0, max(count, 1))[:count]:
-        rgb = np.clip(np.round(((1 - t) * a + t * b) * 255), 0, 255).astype(int)
-        out.append("#{:02x}{:02x}{:02x}".format(*rgb))
-    return out
-
-
-STROKE_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2"]
-
-
-def save_grid(
-    path: str | os.PathLike,
-    sketches: Sequence[np.ndarray],
-    *,
-    ncols: int | None = None,
-    color_by: Literal["stroke", "position", "none"] = "stroke",
-) -> None:
-    """Write sketches as a grid to ``.svg`` or ``.png`` (chosen by the suffix).
-
-    ``color_by="stroke"`` colours each stroke by its order in the sketch, ``"position"``
-    colours each sketch by its place in the list (for interpolations), ``"none"`` is black.
-    """
-    suffix = Path(path).suffix.lower()
-    if color_by == "stroke":
-        colors, by = STROKE_COLORS, "stroke"
-    elif color_by == "position":
-        colors, by = position_colors(len(sketches)), "sketch"
-    elif color_by == "none":
-        colors, by = None, "stroke"
-    else:
-        raise ValueError(f"color_by must be 'stroke', 'position' or 'none', got {color_by!r}")
-    if suffix == ".png":
-        from sketchrnn.io.png import write_png
-
-        write_png(path, list(sketches), ncols=ncols, colors=colors, color_by=by)
-    elif suffix == ".svg":
-        from sketchrnn.io.svg import write_svg
-
-        write_svg(path, list(sketches), ncols=ncols, colors=colors, color_by=by)
-    else:
-        raise SketchFileError(path, f"unknown picture format {suffix!r}: use .svg or .png")

@@ -15,7 +15,14 @@ import numpy as np
 from sketchrnn import strokes as S
 from sketchrnn.io.base import SketchFileError, SketchSet
 
-__all__ = ["read_sketches", "write_sketches", "write_grid", "READ_FORMATS", "WRITE_FORMATS"]
+__all__ = [
+    "read_sketches",
+    "write_sketches",
+    "write_grid",
+    "position_colors",
+    "READ_FORMATS",
+    "WRITE_FORMATS",
+]
 
 READ_FORMATS = (".npz", ".ndjson", ".bin", ".svg", ".zip")
 WRITE_FORMATS = (".npz", ".ndjson", ".bin", ".svg", ".png")
@@ -132,31 +139,47 @@ def write_grid(
     sketches: list[np.ndarray],
     *,
     ncols: int | None = None,
-    color_by: Literal["none", "stroke", "sketch"] = "none",
-    colors: list[str] | None = None,
+    color_by: Literal["none", "stroke", "position"] = "none",
 ) -> None:
     """Draw sketches as one grid to ``.svg`` or ``.png`` (by extension), atomically.
 
-    ``color_by="stroke"`` colours strokes by drawing order (a rainbow over the stroke index),
-    ``"sketch"`` gives each sketch its colour from ``colors``; ``"none"`` draws in black.
+    ``color_by="stroke"`` colours strokes by drawing order (red through blue over the stroke
+    index), ``"position"`` colours each sketch by its place in the list (for interpolations),
+    ``"none"`` draws in black.
     """
     path = Path(path)
     suffix = path.suffix.lower()
-    if color_by == "stroke" and colors is None:
+    if color_by == "stroke":
         n = max((int(np.asarray(s)[:, 2].sum()) + 1 for s in sketches), default=1)
-        colors = _rainbow(n)
-    if color_by == "none":
-        colors, color_by = None, "stroke"
+        colors, by = _rainbow(n), "stroke"
+    elif color_by == "position":
+        colors, by = position_colors(len(sketches)), "sketch"
+    elif color_by == "none":
+        colors, by = None, "stroke"
+    else:
+        raise ValueError(f"color_by must be 'none', 'stroke' or 'position', got {color_by!r}")
     if suffix == ".svg":
         from sketchrnn.io.svg import write_svg
 
-        write_svg(path, sketches, ncols=ncols, colors=colors, color_by=color_by)
+        write_svg(path, list(sketches), ncols=ncols, colors=colors, color_by=by)
     elif suffix == ".png":
         from sketchrnn.io.png import write_png
 
-        write_png(path, sketches, ncols=ncols, colors=colors, color_by=color_by)
+        write_png(path, list(sketches), ncols=ncols, colors=colors, color_by=by)
     else:
-        raise SketchFileError(path, f"unsupported image type {suffix!r} (use .svg or .png)")
+        raise SketchFileError(path, f"unknown picture format {suffix!r}: use .svg or .png")
+
+
+def position_colors(count: int, start: str = "#1f4fd8", end: str = "#d81f4f") -> list[str]:
+    """``count`` colours blending from ``start`` to ``end``: colour by interpolation position."""
+    from sketchrnn.raster import parse_color
+
+    a, b = parse_color(start), parse_color(end)
+    out = []
+    for t in np.linspace(0.0, 1.0, max(count, 1))[:count]:
+        rgb = np.clip(np.round(((1 - t) * a + t * b) * 255), 0, 255).astype(int)
+        out.append("#{:02x}{:02x}{:02x}".format(*rgb))
+    return out
 
 
 def _rainbow(n: int) -> list[str]:
