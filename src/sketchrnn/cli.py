@@ -78,6 +78,89 @@ def _cmd_data_download(args: argparse.Namespace) -> None:
         print(p)
 
 
+# ----------------------------------------------------------------------------- drawing commands
+
+
+def _pick_sketch(spec: str):
+    """``FILE`` or ``FILE:INDEX`` -> one stroke-3 sketch (index into the file's sketches)."""
+    from sketchrnn.io.formats import read_sketches
+
+    path, _, index = spec.rpartition(":") if ":" in spec else (spec, "", "0")
+    if not path or not index.isdigit():  # a ':' that is part of the path, not an index
+        path, index = spec, "0"
+    ss = read_sketches(path)
+    i = int(index)
+    if i >= len(ss):
+        raise CLIError(f"{path}: asked for sketch {i}, but the file holds {len(ss)}")
+    return ss.strokes[i]
+
+
+def _write_outputs(outs: list[str], sketches, color_by: str, ncols: int | None = None) -> None:
+    from sketchrnn.io.formats import write_grid
+
+    for out in outs:
+        write_grid(out, sketches, ncols=ncols, color_by=color_by)
+        print(f"wrote {len(sketches)} sketches to {out}")
+
+
+def _cmd_sample(args: argparse.Namespace) -> None:
+    from sketchrnn import generate
+
+    model = generate.load_model(args.model)
+    sketches = generate.sample(
+        model,
+        args.n,
+        temperature=args.temperature,
+        pen_temperature=args.pen_temperature,
+        labels=args.label,
+        seed=args.seed,
+    )
+    _write_outputs(args.out, sketches, args.color)
+
+
+def _cmd_reconstruct(args: argparse.Namespace) -> None:
+    from sketchrnn import generate
+
+    model = generate.load_model(args.model)
+    s3 = _pick_sketch(args.input)
+    temps = [float(t) for t in args.temperatures.split(",")]
+    out = generate.reconstruct(model, s3, temps, seed=args.seed)
+    _write_outputs(args.out, [s3, *out], args.color, ncols=len(out) + 1)
+
+
+def _cmd_complete(args: argparse.Namespace) -> None:
+    from sketchrnn import generate
+
+    model = generate.load_model(args.model)
+    prefix = _pick_sketch(args.input)
+    out = generate.complete(
+        model, prefix, args.n, args.temperature, z_from=args.z_from, seed=args.seed
+    )
+    _write_outputs(args.out, [prefix, *out], args.color)
+
+
+def _cmd_interpolate(args: argparse.Namespace) -> None:
+    from sketchrnn import generate
+
+    model = generate.load_model(args.model)
+    a, b = _pick_sketch(args.a), _pick_sketch(args.b)
+    out = generate.interpolate(
+        model, a, b, args.steps, method=args.method, temperature=args.temperature, seed=args.seed
+    )
+    _write_outputs(args.out, out, args.color, ncols=len(out))
+
+
+def _cmd_analogy(args: argparse.Namespace) -> None:
+    from sketchrnn import generate
+
+    model = generate.load_model(args.model)
+    a, minus, plus = _pick_sketch(args.a), _pick_sketch(args.minus), _pick_sketch(args.plus)
+    out = generate.analogy(
+        model, a, minus, plus, n=args.n, temperature=args.temperature, seed=args.seed
+    )
+    _write_outputs(args.out, [a, minus, plus, *out], args.color, ncols=3 + len(out))
+
+
 # ----------------------------------------------------------------------------- parser
 
 
@@ -123,6 +206,62 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--base-url", default=None, help="mirror of the sketchrnn/ folder")
     q.set_defaults(func=_cmd_data_download)
 
+    def model_command(name: str, help: str, func) -> argparse.ArgumentParser:
+        q = sub.add_parser(name, help=help)
+        q.add_argument("model", metavar="MODEL", help="checkpoint folder or magenta.js .json")
+        q.add_argument(
+            "--out", nargs="+", required=True, metavar="FILE", help="one or more .svg / .png files"
+        )
+        q.add_argument("--seed", type=int, default=None, help="random seed (repeatable output)")
+        q.add_argument(
+            "--color",
+            choices=["none", "stroke", "position"],
+            default="stroke",
+            help="colour by stroke order, by position in the grid, or none",
+        )
+        q.set_defaults(func=func)
+        return q
+
+    sketch_help = "FILE or FILE:INDEX (a sketch from any readable file; index 0 by default)"
+    q = model_command("sample", "draw new sketches", _cmd_sample)
+    q.add_argument("--n", type=int, default=16, help="how many (default 16)")
+    q.add_argument("--temperature", type=float, default=0.5, help="tau (0 = greedy)")
+    q.add_argument("--pen-temperature", type=float, default=None, help="tau for the pen")
+    q.add_argument("--label", default=None, help="class name for class-conditional models")
+
+    q = model_command(
+        "reconstruct", "encode a sketch and redraw it at several temperatures", _cmd_reconstruct
+    )
+    q.add_argument("--input", required=True, help=sketch_help)
+    q.add_argument("--temperatures", default="0.01,0.2,0.4,0.6,0.8,1.0")
+
+    q = model_command("complete", "finish an incomplete sketch in several ways", _cmd_complete)
+    q.add_argument("--input", required=True, help=sketch_help)
+    q.add_argument("--n", type=int, default=8)
+    q.add_argument("--temperature", type=float, default=0.8)
+    q.add_argument(
+        "--z-from",
+        choices=["prefix", "prior"],
+        default="prefix",
+        help="VAE models: z from the prefix's encoding or from N(0, I)",
+    )
+
+    q = model_command(
+        "interpolate", "morph one sketch into another through latent space", _cmd_interpolate
+    )
+    q.add_argument("--a", required=True, help=sketch_help)
+    q.add_argument("--b", required=True, help=sketch_help)
+    q.add_argument("--steps", type=int, default=10)
+    q.add_argument("--method", choices=["slerp", "linear"], default="slerp")
+    q.add_argument("--temperature", type=float, default=0.1)
+
+    q = model_command("analogy", "latent arithmetic: a - minus + plus", _cmd_analogy)
+    q.add_argument("--a", required=True, help=sketch_help)
+    q.add_argument("--minus", required=True, help=sketch_help)
+    q.add_argument("--plus", required=True, help=sketch_help)
+    q.add_argument("--n", type=int, default=4)
+    q.add_argument("--temperature", type=float, default=0.1)
+
     return p
 
 
@@ -148,11 +287,26 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _is_user_error(e: BaseException) -> bool:
-    """Errors that describe bad input or environment, not bugs: shown without a traceback."""
+    """Errors that describe bad input or environment, not bugs: shown without a traceback.
+
+    Those are the package's own error classes (each names the file and what is wrong), and
+    ``ValueError``/``OSError`` raised by the package's own code (its argument checks), as
+    opposed to ones escaping from inside a library. ``SKETCHRNN_DEBUG=1`` shows the traceback.
+    """
+    import os
+    import traceback
+
+    if os.environ.get("SKETCHRNN_DEBUG"):
+        return False
     if isinstance(e, CLIError | FileNotFoundError | PermissionError | IsADirectoryError):
         return True
-    # Every error class defined in this package names the file and what is wrong.
-    return type(e).__module__.startswith("sketchrnn.")
+    if type(e).__module__.startswith("sketchrnn."):
+        return True
+    if isinstance(e, ValueError | OSError):
+        frames = traceback.extract_tb(e.__traceback__)
+        package_dir = os.path.dirname(os.path.abspath(__file__))
+        return bool(frames) and os.path.abspath(frames[-1].filename).startswith(package_dir)
+    return False
 
 
 if __name__ == "__main__":

@@ -530,6 +530,3 @@ def complete(
         room = limit - len(s3)
         endings = _draw(model, last, state, z, label_idx, room, temperature, pen_temperature, gen)
     return [np.concatenate([s3, _to_pixels(model, e)]) for e in endings]
-
-
-# ----------------------------------------------------------------------------- pictures
