@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from sketchrnn.nn.mixture import MixtureParams
+from sketchrnn.nn.mixture import LOG_SIGMA_MAX, LOG_SIGMA_MIN, MixtureParams
 from sketchrnn.raster import absolute_bounds, rasterize_differentiable
 
 __all__ = [
@@ -59,8 +59,10 @@ def sample_offsets_reparameterized(
         return t.gather(-1, component.unsqueeze(-1)).squeeze(-1)
 
     mu_x, mu_y, rho = pick(params.mu_x), pick(params.mu_y), pick(params.rho)
-    sigma_x = torch.exp(pick(params.log_sigma_x))
-    sigma_y = torch.exp(pick(params.log_sigma_y))
+    # the same clamp as the likelihood's: an untrained head's exp(log sigma) can overflow, and
+    # one infinite point would turn the whole drawing, and its gradient, into NaN
+    sigma_x = torch.exp(pick(params.log_sigma_x).clamp(LOG_SIGMA_MIN, LOG_SIGMA_MAX))
+    sigma_y = torch.exp(pick(params.log_sigma_y).clamp(LOG_SIGMA_MIN, LOG_SIGMA_MAX))
     noise = torch.randn((2, *mu_x.shape), dtype=mu_x.dtype, device=mu_x.device, generator=generator)
     # clamp: rho = +-1 exactly (not produced by mixture_params) would give sqrt'(0) = inf
     rho_complement = torch.sqrt((1.0 - rho * rho).clamp_min(1e-12))
