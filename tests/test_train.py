@@ -1,0 +1,333 @@
+"""The Trainer: schedules, exact resume, checkpoints and their errors, NaN handling, logs."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from sketchrnn.data import datasets_from_sketchset
+from sketchrnn.evaluate import evaluate
+from sketchrnn.io.base import SketchSet
+from sketchrnn.models.sketch_rnn import SketchRNN, SketchRNNConfig
+from sketchrnn.train import (
+    CheckpointError,
+    TrainConfig,
+    Trainer,
+    TrainingError,
+    kl_weight_at,
+    learning_rate_at,
+    load_checkpoint,
+    model_from_checkpoint,
+    training_loss,
+)
+
+# ----------------------------------------------------------------------------- fixtures
+
+
+def random_sketchset(n: int = 48, seed: int = 0) -> SketchSet:
+    """Short random-walk sketches of 4-10 points with 1-3 strokes, two classes, all splits."""
+    rng = np.random.default_rng(seed)
+    strokes, labels, splits = [], [], []
+    for i in range(n):
+        k = int(rng.integers(4, 11))
+        s3 = np.zeros((k, 3), dtype=np.float32)
+        s3[:, :2] = rng.integers(-20, 21, size=(k, 2))
+        s3[rng.choice(k - 1, size=int(rng.integers(0, 3)), replace=False), 2] = 1
+        s3[-1, 2] = 1
+        strokes.append(s3)
+        labels.append("a" if i % 2 else "b")
+        splits.append("train" if i < 32 else ("valid" if i < 40 else "test"))
+    return SketchSet(strokes, labels, splits)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return datasets_from_sketchset(random_sketchset(), name="random")
+
+
+def tiny_model(data, seed: int = 0, **overrides) -> SketchRNN:
+    settings = dict(
+        enc_hidden=8,
+        dec_hidden=16,
+        z_size=4,
+        num_mixtures=2,
+        cell="layernorm",
+        recurrent_dropout=0.1,
+        max_seq_len=data.train.max_len,
+    )
+    settings.update(overrides)
+    torch.manual_seed(seed)
+    return SketchRNN(SketchRNNConfig(**settings))
+
+
+def tiny_config(out_dir, **overrides) -> TrainConfig:
+    settings = dict(
+        batch_size=8,
+        max_steps=6,
+        eval_every=2,
+        save_every=2,
+        log_every=2,
+        augment=True,
+        drop_prob=0.1,
+        progress=False,
+        out_dir=str(out_dir),
+        device="cpu",
+    )
+    settings.update(overrides)
+    return TrainConfig(**settings)
+
+
+def parameters(model) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+# ----------------------------------------------------------------------------- schedules
+
+
+def test_learning_rate_decays_from_lr_towards_min_lr():
+    cfg = TrainConfig(lr=1e-3, lr_decay=0.9999, min_lr=1e-5)
+    assert learning_rate_at(0, cfg) == pytest.approx(1e-3)
+    assert learning_rate_at(1000, cfg) == pytest.approx((1e-3 - 1e-5) * 0.9999**1000 + 1e-5)
+    assert learning_rate_at(10**7, cfg) == pytest.approx(1e-5)
+    rates = [learning_rate_at(s, cfg) for s in range(0, 5000, 500)]
+    assert all(a > b for a, b in zip(rates, rates[1:], strict=False))
+
+
+def test_kl_weight_anneals_from_eta_min_to_w_kl():
+    cfg = TrainConfig(kl_weight=0.5, kl_eta_min=0.01, kl_decay_rate=0.99995)
+    assert kl_weight_at(0, cfg) == pytest.approx(0.5 * 0.01)
+    assert kl_weight_at(20_000, cfg) == pytest.approx(0.5 * (1 - 0.99 * 0.99995**20_000))
+    assert kl_weight_at(10**7, cfg) == pytest.approx(0.5)
+    assert kl_weight_at(100, cfg) > kl_weight_at(10, cfg)
+
+
+def test_training_loss_floors_kl_and_ignores_it_for_decoder_only():
+    cfg = TrainConfig(kl_weight=1.0, kl_min=0.2, kl_eta_min=1.0)  # eta = 1 at every step
+    kl = torch.tensor(0.05, requires_grad=True)
+    losses = {"L_R": torch.tensor(-1.0), "L_KL": kl}
+    loss = training_loss(losses, 0, cfg, conditional=True)
+    assert loss.item() == pytest.approx(-1.0 + 0.2)
+    loss.backward()
+    assert kl.grad.item() == 0.0  # below the floor the KL term pushes no more
+    assert training_loss(losses, 0, cfg, conditional=False).item() == pytest.approx(-1.0)
+
+
+def test_train_config_round_trips_and_rejects_bad_values():
+    cfg = TrainConfig(batch_size=7, nan_policy="stop", max_seconds=3.5)
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="nan_policy"):
+        TrainConfig(nan_policy="ignore")
+    with pytest.raises(ValueError, match="unknown TrainConfig fields: bogus"):
+        TrainConfig.from_dict({"bogus": 1})
+    with pytest.raises(ValueError, match="augment"):
+        TrainConfig(augment=False, drop_prob=0.1)
+
+
+# ----------------------------------------------------------------------------- resume
+
+
+def test_resume_continues_exactly_like_an_unbroken_run(data, tmp_path):
+    straight = tiny_model(data)
+    Trainer(straight, tiny_config(tmp_path / "a"), data.train, data.valid).fit()
+
+    first = tiny_model(data)
+    Trainer(first, tiny_config(tmp_path / "b", max_steps=3), data.train, data.valid).fit()
+    half = load_checkpoint(tmp_path / "b")["model"]
+    second = tiny_model(data, seed=123)  # different initial weights: all must come from disk
+    torch.manual_seed(999)  # and the global RNG must not matter either
+    trainer = Trainer(second, tiny_config(tmp_path / "b"), data.train, data.valid, resume=True)
+    assert trainer.step == 3
+    trainer.fit()
+
+    want, got = parameters(straight), parameters(second)
+    assert want.keys() == got.keys()
+    for name in want:
+        torch.testing.assert_close(got[name], want[name], rtol=0, atol=1e-6, msg=name)
+    # The resumed run really trained: its weights moved away from the half-way checkpoint.
+    assert any(not torch.equal(half[k], got[k]) for k in got)
+
+
+def test_checkpoint_holds_everything_and_loads_weights_only(data, tmp_path):
+    model = tiny_model(data)
+    Trainer(model, tiny_config(tmp_path), data.train, data.valid).fit()
+    raw = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    for key in ("model", "optimizer", "model_config", "train_config", "rng", "best_valid_loss"):
+        assert key in raw
+    assert raw["step"] == 6
+    assert raw["scale_factor"] == pytest.approx(data.scale_factor)
+    assert raw["classes"] == data.classes
+    assert math.isfinite(raw["best_valid_loss"])
+    assert set(raw["rng"]) >= {"torch", "numpy", "python"}
+
+    best = SketchRNN.from_pretrained(tmp_path / "best")
+    assert best.scale_factor == pytest.approx(data.scale_factor)
+    assert best.classes == data.classes
+    rebuilt = model_from_checkpoint(tmp_path)
+    for name, value in model.state_dict().items():
+        assert torch.equal(rebuilt.state_dict()[name], value)
+    assert not list(tmp_path.glob("*.part")) and not list(tmp_path.glob(".best*"))
+
+
+def test_resume_without_a_checkpoint_says_what_to_do(data, tmp_path):
+    with pytest.raises(CheckpointError, match="without --resume"):
+        Trainer(tiny_model(data), tiny_config(tmp_path), data.train, resume=True)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "foreign", "text"])
+def test_damaged_checkpoint_is_a_one_line_error(data, tmp_path, damage):
+    model = tiny_model(data)
+    Trainer(model, tiny_config(tmp_path, max_steps=1), data.train).fit()
+    path = tmp_path / "checkpoint.pt"
+    if damage == "truncated":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif damage == "foreign":
+        torch.save({"state_dict": model.state_dict()}, path)
+    else:
+        path.write_text("hello\n")
+    with pytest.raises(CheckpointError) as info:
+        Trainer(tiny_model(data), tiny_config(tmp_path), data.train, resume=True)
+    message = str(info.value)
+    assert str(path) in message and "\n" not in message
+
+
+def test_resume_with_another_model_config_names_the_difference(data, tmp_path):
+    Trainer(tiny_model(data), tiny_config(tmp_path, max_steps=1), data.train).fit()
+    other = tiny_model(data, dec_hidden=24)
+    with pytest.raises(CheckpointError, match="dec_hidden: 16 there, 24 here"):
+        Trainer(other, tiny_config(tmp_path), data.train, resume=True)
+
+
+def test_weights_that_do_not_fit_their_config_are_reported(data, tmp_path):
+    Trainer(tiny_model(data), tiny_config(tmp_path, max_steps=1), data.train).fit()
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    state["model_config"]["dec_hidden"] = 24  # config now disagrees with the stored weights
+    torch.save(state, tmp_path / "checkpoint.pt")
+    with pytest.raises(CheckpointError, match="weights do not match"):
+        model_from_checkpoint(tmp_path)
+
+
+# ----------------------------------------------------------------------------- non-finite
+
+
+def poison_step(model, bad_steps: set[int], trainer_ref: list):
+    """Make ``model.losses`` return NaN at the given trainer steps."""
+    real = model.losses
+
+    def losses(*args, **kwargs):
+        out = real(*args, **kwargs)
+        if trainer_ref[0].step in bad_steps:
+            out = dict(out, L_R=out["L_R"] * float("nan"))
+        return out
+
+    model.losses = losses
+
+
+def test_nan_step_is_skipped_counted_and_leaves_weights_alone(data, tmp_path):
+    model = tiny_model(data)
+    ref: list = [None]
+    trainer = Trainer(model, tiny_config(tmp_path, max_steps=2, eval_every=0), data.train)
+    ref[0] = trainer
+    poison_step(model, {1}, ref)
+    trainer.train_step()
+    before = parameters(model)
+    out = trainer.train_step()
+    assert out["finite"] == 0.0 and trainer.skipped_steps == 1 and trainer.step == 2
+    for name, value in parameters(model).items():
+        assert torch.equal(value, before[name])
+    assert all(torch.isfinite(v).all() for v in before.values())
+
+
+def test_nan_with_stop_policy_raises_and_keeps_the_last_good_checkpoint(data, tmp_path):
+    model = tiny_model(data)
+    ref: list = [None]
+    cfg = tiny_config(tmp_path, max_steps=6, save_every=1, eval_every=0, nan_policy="stop")
+    trainer = Trainer(model, cfg, data.train)
+    ref[0] = trainer
+    poison_step(model, {3}, ref)
+    with pytest.raises(TrainingError, match="step 3"):
+        trainer.fit()
+    state = load_checkpoint(tmp_path)
+    assert state["step"] == 3
+    assert all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+# ----------------------------------------------------------------------------- logs, eval
+
+
+def test_log_csv_has_train_and_valid_rows(data, tmp_path):
+    Trainer(tiny_model(data), tiny_config(tmp_path), data.train, data.valid).fit()
+    with open(tmp_path / "log.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    header = ["step", "split", "L_R", "L_s", "L_p", "L_KL", "loss", "lr", "kl_weight"]
+    assert list(rows[0])[: len(header)] == header
+    assert [int(r["step"]) for r in rows if r["split"] == "train"] == [2, 4, 6]
+    assert [int(r["step"]) for r in rows if r["split"] == "valid"] == [2, 4, 6]
+    assert all(float(r["sketches_per_s"]) > 0 for r in rows if r["split"] == "train")
+    for r in rows:
+        assert float(r["L_R"]) == pytest.approx(float(r["L_s"]) + float(r["L_p"]), abs=1e-4)
+
+
+def test_tensorboard_without_the_package_is_a_clear_error(data, tmp_path):
+    try:
+        import torch.utils.tensorboard  # noqa: F401
+
+        pytest.skip("tensorboard is installed")
+    except ImportError:
+        pass
+    with pytest.raises(TrainingError, match="pip install tensorboard"):
+        Trainer(tiny_model(data), tiny_config(tmp_path, tensorboard=True), data.train)
+
+
+def test_batch_larger_than_the_data_is_refused(data, tmp_path):
+    with pytest.raises(TrainingError, match="fewer than one batch"):
+        Trainer(tiny_model(data), tiny_config(tmp_path, batch_size=1000), data.train)
+
+
+def test_evaluate_is_deterministic_batch_size_free_and_leaves_rng_alone(data):
+    model = tiny_model(data)
+    torch.manual_seed(5)
+    state = torch.get_rng_state()
+    a = evaluate(model, data.valid, 3, kl_weight=0.5)
+    assert torch.equal(torch.get_rng_state(), state)
+    b = evaluate(model, data.valid, 3, kl_weight=0.5)
+    assert a == b
+    assert a["loss"] == pytest.approx(a["L_R"] + 0.5 * a["L_KL"])
+    assert a["L_R"] == pytest.approx(a["L_s"] + a["L_p"], abs=1e-5)
+    decoder_only = tiny_model(data, conditional=False)
+    c = evaluate(decoder_only, data.valid, 8)
+    d = evaluate(decoder_only, data.valid, 3)  # no z noise: batching cannot change a thing
+    for k in c:
+        assert c[k] == pytest.approx(d[k], rel=1e-5, abs=1e-6)
+    assert c["L_KL"] == 0.0
+
+
+def test_training_lowers_the_validation_loss(data, tmp_path):
+    model = tiny_model(data, recurrent_dropout=0.0)
+    before = evaluate(model, data.valid, 8)["L_R"]
+    cfg = tiny_config(tmp_path, max_steps=40, eval_every=0, save_every=0, lr=1e-2)
+    Trainer(model, cfg, data.train).fit()
+    assert evaluate(model, data.valid, 8)["L_R"] < before - 0.1
+
+
+def test_evaluate_files_uses_the_models_scale_factor_and_n_max(data, tmp_path):
+    from sketchrnn.evaluate import evaluate_files, load_model
+    from sketchrnn.io.npz import write_npz
+
+    model = tiny_model(data)
+    Trainer(model, tiny_config(tmp_path / "run", max_steps=2), data.train, data.valid).fit()
+    npz = tmp_path / "walks.npz"
+    write_npz(npz, random_sketchset())
+    from_checkpoint = evaluate_files(tmp_path / "run", [npz], "test", batch_size=4)
+    from_pretrained = evaluate_files(tmp_path / "run" / "best", [npz], "test", batch_size=8)
+    assert from_checkpoint["sketches"] == 8
+    # Same data, scale factor and N_max as in training: the same figures as evaluate().
+    direct = evaluate(load_model(tmp_path / "run"), data.test, 8, kl_weight=1.0)
+    for k in ("L_R", "L_s", "L_p", "L_KL", "loss"):
+        assert from_checkpoint[k] == pytest.approx(direct[k], rel=1e-5, abs=1e-6)
+    assert math.isfinite(from_pretrained["loss"])
+    with pytest.raises(CheckpointError, match="neither a checkpoint.pt nor a pretrained"):
+        load_model(tmp_path)
