@@ -11,7 +11,7 @@ import torch
 
 from sketchrnn.data import datasets_from_sketchset
 from sketchrnn.evaluate import evaluate
-from sketchrnn.io.base import SketchSet
+from sketchrnn.io.base import SketchFileError, SketchSet
 from sketchrnn.models.sketch_rnn import SketchRNN, SketchRNNConfig
 from sketchrnn.train import (
     CheckpointError,
@@ -314,8 +314,9 @@ def test_training_lowers_the_validation_loss(data, tmp_path):
 
 
 def test_evaluate_files_uses_the_models_scale_factor_and_n_max(data, tmp_path):
-    from sketchrnn.evaluate import evaluate_files, load_model
+    from sketchrnn.evaluate import evaluate_files
     from sketchrnn.io.npz import write_npz
+    from sketchrnn.models import load_model
 
     model = tiny_model(data)
     Trainer(model, tiny_config(tmp_path / "run", max_steps=2), data.train, data.valid).fit()
@@ -329,5 +330,5 @@ def test_evaluate_files_uses_the_models_scale_factor_and_n_max(data, tmp_path):
     for k in ("L_R", "L_s", "L_p", "L_KL", "loss"):
         assert from_checkpoint[k] == pytest.approx(direct[k], rel=1e-5, abs=1e-6)
     assert math.isfinite(from_pretrained["loss"])
-    with pytest.raises(CheckpointError, match="neither a checkpoint.pt nor a pretrained"):
+    with pytest.raises(SketchFileError, match="not a model"):
         load_model(tmp_path)

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["evaluate", "iterate_eval_batches", "load_model", "evaluate_files"]
+__all__ = ["evaluate", "iterate_eval_batches", "evaluate_files"]
 
 LOSS_KEYS = ("L_R", "L_s", "L_p", "L_KL")
 
@@ -72,22 +71,6 @@ def evaluate(
     return result
 
 
-def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
-    """A trained model from a ``checkpoint.pt``, a run directory holding one, or a
-    pretrained directory (``config.json`` + ``model.safetensors``); in eval mode, with
-    ``scale_factor`` and ``classes`` set."""
-    from sketchrnn.train import CHECKPOINT_NAME, CheckpointError, model_from_checkpoint
-
-    path = Path(path)
-    if path.is_dir() and (path / "config.json").exists():
-        from sketchrnn.models.sketch_rnn import SketchRNN
-
-        return SketchRNN.from_pretrained(path).to(device).eval()
-    if path.is_dir() and not (path / CHECKPOINT_NAME).exists():
-        raise CheckpointError(path, "neither a checkpoint.pt nor a pretrained model directory")
-    return model_from_checkpoint(path, device)
-
-
 def evaluate_files(
     model_path: str | os.PathLike,
     data_paths: Sequence[str | os.PathLike],
@@ -101,6 +84,7 @@ def evaluate_files(
     """``sketchrnn evaluate``: load a model, read ``data_paths`` normalised with the *model's*
     scale factor (not one recomputed from these files) and evaluate one split."""
     from sketchrnn.data import load_datasets
+    from sketchrnn.models import load_model
 
     model = load_model(model_path, device)
     if split not in ("train", "valid", "test"):

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -27,7 +25,7 @@ import torch
 
 from sketchrnn import strokes
 from sketchrnn.data import make_batch
-from sketchrnn.io.base import SketchFileError
+from sketchrnn.models import load_model
 from sketchrnn.models.sketch_rnn import SketchRNN
 from sketchrnn.nn import mixture
 
@@ -49,21 +47,6 @@ SketchOrLatent = np.ndarray | torch.Tensor
 
 
 # ----------------------------------------------------------------------------- loading
-
-
-def load_model(path: str | os.PathLike) -> SketchRNN:
-    """A checkpoint folder (``SketchRNN.from_pretrained``) or a magenta.js ``.json`` model."""
-    p = Path(path)
-    if p.is_dir():
-        return SketchRNN.from_pretrained(p)
-    if p.suffix.lower() == ".json":
-        from sketchrnn.io.magenta_json import load_magenta_json
-
-        return load_magenta_json(p)
-    if not p.exists():
-        raise SketchFileError(p, "no such file or folder")
-    expected = "a checkpoint folder (config.json + model.safetensors) or a magenta.js .json"
-    raise SketchFileError(p, f"not a model: expected {expected}")
 
 
 # ----------------------------------------------------------------------------- checks
