@@ -128,8 +128,8 @@ def test_errors_name_the_file(tmp_path):
 
 def test_failed_write_leaves_no_file(tmp_path):
     good = np.array([[0, 0, 0], [1, 1, 1]], dtype=np.float32)
-    with pytest.raises(SketchError, match="sketch 1: empty"):
-        write_svg(tmp_path / "out.svg", [good, np.zeros((0, 3))])
+    with pytest.raises(SketchError, match="sketch 1: contains NaN"):
+        write_svg(tmp_path / "out.svg", [good, np.array([[np.nan, 0, 1]])])
     assert list(tmp_path.iterdir()) == []
 
 
@@ -140,3 +140,14 @@ def test_hostile_sizes_are_bounded_or_refused(tmp_path):
     too_far = _svg(tmp_path, '<line x1="0" y1="0" x2="1e300" y2="0"/>', "far.svg")
     with pytest.raises(SketchFileError, match="far.svg: coordinates too large"):
         read_svg(too_far)
+
+
+def test_grid_leaves_the_cell_of_an_empty_sketch_blank(tmp_path):
+    from sketchrnn.io.png import write_png
+
+    line = np.array([[0, 0, 0], [10, 0, 1]], dtype=np.float32)
+    empty = np.zeros((0, 3), dtype=np.float32)
+    write_svg(tmp_path / "g.svg", [line, empty, line])
+    assert (tmp_path / "g.svg").read_text().count("<path") == 2
+    write_png(tmp_path / "g.png", [line, empty, line], ncols=3, cell=32)
+    assert (tmp_path / "g.png").exists()

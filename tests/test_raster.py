@@ -142,7 +142,7 @@ def test_write_png_sketch_grid_and_image(tmp_path):
 
 def test_write_png_failure_leaves_no_file(tmp_path):
     with pytest.raises(SketchError):
-        write_png(tmp_path / "bad.png", [np.zeros((0, 3))])
+        write_png(tmp_path / "bad.png", [np.array([[np.inf, 0, 1]])])
     with pytest.raises(ValueError):
         write_png(tmp_path / "bad.png", np.full((4, 4), np.nan))
     assert list(tmp_path.iterdir()) == []

@@ -161,6 +161,77 @@ def _cmd_analogy(args: argparse.Namespace) -> None:
     _write_outputs(args.out, [a, minus, plus, *out], args.color, ncols=3 + len(out))
 
 
+# ---------------------------------------------------------------------- train, evaluate, demo
+
+
+def _cmd_train(args: argparse.Namespace) -> None:
+    from sketchrnn.data import load_datasets
+    from sketchrnn.models.sketch_rnn import SketchRNN, SketchRNNConfig
+    from sketchrnn.train import TrainConfig, Trainer
+
+    data = load_datasets(args.data, max_len=args.max_len, too_long=args.too_long)
+    for path, n in data.dropped_too_long.items():
+        if n:
+            print(f"{path}: left out {n} sketches longer than {args.max_len} points")
+    print(
+        f"data: {len(data.train)} train / {len(data.valid)} valid / {len(data.test)} test "
+        f"sketches, {len(data.classes)} classes, N_max {data.max_len}, "
+        f"scale factor {data.scale_factor:.4f}"
+    )
+    config = TrainConfig(
+        batch_size=args.batch_size,
+        lr=args.lr,
+        kl_weight=args.kl_weight,
+        kl_min=args.kl_min,
+        drop_prob=args.drop_prob,
+        max_steps=args.steps,
+        max_seconds=None if args.minutes is None else args.minutes * 60.0,
+        eval_every=args.eval_every,
+        save_every=args.eval_every,
+        seed=args.seed,
+        nan_policy=args.nan_policy,
+        tensorboard=args.tensorboard,
+        out_dir=args.out,
+        device=args.device,
+    )
+    if args.resume:
+        trainer = Trainer.from_checkpoint(config, data.train, data.valid)
+    else:
+        overrides = {"max_seq_len": data.max_len, "conditional": not args.decoder_only}
+        if args.cell:
+            overrides["cell"] = args.cell
+        if args.recurrent_dropout is not None:
+            overrides["recurrent_dropout"] = args.recurrent_dropout
+        if args.class_conditional:
+            overrides["num_classes"] = len(data.classes)
+        model = SketchRNN(SketchRNNConfig.preset(args.preset, **overrides))
+        trainer = Trainer(model, config, data.train, data.valid)
+    try:
+        result = trainer.fit()
+    finally:
+        trainer.close()
+    if trainer.ctx.is_main:
+        print(f"trained {result['step']} steps in {result['seconds']:.0f} s; model in {args.out}")
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> None:
+    from sketchrnn.evaluate import evaluate_files
+
+    result = evaluate_files(args.model, args.data, args.split, args.batch_size)
+    print(f"{args.split}: {int(result['sketches'])} sketches")
+    for key in ("L_R", "L_s", "L_p", "L_KL", "loss"):
+        print(f"  {key:5s} {result[key]:.4f}")
+
+
+def _cmd_demo(args: argparse.Namespace) -> None:
+    from sketchrnn.demo import run_demo
+
+    paths = run_demo(args.out, seconds=args.seconds, seed=args.seed)
+    print("the demo wrote:")
+    for name, path in paths.items():
+        print(f"  {name:20s} {path}")
+
+
 # ----------------------------------------------------------------------------- parser
 
 
@@ -261,6 +332,78 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--plus", required=True, help=sketch_help)
     q.add_argument("--n", type=int, default=4)
     q.add_argument("--temperature", type=float, default=0.1)
+
+    q = sub.add_parser("demo", help="train a small model on built-in shapes and draw with it")
+    q.add_argument("--out", default="sketchrnn-demo", help="output folder (default sketchrnn-demo)")
+    q.add_argument("--seconds", type=float, default=150, help="training time budget (default 150)")
+    q.add_argument("--seed", type=int, default=0)
+    q.set_defaults(func=_cmd_demo)
+
+    q = sub.add_parser("train", help="train sketch-rnn on sketch files (torchrun for DDP)")
+    q.add_argument(
+        "--data",
+        nargs="+",
+        required=True,
+        metavar="FILE",
+        help="any readable files: .npz .ndjson .bin .svg (or folders) .zip; all used",
+    )
+    q.add_argument("--out", default="runs/sketchrnn", help="run folder (default runs/sketchrnn)")
+    q.add_argument("--preset", choices=["small", "magenta", "paper"], default="magenta")
+    q.add_argument(
+        "--cell",
+        choices=["lstm", "layernorm", "hyper"],
+        default=None,
+        help="decoder cell (default: the preset's)",
+    )
+    q.add_argument("--decoder-only", action="store_true", help="unconditional model, no encoder")
+    q.add_argument(
+        "--class-conditional",
+        action="store_true",
+        help="a learned class embedding joins the decoder input",
+    )
+    q.add_argument("--recurrent-dropout", type=float, default=None)
+    q.add_argument("--max-len", type=int, default=250, help="longest sketch kept (points)")
+    q.add_argument(
+        "--too-long",
+        choices=["drop", "error"],
+        default="drop",
+        help="what to do with longer sketches (default: drop with a count)",
+    )
+    q.add_argument("--steps", type=int, default=10_000, help="optimizer steps (default 10000)")
+    q.add_argument("--minutes", type=float, default=None, help="wall-time budget")
+    q.add_argument("--batch-size", type=int, default=100)
+    q.add_argument("--lr", type=float, default=1e-3)
+    q.add_argument("--kl-weight", type=float, default=0.5, help="w_KL (default 0.5)")
+    q.add_argument("--kl-min", type=float, default=0.2, help="KL_min (default 0.2)")
+    q.add_argument(
+        "--drop-prob",
+        type=float,
+        default=0.0,
+        help="augmentation: chance to drop an interior pen-down point",
+    )
+    q.add_argument("--eval-every", type=int, default=500, help="validate and save every N steps")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument(
+        "--nan-policy",
+        choices=["skip", "stop"],
+        default="skip",
+        help="on a NaN/inf loss: skip the update, or stop",
+    )
+    q.add_argument("--tensorboard", action="store_true")
+    q.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    q.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
+    q.set_defaults(func=_cmd_train)
+
+    q = sub.add_parser("evaluate", help="L_R, L_s, L_p, L_KL of a model on a data split")
+    q.add_argument(
+        "model",
+        metavar="MODEL",
+        help="run folder, checkpoint.pt, pretrained folder or magenta.js .json",
+    )
+    q.add_argument("--data", nargs="+", required=True, metavar="FILE")
+    q.add_argument("--split", choices=["train", "valid", "test"], default="test")
+    q.add_argument("--batch-size", type=int, default=100)
+    q.set_defaults(func=_cmd_evaluate)
 
     return p
 

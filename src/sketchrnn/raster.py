@@ -239,6 +239,8 @@ def render_grid(
     for i, s in enumerate(sketches):
         r, c = divmod(i, cols)
         target = image[r * cell : (r + 1) * cell, c * cell : (c + 1) * cell]
+        if len(s) == 0:  # no points (a model that ended at once): the cell stays blank
+            continue
         lines = fit_polylines(sketch_polylines(s, where=f"sketch {i}"), cell, cell, padding)
         if palette is None:
             target[...] = rasterize_polylines(lines, cell, cell, line_width)

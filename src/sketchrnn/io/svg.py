@@ -192,8 +192,9 @@ def write_svg(
     margin. ``colors`` are CSS colours indexed by stroke number within each sketch
     (``color_by="stroke"``, so colour shows drawing order) or by sketch number
     (``"sketch"``), cycling when too short; default black. The file appears only once it is
-    completely written. Raises :class:`SketchError` naming the sketch for an empty or invalid
-    one, before anything is written.
+    completely written. Raises :class:`SketchError` naming the sketch for an invalid one (or
+    a lone empty one; in a grid an empty sketch leaves its cell blank), before anything is
+    written.
     """
     if color_by not in ("stroke", "sketch"):
         raise ValueError(f"color_by must be 'stroke' or 'sketch', got {color_by!r}")
@@ -214,6 +215,8 @@ def write_svg(
         f'height="{_number(height)}" viewBox="0 0 {_number(width)} {_number(height)}">',
     ]
     for i, s3 in enumerate(items):
+        if len(items) > 1 and len(s3) == 0:  # in a grid, no points leaves the cell blank
+            continue
         lines = stroke3_to_polylines(validate_stroke3(s3, where=f"sketch {i}"))
         r, c = divmod(i, cols)
         lines = [
