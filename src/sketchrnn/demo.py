@@ -125,8 +125,6 @@ def run_demo(
             f"trained {summary['steps']} steps in {summary['seconds']:.0f} s ({rate:.1f} steps/s); "
             f"valid loss {summary['best_valid_loss']:.3f}"
         )
-        for name, path in paths.items():
-            print(f"{name}: {path}")
     return paths
 
 
