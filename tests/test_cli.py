@@ -112,3 +112,14 @@ def test_download_offline_is_a_clear_error(tmp_path):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and "reach" in result.stderr
     assert not (tmp_path / "cat.npz").exists()
+
+
+def test_skip_invalid_counts_and_carries_on(tmp_path, capsys):
+    good = '{"word": "cat", "drawing": [[[0, 10, 20], [0, 10, 0]]]}'
+    bad = tmp_path / "mixed.ndjson"
+    bad.write_text("\n".join([good, '{"word": oops}', good, '{"word": "cat", "drawing": []}']))
+    out = tmp_path / "out.npz"
+    assert main(["data", "convert", str(bad), str(out), "--skip-invalid"]) == 0
+    err = capsys.readouterr().err
+    assert "skipped 2 invalid drawings" in err and "mixed.ndjson:2" in err
+    assert len(read_sketches(out)) == 2

@@ -18,14 +18,30 @@ class CLIError(Exception):
 # ----------------------------------------------------------------------------- data commands
 
 
+def _read(path: str, args: argparse.Namespace):
+    """Read any sketch file; with ``--skip-invalid``, say how many drawings were passed over."""
+    from sketchrnn.io.formats import read_sketches
+
+    ss = read_sketches(path, skip_invalid=getattr(args, "skip_invalid", False))
+    _report_skipped(path, ss.skipped)
+    return ss
+
+
+def _report_skipped(path: str, skipped: list[str]) -> None:
+    if skipped:
+        print(
+            f"{path}: skipped {len(skipped)} invalid drawings (first: {skipped[0]})",
+            file=sys.stderr,
+        )
+
+
 def _cmd_data_info(args: argparse.Namespace) -> None:
     import numpy as np
 
     from sketchrnn import strokes
-    from sketchrnn.io.formats import read_sketches
 
     for path in args.files:
-        ss = read_sketches(path)
+        ss = _read(path, args)
         lengths = np.array([len(s) for s in ss.strokes])
         print(f"{path}")
         print(f"  sketches: {len(ss)}")
@@ -47,9 +63,9 @@ def _cmd_data_info(args: argparse.Namespace) -> None:
 
 
 def _cmd_data_convert(args: argparse.Namespace) -> None:
-    from sketchrnn.io.formats import read_sketches, write_sketches
+    from sketchrnn.io.formats import write_sketches
 
-    ss = read_sketches(args.input)
+    ss = _read(args.input, args)
     write_sketches(args.output, ss)
     print(f"wrote {len(ss)} sketches to {args.output}")
 
@@ -57,9 +73,9 @@ def _cmd_data_convert(args: argparse.Namespace) -> None:
 def _cmd_data_render(args: argparse.Namespace) -> None:
     import numpy as np
 
-    from sketchrnn.io.formats import read_sketches, write_grid
+    from sketchrnn.io.formats import write_grid
 
-    ss = read_sketches(args.file)
+    ss = _read(args.file, args)
     if args.split:
         ss = ss.split(args.split)
     if len(ss) == 0:
@@ -165,14 +181,24 @@ def _cmd_analogy(args: argparse.Namespace) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
-    from sketchrnn.data import load_datasets
-    from sketchrnn.models.sketch_rnn import SketchRNN, SketchRNNConfig
     from sketchrnn.train import TrainConfig, Trainer
 
-    data = load_datasets(args.data, max_len=args.max_len, too_long=args.too_long)
+    image_model = args.model == "sketchembednet"
+    if image_model:
+        from sketchrnn.image_data import load_image_datasets
+
+        max_len = 64 if args.max_len is None else args.max_len
+        data = load_image_datasets(
+            args.data, args.image_size, max_len, rdp_epsilon=args.rdp_epsilon
+        )
+    else:
+        from sketchrnn.data import load_datasets
+
+        max_len = 250 if args.max_len is None else args.max_len
+        data = load_datasets(args.data, max_len=max_len, too_long=args.too_long)
     for path, n in data.dropped_too_long.items():
         if n:
-            print(f"{path}: left out {n} sketches longer than {args.max_len} points")
+            print(f"{path}: left out {n} sketches longer than {max_len} points")
     print(
         f"data: {len(data.train)} train / {len(data.valid)} valid / {len(data.test)} test "
         f"sketches, {len(data.classes)} classes, N_max {data.max_len}, "
@@ -183,6 +209,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
         lr=args.lr,
         kl_weight=args.kl_weight,
         kl_min=args.kl_min,
+        # Images are rendered once: augmenting the strokes would make them disagree.
+        augment=not image_model,
         drop_prob=args.drop_prob,
         max_steps=args.steps,
         max_seconds=None if args.minutes is None else args.minutes * 60.0,
@@ -196,7 +224,13 @@ def _cmd_train(args: argparse.Namespace) -> None:
     )
     if args.resume:
         trainer = Trainer.from_checkpoint(config, data.train, data.valid)
+    elif image_model:
+        trainer = Trainer(
+            _sketch_embed_net_from_args(args, data.max_len), config, data.train, data.valid
+        )
     else:
+        from sketchrnn.models.sketch_rnn import SketchRNN, SketchRNNConfig
+
         overrides = {"max_seq_len": data.max_len, "conditional": not args.decoder_only}
         if args.cell:
             overrides["cell"] = args.cell
@@ -212,6 +246,25 @@ def _cmd_train(args: argparse.Namespace) -> None:
         trainer.close()
     if trainer.ctx.is_main:
         print(f"trained {result['step']} steps in {result['seconds']:.0f} s; model in {args.out}")
+
+
+def _sketch_embed_net_from_args(args: argparse.Namespace, max_len: int):
+    from sketchrnn.models.sketch_embed_net import SketchEmbedNet, SketchEmbedNetConfig
+
+    if args.decoder_only or args.class_conditional:
+        raise CLIError("--decoder-only and --class-conditional are sketch-rnn options")
+    preset = "paper" if args.preset in ("paper", "magenta") else "small"
+    overrides: dict = {
+        "backbone": args.backbone,
+        "image_size": args.image_size,
+        "alpha_max": args.alpha_max,
+        "max_seq_len": max_len,
+    }
+    if args.cell:
+        overrides["cell"] = args.cell
+    if args.recurrent_dropout is not None:
+        overrides["recurrent_dropout"] = args.recurrent_dropout
+    return SketchEmbedNet(SketchEmbedNetConfig.preset(preset, **overrides))
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
@@ -235,6 +288,10 @@ def _cmd_demo(args: argparse.Namespace) -> None:
 # ----------------------------------------------------------------------------- parser
 
 
+SKIP_FLAG = "--skip-invalid"
+SKIP_KW = dict(action="store_true", help="pass over invalid drawings (counted) instead of stopping")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from sketchrnn import __version__
 
@@ -250,11 +307,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = dsub.add_parser("info", help="counts, length percentiles, scale factor, classes")
     q.add_argument("files", nargs="+", metavar="FILE")
+    q.add_argument(SKIP_FLAG, **SKIP_KW)
     q.set_defaults(func=_cmd_data_info)
 
     q = dsub.add_parser("convert", help="convert between formats (by file extension)")
     q.add_argument("input", metavar="IN")
     q.add_argument("output", metavar="OUT", help=".npz, .ndjson, .bin, .svg or .png")
+    q.add_argument(SKIP_FLAG, **SKIP_KW)
     q.set_defaults(func=_cmd_data_convert)
 
     q = dsub.add_parser("render", help="draw a grid of sketches from a file to PNG or SVG")
@@ -263,6 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--n", type=int, default=16, help="how many sketches (default 16)")
     q.add_argument("--split", default=None, help="train, valid or test (default: all)")
     q.add_argument("--seed", type=int, default=0, help="which sketches are picked")
+    q.add_argument(SKIP_FLAG, **SKIP_KW)
     q.add_argument(
         "--color",
         choices=["none", "stroke"],
@@ -339,7 +399,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--seed", type=int, default=0)
     q.set_defaults(func=_cmd_demo)
 
-    q = sub.add_parser("train", help="train sketch-rnn on sketch files (torchrun for DDP)")
+    q = sub.add_parser(
+        "train", help="train sketch-rnn or SketchEmbedNet on sketch files (torchrun for DDP)"
+    )
     q.add_argument(
         "--data",
         nargs="+",
@@ -348,7 +410,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="any readable files: .npz .ndjson .bin .svg (or folders) .zip; all used",
     )
     q.add_argument("--out", default="runs/sketchrnn", help="run folder (default runs/sketchrnn)")
-    q.add_argument("--preset", choices=["small", "magenta", "paper"], default="magenta")
+    q.add_argument(
+        "--model",
+        choices=["sketchrnn", "sketchembednet"],
+        default="sketchrnn",
+        help="sketch-rnn (strokes in) or SketchEmbedNet (images rendered from the strokes in)",
+    )
+    q.add_argument(
+        "--preset",
+        choices=["small", "magenta", "paper"],
+        default="magenta",
+        help="model size (SketchEmbedNet: small, or paper for magenta/paper)",
+    )
     q.add_argument(
         "--cell",
         choices=["lstm", "layernorm", "hyper"],
@@ -362,7 +435,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="a learned class embedding joins the decoder input",
     )
     q.add_argument("--recurrent-dropout", type=float, default=None)
-    q.add_argument("--max-len", type=int, default=250, help="longest sketch kept (points)")
+    q.add_argument(
+        "--max-len",
+        type=int,
+        default=None,
+        help="longest sketch kept, in points (default 250; SketchEmbedNet 64)",
+    )
+    q.add_argument(
+        "--backbone", choices=["conv4", "resnet12"], default="conv4", help="SketchEmbedNet encoder"
+    )
+    q.add_argument(
+        "--image-size", type=int, default=28, help="SketchEmbedNet image side (default 28)"
+    )
+    q.add_argument(
+        "--alpha-max", type=float, default=0.5, help="SketchEmbedNet pixel-loss weight cap"
+    )
+    q.add_argument(
+        "--rdp-epsilon",
+        type=float,
+        default=None,
+        help="SketchEmbedNet: RDP-simplify sketches first (file units; Omniglot: about 2)",
+    )
     q.add_argument(
         "--too-long",
         choices=["drop", "error"],

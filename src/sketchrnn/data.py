@@ -196,7 +196,8 @@ class DataSplits:
     """Train, valid and test datasets sharing one scale factor, class list and ``N_max``.
 
     ``dropped_too_long`` counts, per source file, the sketches left out for being longer than
-    ``max_len``.
+    ``max_len``; ``skipped_invalid`` lists, per file, the invalid drawings passed over when
+    reading with ``skip_invalid=True``.
     """
 
     train: SketchDataset
@@ -205,6 +206,7 @@ class DataSplits:
     scale_factor: float
     classes: list[str]
     dropped_too_long: dict[str, int] = field(default_factory=dict)
+    skipped_invalid: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def max_len(self) -> int:
@@ -257,6 +259,7 @@ def load_datasets(
     scale_factor: float | None = None,
     offset_limit: float | None = 1000.0,
     pad_to_max_len: bool = False,
+    skip_invalid: bool = False,
 ) -> DataSplits:
     """Read every file in ``paths`` and build train/valid/test datasets from all of them.
 
@@ -275,14 +278,19 @@ def load_datasets(
     if not paths:
         raise ValueError("no data files given")
     sources = []
+    skipped = {}
     for path in paths:
-        sketches = read_sketches(path)
+        sketches = read_sketches(path, skip_invalid=skip_invalid)
+        if sketches.skipped:
+            skipped[os.fspath(path)] = list(sketches.skipped)
         stem = Path(path).stem
         labels = [label or stem for label in sketches.labels]
         sketches = SketchSet(list(sketches.strokes), labels, list(sketches.splits))
         sketches = assign_splits(sketches, split_fractions, split_seed, name=Path(path).name)
         sources.append((os.fspath(path), sketches))
-    return _build_splits(sources, max_len, too_long, scale_factor, offset_limit, pad_to_max_len)
+    splits = _build_splits(sources, max_len, too_long, scale_factor, offset_limit, pad_to_max_len)
+    splits.skipped_invalid = skipped
+    return splits
 
 
 def datasets_from_sketchset(

@@ -34,12 +34,15 @@ class SketchSet:
     ``strokes[i]`` is a stroke-3 float32 ``(n, 3)`` array; ``labels[i]`` its class name;
     ``splits[i]`` one of ``"train"``, ``"valid"``, ``"test"``, or ``""`` when the source has no
     split. ``scale_factor`` is set when the source carries one (else ``None``).
+    ``skipped`` lists the invalid records a reader passed over when asked to skip them
+    (``"file:line: why"``).
     """
 
     strokes: list[np.ndarray] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
     splits: list[str] = field(default_factory=list)
     scale_factor: float | None = None
+    skipped: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         n = len(self.strokes)
@@ -75,6 +78,7 @@ class SketchSet:
         self.strokes.extend(other.strokes)
         self.labels.extend(other.labels)
         self.splits.extend(other.splits)
+        self.skipped.extend(other.skipped)
 
 
 @contextlib.contextmanager

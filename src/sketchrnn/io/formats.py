@@ -28,12 +28,14 @@ READ_FORMATS = (".npz", ".ndjson", ".bin", ".svg", ".zip")
 WRITE_FORMATS = (".npz", ".ndjson", ".bin", ".svg", ".png")
 
 
-def read_sketches(path: str | os.PathLike) -> SketchSet:
+def read_sketches(path: str | os.PathLike, *, skip_invalid: bool = False) -> SketchSet:
     """Read any supported sketch file into a :class:`SketchSet`, choosing the reader by extension.
 
     ``.npz`` (sketch-rnn), ``.ndjson`` (Quick, Draw! raw or simplified), ``.bin`` (Quick,
     Draw! binary), ``.svg`` or a folder of SVG files, ``.zip`` (Omniglot stroke files). Raises
     :class:`SketchFileError` for a missing, empty or unsupported file, or one holding no sketches.
+    ``skip_invalid=True`` passes over invalid drawings in ndjson files instead of failing; they
+    are listed in the result's ``skipped``.
     """
     path = Path(path)
     if not path.exists():
@@ -53,7 +55,7 @@ def read_sketches(path: str | os.PathLike) -> SketchSet:
         elif suffix == ".ndjson":
             from sketchrnn.io.quickdraw import read_quickdraw_ndjson
 
-            sketches = read_quickdraw_ndjson(path)
+            sketches = read_quickdraw_ndjson(path, skip_invalid=skip_invalid)
         elif suffix == ".bin":
             from sketchrnn.io.quickdraw import read_quickdraw_bin
 

@@ -313,8 +313,14 @@ def _drawings_to_sketchset(drawings: list[QuickDrawDrawing]) -> SketchSet:
 
 def read_quickdraw_ndjson(path: str | os.PathLike, **kwargs: Any) -> SketchSet:
     """A Quick, Draw! ``.ndjson`` file as a :class:`SketchSet` labelled by ``word`` (no
-    splits). Keyword arguments go to :func:`read_ndjson`; use that to see skip counts."""
-    return _drawings_to_sketchset(read_ndjson(path, **kwargs))
+    splits). Keyword arguments go to :func:`read_ndjson`; lines passed over with
+    ``skip_invalid=True`` are listed in the set's ``skipped``."""
+    drawings = read_ndjson(path, **kwargs)
+    sketches = _drawings_to_sketchset(drawings)
+    sketches.skipped = [
+        f"{os.fspath(path)}:{reason.removeprefix('line ')}" for reason in drawings.skip_reasons
+    ]
+    return sketches
 
 
 def _json_numbers(values: np.ndarray) -> list[int] | list[float]:
