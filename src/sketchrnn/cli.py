@@ -189,13 +189,21 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
         max_len = 64 if args.max_len is None else args.max_len
         data = load_image_datasets(
-            args.data, args.image_size, max_len, rdp_epsilon=args.rdp_epsilon
+            args.data,
+            args.image_size,
+            max_len,
+            rdp_epsilon=args.rdp_epsilon,
+            skip_invalid=args.skip_invalid,
         )
     else:
         from sketchrnn.data import load_datasets
 
         max_len = 250 if args.max_len is None else args.max_len
-        data = load_datasets(args.data, max_len=max_len, too_long=args.too_long)
+        data = load_datasets(
+            args.data, max_len=max_len, too_long=args.too_long, skip_invalid=args.skip_invalid
+        )
+    for path, skipped in data.skipped_invalid.items():
+        _report_skipped(path, skipped)
     for path, n in data.dropped_too_long.items():
         if n:
             print(f"{path}: left out {n} sketches longer than {max_len} points")
@@ -462,6 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="drop",
         help="what to do with longer sketches (default: drop with a count)",
     )
+    q.add_argument(SKIP_FLAG, **SKIP_KW)
     q.add_argument("--steps", type=int, default=10_000, help="optimizer steps (default 10000)")
     q.add_argument("--minutes", type=float, default=None, help="wall-time budget")
     q.add_argument("--batch-size", type=int, default=100)

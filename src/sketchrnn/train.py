@@ -1,4 +1,4 @@
-"""Training sketch-rnn: schedules, one Trainer for one process and DDP, checkpoints, logs.
+"""Training sketch-rnn and SketchEmbedNet: schedules, one Trainer (one process or DDP), logs.
 
 The loop follows the paper's supplement (section 2): Adam, gradient clipping by norm, a
 learning rate that decays exponentially towards ``min_lr``, and the annealed KL term
@@ -7,6 +7,11 @@ learning rate that decays exponentially towards ``min_lr``, and the annealed KL 
     loss_train = L_R + w_KL * eta_step * max(L_KL, KL_min)
 
 while validation and test use the plain eq. 11 loss ``L_R + w_KL * L_KL``.
+
+A SketchEmbedNet (a model with ``uses_images = True``) trains on image batches
+(:mod:`sketchrnn.image_data`); its ``losses`` get the step, apply their own alpha curriculum
+and return the objective as ``"loss"``, which the Trainer optimises as it is. log.csv then
+fills ``L_pixel`` and ``alpha`` too (``L_s``/``L_p`` hold its ``L_stroke``/``L_pen``).
 
 Run it on several processes with ``torchrun --nproc-per-node N ...``: the Trainer reads
 ``WORLD_SIZE``/``RANK``/``LOCAL_RANK``, joins the process group (gloo on CPU, nccl on GPU),
@@ -49,6 +54,7 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "model_from_checkpoint",
+    "evaluate_image_model",
     "CHECKPOINT_NAME",
     "LOG_COLUMNS",
 ]
@@ -67,7 +73,13 @@ LOG_COLUMNS = (
     "lr",
     "kl_weight",
     "sketches_per_s",
+    "L_pixel",
+    "alpha",
 )
+# Loss terms averaged over a log window and written to log.csv (absent ones are left blank).
+_LOSS_COLUMNS = ("L_R", "L_s", "L_p", "L_KL", "loss", "L_pixel", "alpha")
+# SketchEmbedNet's L_stroke and L_pen are sketch-rnn's L_s and L_p (same normalisation).
+_LOSS_ALIASES = {"L_s": "L_stroke", "L_p": "L_pen"}
 
 
 class TrainingError(RuntimeError):
@@ -153,7 +165,11 @@ def training_loss(
     losses: dict[str, torch.Tensor], step: int, cfg: TrainConfig, conditional: bool
 ) -> torch.Tensor:
     """``L_R + kl_weight_at(step) * max(L_KL, KL_min)``; just ``L_R`` for a decoder-only model
-    (its L_KL is zero and the floor would only add a constant)."""
+    (its L_KL is zero and the floor would only add a constant). A model whose ``losses``
+    return its own objective as ``"loss"`` (SketchEmbedNet, with its alpha curriculum and
+    optional KL) is trained on that."""
+    if "loss" in losses:
+        return losses["loss"]
     if not conditional:
         return losses["L_R"]
     return losses["L_R"] + kl_weight_at(step, cfg) * torch.clamp(losses["L_KL"], min=cfg.kl_min)
@@ -221,13 +237,21 @@ class DistributedContext:
 
 
 class _LossModule(nn.Module):
-    """``model.losses`` as a ``forward`` so that DDP sees the call and averages gradients."""
+    """``model.losses`` as a ``forward`` so that DDP sees the call and averages gradients.
+
+    A model with ``uses_images = True`` (SketchEmbedNet) gets ``(images, strokes, lengths,
+    step)``, the step driving its loss curriculum; sketch-rnn gets ``(strokes, lengths,
+    labels)``."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, strokes: torch.Tensor, lengths: torch.Tensor, labels=None):
+    def forward(
+        self, strokes: torch.Tensor, lengths: torch.Tensor, labels=None, images=None, step=None
+    ):
+        if images is not None:
+            return self.model.losses(images, strokes, lengths, step)
         return self.model.losses(strokes, lengths, labels)
 
 
@@ -291,19 +315,36 @@ def _load_weights(model: nn.Module, weights: dict[str, torch.Tensor], path: Path
         ) from None
 
 
-def model_from_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu"):
-    """A :class:`SketchRNN` rebuilt from a ``checkpoint.pt`` (or a run directory), with
-    ``model.scale_factor`` and ``model.classes`` set, in eval mode."""
+def _model_classes() -> dict[str, tuple[type, type]]:
+    """Model class name -> (model class, config class), for rebuilding from a checkpoint."""
+    from sketchrnn.models.sketch_embed_net import SketchEmbedNet, SketchEmbedNetConfig
     from sketchrnn.models.sketch_rnn import SketchRNN, SketchRNNConfig
 
+    return {
+        "SketchRNN": (SketchRNN, SketchRNNConfig),
+        "SketchEmbedNet": (SketchEmbedNet, SketchEmbedNetConfig),
+    }
+
+
+def model_from_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu"):
+    """A model (:class:`SketchRNN` or :class:`SketchEmbedNet`, as the checkpoint's
+    ``model_class`` says; older checkpoints are sketch-rnn) rebuilt from a ``checkpoint.pt``
+    (or a run directory), with ``model.scale_factor`` and ``model.classes`` set, in eval mode."""
     path = Path(path)
     file = path / CHECKPOINT_NAME if path.is_dir() else path
     state = load_checkpoint(file)
+    known = _model_classes()
+    name = state.get("model_class", "SketchRNN")
+    if name not in known:
+        raise CheckpointError(
+            file, f"unknown model class {name!r} (this sketchrnn knows {', '.join(known)})"
+        )
+    model_class, config_class = known[name]
     try:
-        config = SketchRNNConfig.from_dict(state["model_config"])
+        config = config_class.from_dict(state["model_config"])
     except (TypeError, ValueError, KeyError) as e:
         raise CheckpointError(file, f"model config in the checkpoint is not valid: {e}") from None
-    model = SketchRNN(config)
+    model = model_class(config)
     _load_weights(model, state["model"], file)
     model.scale_factor = state.get("scale_factor")
     model.classes = state.get("classes")
@@ -379,7 +420,9 @@ class Trainer:
         self.ctx = DistributedContext.from_env(config.device)
         self.model = model.to(self.ctx.device)
         self.out_dir = Path(config.out_dir) if config.out_dir else None
-        self.conditional = bool(getattr(model.config, "conditional", True))
+        # SketchEmbedNet: image batches, and its losses carry their own objective and schedule.
+        self.uses_images = bool(getattr(model, "uses_images", False))
+        self.conditional = bool(getattr(model.config, "conditional", True)) and not self.uses_images
         self.use_labels = int(getattr(model.config, "num_classes", 0) or 0) > 0
 
         world = self.ctx.world_size
@@ -436,6 +479,14 @@ class Trainer:
             raise TrainingError("resuming needs an out_dir holding checkpoint.pt")
         path = self.out_dir / CHECKPOINT_NAME
         state = load_checkpoint(path)
+        mine_class = type(self.model).__name__
+        theirs_class = state.get("model_class", "SketchRNN")
+        if mine_class != theirs_class:
+            raise CheckpointError(
+                path,
+                f"the checkpoint holds a {theirs_class}, not a {mine_class}; resume with the "
+                "same --model, or use a new --out-dir",
+            )
         mine = _config_dict(self.model)
         theirs = state["model_config"]
         differing = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
@@ -482,6 +533,7 @@ class Trainer:
             "version": CHECKPOINT_VERSION,
             "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
             "optimizer": self.optimizer.state_dict(),
+            "model_class": type(self.model).__name__,
             "model_config": _config_dict(self.model),
             "train_config": self.config.to_dict(),
             "scale_factor": _plain_float(getattr(self.train_set, "scale_factor", None)),
@@ -559,13 +611,18 @@ class Trainer:
         lr = learning_rate_at(step, cfg)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        klw = kl_weight_at(step, cfg) if self.conditional else 0.0
+        klw = self._kl_weight(step)
 
         batch = self.local_batch(step)
         dev = self.ctx.device
         labels = batch.labels.to(dev) if self.use_labels else None
         self.model.train()
-        losses = self.loss_module(batch.strokes.to(dev), batch.lengths.to(dev), labels)
+        if self.uses_images:
+            losses = self.loss_module(
+                batch.strokes.to(dev), batch.lengths.to(dev), images=batch.images.to(dev), step=step
+            )
+        else:
+            losses = self.loss_module(batch.strokes.to(dev), batch.lengths.to(dev), labels)
         loss = training_loss(losses, step, cfg, self.conditional)
 
         self.optimizer.zero_grad(set_to_none=True)
@@ -666,13 +723,19 @@ class Trainer:
             return None
         from sketchrnn.evaluate import evaluate
 
-        result = evaluate(
-            self.model,
-            self.valid_set,
-            self.config.eval_batch_size or self.config.batch_size,
-            kl_weight=self.config.kl_weight if self.conditional else 0.0,
-            seed=self.config.seed,
-        )
+        batch_size = self.config.eval_batch_size or self.config.batch_size
+        if self.uses_images:
+            result = evaluate_image_model(
+                self.model, self.valid_set, batch_size, seed=self.config.seed
+            )
+        else:
+            result = evaluate(
+                self.model,
+                self.valid_set,
+                batch_size,
+                kl_weight=self.config.kl_weight if self.conditional else 0.0,
+                seed=self.config.seed,
+            )
         self._log("valid", result, None)
         if math.isfinite(result["loss"]) and result["loss"] < self.best_valid_loss:
             self.best_valid_loss = result["loss"]
@@ -681,24 +744,37 @@ class Trainer:
 
     # ------------------------------------------------------------------ logs
 
+    def _kl_weight(self, step: int) -> float:
+        """The KL weight in force at ``step`` (SketchEmbedNet: its config's fixed weight)."""
+        if self.uses_images:
+            return float(getattr(self.model.config, "kl_weight", 0.0))
+        return kl_weight_at(step, self.config) if self.conditional else 0.0
+
     def _log(self, split: str, losses: dict[str, float], rate: float | None) -> None:
         if not self.ctx.is_main:
             return
         step = self.step
+        values = {
+            k: losses.get(k, losses.get(_LOSS_ALIASES.get(k, ""), float("nan")))
+            for k in _LOSS_COLUMNS
+        }
+        # Blank, not NaN, for terms this model does not have (sketch-rnn: L_pixel, alpha).
+        blank = () if self.uses_images else ("L_pixel", "alpha")
         row = {
             "step": step,
             "split": split,
-            **{k: losses.get(k, float("nan")) for k in ("L_R", "L_s", "L_p", "L_KL", "loss")},
+            **{k: "" if k in blank else values[k] for k in _LOSS_COLUMNS},
             "lr": learning_rate_at(max(step - 1, 0), self.config),
-            "kl_weight": kl_weight_at(max(step - 1, 0), self.config) if self.conditional else 0,
+            "kl_weight": self._kl_weight(max(step - 1, 0)),
             "sketches_per_s": rate if rate is not None else "",
         }
         self._log_rows.append(row)
         if self.out_dir is not None and self.config.log_csv:
             self._write_log()
         if self._tb is not None:
-            for k in ("L_R", "L_s", "L_p", "L_KL", "loss"):
-                self._tb.add_scalar(f"{split}/{k}", row[k], step)
+            for k in _LOSS_COLUMNS:
+                if row[k] != "":
+                    self._tb.add_scalar(f"{split}/{k}", row[k], step)
             if split == "train":
                 self._tb.add_scalar("train/lr", row["lr"], step)
                 self._tb.add_scalar("train/kl_weight", row["kl_weight"], step)
@@ -727,6 +803,37 @@ class Trainer:
             return []  # a damaged log is not worth stopping a resume for; it is rewritten
 
 
+@torch.no_grad()
+def evaluate_image_model(
+    model: nn.Module, dataset: Any, batch_size: int = 100, *, seed: int = 0
+) -> dict[str, float]:
+    """Mean losses of an image model (SketchEmbedNet) over an image dataset, as
+    :func:`sketchrnn.evaluate.evaluate` does for sketch-rnn: eval mode, ``z`` sampled with a
+    fixed seed in a forked RNG, batches weighted by size. ``loss`` is the final objective
+    (``alpha = alpha_max``), so that validation losses of different steps compare."""
+    from sketchrnn.evaluate import iterate_eval_batches
+
+    if len(dataset) == 0:
+        raise ValueError("cannot evaluate on an empty split")
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    totals: dict[str, float] = {}
+    devices = [device] if device.type == "cuda" else []
+    try:
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            for batch in iterate_eval_batches(dataset, batch_size):
+                losses = model.losses(
+                    batch.images.to(device), batch.strokes.to(device), batch.lengths.to(device)
+                )
+                for k, v in losses.items():
+                    totals[k] = totals.get(k, 0.0) + float(v) * len(batch.lengths)
+    finally:
+        model.train(was_training)
+    return {k: v / len(dataset) for k, v in totals.items()}
+
+
 def _fmt(v: Any) -> Any:
     return f"{v:.6g}" if isinstance(v, float) else v
 
@@ -736,7 +843,7 @@ def _plain_float(v: Any) -> float | None:
 
 
 def _mean_losses(rows: list[dict[str, float]]) -> dict[str, float]:
-    keys = ("L_R", "L_s", "L_p", "L_KL", "loss")
+    keys = (*_LOSS_COLUMNS, *_LOSS_ALIASES.values())
     good = [r for r in rows if r.get("finite", 1.0)] or rows
     return {k: float(np.mean([r[k] for r in good])) for k in keys if k in good[0]}
 

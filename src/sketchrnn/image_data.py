@@ -1,0 +1,357 @@
+"""Datasets of (image, strokes) pairs for SketchEmbedNet (Wang et al. 2021, Appendix G).
+
+Each sketch is rendered once, when the dataset is built, by the numpy rasteriser
+(:func:`sketchrnn.raster.rasterize`) to a greyscale ``image_size x image_size`` image (ink 1),
+scaled and centred with a margin of 10% of the side rounded to whole pixels; the stroke
+targets are the normalised stroke-5 rows of :mod:`sketchrnn.data` (offsets divided by the
+training set's standard deviation, sequences of at most ``max_len`` = 64 points; longer ones
+are dropped and counted). Images are kept as uint8 (a quarter of the memory of float32) and
+turned into float tensors per batch.
+
+Sources: any file :func:`sketchrnn.io.formats.read_sketches` reads (sketch-rnn ``.npz``,
+Quick, Draw! ``.ndjson``/``.bin``, SVG, Omniglot stroke ``.zip``), and drawings sampled from
+sketch-rnn models (:func:`sample_magenta_models`, cached as ``.npz``).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from sketchrnn import strokes as S
+from sketchrnn.data import SketchDataset, assign_splits, datasets_from_sketchset, make_batch
+from sketchrnn.io.base import SketchFileError, SketchSet, atomic_path
+from sketchrnn.io.formats import read_sketches
+from sketchrnn.raster import rasterize_batch
+
+__all__ = [
+    "ImageBatch",
+    "ImageSketchDataset",
+    "ImageDataSplits",
+    "image_padding",
+    "render_images",
+    "load_image_datasets",
+    "sample_magenta_models",
+    "read_sample_info",
+]
+
+PathLike = str | os.PathLike
+
+
+class ImageBatch(NamedTuple):
+    """A batch of image and stroke pairs.
+
+    ``images`` ``(batch, C, S, S)`` float32 in ``[0, 1]`` (1 = ink); ``strokes``,
+    ``lengths``, ``labels`` as in :class:`sketchrnn.data.Batch`: ``(batch, N_max + 1, 5)``
+    with the start token in row 0, ``(batch,)``, ``(batch,)``.
+    """
+
+    images: torch.Tensor
+    strokes: torch.Tensor
+    lengths: torch.Tensor
+    labels: torch.Tensor
+
+
+def image_padding(image_size: int) -> float:
+    """The margin as a fraction of the side: 10% of ``image_size`` rounded to whole pixels
+    (Appendix G), e.g. 3 / 28 at 28 pixels."""
+    return round(0.1 * image_size) / image_size
+
+
+def render_images(
+    sketches: Sequence[np.ndarray], image_size: int = 28, line_width: float = 1.5
+) -> np.ndarray:
+    """Render stroke-3 sketches to uint8 ``(n, image_size, image_size)`` (255 = ink), fitted,
+    centred and padded as in Appendix G; ``line_width`` in pixels."""
+    out = np.empty((len(sketches), image_size, image_size), dtype=np.uint8)
+    chunk = 256  # bounds the float32 working memory
+    for start in range(0, len(sketches), chunk):
+        part = rasterize_batch(
+            sketches[start : start + chunk], image_size, line_width, image_padding(image_size)
+        )
+        out[start : start + chunk] = np.rint(part * 255.0).astype(np.uint8)
+    return out
+
+
+class ImageSketchDataset:
+    """A :class:`sketchrnn.data.SketchDataset` with each sketch's image rendered once.
+
+    Exposes what the Trainer and evaluation use: ``len``, ``batch``, ``classes``,
+    ``scale_factor``, ``max_len``, ``lengths``. ``in_channels`` > 1 repeats the grey image
+    (for encoders built for RGB).
+    """
+
+    def __init__(
+        self,
+        sketches: SketchDataset,
+        image_size: int = 28,
+        *,
+        in_channels: int = 1,
+        line_width: float = 1.5,
+    ):
+        if image_size < 16:
+            raise ValueError(
+                f"image_size must be >= 16 (the encoders pool 4 times), got {image_size}"
+            )
+        if in_channels < 1:
+            raise ValueError(f"in_channels must be >= 1, got {in_channels}")
+        self.sketches = sketches
+        self.image_size = int(image_size)
+        self.in_channels = int(in_channels)
+        self.images = render_images(sketches.sketches, image_size, line_width)
+
+    def __len__(self) -> int:
+        return len(self.sketches)
+
+    def __repr__(self) -> str:
+        return (
+            f"ImageSketchDataset({len(self)} sketches, {len(self.classes)} classes, "
+            f"{self.image_size}x{self.image_size}, max_len={self.max_len})"
+        )
+
+    @property
+    def classes(self) -> list[str]:
+        return self.sketches.classes
+
+    @property
+    def scale_factor(self) -> float:
+        return self.sketches.scale_factor
+
+    @property
+    def max_len(self) -> int:
+        return self.sketches.max_len
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.sketches.labels
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return self.sketches.lengths
+
+    def image_tensor(self, indices: Sequence[int] | np.ndarray) -> torch.Tensor:
+        """Float images ``(len(indices), in_channels, S, S)`` in ``[0, 1]``."""
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        images = torch.from_numpy(self.images[indices]).float().div_(255.0).unsqueeze(1)
+        return images.expand(-1, self.in_channels, -1, -1).contiguous()
+
+    def batch(
+        self,
+        indices: Sequence[int] | np.ndarray,
+        augment: bool = False,
+        rng: np.random.Generator | None = None,
+        *,
+        drop_prob: float = 0.0,
+    ) -> ImageBatch:
+        """The pairs at ``indices`` as an :class:`ImageBatch`. ``augment`` must be off: the
+        images are rendered once, so augmented strokes would no longer match them."""
+        if augment or drop_prob > 0:
+            raise ValueError(
+                "image datasets are rendered once and cannot be augmented (the strokes would "
+                "stop matching their images): train with augment=False and drop_prob=0"
+            )
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        data = self.sketches
+        b = make_batch([data.sketches[i] for i in indices], data.labels[indices], data.max_len)
+        return ImageBatch(self.image_tensor(indices), b.strokes, b.lengths, b.labels)
+
+
+@dataclass
+class ImageDataSplits:
+    """Train, valid and test image datasets sharing one scale factor, classes and ``N_max``.
+
+    ``dropped_too_long`` counts, per source file, the sketches left out for having more than
+    ``max_len`` points (after RDP simplification, when asked for); ``skipped_invalid`` lists,
+    per file, the invalid drawings passed over when reading with ``skip_invalid=True``.
+    """
+
+    train: ImageSketchDataset
+    valid: ImageSketchDataset
+    test: ImageSketchDataset
+    scale_factor: float
+    classes: list[str]
+    dropped_too_long: dict[str, int] = field(default_factory=dict)
+    skipped_invalid: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def max_len(self) -> int:
+        return self.train.max_len
+
+
+def load_image_datasets(
+    paths: PathLike | Sequence[PathLike],
+    image_size: int = 28,
+    max_len: int = 64,
+    *,
+    rdp_epsilon: float | None = None,
+    in_channels: int = 1,
+    line_width: float = 1.5,
+    split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    split_seed: int = 0,
+    scale_factor: float | None = None,
+    limit_per_file: int | None = None,
+    skip_invalid: bool = False,
+) -> ImageDataSplits:
+    """Read every file in ``paths`` and build train/valid/test image datasets from them.
+
+    ``rdp_epsilon`` RDP-simplifies every sketch first (in the file's units; the Quick, Draw!
+    sketch-rnn files are already simplified, Omniglot's are not: about 2 pixels of the 105
+    pixel images brings most characters under 64 points). Sketches with more than
+    ``max_len`` points are dropped and counted. ``limit_per_file`` keeps only the first
+    sketches of each file (quick experiments). Labels, splits, the scale factor and
+    ``skip_invalid`` as in :func:`sketchrnn.data.load_datasets`.
+    """
+    if isinstance(paths, str | os.PathLike):
+        paths = [paths]
+    if not paths:
+        raise ValueError("no data files given")
+    merged = SketchSet()
+    dropped: dict[str, int] = {}
+    skipped: dict[str, list[str]] = {}
+    for path in paths:
+        sketches = read_sketches(path, skip_invalid=skip_invalid)
+        if sketches.skipped:
+            skipped[os.fspath(path)] = list(sketches.skipped)
+        if limit_per_file is not None:
+            sketches = sketches.subset(list(range(min(limit_per_file, len(sketches)))))
+        strokes = list(sketches.strokes)
+        if rdp_epsilon is not None:
+            strokes = [_simplified(s, rdp_epsilon, path, i) for i, s in enumerate(strokes)]
+        keep = [i for i, s in enumerate(strokes) if len(s) <= max_len]
+        dropped[os.fspath(path)] = len(strokes) - len(keep)
+        stem = Path(path).stem
+        labels = [sketches.labels[i] or stem for i in keep]
+        part = SketchSet([strokes[i] for i in keep], labels, [sketches.splits[i] for i in keep])
+        # Split each file on its own (seeded by its name), as load_datasets does, so adding a
+        # file never moves another file's sketches between splits.
+        merged.extend(assign_splits(part, split_fractions, split_seed, name=Path(path).name))
+    names = ", ".join(os.fspath(p) for p in paths)
+    if len(merged) == 0:
+        raise SketchFileError(names, f"no sketches of at most {max_len} points")
+    splits = datasets_from_sketchset(
+        merged, max_len, name=names, scale_factor=scale_factor, split_seed=split_seed
+    )
+
+    def wrap(d: SketchDataset) -> ImageSketchDataset:
+        return ImageSketchDataset(d, image_size, in_channels=in_channels, line_width=line_width)
+
+    return ImageDataSplits(
+        wrap(splits.train),
+        wrap(splits.valid),
+        wrap(splits.test),
+        splits.scale_factor,
+        splits.classes,
+        dropped,
+        skipped,
+    )
+
+
+def _simplified(s3: np.ndarray, epsilon: float, path: PathLike, index: int) -> np.ndarray:
+    try:
+        return S.simplify_stroke3(S.validate_stroke3(s3, where=f"sketch #{index}"), epsilon)
+    except S.SketchError as error:
+        raise SketchFileError(path, str(error)) from None
+
+
+# ----------------------------------------------------------------------------- model samples
+
+_INFO_KEYS = ("sample_models", "sample_temperature", "sample_count")
+
+
+def read_sample_info(path: PathLike) -> dict[str, object] | None:
+    """What :func:`sample_magenta_models` recorded in ``path`` (model names, temperature,
+    count per model), or ``None`` for a file without that record. Reads plain arrays only
+    (no pickle)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = set(zf.namelist())
+            if not all(f"{k}.npy" in names for k in _INFO_KEYS):
+                return None
+            arrays = {
+                k: np.load(io.BytesIO(zf.read(f"{k}.npy")), allow_pickle=False) for k in _INFO_KEYS
+            }
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+        raise SketchFileError(path, f"not a readable .npz file ({e})") from None
+    return {
+        "models": [str(m) for m in arrays["sample_models"].tolist()],
+        "temperature": float(arrays["sample_temperature"]),
+        "count": int(arrays["sample_count"]),
+    }
+
+
+def sample_magenta_models(
+    model_paths: Sequence[PathLike],
+    n_per_model: int,
+    temperature: float,
+    out_npz: PathLike,
+    *,
+    seed: int = 0,
+    split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+) -> Path:
+    """Draw ``n_per_model`` sketches from each sketch-rnn model (e.g. the 24 magenta.js
+    ``.gen.json`` models) at ``temperature`` and cache them in ``out_npz``; return its path.
+
+    The file is a sketch-rnn ``.npz`` in pixel units, labelled with each model's name (the file
+    name without ``.gen.json``), split per class by ``split_fractions``; it also records the
+    model names, temperature and count (:func:`read_sample_info`). When ``out_npz`` already
+    holds samples of the same models, temperature and count it is reused, not regenerated.
+    Written atomically.
+    """
+    from sketchrnn.generate import sample
+    from sketchrnn.io.npz import write_npz
+    from sketchrnn.models import load_model
+
+    if n_per_model < 1:
+        raise ValueError(f"n_per_model must be >= 1, got {n_per_model}")
+    if not model_paths:
+        raise ValueError("no model files given")
+    out_npz = Path(out_npz)
+    names = [_model_name(p) for p in model_paths]
+    if out_npz.exists():
+        info = read_sample_info(out_npz)
+        wanted = {"models": names, "temperature": float(temperature), "count": n_per_model}
+        if info == wanted:
+            return out_npz
+    strokes, labels = [], []
+    for k, (path, name) in enumerate(zip(model_paths, names, strict=True)):
+        model = load_model(path)
+        drawn = sample(model, n_per_model, temperature=temperature, seed=seed + 1000 * k)
+        # A drawing that ended at once has no points: nothing to render or learn from.
+        drawn = [s for s in drawn if len(s)]
+        strokes += drawn
+        labels += [name] * len(drawn)
+    sketches = assign_splits(SketchSet(strokes, labels), split_fractions, seed, name="samples")
+    info_arrays = {
+        "sample_models": np.array(names, dtype=str),
+        "sample_temperature": np.array(float(temperature)),
+        "sample_count": np.array(int(n_per_model)),
+    }
+    with atomic_path(out_npz) as tmp:
+        part = tmp.with_name(tmp.name + ".npz")  # write_npz writes atomically itself
+        write_npz(part, sketches)
+        try:
+            with zipfile.ZipFile(part, "a", compression=zipfile.ZIP_DEFLATED) as zf:
+                for key, array in info_arrays.items():
+                    buffer = io.BytesIO()
+                    np.save(buffer, array, allow_pickle=False)
+                    zf.writestr(f"{key}.npy", buffer.getvalue())
+            os.replace(part, tmp)
+        finally:
+            part.unlink(missing_ok=True)
+    return out_npz
+
+
+def _model_name(path: PathLike) -> str:
+    name = Path(path).name
+    for suffix in (".gen.json", ".json", ".pt"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
