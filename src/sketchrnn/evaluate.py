@@ -8,21 +8,45 @@ RNG so that evaluating never changes the random stream of the training it interr
 Recurrent dropout is off (``model.eval()``) and there is no augmentation.
 
 ``loss`` is the un-annealed eq. 11: ``L_R + w_KL * L_KL``.
+
+Evaluating on files (:func:`evaluate_files`, :func:`evaluate_files_by_class`) normalises the
+data with the *model's* scale factor, so the data must be in the units the model was trained
+in. The magenta.js models were trained on sketch-rnn's Quick, Draw! npz files, which keep each
+drawing's own pixel units; the simplified ndjson files are rescaled into a 0-255 box, which
+makes most drawings smaller than those models expect. Raw ndjson files are therefore read "as
+sketch-rnn's npz were made" for magenta.js models (``raw_ndjson="auto"``; see
+:func:`sketchrnn.io.quickdraw.simplify_raw_drawing_sketchrnn`, which also gives the figures
+measured), and every result reports ``offset_std_ratio``, the data's offset std over the
+model's scale factor (1 for the model's own training data; 0.34-0.98, median 0.58, for the
+shared raw drawings read so under the 20 released models that have them; 0.35-0.49 for the
+0-255 box).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["evaluate", "iterate_eval_batches", "evaluate_files"]
+__all__ = [
+    "evaluate",
+    "iterate_eval_batches",
+    "evaluate_files",
+    "evaluate_files_by_class",
+    "EvaluationReport",
+    "RAW_NDJSON_CHOICES",
+    "EVAL_SPLITS",
+]
 
 LOSS_KEYS = ("L_R", "L_s", "L_p", "L_KL")
+RAW_NDJSON_CHOICES = ("auto", "quickdraw", "sketch-rnn")
+EVAL_SPLITS = ("train", "valid", "test", "all")
 
 
 def iterate_eval_batches(dataset: Any, batch_size: int) -> Iterator[Any]:
@@ -71,38 +95,191 @@ def evaluate(
     return result
 
 
+@dataclass
+class EvaluationReport:
+    """What :func:`evaluate_files_by_class` measured.
+
+    ``total`` and every ``per_class[name]`` hold ``L_R, L_s, L_p, L_KL, loss``, ``sketches``
+    (how many were evaluated) and ``offset_std_ratio`` (std of the data's offsets over the
+    model's scale factor: about 1 when data and model share units). ``split`` is the split
+    evaluated (``"all"``: every drawing), ``raw_ndjson`` how raw ndjson drawings were
+    simplified, ``dropped_too_long`` how many drawings were longer than the model's
+    ``N_max`` and left out.
+    """
+
+    split: str
+    raw_ndjson: str
+    total: dict[str, float]
+    per_class: dict[str, dict[str, float]] = field(default_factory=dict)
+    dropped_too_long: int = 0
+
+
+def is_magenta_json_model(model_path: str | os.PathLike) -> bool:
+    """Whether ``model_path`` names a magenta.js ``.json`` model (as :func:`load_model` sees it)."""
+    path = Path(model_path)
+    return path.is_file() and path.suffix.lower() == ".json"
+
+
+def resolve_raw_ndjson(raw_ndjson: str, model_path: str | os.PathLike) -> str:
+    """``"auto"`` -> ``"sketch-rnn"`` for magenta.js models (trained on sketch-rnn's pixel-unit
+    npz files), else ``"quickdraw"`` (what ``sketchrnn train`` reads raw ndjson as)."""
+    if raw_ndjson not in RAW_NDJSON_CHOICES:
+        raise ValueError(
+            f"raw_ndjson must be one of {', '.join(RAW_NDJSON_CHOICES)}, got {raw_ndjson!r}"
+        )
+    if raw_ndjson == "auto":
+        return "sketch-rnn" if is_magenta_json_model(model_path) else "quickdraw"
+    return raw_ndjson
+
+
+def _read_data_file(path: str | os.PathLike, raw_ndjson: str) -> Any:
+    """One data file as a SketchSet labelled by class (the file stem where it has none)."""
+    from sketchrnn.io.base import SketchFileError, SketchSet
+    from sketchrnn.io.formats import read_sketches
+
+    path = Path(path)
+    if path.is_file() and path.suffix.lower() == ".ndjson":
+        from sketchrnn.io.quickdraw import read_quickdraw_ndjson
+
+        sketches = read_quickdraw_ndjson(path, raw_simplification=raw_ndjson)
+        if len(sketches) == 0:
+            raise SketchFileError(path, "no sketches in it")
+    else:
+        sketches = read_sketches(path)
+    labels = [label or path.stem for label in sketches.labels]
+    return SketchSet(list(sketches.strokes), labels, list(sketches.splits))
+
+
+def _subset(dataset: Any, keep: np.ndarray) -> Any:
+    """The sketches of ``dataset`` where ``keep`` (bool) is true, same classes and N_max."""
+    from sketchrnn.data import SketchDataset
+
+    chosen = np.flatnonzero(keep)
+    return SketchDataset(
+        [dataset.sketches[i] for i in chosen],
+        dataset.labels[chosen],
+        dataset.classes,
+        dataset.scale_factor,
+        dataset.max_len,
+    )
+
+
+def _pool(datasets: list[Any], classes: list[str]) -> Any:
+    """Datasets (each with its own class list) as one dataset over ``classes``."""
+    from sketchrnn.data import SketchDataset
+
+    where = {name: k for k, name in enumerate(classes)}
+    sketches, labels = [], []
+    for d in datasets:
+        sketches += d.sketches
+        labels += [where[d.classes[k]] for k in d.labels]
+    first = datasets[0]
+    return SketchDataset(sketches, labels, classes, first.scale_factor, first.max_len)
+
+
+def _measure(model: nn.Module, dataset: Any, batch_size: int, kl_weight: float, seed: int):
+    from sketchrnn import strokes
+
+    result = evaluate(model, dataset, batch_size, kl_weight=kl_weight, seed=seed)
+    result["sketches"] = float(len(dataset))
+    # The sketches are already divided by the model's scale factor.
+    result["offset_std_ratio"] = strokes.scale_factor(dataset.sketches)
+    return result
+
+
+def evaluate_files_by_class(
+    model_path: str | os.PathLike,
+    data_paths: Sequence[str | os.PathLike],
+    split: str | None = None,
+    batch_size: int = 100,
+    *,
+    raw_ndjson: str = "auto",
+    kl_weight: float = 1.0,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+) -> EvaluationReport:
+    """``sketchrnn evaluate``: the losses of a saved model on data files, in all and per class.
+
+    The data is normalised with the *model's* scale factor (not one recomputed from these
+    files) and padded to the model's ``N_max``; drawings longer than ``N_max`` are left out
+    and counted. Splits are assigned as ``sketchrnn train`` assigns them (per file and class,
+    seeded), so ``split="test"`` is the test split a model trained here on the same files never
+    saw. ``split=None`` means ``"test"``, except for magenta.js models, which were trained
+    elsewhere (on Google's 70K/2.5K/2.5K npz split, not recorded in these files): for them it
+    means ``"all"``, every drawing. ``raw_ndjson`` says how raw ndjson drawings are simplified
+    (``"auto"``: see :func:`resolve_raw_ndjson`); simplified ndjson is read as it is.
+    """
+    from sketchrnn.data import datasets_from_sketchset
+    from sketchrnn.models import load_model
+
+    if split is None:
+        split = "all" if is_magenta_json_model(model_path) else "test"
+    if split not in EVAL_SPLITS:
+        raise ValueError(f"split must be one of {', '.join(EVAL_SPLITS)}, got {split!r}")
+    if not data_paths:
+        raise ValueError("no data files given")
+    raw_ndjson = resolve_raw_ndjson(raw_ndjson, model_path)
+    model = load_model(model_path, device)
+    conditional_on_class = int(getattr(model.config, "num_classes", 0) or 0) > 0
+    parts, dropped = [], 0
+    for path in data_paths:
+        # One file at a time, named as load_datasets names it: the same splits as training.
+        splits = datasets_from_sketchset(
+            _read_data_file(path, raw_ndjson),
+            # Pad to the model's N_max: L_s and L_p are divided by N_max, so the figures
+            # compare with training only when the padding is the same.
+            max_len=int(model.config.max_seq_len),
+            name=Path(path).name,
+            scale_factor=getattr(model, "scale_factor", None),
+            pad_to_max_len=True,
+        )
+        dropped += sum(splits.dropped_too_long.values())
+        chosen = ("train", "valid", "test") if split == "all" else (split,)
+        parts += [getattr(splits, name) for name in chosen if len(getattr(splits, name))]
+    if not parts:
+        raise ValueError(
+            f"no {split} sketches in {', '.join(os.fspath(p) for p in data_paths)} "
+            f"(within the model's N_max of {int(model.config.max_seq_len)} points)"
+        )
+    classes = sorted({name for d in parts for name in d.classes})
+    dataset = _pool(parts, classes)
+    if conditional_on_class:
+        _relabel_to_model_classes(dataset, list(getattr(model, "classes", None) or []))
+    report = EvaluationReport(
+        split, raw_ndjson, _measure(model, dataset, batch_size, kl_weight, seed), {}, dropped
+    )
+    present = sorted(set(dataset.labels.tolist()))
+    if len(present) > 1:
+        for k in present:
+            report.per_class[dataset.classes[k]] = _measure(
+                model, _subset(dataset, dataset.labels == k), batch_size, kl_weight, seed
+            )
+    return report
+
+
 def evaluate_files(
     model_path: str | os.PathLike,
     data_paths: Sequence[str | os.PathLike],
-    split: str = "test",
+    split: str | None = "test",
     batch_size: int = 100,
     *,
     kl_weight: float = 1.0,
     seed: int = 0,
     device: str | torch.device = "cpu",
+    raw_ndjson: str = "auto",
 ) -> dict[str, float]:
-    """``sketchrnn evaluate``: load a model, read ``data_paths`` normalised with the *model's*
-    scale factor (not one recomputed from these files) and evaluate one split."""
-    from sketchrnn.data import load_datasets
-    from sketchrnn.models import load_model
-
-    model = load_model(model_path, device)
-    if split not in ("train", "valid", "test"):
-        raise ValueError(f"split must be train, valid or test, got {split!r}")
-    # Pad to the model's N_max: L_s and L_p are divided by N_max, so the figures compare with
-    # training only when the padding is the same (the CLI sets max_seq_len to the data's N_max).
-    splits = load_datasets(
-        [os.fspath(p) for p in data_paths],
-        max_len=int(model.config.max_seq_len),
-        scale_factor=getattr(model, "scale_factor", None),
-        pad_to_max_len=True,
-    )
-    dataset = getattr(splits, split)
-    if int(getattr(model.config, "num_classes", 0) or 0) > 0:
-        _relabel_to_model_classes(dataset, list(getattr(model, "classes", None) or []))
-    result = evaluate(model, dataset, batch_size, kl_weight=kl_weight, seed=seed)
-    result["sketches"] = float(len(dataset))
-    return result
+    """The ``total`` of :func:`evaluate_files_by_class`: ``L_R, L_s, L_p, L_KL, loss``,
+    ``sketches`` and ``offset_std_ratio`` over all the data's ``split``."""
+    return evaluate_files_by_class(
+        model_path,
+        data_paths,
+        split,
+        batch_size,
+        raw_ndjson=raw_ndjson,
+        kl_weight=kl_weight,
+        seed=seed,
+        device=device,
+    ).total
 
 
 def _relabel_to_model_classes(dataset: Any, model_classes: list[str]) -> None:
