@@ -18,6 +18,12 @@ Usage::
     python benchmarks/train_throughput.py                      # everything, full size
     python benchmarks/train_throughput.py --cells model:hyper,cell:fused --steps 3
     python benchmarks/train_throughput.py --steps 1 --batch 4 --n-max 20 --preset small
+    python benchmarks/train_throughput.py --fp32-matmul fast --threads 1 --n-max 100
+
+``--fp32-matmul fast`` runs every measurement with :func:`sketchrnn.nn.cells.fast_fp32_matmul`
+(oneDNN's bfloat16 instructions at float32 accuracy); the default leaves PyTorch's setting.
+``cpu s/step`` is the process's CPU time per step: on a CPU shared with other jobs it moves
+less than the wall time (with several threads it includes their spin-waiting).
 
 Peak memory is the growth of the process's peak resident set (``ru_maxrss``) during the timed
 and warm-up steps, over what it was after building the model and the batch.
@@ -40,7 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sketchrnn.models import SketchRNN, SketchRNNConfig
-from sketchrnn.nn.cells import make_cell, set_loop_compiler
+from sketchrnn.nn.cells import fast_fp32_matmul, make_cell, set_loop_compiler
 
 ALL = [
     "cell:fused",
@@ -204,14 +210,16 @@ def measure(name: str, args: argparse.Namespace) -> dict:
     rss_before = _peak_rss_mib()
     for _ in range(args.warmup):  # TorchScript optimises over its first runs
         step()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for _ in range(args.steps):
         step()
     elapsed = time.perf_counter() - start
+    cpu_elapsed = time.process_time() - cpu_start
     return {
         "name": name,
         "sketches_per_s": args.batch * args.steps / elapsed,
         "s_per_step": elapsed / args.steps,
+        "cpu_s_per_step": cpu_elapsed / args.steps,
         "peak_rss_growth_mib": _peak_rss_mib() - rss_before,
     }
 
@@ -228,9 +236,21 @@ def main() -> None:
     parser.add_argument("--n-max", type=int, default=250)
     parser.add_argument("--preset", default="magenta", choices=sorted(SketchRNNConfig.PRESETS))
     parser.add_argument("--recurrent-dropout", type=float, default=0.1)
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    parser.add_argument(
+        "--fp32-matmul",
+        choices=("default", "fast"),
+        default="default",
+        help="'fast': sketchrnn.nn.cells.fast_fp32_matmul() in every measurement",
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one in this process
     args = parser.parse_args()
 
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    fast = args.fp32_matmul == "fast" and fast_fp32_matmul()
+    if args.fp32_matmul == "fast" and not fast:
+        raise SystemExit("--fp32-matmul fast: not available with this PyTorch/CPU")
     if args.one:
         print(json.dumps(measure(args.one, args)))
         return
@@ -244,9 +264,13 @@ def main() -> None:
         f"torch {torch.__version__}, {torch.get_num_threads()} threads; preset {args.preset} "
         f"(enc {config.enc_hidden}, dec {config.dec_hidden}, z {config.z_size}, "
         f"M {config.num_mixtures}); batch {args.batch}, N_max {args.n_max}, "
-        f"recurrent dropout {args.recurrent_dropout}; {args.warmup} warm-up + {args.steps} steps"
+        f"recurrent dropout {args.recurrent_dropout}; {args.warmup} warm-up + {args.steps} steps; "
+        f"fp32 matmul {args.fp32_matmul}"
     )
-    print(f"{'measurement':<18} {'sketches/s':>11} {'s/step':>9} {'peak RSS +MiB':>14}")
+    print(
+        f"{'measurement':<18} {'sketches/s':>11} {'s/step':>9} {'cpu s/step':>11} "
+        f"{'peak RSS +MiB':>14}"
+    )
     forwarded = [
         f"--steps={args.steps}",
         f"--warmup={args.warmup}",
@@ -254,6 +278,8 @@ def main() -> None:
         f"--n-max={args.n_max}",
         f"--preset={args.preset}",
         f"--recurrent-dropout={args.recurrent_dropout}",
+        f"--threads={torch.get_num_threads()}",
+        f"--fp32-matmul={args.fp32_matmul}",
     ]
     for name in names:
         done = subprocess.run(
@@ -267,7 +293,7 @@ def main() -> None:
         r = json.loads(done.stdout.strip().splitlines()[-1])
         print(
             f"{name:<18} {r['sketches_per_s']:>11.1f} {r['s_per_step']:>9.3f} "
-            f"{r['peak_rss_growth_mib']:>14.0f}"
+            f"{r['cpu_s_per_step']:>11.3f} {r['peak_rss_growth_mib']:>14.0f}"
         )
 
 

@@ -1,19 +1,23 @@
-"""The decoder cells: shapes, the two plain-LSTM paths, layer-norm maths, HyperLSTM, dropout."""
+"""The decoder cells: shapes, the two plain-LSTM paths, layer-norm maths, HyperLSTM, dropout;
+the fast float32 matmul mode; the encoder's unpacked bidirectional LSTM."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.nn.utils.rnn import pack_padded_sequence
 
 from sketchrnn.nn.cells import (
     CELL_TYPES,
     LSTM,
     HyperLSTM,
     LayerNormLSTM,
+    fast_fp32_matmul,
     make_cell,
     set_loop_compiler,
 )
+from sketchrnn.nn.encoders import BiLSTMEncoder
 
 INPUT, HIDDEN, BATCH, STEPS = 7, 16, 3, 9
 
@@ -232,3 +236,60 @@ def test_make_cell_rejects_unknown_names_and_bad_dropout():
         make_cell("lstm", INPUT, HIDDEN, recurrent_dropout=1.0)
     with pytest.raises(ValueError, match="loop compiler"):
         set_loop_compiler("compile")
+
+
+@pytest.fixture
+def restore_matmul_precision():
+    yield
+    fast_fp32_matmul(False)
+
+
+@pytest.mark.parametrize("kind", ["layernorm", "hyper"])
+def test_fast_fp32_matmul_keeps_float32_accuracy(kind, restore_matmul_precision):
+    # Sizes where oneDNN takes the matmuls (the tiny test sizes above may not reach it).
+    torch.manual_seed(0)
+    cell = make_cell(kind, 33, 256, hyper_hidden=64, hyper_embed=8).train()
+    x = torch.randn(16, 12, 33, requires_grad=True)
+    state = cell.zero_state(16, x)
+
+    def run():
+        h_seq, _ = cell(x, state)
+        grads = torch.autograd.grad(h_seq.pow(2).sum(), [x, *cell.parameters()])
+        return h_seq.detach(), grads
+
+    expected_h, expected_grads = run()
+    if not fast_fp32_matmul():
+        pytest.skip("this PyTorch/CPU has no fast float32 matmul mode")
+    assert torch.backends.mkldnn.matmul.fp32_precision == "bf16"
+    got_h, got_grads = run()
+    if torch.equal(got_h, expected_h):
+        pytest.skip("oneDNN kept its default float32 kernels here (no bfloat16 instructions?)")
+    # A plain bfloat16 product would be off by ~3e-3 relative; float32 accuracy is ~1e-6.
+    torch.testing.assert_close(got_h, expected_h, rtol=1e-4, atol=1e-5)
+    for got, expected in zip(got_grads, expected_grads, strict=True):
+        scale = expected.abs().max().clamp_min(1e-6)
+        assert (got - expected).abs().max() / scale < 1e-4
+    assert not fast_fp32_matmul(False)
+    assert torch.backends.mkldnn.matmul.fp32_precision == "none"
+
+
+def test_bilstm_encoder_matches_packed_sequences():
+    # The encoder runs each direction unpacked and picks the states at n - 1; a packed
+    # bidirectional LSTM over the same weights is the reference, values and gradients.
+    torch.manual_seed(0)
+    encoder = BiLSTMEncoder(5, 8, 3).double()
+    x = torch.randn(4, 9, 5, dtype=torch.float64, requires_grad=True)
+    lengths = torch.tensor([9, 1, 5, 3])
+    with torch.no_grad():  # padding garbage must not reach the states
+        x[1, 1:] = 100.0
+    mu, sigma_hat = encoder(x, lengths)
+    packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    _, (h_n, _) = encoder.lstm(packed)
+    ref_mu, ref_sigma_hat = encoder.to_latent(torch.cat([h_n[0], h_n[1]], -1)).chunk(2, -1)
+    torch.testing.assert_close(mu, ref_mu)
+    torch.testing.assert_close(sigma_hat, ref_sigma_hat)
+    inputs = [x, *encoder.parameters()]
+    got = torch.autograd.grad(mu.sum() + sigma_hat.pow(2).sum(), inputs)
+    expected = torch.autograd.grad(ref_mu.sum() + ref_sigma_hat.pow(2).sum(), inputs)
+    for a, b in zip(got, expected, strict=True):
+        torch.testing.assert_close(a, b)
