@@ -111,6 +111,78 @@ def _pick_sketch(spec: str):
     return ss.strokes[i]
 
 
+# --input-scale auto brings an input's longer side to the median longer side of this many of
+# the model's own sketches (tau 0.5, seed 0). Measured: raw Quick, Draw! drawings in their own
+# pixels have a longer side of about 5x their class model's scale factor (median over the 500
+# shared raw drawings of the 20 classes with a released model), but the models' own sketches
+# about 6-16x (sheep 12.6, bicycle 10.2, rabbit 12.8, calendar 6.1, dog 16.2), and their
+# likelihood of the raw drawings improves when those are enlarged 1.25-1.5x: the models were
+# trained on larger drawings than the raw files here hold, so the model itself is the measure.
+AUTO_SCALE_SAMPLES = 16
+AUTO_SCALE_TEMPERATURE = 0.5
+
+
+def _typical_extent(model) -> float:
+    """Median longer side of the bounding boxes of a few of the model's own sketches."""
+    import numpy as np
+
+    from sketchrnn import generate, strokes
+
+    sketches = generate.sample(
+        model, AUTO_SCALE_SAMPLES, temperature=AUTO_SCALE_TEMPERATURE, seed=0
+    )
+    sides = []
+    for s3 in sketches:
+        if len(s3):
+            lo_x, hi_x, lo_y, hi_y = strokes.bounds(s3)
+            sides.append(max(hi_x - lo_x, hi_y - lo_y))
+    return float(np.median(sides)) if sides else 0.0
+
+
+def _input_scale(spec: str, model_path: str, model) -> float | None:
+    """``--input-scale``: a factor for the input sketches' offsets, or None for "per sketch".
+
+    ``none`` is 1; a number is itself; ``auto`` is None (fit each sketch) for magenta.js
+    models, whose units are the raw drawings' pixels while inputs are often a 0-255 box
+    (simplified ndjson) or any other size, and 1 for models trained here, which take their
+    own training files' units.
+    """
+    from sketchrnn.evaluate import is_magenta_json_model
+
+    if spec == "none":
+        return 1.0
+    if spec == "auto":
+        if is_magenta_json_model(model_path) and getattr(model, "scale_factor", None):
+            return None
+        return 1.0
+    try:
+        factor = float(spec)
+    except ValueError:
+        raise CLIError(f"--input-scale must be auto, none or a number, got {spec!r}") from None
+    if not factor > 0 or factor == float("inf"):
+        raise CLIError(f"--input-scale must be a positive number, got {spec!r}")
+    return factor
+
+
+def _scaled_inputs(args: argparse.Namespace, model, *specs: str) -> list:
+    """The sketches named by ``specs``, brought to the model's size by ``--input-scale``."""
+    from sketchrnn import strokes
+
+    factor = _input_scale(args.input_scale, args.model, model)
+    target = _typical_extent(model) if factor is None else 0.0
+    out = []
+    for spec in specs:
+        s3 = strokes.validate_stroke3(_pick_sketch(spec), where=spec).copy()
+        scale = factor
+        if factor is None:
+            lo_x, hi_x, lo_y, hi_y = strokes.bounds(s3)
+            extent = max(hi_x - lo_x, hi_y - lo_y)
+            scale = target / extent if extent > 0 and target > 0 else 1.0
+        s3[:, 0:2] *= scale
+        out.append(s3)
+    return out
+
+
 def _write_outputs(outs: list[str], sketches, color_by: str, ncols: int | None = None) -> None:
     from sketchrnn.io.formats import write_grid
 
@@ -138,7 +210,7 @@ def _cmd_reconstruct(args: argparse.Namespace) -> None:
     from sketchrnn import generate
 
     model = generate.load_model(args.model)
-    s3 = _pick_sketch(args.input)
+    (s3,) = _scaled_inputs(args, model, args.input)
     temps = [float(t) for t in args.temperatures.split(",")]
     out = generate.reconstruct(model, s3, temps, seed=args.seed)
     _write_outputs(args.out, [s3, *out], args.color, ncols=len(out) + 1)
@@ -148,7 +220,7 @@ def _cmd_complete(args: argparse.Namespace) -> None:
     from sketchrnn import generate
 
     model = generate.load_model(args.model)
-    prefix = _pick_sketch(args.input)
+    (prefix,) = _scaled_inputs(args, model, args.input)
     out = generate.complete(
         model, prefix, args.n, args.temperature, z_from=args.z_from, seed=args.seed
     )
@@ -159,7 +231,7 @@ def _cmd_interpolate(args: argparse.Namespace) -> None:
     from sketchrnn import generate
 
     model = generate.load_model(args.model)
-    a, b = _pick_sketch(args.a), _pick_sketch(args.b)
+    a, b = _scaled_inputs(args, model, args.a, args.b)
     out = generate.interpolate(
         model, a, b, args.steps, method=args.method, temperature=args.temperature, seed=args.seed
     )
@@ -170,7 +242,7 @@ def _cmd_analogy(args: argparse.Namespace) -> None:
     from sketchrnn import generate
 
     model = generate.load_model(args.model)
-    a, minus, plus = _pick_sketch(args.a), _pick_sketch(args.minus), _pick_sketch(args.plus)
+    a, minus, plus = _scaled_inputs(args, model, args.a, args.minus, args.plus)
     out = generate.analogy(
         model, a, minus, plus, n=args.n, temperature=args.temperature, seed=args.seed
     )
@@ -276,12 +348,27 @@ def _sketch_embed_net_from_args(args: argparse.Namespace, max_len: int):
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> None:
-    from sketchrnn.evaluate import evaluate_files
+    from sketchrnn.evaluate import evaluate_files_by_class
 
-    result = evaluate_files(args.model, args.data, args.split, args.batch_size)
-    print(f"{args.split}: {int(result['sketches'])} sketches")
-    for key in ("L_R", "L_s", "L_p", "L_KL", "loss"):
-        print(f"  {key:5s} {result[key]:.4f}")
+    report = evaluate_files_by_class(
+        args.model, args.data, args.split, args.batch_size, raw_ndjson=args.raw_ndjson
+    )
+    print(
+        f"split {report.split}: {int(report.total['sketches'])} sketches "
+        f"(raw ndjson read as {report.raw_ndjson})"
+    )
+    if report.dropped_too_long:
+        print(f"left out {report.dropped_too_long} sketches longer than the model's N_max")
+    rows = {**report.per_class, "all": report.total}
+    width = max(len(name) for name in rows)
+    keys = ("L_R", "L_s", "L_p", "L_KL", "loss")
+    print(f"{'class':{width}s}  " + "  ".join(f"{k:>8s}" for k in keys) + "  sketches  std/sf")
+    for name, result in rows.items():
+        figures = "  ".join(f"{result[k]:8.4f}" for k in keys)
+        print(
+            f"{name:{width}s}  {figures}  {int(result['sketches']):8d}"
+            f"  {result['offset_std_ratio']:6.2f}"
+        )
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
@@ -298,6 +385,88 @@ def _cmd_demo(args: argparse.Namespace) -> None:
 
 SKIP_FLAG = "--skip-invalid"
 SKIP_KW = dict(action="store_true", help="pass over invalid drawings (counted) instead of stopping")
+
+# ----------------------------------------------------------------------------- few-shot, figures
+
+
+def _cmd_fewshot(args: argparse.Namespace) -> None:
+    from sketchrnn import fewshot
+    from sketchrnn.io.omniglot_images import load_omniglot_split
+    from sketchrnn.models import load_model
+    from sketchrnn.models.conv_vae import ConvVAE
+
+    baselines = fewshot.parse_baselines(args.baselines)
+    model = load_model(args.model)
+    embedders = {"sketchembednet": fewshot.model_embedding(model, args.image_size)}
+    for name, path in baselines:
+        if name == "pixels":
+            embedders[name] = fewshot.raw_pixel_embedding
+        elif name == "random-conv4":
+            embedders[name] = fewshot.random_conv4_embedding(args.seed, args.image_size)
+        elif path is not None:
+            vae = ConvVAE.from_pretrained(path)
+            embedders[name] = fewshot.model_embedding(vae, args.image_size)
+        else:
+            print(
+                f"conv-vae: no path given, training one for {args.conv_vae_steps} steps "
+                f"(batch 128) on the Omniglot background images",
+                file=sys.stderr,
+            )
+            images = fewshot.omniglot_background_images(args.omniglot, args.image_size)
+            vae = fewshot.train_quick_conv_vae(images, args.conv_vae_steps, args.seed)
+            embedders[name] = fewshot.model_embedding(vae, args.image_size)
+    split_name = "test" if args.split == "vinyals-test" else "lake"
+    split = load_omniglot_split(args.omniglot, split_name, args.image_size)
+    groups = split.alphabet_of if split_name == "lake" else None
+    for n_way in args.ways:
+        for k_shot in args.shots:
+            episodes = fewshot.sample_episodes(
+                split.images, n_way, k_shot, args.queries, args.episodes, args.seed, groups
+            )
+            print(
+                f"{n_way}-way {k_shot}-shot: {args.episodes} episodes, seed {args.seed}, "
+                f"fingerprint {fewshot.episodes_fingerprint(episodes)}"
+            )
+    rows = fewshot.run_fewshot_table(
+        embedders,
+        split.images,
+        args.ways,
+        args.shots,
+        args.episodes,
+        args.seed,
+        args.queries,
+        class_groups=groups,
+        progress=args.progress,
+    )
+    print(f"Omniglot {args.split} split ({len(split)} classes)")
+    print(fewshot.format_fewshot_table(rows))
+    if args.out:
+        fewshot.write_fewshot_table(args.out, rows)
+        print(f"wrote {args.out}")
+
+
+def _cmd_embed(args: argparse.Namespace) -> None:
+    from sketchrnn import embed
+
+    if args.figure == "one-shot":
+        count = embed.one_shot_figure(
+            args.model,
+            args.out,
+            inputs=args.input,
+            omniglot=args.omniglot,
+            n_characters=args.count,
+            temperature=args.temperature,
+            seed=args.seed,
+        )
+    elif args.figure == "compose":
+        count = embed.composition_figure(
+            args.model, args.out, temperature=args.temperature, seed=args.seed
+        )
+    else:
+        count = embed.arrangements_figure(
+            args.model, args.out, conv_vae=args.conv_vae, per_arrangement=args.count, seed=args.seed
+        )
+    print(f"wrote {args.out} ({count} images)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -362,6 +531,17 @@ def build_parser() -> argparse.ArgumentParser:
         return q
 
     sketch_help = "FILE or FILE:INDEX (a sketch from any readable file; index 0 by default)"
+
+    def input_scale_option(q: argparse.ArgumentParser) -> None:
+        q.add_argument(
+            "--input-scale",
+            default="auto",
+            metavar="{auto,none,FLOAT}",
+            help="multiply the input sketches' offsets by FLOAT; auto: for magenta.js models, "
+            "scale each input so its longer side is that of the model's typical sketch "
+            "(median of 16 of its own at tau 0.5), else none",
+        )
+
     q = model_command("sample", "draw new sketches", _cmd_sample)
     q.add_argument("--n", type=int, default=16, help="how many (default 16)")
     q.add_argument("--temperature", type=float, default=0.5, help="tau (0 = greedy)")
@@ -373,6 +553,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q.add_argument("--input", required=True, help=sketch_help)
     q.add_argument("--temperatures", default="0.01,0.2,0.4,0.6,0.8,1.0")
+    input_scale_option(q)
 
     q = model_command("complete", "finish an incomplete sketch in several ways", _cmd_complete)
     q.add_argument("--input", required=True, help=sketch_help)
@@ -384,6 +565,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="prefix",
         help="VAE models: z from the prefix's encoding or from N(0, I)",
     )
+    input_scale_option(q)
 
     q = model_command(
         "interpolate", "morph one sketch into another through latent space", _cmd_interpolate
@@ -393,6 +575,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--steps", type=int, default=10)
     q.add_argument("--method", choices=["slerp", "linear"], default="slerp")
     q.add_argument("--temperature", type=float, default=0.1)
+    input_scale_option(q)
 
     q = model_command("analogy", "latent arithmetic: a - minus + plus", _cmd_analogy)
     q.add_argument("--a", required=True, help=sketch_help)
@@ -400,6 +583,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--plus", required=True, help=sketch_help)
     q.add_argument("--n", type=int, default=4)
     q.add_argument("--temperature", type=float, default=0.1)
+    input_scale_option(q)
 
     q = sub.add_parser("demo", help="train a small model on built-in shapes and draw with it")
     q.add_argument("--out", default="sketchrnn-demo", help="output folder (default sketchrnn-demo)")
@@ -496,16 +680,80 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
     q.set_defaults(func=_cmd_train)
 
-    q = sub.add_parser("evaluate", help="L_R, L_s, L_p, L_KL of a model on a data split")
+    q = sub.add_parser("evaluate", help="L_R, L_s, L_p, L_KL of a model on a data split, per class")
     q.add_argument(
         "model",
         metavar="MODEL",
         help="run folder, checkpoint.pt, pretrained folder or magenta.js .json",
     )
     q.add_argument("--data", nargs="+", required=True, metavar="FILE")
-    q.add_argument("--split", choices=["train", "valid", "test"], default="test")
+    q.add_argument(
+        "--split",
+        choices=["train", "valid", "test", "all"],
+        default=None,
+        help="default: test (the split training left out); all for magenta.js models",
+    )
+    q.add_argument(
+        "--raw-ndjson",
+        choices=["auto", "quickdraw", "sketch-rnn"],
+        default="auto",
+        help="how raw Quick, Draw! ndjson is simplified: into the 0-255 box (quickdraw), or in "
+        "pixel units as sketch-rnn's npz (sketch-rnn); auto: sketch-rnn for magenta.js models",
+    )
     q.add_argument("--batch-size", type=int, default=100)
     q.set_defaults(func=_cmd_evaluate)
+
+    q = sub.add_parser("fewshot", help="N-way K-shot Omniglot accuracy of a model and baselines")
+    q.add_argument("--model", required=True, metavar="RUN_DIR", help="a SketchEmbedNet")
+    q.add_argument(
+        "--baselines",
+        default="conv-vae,random-conv4",
+        help="comma-separated: conv-vae[:PATH], random-conv4, pixels; same episodes for all "
+        "(conv-vae without PATH trains one on the Omniglot background images)",
+    )
+    q.add_argument("--split", choices=["vinyals-test", "lake"], default="vinyals-test")
+    q.add_argument("--ways", type=int, nargs="+", default=[5, 20])
+    q.add_argument("--shots", type=int, nargs="+", default=[1, 5])
+    q.add_argument("--queries", type=int, default=15, help="query images per class")
+    q.add_argument("--episodes", type=int, default=2000)
+    q.add_argument("--seed", type=int, default=0, help="episodes (and baseline weights)")
+    q.add_argument("--image-size", type=int, default=28)
+    q.add_argument("--omniglot", default="../shared/data/omniglot", help="Omniglot data folder")
+    q.add_argument("--conv-vae-steps", type=int, default=1500)
+    q.add_argument("--out", help="write the table: .csv, or Markdown for any other suffix")
+    q.add_argument("--progress", action="store_true", help="progress bars")
+    q.set_defaults(func=_cmd_fewshot)
+
+    embed_parser = sub.add_parser("embed", help="figures of what the embeddings show (PNG)")
+    esub = embed_parser.add_subparsers(dest="figure", metavar="FIGURE")
+    q = esub.add_parser("one-shot", help="unseen Omniglot characters drawn from one image each")
+    q.add_argument("model", metavar="MODEL")
+    q.add_argument(
+        "--input",
+        nargs="*",
+        default=[],
+        help="PNG images, or Omniglot characters 'alphabet/characterNN' of the evaluation set "
+        "(default: the first --count evaluation characters)",
+    )
+    q.add_argument("--count", type=int, default=8)
+    q.add_argument("--omniglot", default="../shared/data/omniglot")
+    q.add_argument("--temperature", type=float, default=0.1)
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--out", required=True)
+    q.set_defaults(func=_cmd_embed)
+    q = esub.add_parser("compose", help="z(snowman) - z(circle) + z(square), decoded")
+    q.add_argument("model", metavar="MODEL")
+    q.add_argument("--temperature", type=float, default=0.1)
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--out", required=True)
+    q.set_defaults(func=_cmd_embed)
+    q = esub.add_parser("arrangements", help="UMAP of embeddings of synthetic arrangements")
+    q.add_argument("model", metavar="MODEL")
+    q.add_argument("--conv-vae", help="a Conv-VAE folder to plot beside the model")
+    q.add_argument("--count", type=int, default=40, help="sketches per arrangement")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--out", required=True)
+    q.set_defaults(func=_cmd_embed)
 
     return p
 

@@ -29,6 +29,13 @@ from tqdm import tqdm
 from sketchrnn.nn.conv_encoders import ImageEncoder
 
 __all__ = [
+    "BASELINES",
+    "model_embedding",
+    "omniglot_background_images",
+    "train_quick_conv_vae",
+    "parse_baselines",
+    "episodes_fingerprint",
+    "write_fewshot_table",
     "Episode",
     "FewShotResult",
     "FewShotRow",
@@ -339,3 +346,127 @@ def format_fewshot_table(rows: Sequence[FewShotRow]) -> str:
     episode_counts = sorted({r.result.n_episodes for r in rows})
     lines.append(f"\n(accuracy %, 95% CI over {', '.join(map(str, episode_counts))} episodes)")
     return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- command helpers
+# What ``sketchrnn fewshot`` needs beyond the protocol: model and baseline embedders, the
+# background images a quick Conv-VAE trains on, a fingerprint of the episodes, table files.
+
+BASELINES = ("conv-vae", "random-conv4", "pixels")
+
+
+def model_embedding(model: torch.nn.Module, image_size: int, batch_size: int = 256) -> EmbedFn:
+    """An :data:`EmbedFn` from any model with ``embed(images) -> mu`` and a ``config`` holding
+    ``image_size`` and ``in_channels`` (SketchEmbedNet, ConvVAE).
+
+    Greyscale ``(N, S, S)`` images are given a channel axis (repeated for RGB encoders).
+    ValueError when ``image_size`` differs from the size the model was trained at.
+    """
+    config = getattr(model, "config", None)
+    if not hasattr(model, "embed") or config is None or not hasattr(config, "image_size"):
+        raise ValueError(
+            f"{type(model).__name__} has no image encoder: few-shot needs a SketchEmbedNet"
+        )
+    if config.image_size != image_size:
+        raise ValueError(
+            f"the model takes {config.image_size}x{config.image_size} images but the episodes "
+            f"are {image_size}x{image_size}: pass --image-size {config.image_size}"
+        )
+    in_channels = config.in_channels
+
+    def embed(images: np.ndarray) -> np.ndarray:
+        batch = torch.as_tensor(np.asarray(images, dtype=np.float32))
+        if batch.dim() == 3:
+            batch = batch.unsqueeze(1).expand(-1, in_channels, -1, -1)
+        out = [
+            model.embed(batch[i : i + batch_size]).cpu() for i in range(0, len(batch), batch_size)
+        ]
+        return torch.cat(out).numpy()
+
+    return embed
+
+
+def omniglot_background_images(root: str, image_size: int = 28) -> np.ndarray:
+    """All 964 x 20 Omniglot background-set images, float32 ``(19280, S, S)``, ink = 1.
+
+    These alphabets never appear in the Vinyals test split or the Lake split, so a baseline
+    trained on them sees no test character.
+    """
+    from pathlib import Path
+
+    from sketchrnn.io.omniglot_images import load_character_images, resize_ink_images
+
+    raw = load_character_images(Path(root) / "images_background.npz")
+    images = resize_ink_images(raw, image_size)
+    return images.reshape(-1, image_size, image_size)
+
+
+def train_quick_conv_vae(
+    images: np.ndarray, steps: int = 1500, seed: int = 0, z_size: int = 256, progress: bool = True
+) -> torch.nn.Module:
+    """A Conv4 Conv-VAE trained for ``steps`` (batch 128) on ``images`` ``(N, S, S)``."""
+    from sketchrnn.models.conv_vae import ConvVAE, ConvVAEConfig, train_conv_vae
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = ConvVAE(ConvVAEConfig(image_size=images.shape[-1], z_size=z_size))
+    train_conv_vae(model, images, steps=steps, batch_size=128, seed=seed, progress=progress)
+    return model
+
+
+def parse_baselines(spec: str) -> list[tuple[str, str | None]]:
+    """``"conv-vae:PATH,random-conv4,pixels"`` -> ``[("conv-vae", "PATH"), ...]``.
+
+    Only ``conv-vae`` takes a path (a ConvVAE ``save_pretrained`` folder). ValueError otherwise.
+    """
+    out: list[tuple[str, str | None]] = []
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        name, _, path = item.partition(":")
+        if name not in BASELINES:
+            raise ValueError(f"unknown baseline {name!r}: use {', '.join(BASELINES)}")
+        if path and name != "conv-vae":
+            raise ValueError(f"baseline {name!r} takes no path (got {item!r})")
+        out.append((name, path or None))
+    return out
+
+
+def episodes_fingerprint(episodes: Sequence[Episode]) -> str:
+    """A short hash of the episodes' classes, support and query ids: equal fingerprints mean
+    the same episodes (a rerun with the same seed and split replays them exactly)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for episode in episodes:
+        digest.update(repr(episode.classes).encode())
+        digest.update(np.ascontiguousarray(episode.support, dtype=np.int64).tobytes())
+        digest.update(np.ascontiguousarray(episode.query, dtype=np.int64).tobytes())
+    return digest.hexdigest()[:12]
+
+
+def write_fewshot_table(path: str, rows: Sequence[FewShotRow]) -> None:
+    """Write ``rows`` to ``.csv`` (embedder, n_way, k_shot, accuracy, ci95, episodes) or, for
+    any other suffix, the Markdown of :func:`format_fewshot_table`; atomically."""
+    import csv
+    from pathlib import Path
+
+    from sketchrnn.io.base import atomic_path
+
+    path_obj = Path(path)
+    with atomic_path(path_obj) as tmp:
+        if path_obj.suffix.lower() == ".csv":
+            with open(tmp, "w", newline="", encoding="utf-8") as f:
+                writer = csv.writer(f)
+                writer.writerow(["embedder", "n_way", "k_shot", "accuracy", "ci95", "episodes"])
+                for r in rows:
+                    writer.writerow(
+                        [
+                            r.embedder,
+                            r.n_way,
+                            r.k_shot,
+                            f"{r.result.mean_accuracy:.6f}",
+                            f"{r.result.ci95:.6f}",
+                            r.result.n_episodes,
+                        ]
+                    )
+        else:
+            Path(tmp).write_text(format_fewshot_table(rows) + "\n", encoding="utf-8")

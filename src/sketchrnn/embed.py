@@ -1,0 +1,347 @@
+"""Figures of what SketchEmbedNet's embeddings show (Wang et al. 2021, sections 6-7), as PNG.
+
+- :func:`one_shot_figure`: unseen Omniglot characters (evaluation alphabets) drawn from one
+  image each, the input beside the model's drawing.
+- :func:`composition_figure`: ``z(snowman) - z(circle) + z(square)`` decoded (section 6).
+- :func:`arrangements_figure`: 2-D UMAP projections of embeddings of synthetic arrangements
+  (a circle left of / right of / above / below a square; 1, 2, 3 stacked circles), one panel
+  per model, points coloured by arrangement, with a legend.
+
+Sketches are rendered with :func:`sketchrnn.image_data.render_images`; the panels are put
+together with Pillow (matplotlib is not a dependency). UMAP needs the optional ``umap-learn``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from sketchrnn import strokes as S
+from sketchrnn.image_data import render_images
+from sketchrnn.io.base import atomic_path
+from sketchrnn.synthetic import synthetic_sketch
+
+__all__ = [
+    "ARRANGEMENTS",
+    "arrangement_sketch",
+    "load_input_images",
+    "one_shot_figure",
+    "composition_figure",
+    "arrangements_figure",
+    "umap_projection",
+    "scatter_plot",
+]
+
+CELL = 84  # pixels per image in the figures
+ARRANGEMENTS = (
+    "circle left of square",
+    "circle right of square",
+    "circle above square",
+    "circle below square",
+    "1 circle",
+    "2 stacked circles",
+    "3 stacked circles",
+)
+# Distinct colours for up to 10 groups (the Tableau 10 palette).
+PALETTE = "#4e79a7 #f28e2b #e15759 #76b7b2 #59a14f #edc948 #b07aa1 #ff9da7 #9c755f #bab0ac".split()
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def _shape(name: str, rng: np.random.Generator, center: tuple[float, float], size: float):
+    """The polylines of a package-drawn ``name`` sketch, fitted into a ``size`` box at
+    ``center``."""
+    polylines = S.stroke3_to_polylines(synthetic_sketch(name, rng).astype(np.float64))
+    points = np.concatenate(polylines)
+    low, high = points.min(axis=0), points.max(axis=0)
+    scale = size / max(float((high - low).max()), 1e-9)
+    middle = (low + high) / 2
+    return [(p - middle) * scale + np.asarray(center) for p in polylines]
+
+
+def arrangement_sketch(name: str, rng: np.random.Generator) -> np.ndarray:
+    """One stroke-3 sketch of arrangement ``name`` (see :data:`ARRANGEMENTS`), built from the
+    package's synthetic circles and squares with a little random jitter of place and size."""
+    if name not in ARRANGEMENTS:
+        raise ValueError(f"unknown arrangement {name!r}; choose from {', '.join(ARRANGEMENTS)}")
+    size = 40.0 * rng.uniform(0.9, 1.1)
+    gap = size * rng.uniform(1.1, 1.3)
+    jitter = rng.normal(0.0, 3.0, 2)
+    offsets = {
+        "circle left of square": ((-gap / 2, 0), (gap / 2, 0)),
+        "circle right of square": ((gap / 2, 0), (-gap / 2, 0)),
+        "circle above square": ((0, -gap / 2), (0, gap / 2)),  # y grows downwards
+        "circle below square": ((0, gap / 2), (0, -gap / 2)),
+    }
+    if name in offsets:
+        circle_at, square_at = offsets[name]
+        polylines = _shape("circle", rng, tuple(np.add(circle_at, jitter)), size)
+        polylines += _shape("square", rng, tuple(np.add(square_at, jitter)), size)
+    else:
+        count = int(name[0])
+        polylines = []
+        for i in range(count):
+            y = (i - (count - 1) / 2) * size * 1.05
+            polylines += _shape("circle", rng, (jitter[0], y + jitter[1]), size)
+    return S.polylines_to_stroke3(polylines)
+
+
+def load_input_images(
+    inputs: Sequence[str], omniglot: str | os.PathLike, image_size: int, n_characters: int
+) -> tuple[np.ndarray, list[str]]:
+    """Images ``(n, S, S)`` float32 (ink = 1) and their names for the one-shot figure.
+
+    Each input is a PNG/JPEG file (converted to grey; dark ink on light paper is inverted) or
+    an Omniglot evaluation character ``alphabet/characterNN`` (its first drawer's image). No
+    inputs: the first character of each of the first ``n_characters`` evaluation alphabets.
+    """
+    from sketchrnn.io.base import SketchFileError
+    from sketchrnn.io.omniglot_images import load_omniglot_split
+
+    images, names = [], []
+    wanted = [name for name in inputs if not Path(name).is_file()]
+    split = None
+    if wanted or not inputs:
+        split = load_omniglot_split(omniglot, "lake", image_size)
+    if not inputs:
+        first_of_alphabet: dict[str, str] = {}
+        for label, alphabet in split.alphabet_of.items():
+            first_of_alphabet.setdefault(alphabet, label)
+        inputs = list(first_of_alphabet.values())[:n_characters]
+    for name in inputs:
+        path = Path(name)
+        if path.is_file():
+            try:
+                with Image.open(path) as image:
+                    grey = image.convert("L").resize((image_size, image_size), Image.BOX)
+            except OSError as err:
+                raise SketchFileError(path, f"not a readable image ({err})") from None
+            pixels = np.asarray(grey, dtype=np.float32) / 255.0
+            if pixels.mean() > 0.5:  # light paper: make ink the bright value the models want
+                pixels = 1.0 - pixels
+            if pixels.max() <= 0.0:
+                raise SketchFileError(path, "the image is empty (no ink)")
+            images.append(pixels)
+        else:
+            if name not in split.images:
+                raise ValueError(
+                    f"{name!r} is neither an image file nor an Omniglot evaluation character "
+                    "('alphabet/characterNN', e.g. 'Angelic/character01')"
+                )
+            images.append(split.images[name][0])
+        names.append(name)
+    return np.stack(images), names
+
+
+def _model_images(model: torch.nn.Module, images: np.ndarray) -> torch.Tensor:
+    """``(n, S, S)`` ink images -> ``(n, C, S, S)`` for ``model``; ValueError for a wrong size."""
+    size, channels = model.config.image_size, model.config.in_channels
+    if images.shape[-2:] != (size, size):
+        raise ValueError(f"the model takes {size}x{size} images, got {images.shape[-2:]}")
+    batch = torch.as_tensor(np.asarray(images, dtype=np.float32)).unsqueeze(1)
+    return batch.expand(-1, channels, -1, -1)
+
+
+def _render(sketches: Sequence[np.ndarray], image_size: int) -> np.ndarray:
+    return render_images(list(sketches), image_size).astype(np.float32) / 255.0
+
+
+# ----------------------------------------------------------------------------- drawing
+
+
+def _tile(image: np.ndarray) -> Image.Image:
+    """An ink image ``(S, S)`` in [0, 1] as a ``CELL`` square tile, black ink on white."""
+    grey = np.rint(255 * (1.0 - np.clip(image, 0, 1))).astype(np.uint8)
+    return Image.fromarray(grey, "L").resize((CELL, CELL), Image.NEAREST).convert("RGB")
+
+
+def _sketch_tile(sketch: np.ndarray) -> Image.Image:
+    """A drawn sketch rendered at ``CELL`` pixels; a blank tile for an empty sketch."""
+    if len(sketch) == 0:
+        return Image.new("RGB", (CELL, CELL), "white")
+    return _tile(_render([sketch], CELL)[0])
+
+
+def _save_rows(path: str | os.PathLike, rows: Sequence[Sequence[Image.Image | str]]) -> None:
+    """Rows of tiles (or text labels) as one PNG, written atomically."""
+    label_width = 170
+    columns = max(len(row) for row in rows)
+    has_labels = any(isinstance(item, str) for row in rows for item in row)
+    width = columns * (CELL + 4) + (label_width if has_labels else 0) + 4
+    canvas = Image.new("RGB", (width, len(rows) * (CELL + 4) + 4), "white")
+    draw = ImageDraw.Draw(canvas)
+    for r, row in enumerate(rows):
+        x, y = 4, 4 + r * (CELL + 4)
+        for item in row:
+            if isinstance(item, str):
+                draw.text((x, y + CELL // 2 - 6), item, fill="black")
+                x += label_width
+            else:
+                canvas.paste(item, (x, y))
+                draw.rectangle([x, y, x + CELL - 1, y + CELL - 1], outline="#cccccc")
+                x += CELL + 4
+    _save_png(canvas, path)
+
+
+def _save_png(image: Image.Image, path: str | os.PathLike) -> None:
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")
+
+
+def scatter_plot(
+    panels: Sequence[tuple[str, np.ndarray]],
+    labels: Sequence[str],
+    legend: Sequence[str],
+    path: str | os.PathLike,
+    panel_size: int = 360,
+) -> None:
+    """Side-by-side 2-D scatter panels ``(title, points (n, 2))`` coloured by ``labels``
+    (names from ``legend``), with the legend below; written atomically as PNG."""
+    if len(legend) > len(PALETTE):
+        raise ValueError(f"at most {len(PALETTE)} groups can be coloured, got {len(legend)}")
+    colour_of = dict(zip(legend, PALETTE, strict=False))
+    margin, legend_height = 20, 18 * len(legend) + 10
+    width = len(panels) * (panel_size + margin) + margin
+    canvas = Image.new("RGB", (width, panel_size + 2 * margin + legend_height), "white")
+    draw = ImageDraw.Draw(canvas)
+    for p, (title, points) in enumerate(panels):
+        left, top = margin + p * (panel_size + margin), margin
+        draw.text((left, 4), title, fill="black")
+        draw.rectangle([left, top, left + panel_size, top + panel_size], outline="#888888")
+        low, high = points.min(axis=0), points.max(axis=0)
+        span = np.maximum(high - low, 1e-9)
+        inner = panel_size - 20
+        xy = (points - low) / span * inner + 10 + np.array([left, top])
+        for (x, y), label in zip(xy, labels, strict=True):
+            draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colour_of[label])
+    y = panel_size + 2 * margin
+    for name in legend:
+        draw.rectangle([margin, y + 3, margin + 10, y + 13], fill=colour_of[name])
+        draw.text((margin + 16, y + 2), name, fill="black")
+        y += 18
+    _save_png(canvas, path)
+
+
+def umap_projection(embeddings: np.ndarray, seed: int = 0) -> np.ndarray:
+    """UMAP of ``(n, D)`` embeddings to ``(n, 2)`` (cosine metric, as the few-shot embeddings
+    are compared after L2 normalisation). ImportError with the install line without
+    ``umap-learn``."""
+    try:
+        import umap
+    except ImportError:
+        raise ImportError(
+            "the arrangements figure needs UMAP: pip install umap-learn "
+            "(or pip install 'sketchrnn[figures]')"
+        ) from None
+    neighbours = min(15, len(embeddings) - 1)
+    reducer = umap.UMAP(
+        n_components=2, n_neighbors=neighbours, metric="cosine", random_state=seed, n_jobs=1
+    )
+    return reducer.fit_transform(np.asarray(embeddings, dtype=np.float32))
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+def _load_embed_net(path: str | os.PathLike) -> torch.nn.Module:
+    from sketchrnn.models import load_model
+
+    model = load_model(path)
+    if not hasattr(model, "embed"):
+        raise ValueError(
+            f"{path}: a {type(model).__name__}, not a SketchEmbedNet (no image encoder)"
+        )
+    return model
+
+
+def one_shot_figure(
+    model_path: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    inputs: Sequence[str] = (),
+    omniglot: str | os.PathLike = "../shared/data/omniglot",
+    n_characters: int = 8,
+    temperature: float = 0.1,
+    seed: int = 0,
+) -> int:
+    """One row per input: the input image, then the model's drawing of it (decoded from
+    ``mu``). Returns the number of inputs drawn."""
+    model = _load_embed_net(model_path)
+    images, names = load_input_images(inputs, omniglot, model.config.image_size, n_characters)
+    drawings = model.generate(_model_images(model, images), temperature=temperature, seed=seed)
+    rows = [
+        [name, _tile(image), _sketch_tile(drawing)]
+        for name, image, drawing in zip(names, images, drawings, strict=True)
+    ]
+    _save_rows(out, rows)
+    return len(rows)
+
+
+def composition_figure(
+    model_path: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    n_rows: int = 4,
+    temperature: float = 0.1,
+    seed: int = 0,
+) -> int:
+    """Rows ``snowman, circle, square | drawing of z(snowman) - z(circle) + z(square)``, each
+    row from freshly drawn synthetic shapes. Returns the number of compositions."""
+    from sketchrnn.generate import decode
+
+    model = _load_embed_net(model_path)
+    rng = np.random.default_rng(seed)
+    size = model.config.image_size
+    rows = []
+    for _ in range(n_rows):
+        parts = [synthetic_sketch(name, rng) for name in ("snowman", "circle", "square")]
+        images = _render(parts, size)
+        z = model.embed(_model_images(model, images))
+        composed = z[0] - z[1] + z[2]
+        (drawing,) = decode(model, composed[None], temperature=temperature, seed=seed)
+        rows.append(
+            ["snowman - circle + square =", *(_tile(i) for i in images), _sketch_tile(drawing)]
+        )
+    _save_rows(out, rows)
+    return len(rows)
+
+
+def arrangements_figure(
+    model_path: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    conv_vae: str | os.PathLike | None = None,
+    per_arrangement: int = 40,
+    seed: int = 0,
+) -> int:
+    """UMAP panels of the model's (and, if given, a Conv-VAE's) embeddings of
+    ``per_arrangement`` sketches of each :data:`ARRANGEMENTS`. Returns the number of points."""
+    from sketchrnn.models.conv_vae import ConvVAE
+
+    if per_arrangement < 2:
+        raise ValueError(f"per_arrangement must be at least 2, got {per_arrangement}")
+    model = _load_embed_net(model_path)
+    rng = np.random.default_rng(seed)
+    labels = [name for name in ARRANGEMENTS for _ in range(per_arrangement)]
+    sketches = [arrangement_sketch(name, rng) for name in labels]
+    embedders: list[tuple[str, Callable[[np.ndarray], torch.Tensor], int]] = [
+        ("SketchEmbedNet", lambda x: model.embed(_model_images(model, x)), model.config.image_size)
+    ]
+    if conv_vae is not None:
+        vae = ConvVAE.from_pretrained(conv_vae)
+        embedders.append(
+            ("Conv-VAE", lambda x: vae.embed(_model_images(vae, x)), vae.config.image_size)
+        )
+    panels = []
+    for title, embed_fn, size in embedders:
+        embeddings = embed_fn(_render(sketches, size)).cpu().numpy()
+        embeddings /= np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+        panels.append((title, umap_projection(embeddings, seed)))
+    scatter_plot(panels, labels, ARRANGEMENTS, out)
+    return len(labels)

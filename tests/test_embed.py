@@ -1,0 +1,93 @@
+"""``sketchrnn embed``: each figure is a non-empty PNG; arrangements and bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+from test_fewshot_cli import save_tiny_model, write_fake_omniglot
+
+from sketchrnn import strokes as S
+from sketchrnn.cli import main
+from sketchrnn.embed import ARRANGEMENTS, arrangement_sketch, scatter_plot
+
+
+@pytest.fixture
+def setup(tmp_path):
+    write_fake_omniglot(tmp_path / "omniglot")
+    save_tiny_model(tmp_path / "model")
+    return tmp_path
+
+
+def assert_png(path, min_size=(100, 50)):
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        assert image.size[0] >= min_size[0] and image.size[1] >= min_size[1]
+        pixels = np.asarray(image.convert("L"))
+    assert pixels.min() < 128 < pixels.max()  # something is drawn on the white page
+
+
+def test_one_shot_from_omniglot_characters_and_a_png(setup, capsys):
+    drawing = np.zeros((40, 40), dtype=np.uint8) + 255
+    drawing[10:30, 18:22] = 0  # a dark bar on white paper
+    Image.fromarray(drawing).save(setup / "mine.png")
+    out = setup / "one_shot.png"
+    args = ["embed", "one-shot", str(setup / "model"), "--omniglot", str(setup / "omniglot")]
+    inputs = ["--input", "EvA/character02", str(setup / "mine.png")]
+    assert main([*args, *inputs, "--out", str(out)]) == 0
+    assert "(2 images)" in capsys.readouterr().out
+    assert_png(out)
+    with Image.open(out) as image:
+        assert image.size[1] < 2 * 100  # two rows
+
+    assert main([*args, "--count", "2", "--out", str(setup / "default.png")]) == 0
+    assert_png(setup / "default.png")
+
+    assert main([*args, "--input", "EvA/character99", "--out", str(setup / "x.png")]) == 2
+    assert "neither an image file nor an Omniglot" in capsys.readouterr().err
+    assert not (setup / "x.png").exists()
+
+
+def test_compose_writes_inputs_and_result(setup, capsys):
+    out = setup / "compose.png"
+    assert main(["embed", "compose", str(setup / "model"), "--out", str(out)]) == 0
+    assert "(4 images)" in capsys.readouterr().out
+    assert_png(out, min_size=(4 * 84, 4 * 84))
+
+
+@pytest.mark.slow  # UMAP compiles itself with numba on first use: about a minute
+def test_arrangements_beside_a_conv_vae(setup, capsys):
+    pytest.importorskip("umap", reason="umap-learn is not installed (the 'figures' extra)")
+    from sketchrnn.models.conv_vae import ConvVAE, ConvVAEConfig
+
+    ConvVAE(ConvVAEConfig(image_size=16, z_size=8)).save_pretrained(setup / "vae")
+    out = setup / "arrangements.png"
+    args = ["embed", "arrangements", str(setup / "model"), "--conv-vae", str(setup / "vae")]
+    assert main([*args, "--count", "6", "--out", str(out)]) == 0
+    assert f"({6 * len(ARRANGEMENTS)} images)" in capsys.readouterr().out
+    assert_png(out, min_size=(2 * 360, 360))
+
+
+def test_arrangement_sketches_put_the_parts_where_named():
+    rng = np.random.default_rng(0)
+    for name in ARRANGEMENTS:
+        sketch = arrangement_sketch(name, rng)
+        polylines = S.stroke3_to_polylines(sketch)
+        centres = [p.mean(axis=0) for p in polylines]
+        if name.startswith("circle "):
+            circle, square = centres  # drawn circle first, then square
+            dx, dy = circle - square
+            expected = {"left": dx < -20, "right": dx > 20, "above": dy < -20, "below": dy > 20}
+            assert expected[name.split()[1]], name
+        else:
+            assert len(polylines) == int(name[0])
+    with pytest.raises(ValueError, match="unknown arrangement"):
+        arrangement_sketch("triangle in circle", rng)
+
+
+def test_scatter_plot_colours_each_group(tmp_path):
+    points = np.array([[0.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
+    out = tmp_path / "scatter.png"
+    scatter_plot([("a", points)], ["x", "y", "x"], ["x", "y"], out)
+    colours = {tuple(c) for c in np.asarray(Image.open(out).convert("RGB")).reshape(-1, 3)}
+    assert (0x4E, 0x79, 0xA7) in colours and (0xF2, 0x8E, 0x2B) in colours

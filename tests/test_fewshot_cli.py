@@ -1,0 +1,152 @@
+"""``sketchrnn fewshot``: a table for the model and every baseline on the same seeded episodes,
+and clear errors. Runs on a tiny fake Omniglot folder and a tiny untrained SketchEmbedNet."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+from sketchrnn import fewshot
+from sketchrnn.cli import main
+from sketchrnn.models import SketchEmbedNet, SketchEmbedNetConfig
+
+BACKGROUND = {"Bg": 4}
+EVALUATION = {"EvA": 6, "EvB": 6}
+
+
+def write_fake_omniglot(root) -> None:
+    """An Omniglot folder in the real layout: 4 background and 12 evaluation characters, the
+    Vinyals test split holding every evaluation character at 0 and 90 degrees (24 classes)."""
+    rng = np.random.default_rng(0)
+    root.mkdir(parents=True, exist_ok=True)
+    lines, next_id = ["set\tfirst_id\tlast_id\talphabet"], 1
+    test_lines = []
+    for subset, alphabets in (("background", BACKGROUND), ("evaluation", EVALUATION)):
+        total = sum(alphabets.values())
+        # Each character a random blot pattern, each drawer a noisy copy; True is the paper.
+        patterns = rng.random((total, 1, 105, 105)) < 0.15
+        noise = rng.random((total, 20, 105, 105)) < 0.03
+        np.savez(root / f"images_{subset}.npz", images=~(patterns ^ noise))
+        for name, count in alphabets.items():
+            lines.append(f"{subset}\t{next_id}\t{next_id + count - 1}\t{name}")
+            next_id += count
+            if subset == "evaluation":
+                for index in range(1, count + 1):
+                    test_lines += [f"{name}/character{index:02d}/rot{d:03d}" for d in (0, 90)]
+    (root / "alphabets.tsv").write_text("\n".join(lines) + "\n")
+    (root / "vinyals_splits").mkdir()
+    (root / "vinyals_splits" / "test.txt").write_text("\n".join(test_lines) + "\n")
+
+
+def save_tiny_model(path) -> None:
+    torch.manual_seed(0)
+    config = SketchEmbedNetConfig(
+        image_size=16, z_size=8, dec_hidden=24, num_mixtures=3, cell="lstm", max_seq_len=16
+    )
+    SketchEmbedNet(config).save_pretrained(path, scale_factor=10.0)
+
+
+@pytest.fixture
+def setup(tmp_path):
+    write_fake_omniglot(tmp_path / "omniglot")
+    save_tiny_model(tmp_path / "model")
+    return tmp_path
+
+
+def fewshot_args(tmp_path, *extra):
+    return [
+        "fewshot",
+        "--model",
+        str(tmp_path / "model"),
+        "--omniglot",
+        str(tmp_path / "omniglot"),
+        "--image-size",
+        "16",
+        "--episodes",
+        "20",
+        "--ways",
+        "5",
+        "--shots",
+        "1",
+        "2",
+        "--queries",
+        "5",
+        *extra,
+    ]
+
+
+def test_table_has_every_embedder_and_replays_with_the_seed(setup, capsys):
+    args = fewshot_args(
+        setup, "--baselines", "conv-vae,random-conv4,pixels", "--conv-vae-steps", "2"
+    )
+    out_csv = setup / "table.csv"
+    assert main([*args, "--out", str(out_csv)]) == 0
+    first = capsys.readouterr().out
+    for name in ("sketchembednet", "conv-vae", "random-conv4", "pixels"):
+        assert f"| {name} |" in first
+    assert "5-way 1-shot" in first and "5-way 2-shot" in first
+    assert "over 20 episodes" in first
+    with open(out_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 4 * 2
+    assert all(0.0 <= float(r["accuracy"]) <= 1.0 and r["episodes"] == "20" for r in rows)
+
+    assert main([*args]) == 0
+    again = capsys.readouterr().out
+    fingerprints = [line for line in first.splitlines() if "fingerprint" in line]
+    assert len(fingerprints) == 2
+    assert fingerprints == [line for line in again.splitlines() if "fingerprint" in line]
+
+    assert main([*fewshot_args(setup, "--baselines", "pixels", "--seed", "1")]) == 0
+    other = [line for line in capsys.readouterr().out.splitlines() if "fingerprint" in line]
+    assert other != fingerprints
+
+
+def test_every_embedder_is_scored_on_the_same_episodes(setup, monkeypatch, capsys):
+    seen = []
+    real = fewshot.evaluate_embedded
+
+    def recording(embedded, episodes, *args, **kwargs):
+        seen.append(fewshot.episodes_fingerprint(episodes))
+        return real(embedded, episodes, *args, **kwargs)
+
+    monkeypatch.setattr(fewshot, "evaluate_embedded", recording)
+    assert main(fewshot_args(setup, "--baselines", "random-conv4,pixels")) == 0
+    printed = [
+        line.rsplit(" ", 1)[-1]
+        for line in capsys.readouterr().out.splitlines()
+        if "fingerprint" in line
+    ]
+    # 3 embedders x 2 settings, in embedder order: each setting's episodes equal across all.
+    assert len(seen) == 6
+    assert seen[0::2] == [printed[0]] * 3 and seen[1::2] == [printed[1]] * 3
+
+
+def test_conv_vae_from_a_saved_folder(setup, capsys):
+    from sketchrnn.models.conv_vae import ConvVAE, ConvVAEConfig
+
+    ConvVAE(ConvVAEConfig(image_size=16, z_size=8)).save_pretrained(setup / "vae")
+    assert main(fewshot_args(setup, "--baselines", f"conv-vae:{setup / 'vae'}")) == 0
+    assert "| conv-vae |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--ways", "30"], "needs 30 classes"),
+        (["--shots", "19"], "at least 24 examples"),
+        (["--image-size", "28"], "pass --image-size 16"),
+        (["--baselines", "resnet"], "unknown baseline 'resnet'"),
+        (["--baselines", "pixels:/x"], "takes no path"),
+        (["--baselines", "conv-vae:/no/such/vae"], "no such Conv-VAE directory"),
+    ],
+)
+def test_bad_requests_are_one_line_errors(setup, capsys, extra, message):
+    args = fewshot_args(setup, "--baselines", "pixels")
+    # A later --ways/--shots/--image-size/--baselines overrides the earlier one.
+    assert main([*args, *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
