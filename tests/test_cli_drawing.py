@@ -10,8 +10,8 @@ import pytest
 from conftest import shared_file
 
 from sketchrnn import strokes
-from sketchrnn.cli import _input_scale, _scaled_inputs, _typical_extent, main
-from sketchrnn.generate import load_model
+from sketchrnn.cli import _input_scale, _scaled_inputs, main
+from sketchrnn.generate import load_model, typical_extent
 
 
 def _longer_side(s3: np.ndarray) -> float:
@@ -53,7 +53,7 @@ def test_auto_brings_the_input_to_the_models_typical_size(prefix_file):
     assert _longer_side(as_is) == 200
     np.testing.assert_allclose(doubled[:, :2], 2 * as_is[:, :2])
     np.testing.assert_array_equal(doubled[:, 2], as_is[:, 2])
-    typical = _typical_extent(model)
+    typical = typical_extent(model)
     # The sheep model draws about 12.6x its scale factor (63 px) wide: 4x this prefix.
     assert 8 * model.scale_factor < typical < 18 * model.scale_factor
     assert _longer_side(fitted) == pytest.approx(typical, rel=1e-5)

@@ -111,34 +111,6 @@ def _pick_sketch(spec: str):
     return ss.strokes[i]
 
 
-# --input-scale auto brings an input's longer side to the median longer side of this many of
-# the model's own sketches (tau 0.5, seed 0). Measured: raw Quick, Draw! drawings in their own
-# pixels have a longer side of about 5x their class model's scale factor (median over the 500
-# shared raw drawings of the 20 classes with a released model), but the models' own sketches
-# about 6-16x (sheep 12.6, bicycle 10.2, rabbit 12.8, calendar 6.1, dog 16.2), and their
-# likelihood of the raw drawings improves when those are enlarged 1.25-1.5x: the models were
-# trained on larger drawings than the raw files here hold, so the model itself is the measure.
-AUTO_SCALE_SAMPLES = 16
-AUTO_SCALE_TEMPERATURE = 0.5
-
-
-def _typical_extent(model) -> float:
-    """Median longer side of the bounding boxes of a few of the model's own sketches."""
-    import numpy as np
-
-    from sketchrnn import generate, strokes
-
-    sketches = generate.sample(
-        model, AUTO_SCALE_SAMPLES, temperature=AUTO_SCALE_TEMPERATURE, seed=0
-    )
-    sides = []
-    for s3 in sketches:
-        if len(s3):
-            lo_x, hi_x, lo_y, hi_y = strokes.bounds(s3)
-            sides.append(max(hi_x - lo_x, hi_y - lo_y))
-    return float(np.median(sides)) if sides else 0.0
-
-
 def _input_scale(spec: str, model_path: str, model) -> float | None:
     """``--input-scale``: a factor for the input sketches' offsets, or None for "per sketch".
 
@@ -166,19 +138,16 @@ def _input_scale(spec: str, model_path: str, model) -> float | None:
 
 def _scaled_inputs(args: argparse.Namespace, model, *specs: str) -> list:
     """The sketches named by ``specs``, brought to the model's size by ``--input-scale``."""
-    from sketchrnn import strokes
+    from sketchrnn import generate, strokes
 
     factor = _input_scale(args.input_scale, args.model, model)
-    target = _typical_extent(model) if factor is None else 0.0
+    sketches = [strokes.validate_stroke3(_pick_sketch(spec), where=spec) for spec in specs]
+    if factor is None:
+        return generate.fit_to_model_size(model, sketches)
     out = []
-    for spec in specs:
-        s3 = strokes.validate_stroke3(_pick_sketch(spec), where=spec).copy()
-        scale = factor
-        if factor is None:
-            lo_x, hi_x, lo_y, hi_y = strokes.bounds(s3)
-            extent = max(hi_x - lo_x, hi_y - lo_y)
-            scale = target / extent if extent > 0 and target > 0 else 1.0
-        s3[:, 0:2] *= scale
+    for s3 in sketches:
+        s3 = s3.copy()
+        s3[:, 0:2] *= factor
         out.append(s3)
     return out
 
