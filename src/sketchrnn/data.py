@@ -104,6 +104,17 @@ class SketchDataset:
         if longest > self.max_len:
             raise ValueError(f"a sketch has {longest} points, more than max_len={self.max_len}")
 
+    def subset(self, indices: Sequence[int] | np.ndarray) -> SketchDataset:
+        """The sketches at ``indices`` (ints, or a bool mask), same classes, scale and N_max."""
+        chosen = np.arange(len(self))[np.asarray(indices)]
+        return SketchDataset(
+            [self.sketches[i] for i in chosen],
+            self.labels[chosen],
+            self.classes,
+            self.scale_factor,
+            self.max_len,
+        )
+
     def __len__(self) -> int:
         return len(self.sketches)
 
@@ -260,6 +271,7 @@ def load_datasets(
     offset_limit: float | None = 1000.0,
     pad_to_max_len: bool = False,
     skip_invalid: bool = False,
+    raw_simplification: str = "quickdraw",
 ) -> DataSplits:
     """Read every file in ``paths`` and build train/valid/test datasets from all of them.
 
@@ -280,7 +292,9 @@ def load_datasets(
     sources = []
     skipped = {}
     for path in paths:
-        sketches = read_sketches(path, skip_invalid=skip_invalid)
+        sketches = read_sketches(
+            path, skip_invalid=skip_invalid, raw_simplification=raw_simplification
+        )
         if sketches.skipped:
             skipped[os.fspath(path)] = list(sketches.skipped)
         stem = Path(path).stem

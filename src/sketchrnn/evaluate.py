@@ -132,51 +132,6 @@ def resolve_raw_ndjson(raw_ndjson: str, model_path: str | os.PathLike) -> str:
     return raw_ndjson
 
 
-def _read_data_file(path: str | os.PathLike, raw_ndjson: str) -> Any:
-    """One data file as a SketchSet labelled by class (the file stem where it has none)."""
-    from sketchrnn.io.base import SketchFileError, SketchSet
-    from sketchrnn.io.formats import read_sketches
-
-    path = Path(path)
-    if path.is_file() and path.suffix.lower() == ".ndjson":
-        from sketchrnn.io.quickdraw import read_quickdraw_ndjson
-
-        sketches = read_quickdraw_ndjson(path, raw_simplification=raw_ndjson)
-        if len(sketches) == 0:
-            raise SketchFileError(path, "no sketches in it")
-    else:
-        sketches = read_sketches(path)
-    labels = [label or path.stem for label in sketches.labels]
-    return SketchSet(list(sketches.strokes), labels, list(sketches.splits))
-
-
-def _subset(dataset: Any, keep: np.ndarray) -> Any:
-    """The sketches of ``dataset`` where ``keep`` (bool) is true, same classes and N_max."""
-    from sketchrnn.data import SketchDataset
-
-    chosen = np.flatnonzero(keep)
-    return SketchDataset(
-        [dataset.sketches[i] for i in chosen],
-        dataset.labels[chosen],
-        dataset.classes,
-        dataset.scale_factor,
-        dataset.max_len,
-    )
-
-
-def _pool(datasets: list[Any], classes: list[str]) -> Any:
-    """Datasets (each with its own class list) as one dataset over ``classes``."""
-    from sketchrnn.data import SketchDataset
-
-    where = {name: k for k, name in enumerate(classes)}
-    sketches, labels = [], []
-    for d in datasets:
-        sketches += d.sketches
-        labels += [where[d.classes[k]] for k in d.labels]
-    first = datasets[0]
-    return SketchDataset(sketches, labels, classes, first.scale_factor, first.max_len)
-
-
 def _measure(model: nn.Module, dataset: Any, batch_size: int, kl_weight: float, seed: int):
     from sketchrnn import strokes
 
@@ -209,7 +164,7 @@ def evaluate_files_by_class(
     means ``"all"``, every drawing. ``raw_ndjson`` says how raw ndjson drawings are simplified
     (``"auto"``: see :func:`resolve_raw_ndjson`); simplified ndjson is read as it is.
     """
-    from sketchrnn.data import datasets_from_sketchset
+    from sketchrnn.data import SketchDataset, load_datasets
     from sketchrnn.models import load_model
 
     if split is None:
@@ -220,30 +175,32 @@ def evaluate_files_by_class(
         raise ValueError("no data files given")
     raw_ndjson = resolve_raw_ndjson(raw_ndjson, model_path)
     model = load_model(model_path, device)
-    conditional_on_class = int(getattr(model.config, "num_classes", 0) or 0) > 0
-    parts, dropped = [], 0
-    for path in data_paths:
-        # One file at a time, named as load_datasets names it: the same splits as training.
-        splits = datasets_from_sketchset(
-            _read_data_file(path, raw_ndjson),
-            # Pad to the model's N_max: L_s and L_p are divided by N_max, so the figures
-            # compare with training only when the padding is the same.
-            max_len=int(model.config.max_seq_len),
-            name=Path(path).name,
-            scale_factor=getattr(model, "scale_factor", None),
-            pad_to_max_len=True,
-        )
-        dropped += sum(splits.dropped_too_long.values())
-        chosen = ("train", "valid", "test") if split == "all" else (split,)
-        parts += [getattr(splits, name) for name in chosen if len(getattr(splits, name))]
-    if not parts:
+    # The same splits as `sketchrnn train` assigns; padded to the model's N_max (L_s and L_p
+    # are divided by N_max, so the figures compare with training only with the same padding).
+    splits = load_datasets(
+        [os.fspath(p) for p in data_paths],
+        max_len=int(model.config.max_seq_len),
+        scale_factor=getattr(model, "scale_factor", None),
+        pad_to_max_len=True,
+        raw_simplification=raw_ndjson,
+    )
+    dropped = sum(splits.dropped_too_long.values())
+    chosen = (
+        [splits.train, splits.valid, splits.test] if split == "all" else [getattr(splits, split)]
+    )
+    dataset = SketchDataset(
+        [s for d in chosen for s in d.sketches],
+        np.concatenate([d.labels for d in chosen]),
+        splits.classes,
+        splits.scale_factor,
+        splits.max_len,
+    )
+    if len(dataset) == 0:
         raise ValueError(
             f"no {split} sketches in {', '.join(os.fspath(p) for p in data_paths)} "
             f"(within the model's N_max of {int(model.config.max_seq_len)} points)"
         )
-    classes = sorted({name for d in parts for name in d.classes})
-    dataset = _pool(parts, classes)
-    if conditional_on_class:
+    if int(getattr(model.config, "num_classes", 0) or 0) > 0:
         _relabel_to_model_classes(dataset, list(getattr(model, "classes", None) or []))
     report = EvaluationReport(
         split, raw_ndjson, _measure(model, dataset, batch_size, kl_weight, seed), {}, dropped
@@ -252,7 +209,7 @@ def evaluate_files_by_class(
     if len(present) > 1:
         for k in present:
             report.per_class[dataset.classes[k]] = _measure(
-                model, _subset(dataset, dataset.labels == k), batch_size, kl_weight, seed
+                model, dataset.subset(dataset.labels == k), batch_size, kl_weight, seed
             )
     return report
 

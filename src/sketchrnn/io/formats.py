@@ -28,14 +28,17 @@ READ_FORMATS = (".npz", ".ndjson", ".bin", ".svg", ".zip")
 WRITE_FORMATS = (".npz", ".ndjson", ".bin", ".svg", ".png")
 
 
-def read_sketches(path: str | os.PathLike, *, skip_invalid: bool = False) -> SketchSet:
+def read_sketches(
+    path: str | os.PathLike, *, skip_invalid: bool = False, raw_simplification: str = "quickdraw"
+) -> SketchSet:
     """Read any supported sketch file into a :class:`SketchSet`, choosing the reader by extension.
 
     ``.npz`` (sketch-rnn), ``.ndjson`` (Quick, Draw! raw or simplified), ``.bin`` (Quick,
     Draw! binary), ``.svg`` or a folder of SVG files, ``.zip`` (Omniglot stroke files). Raises
     :class:`SketchFileError` for a missing, empty or unsupported file, or one holding no sketches.
     ``skip_invalid=True`` passes over invalid drawings in ndjson files instead of failing; they
-    are listed in the result's ``skipped``.
+    are listed in the result's ``skipped``. ``raw_simplification`` says how *raw* ndjson
+    drawings are simplified (see :func:`sketchrnn.io.quickdraw.read_ndjson`).
     """
     path = Path(path)
     if not path.exists():
@@ -55,7 +58,9 @@ def read_sketches(path: str | os.PathLike, *, skip_invalid: bool = False) -> Ske
         elif suffix == ".ndjson":
             from sketchrnn.io.quickdraw import read_quickdraw_ndjson
 
-            sketches = read_quickdraw_ndjson(path, skip_invalid=skip_invalid)
+            sketches = read_quickdraw_ndjson(
+                path, skip_invalid=skip_invalid, raw_simplification=raw_simplification
+            )
         elif suffix == ".bin":
             from sketchrnn.io.quickdraw import read_quickdraw_bin
 
