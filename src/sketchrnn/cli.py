@@ -224,6 +224,12 @@ def _cmd_analogy(args: argparse.Namespace) -> None:
 def _cmd_train(args: argparse.Namespace) -> None:
     from sketchrnn.train import TrainConfig, Trainer
 
+    if args.fast_matmul:
+        from sketchrnn.nn.cells import fast_fp32_matmul
+
+        on = fast_fp32_matmul()
+        print("fast float32 matmul: " + ("on" if on else "not available here; default kept"))
+
     image_model = args.model == "sketchembednet"
     if image_model:
         from sketchrnn.image_data import load_image_datasets
@@ -647,6 +653,11 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--tensorboard", action="store_true")
     q.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     q.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
+    q.add_argument(
+        "--fast-matmul",
+        action="store_true",
+        help="CPU: bfloat16 hardware matmuls at float32 accuracy (checked first)",
+    )
     q.set_defaults(func=_cmd_train)
 
     q = sub.add_parser("evaluate", help="L_R, L_s, L_p, L_KL of a model on a data split, per class")
