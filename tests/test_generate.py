@@ -34,7 +34,7 @@ def tiny_model(conditional: bool, *, end_bias: float = -1.0, seed: int = 0) -> S
     model = SketchRNN(config).eval()
     with torch.no_grad():
         # Raw output 2 is the end-of-sketch logit (the head starts with the 3 pen logits).
-        model.output.bias[2] += end_bias
+        model.decoder.output.bias[2] += end_bias
     model.scale_factor = SCALE
     return model
 

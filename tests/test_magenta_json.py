@@ -260,9 +260,13 @@ def test_export_then_load_keeps_the_model(tmp_path):
     assert back.config.max_seq_len == 50
     ours, theirs = model.state_dict(), back.state_dict()
     # bias_ih + bias_hh is what the LSTM uses; the file stores their sum.
-    lstm_bias = ours["cell.lstm.bias_ih_l0"] + ours["cell.lstm.bias_hh_l0"]
-    assert (theirs["cell.lstm.bias_ih_l0"] - lstm_bias).abs().max() <= 10 / 32767
-    for key in ("cell.lstm.weight_ih_l0", "cell.lstm.weight_hh_l0", "output.weight"):
+    lstm_bias = ours["decoder.cell.lstm.bias_ih_l0"] + ours["decoder.cell.lstm.bias_hh_l0"]
+    assert (theirs["decoder.cell.lstm.bias_ih_l0"] - lstm_bias).abs().max() <= 10 / 32767
+    for key in (
+        "decoder.cell.lstm.weight_ih_l0",
+        "decoder.cell.lstm.weight_hh_l0",
+        "decoder.output.weight",
+    ):
         assert (theirs[key] - ours[key]).abs().max() <= 0.5 * 10 / 32767 + 1e-7
     # Raw file layout: the forget gate's +1 is taken out again (gate order i, j, f, o).
     raw = read_magenta_json(tmp_path / "toy.gen.json")

@@ -144,8 +144,8 @@ def test_imported_models_match_magenta_js(node_modules, tmp_path, name):
     x = torch.from_numpy(rows.astype(np.float32))
     x[:, :2] /= model.scale_factor
     with torch.no_grad():
-        h_seq, _ = model.cell(x.unsqueeze(0), model.initial_state(None, 1))
-        raw = model.output(h_seq[0]).double().numpy()
+        h_seq, _ = model.decoder.cell(x.unsqueeze(0), model.initial_state(None, 1))
+        raw = model.decoder.output(h_seq[0]).double().numpy()
     log_sigma_x = raw[:, 3 + 3 * 20 : 3 + 4 * 20]
     np.testing.assert_allclose(np.exp(log_sigma_x), js["sigma_x"], rtol=1e-3, atol=1e-6)
 

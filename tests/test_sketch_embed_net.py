@@ -68,7 +68,7 @@ def test_losses_combine_as_the_paper_says(backbone):
     losses["loss"].backward()
     # every part is trained by the loss: the encoder through z, the decoder, the head
     assert model.encoder.head.weight.grad.abs().sum() > 0
-    assert model.init_state.weight.grad.abs().sum() > 0
+    assert model.decoder.init_state.weight.grad.abs().sum() > 0
 
 
 def test_kl_weight_adds_the_kl_term():

@@ -151,8 +151,8 @@ def test_use_mean_gives_z_equal_mu_and_sampling_otherwise(batch):
 def _fixed_head(model: SketchRNN) -> None:
     """Make every step predict pi = 1, mu = 0, sigma = 1, rho = 0 and uniform pen states."""
     with torch.no_grad():
-        model.output.weight.zero_()
-        model.output.bias.zero_()
+        model.decoder.output.weight.zero_()
+        model.decoder.output.bias.zero_()
 
 
 def test_losses_follow_the_papers_normalisation_by_n_max():
@@ -264,6 +264,23 @@ def test_loading_a_config_that_does_not_match_the_weights_fails_clearly(tmp_path
     meta["config"]["dec_hidden"] = 32
     (tmp_path / "config.json").write_text(json.dumps(meta))
     with pytest.raises(ModelFileError, match=r"model\.safetensors.*does not match config\.json"):
+        SketchRNN.from_pretrained(tmp_path)
+
+
+def test_a_model_saved_before_the_shared_decoder_fails_clearly(tmp_path):
+    # format_version 1 kept the decoder's weights at the top level (cell.*, output.*).
+    from safetensors.torch import load_file, save_file
+
+    _model().save_pretrained(tmp_path)
+    weights = tmp_path / "model.safetensors"
+    old_keys = {k.removeprefix("decoder."): v for k, v in load_file(weights).items()}
+    save_file(old_keys, str(weights))
+    meta = json.loads((tmp_path / "config.json").read_text())
+    meta["format_version"] = 1
+    (tmp_path / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(
+        ModelFileError, match=r"does not match config\.json: missing decoder\..*unexpected cell\."
+    ):
         SketchRNN.from_pretrained(tmp_path)
 
 

@@ -257,21 +257,22 @@ def _gate_columns(hidden: int) -> np.ndarray:
 def magenta_to_state_dict(weights: MagentaWeights) -> dict[str, np.ndarray]:
     """Our decoder-only plain-LSTM SketchRNN's parameters from magenta.js arrays.
 
-    Keys are those of ``SketchRNN.state_dict()`` (``cell.lstm.*``, ``output.*``). The +1.0
-    forget bias magenta adds at run time is folded into ``bias_ih``; ``bias_hh`` is zero. The
-    output layer needs no reordering: our head uses magenta's output order.
+    Keys are those of ``SketchRNN.state_dict()`` (``decoder.cell.lstm.*``,
+    ``decoder.output.*``). The +1.0 forget bias magenta adds at run time is folded into
+    ``bias_ih``; ``bias_hh`` is zero. The output layer needs no reordering: our head uses
+    magenta's output order.
     """
     hidden = weights.hidden_size
     cols = _gate_columns(hidden)
     bias = weights.lstm_bias[cols].copy()
     bias[FORGET_GATE * hidden : (FORGET_GATE + 1) * hidden] += MAGENTA_FORGET_BIAS
     return {
-        "cell.lstm.weight_ih_l0": np.ascontiguousarray(weights.input_kernel[:, cols].T),
-        "cell.lstm.weight_hh_l0": np.ascontiguousarray(weights.recurrent_kernel[:, cols].T),
-        "cell.lstm.bias_ih_l0": bias,
-        "cell.lstm.bias_hh_l0": np.zeros(4 * hidden, dtype=np.float32),
-        "output.weight": np.ascontiguousarray(weights.output_kernel.T),
-        "output.bias": weights.output_bias.copy(),
+        "decoder.cell.lstm.weight_ih_l0": np.ascontiguousarray(weights.input_kernel[:, cols].T),
+        "decoder.cell.lstm.weight_hh_l0": np.ascontiguousarray(weights.recurrent_kernel[:, cols].T),
+        "decoder.cell.lstm.bias_ih_l0": bias,
+        "decoder.cell.lstm.bias_hh_l0": np.zeros(4 * hidden, dtype=np.float32),
+        "decoder.output.weight": np.ascontiguousarray(weights.output_kernel.T),
+        "decoder.output.bias": weights.output_bias.copy(),
     }
 
 
@@ -337,7 +338,7 @@ def export_magenta_json(
     state = {k: v.detach().cpu().double().numpy() for k, v in model.state_dict().items()}
     hidden = config.dec_hidden
     cols = _gate_columns(hidden)  # its own inverse (it swaps gates 1 and 2)
-    bias = state["cell.lstm.bias_ih_l0"] + state["cell.lstm.bias_hh_l0"]
+    bias = state["decoder.cell.lstm.bias_ih_l0"] + state["decoder.cell.lstm.bias_hh_l0"]
     bias[FORGET_GATE * hidden : (FORGET_GATE + 1) * hidden] -= MAGENTA_FORGET_BIAS
     info = {
         "mode": DEFAULT_MODE,
@@ -348,10 +349,10 @@ def export_magenta_json(
     }
     weights = MagentaWeights(
         info,
-        output_kernel=state["output.weight"].T,
-        output_bias=state["output.bias"],
-        input_kernel=state["cell.lstm.weight_ih_l0"].T[:, cols],
-        recurrent_kernel=state["cell.lstm.weight_hh_l0"].T[:, cols],
+        output_kernel=state["decoder.output.weight"].T,
+        output_bias=state["decoder.output.bias"],
+        input_kernel=state["decoder.cell.lstm.weight_ih_l0"].T[:, cols],
+        recurrent_kernel=state["decoder.cell.lstm.weight_hh_l0"].T[:, cols],
         lstm_bias=bias[cols],
     )
     write_magenta_json(path, weights)

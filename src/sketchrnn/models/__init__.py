@@ -7,9 +7,10 @@ import json
 import os
 from pathlib import Path
 
+from sketchrnn.models.base import CONFIG_FILE, ModelFileError
 from sketchrnn.models.sketch_embed_net import FORMAT_NAME as _SKETCH_EMBED_NET_FORMAT
 from sketchrnn.models.sketch_embed_net import SketchEmbedNet, SketchEmbedNetConfig
-from sketchrnn.models.sketch_rnn import ModelFileError, SketchRNN, SketchRNNConfig, SketchRNNOutput
+from sketchrnn.models.sketch_rnn import SketchRNN, SketchRNNConfig, SketchRNNOutput
 
 __all__ = [
     "SketchRNN",
@@ -35,8 +36,8 @@ def load_model(path: str | os.PathLike, device: str = "cpu") -> SketchRNN | Sket
     p = Path(path)
     if not p.exists():
         raise ModelFileError(p, f"no such file or folder; expected {_EXPECTED}")
-    if p.is_dir() and (p / "config.json").exists():
-        model_class = SketchEmbedNet if _is_sketch_embed_net(p / "config.json") else SketchRNN
+    if p.is_dir() and (p / CONFIG_FILE).exists():
+        model_class = SketchEmbedNet if _is_sketch_embed_net(p / CONFIG_FILE) else SketchRNN
         model = model_class.from_pretrained(p)
     elif (p.is_dir() and (p / "checkpoint.pt").exists()) or p.suffix == ".pt":
         from sketchrnn.train import model_from_checkpoint

@@ -22,27 +22,20 @@ not have.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from sketchrnn.io.base import atomic_path
-from sketchrnn.models.sketch_rnn import (
-    CONFIG_FILE,
-    WEIGHTS_FILE,
-    ModelFileError,
-    _check_weights_match,
+from sketchrnn.models.base import (
+    load_pretrained_model,
+    save_pretrained_files,
 )
 from sketchrnn.nn.conv_encoders import BACKBONES, ImageEncoder
 
@@ -156,50 +149,17 @@ class ConvVAE(nn.Module):
 
     def save_pretrained(self, directory: str | os.PathLike) -> None:
         """Write ``config.json`` and ``model.safetensors`` into ``directory``, each atomically."""
-        directory = Path(directory)
-        meta = {
-            "format": FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
-            "config": self.config.to_dict(),
-        }
-        tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        with atomic_path(directory / WEIGHTS_FILE) as tmp:
-            save_file(tensors, os.fspath(tmp), metadata={"format": FORMAT_NAME})
-        with atomic_path(directory / CONFIG_FILE) as tmp:
-            tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        save_pretrained_files(
+            directory, FORMAT_NAME, FORMAT_VERSION, self.config.to_dict(), self.state_dict()
+        )
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike) -> ConvVAE:
         """Load a model written by :meth:`save_pretrained`; :class:`ModelFileError` for a
         missing, foreign or truncated file or a config that does not match the weights."""
-        directory = Path(directory)
-        if not directory.is_dir():
-            raise ModelFileError(directory, "no such Conv-VAE directory (see save_pretrained)")
-        config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
-        if not config_path.is_file():
-            raise ModelFileError(config_path, "missing; a Conv-VAE directory holds config.json")
-        try:
-            meta = json.loads(config_path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise ModelFileError(config_path, f"not valid JSON ({err})") from None
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
-            raise ModelFileError(config_path, f"not a Conv-VAE config (format {FORMAT_NAME!r})")
-        version = meta.get("format_version")
-        if not isinstance(version, int) or version > FORMAT_VERSION:
-            raise ModelFileError(config_path, f"format_version {version!r} is not supported")
-        try:
-            config = ConvVAEConfig.from_dict(meta["config"])
-        except (KeyError, TypeError, ValueError) as err:
-            raise ModelFileError(config_path, f"invalid Conv-VAE config: {err}") from None
-        if not weights_path.is_file():
-            raise ModelFileError(weights_path, "missing; re-save the model with save_pretrained")
-        try:
-            tensors = load_file(weights_path)
-        except (SafetensorError, OSError, ValueError) as err:
-            raise ModelFileError(weights_path, f"not a readable safetensors file: {err}") from None
-        model = cls(config)
-        _check_weights_match(weights_path, model.state_dict(), tensors)
-        model.load_state_dict(tensors)
+        model, _ = load_pretrained_model(
+            directory, cls, ConvVAEConfig, FORMAT_NAME, FORMAT_VERSION, label="Conv-VAE"
+        )
         return model
 
 

@@ -16,41 +16,30 @@ Loss (section 3): ``L = L_pen + (1 - alpha) L_stroke + alpha L_pixel (+ kl_weigh
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from sketchrnn.io.base import atomic_path
-from sketchrnn.models.sketch_rnn import (
-    CONFIG_FILE,
-    WEIGHTS_FILE,
-    ModelFileError,
-    SketchRNNOutput,
-    _check_weights_match,
-    _repeat_time,
+from sketchrnn.models.base import (
+    load_pretrained_model,
+    save_pretrained_files,
 )
-from sketchrnn.nn.cells import CELL_TYPES, State, make_cell
+from sketchrnn.models.sketch_rnn import SketchRNNOutput
+from sketchrnn.nn.cells import CELL_TYPES, State
 from sketchrnn.nn.conv_encoders import BACKBONES, ImageEncoder
-from sketchrnn.nn.mixture import (
-    MixtureParams,
-    mixture_params,
-    offset_log_likelihood,
-    pen_log_likelihood,
-)
+from sketchrnn.nn.decoder import MixtureDecoder
+from sketchrnn.nn.mixture import MixtureParams, reconstruction_losses
 from sketchrnn.nn.pixel_loss import curriculum_alpha, pixel_loss, sketchembednet_loss
 
 __all__ = ["SketchEmbedNetConfig", "SketchEmbedNet", "FORMAT_NAME"]
 
 FORMAT_NAME = "sketchrnn.SketchEmbedNet"
-FORMAT_VERSION = 1
+# 2: the decoder's weights moved under decoder.* (cell, init_state, output).
+FORMAT_VERSION = 2
 
 
 @dataclass
@@ -162,17 +151,17 @@ class SketchEmbedNet(nn.Module):
             config.backbone, config.in_channels, config.z_size, config.image_size
         )
         # The decoder is sketch-rnn's conditional decoder with the image's z in place of the
-        # stroke encoder's (composed from the same parts as SketchRNN's).
-        self.cell = make_cell(
+        # stroke encoder's (the same MixtureDecoder as SketchRNN's), z as its conditioning.
+        self.decoder = MixtureDecoder(
             config.cell,
-            5 + config.z_size,
+            config.z_size,
             config.dec_hidden,
+            config.num_mixtures,
+            z_size=config.z_size,
             recurrent_dropout=config.recurrent_dropout,
             hyper_hidden=config.hyper_hidden,
             hyper_embed=config.hyper_embed,
         )
-        self.init_state = nn.Linear(config.z_size, sum(self.cell.state_sizes))
-        self.output = nn.Linear(config.dec_hidden, 6 * config.num_mixtures + 3)
 
     # ------------------------------------------------------------------------- encoder
 
@@ -191,7 +180,7 @@ class SketchEmbedNet(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            mu, _ = self.encode(images.to(self.output.weight.device, torch.float32))
+            mu, _ = self.encode(images.to(self.decoder.output.weight.device, torch.float32))
         finally:
             self.train(was_training)
         return mu
@@ -208,16 +197,14 @@ class SketchEmbedNet(nn.Module):
         tensors. ``z`` ``(batch, z_size)``; ``batch_size`` is accepted for generate.py."""
         if z is None:
             raise ValueError("SketchEmbedNet needs z (the embedding of an image) to decode")
-        flat = torch.tanh(self.init_state(z))
-        return tuple(flat.split(list(self.cell.state_sizes), dim=-1))
+        return self.decoder.initial_state(z, z.shape[0])
 
     def decode(self, inputs: Tensor, z: Tensor) -> MixtureParams:
         """Teacher-forced decoder: ``inputs`` ``(batch, T, 5)`` (rows ``S_0..S_{T-1}``),
         ``z`` ``(batch, z_size)`` -> mixture for the next ``T`` points, ``(batch, T, ...)``."""
-        steps = inputs.shape[1]
-        x = torch.cat([inputs, _repeat_time(z, steps)], dim=-1)
-        h_seq, _ = self.cell(x, self.initial_state(z))
-        return mixture_params(self.output(h_seq), self.config.num_mixtures)
+        if z is None:
+            raise ValueError("SketchEmbedNet needs z (the embedding of an image) to decode")
+        return self.decoder.decode(inputs, z, z)
 
     def decode_step(
         self, x_t: Tensor, state: State, z: Tensor | None = None, labels: Tensor | None = None
@@ -229,8 +216,7 @@ class SketchEmbedNet(nn.Module):
             raise ValueError("SketchEmbedNet needs z to decode")
         if labels is not None:
             raise ValueError("SketchEmbedNet is not class-conditional: labels must be None")
-        h, state = self.cell.step(torch.cat([x_t, z], dim=-1), state)
-        return mixture_params(self.output(h), self.config.num_mixtures), state
+        return self.decoder.decode_step(x_t, state, z)
 
     # ------------------------------------------------------------------------- training
 
@@ -274,13 +260,7 @@ class SketchEmbedNet(nn.Module):
         out = self(images, strokes, lengths, use_mean=use_mean)
         targets = strokes[:, 1:]
         lengths = lengths.to(strokes.device)
-        n_max = targets.shape[1]
-        is_real = torch.arange(n_max, device=strokes.device).unsqueeze(0) < lengths.unsqueeze(1)
-        offset_ll = offset_log_likelihood(out.mixture, targets[..., 0], targets[..., 1])
-        # where(), not a product with the mask: a padded step's value must not leak even as NaN.
-        offset_ll = torch.where(is_real, offset_ll, torch.zeros_like(offset_ll))
-        loss_stroke = -(offset_ll.sum(1) / n_max).mean()
-        loss_pen = -(pen_log_likelihood(out.mixture, targets[..., 2:5]).sum(1) / n_max).mean()
+        loss_stroke, loss_pen = reconstruction_losses(out.mixture, targets, lengths)
         with torch.set_grad_enabled(torch.is_grad_enabled() and alpha > 0):
             loss_pixel = pixel_loss(
                 out.mixture, targets, lengths, cfg.raster_size, sigma=cfg.blur_sigma
@@ -330,73 +310,29 @@ class SketchEmbedNet(nn.Module):
         """Write ``config.json`` (format, config, scale factor, class names) and
         ``model.safetensors`` into ``directory``, each atomically."""
         scale_factor = self.scale_factor if scale_factor is None else float(scale_factor)
-        directory = Path(directory)
-        meta = {
-            "format": FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
-            "config": self.config.to_dict(),
-            "scale_factor": scale_factor,
-            "classes": list(self.classes if classes is None else classes),
-        }
-        tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        with atomic_path(directory / WEIGHTS_FILE) as tmp:
-            save_file(tensors, os.fspath(tmp), metadata={"format": FORMAT_NAME})
-        with atomic_path(directory / CONFIG_FILE) as tmp:
-            tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        save_pretrained_files(
+            directory,
+            FORMAT_NAME,
+            FORMAT_VERSION,
+            self.config.to_dict(),
+            self.state_dict(),
+            {
+                "scale_factor": scale_factor,
+                "classes": list(self.classes if classes is None else classes),
+            },
+        )
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike) -> SketchEmbedNet:
         """Load a model written by :meth:`save_pretrained`. Raises :class:`ModelFileError`
         for a missing, truncated or foreign file, or a config that does not match the weights."""
-        directory = Path(directory)
-        if not directory.is_dir():
-            raise ModelFileError(
-                directory, "no such model directory (write one with save_pretrained)"
-            )
-        config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
-        meta = _read_meta(config_path)
-        try:
-            config = SketchEmbedNetConfig.from_dict(meta["config"])
-        except (KeyError, TypeError, ValueError) as err:
-            raise ModelFileError(config_path, f"invalid model config: {err}") from None
-        if not weights_path.is_file():
-            raise ModelFileError(weights_path, "missing; re-save the model with save_pretrained")
-        try:
-            tensors = load_file(weights_path)
-        except (SafetensorError, OSError, ValueError) as err:
-            raise ModelFileError(
-                weights_path, f"not a readable safetensors file (truncated or foreign?): {err}"
-            ) from None
-        model = cls(config)
-        _check_weights_match(weights_path, model.state_dict(), tensors)
-        model.load_state_dict(tensors)
+        model, meta = load_pretrained_model(
+            directory, cls, SketchEmbedNetConfig, FORMAT_NAME, FORMAT_VERSION
+        )
         scale_factor = meta.get("scale_factor")
         model.scale_factor = None if scale_factor is None else float(scale_factor)
         model.classes = [str(c) for c in meta.get("classes") or []]
         return model
-
-
-def _read_meta(config_path: Path) -> dict[str, Any]:
-    if not config_path.is_file():
-        raise ModelFileError(
-            config_path, "missing; a model directory holds config.json and model.safetensors"
-        )
-    try:
-        meta = json.loads(config_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ModelFileError(config_path, f"not valid JSON ({err}); re-save the model") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
-        raise ModelFileError(
-            config_path, f"not a SketchEmbedNet config (expected format {FORMAT_NAME!r})"
-        )
-    version = meta.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise ModelFileError(
-            config_path,
-            f"format_version {version!r} is not supported (this sketchrnn reads up to "
-            f"{FORMAT_VERSION}); upgrade sketchrnn",
-        )
-    return meta
 
 
 def _check_strokes(images: Tensor, strokes: Tensor, lengths: Tensor) -> None:

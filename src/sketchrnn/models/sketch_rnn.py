@@ -11,41 +11,30 @@ The decoder reads rows ``0..N_max-1`` and predicts rows ``1..N_max``; the encode
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from sketchrnn.io.base import SketchFileError, atomic_path
-from sketchrnn.nn.cells import CELL_TYPES, State, make_cell
-from sketchrnn.nn.encoders import BiLSTMEncoder
-from sketchrnn.nn.mixture import (
-    MixtureParams,
-    mixture_params,
-    offset_log_likelihood,
-    pen_log_likelihood,
-    sample,
+from sketchrnn.models.base import (
+    ModelFileError,
+    load_pretrained_model,
+    save_pretrained_files,
 )
+from sketchrnn.nn.cells import CELL_TYPES, State
+from sketchrnn.nn.decoder import MixtureDecoder
+from sketchrnn.nn.encoders import BiLSTMEncoder
+from sketchrnn.nn.mixture import MixtureParams, reconstruction_losses, sample
 from sketchrnn.strokes import START_TOKEN, stroke5_to_stroke3
 
 __all__ = ["SketchRNNConfig", "SketchRNN", "SketchRNNOutput", "ModelFileError"]
 
 FORMAT_NAME = "sketchrnn.SketchRNN"
-FORMAT_VERSION = 1
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
-
-
-class ModelFileError(SketchFileError):
-    """A saved model that cannot be loaded: missing, truncated, foreign, or a config that does
-    not match its weights. The message names the file and says what to do."""
+# 2: the decoder's weights moved under decoder.* (cell, init_state, output).
+FORMAT_VERSION = 2
 
 
 @dataclass
@@ -137,18 +126,16 @@ class SketchRNN(nn.Module):
         if config.num_classes > 0:
             self.class_embedding = nn.Embedding(config.num_classes, config.class_embed_size)
             cond_size += config.class_embed_size
-        self.cell = make_cell(
+        self.decoder = MixtureDecoder(
             config.cell,
-            5 + cond_size,
+            cond_size,
             config.dec_hidden,
+            config.num_mixtures,
+            z_size=config.z_size if config.conditional else 0,
             recurrent_dropout=config.recurrent_dropout,
             hyper_hidden=config.hyper_hidden,
             hyper_embed=config.hyper_embed,
         )
-        if config.conditional:
-            # [h0; c0 (; hyper h0; hyper c0)] = tanh(W_z z + b_z)
-            self.init_state = nn.Linear(config.z_size, sum(self.cell.state_sizes))
-        self.output = nn.Linear(config.dec_hidden, 6 * config.num_mixtures + 3)
 
     # ------------------------------------------------------------------------- encoder
 
@@ -170,12 +157,9 @@ class SketchRNN(nn.Module):
     def initial_state(self, z: Tensor | None, batch_size: int) -> State:
         """Decoder state before the first step: ``tanh(W_z z + b_z)`` split into the cell's
         state tensors, or zeros for the decoder-only model."""
-        if not self.config.conditional:
-            return self.cell.zero_state(batch_size, self.output.weight)
-        if z is None:
+        if self.config.conditional and z is None:
             raise ValueError("a conditional SketchRNN needs z for its initial state")
-        flat = torch.tanh(self.init_state(z))
-        return tuple(flat.split(list(self.cell.state_sizes), dim=-1))
+        return self.decoder.initial_state(z, batch_size)
 
     def _conditioning(self, z: Tensor | None, labels: Tensor | None) -> Tensor | None:
         """``[z; class embedding]`` ``(batch, cond)``, or ``None`` when there is neither."""
@@ -195,11 +179,7 @@ class SketchRNN(nn.Module):
     ) -> MixtureParams:
         """Teacher-forced decoder: ``inputs`` ``(batch, T, 5)`` (rows ``S_0..S_{T-1}``) ->
         mixture for the next ``T`` points, ``(batch, T, ...)``."""
-        batch, steps, _ = inputs.shape
-        cond = self._conditioning(z, labels)
-        x = inputs if cond is None else torch.cat([inputs, _repeat_time(cond, steps)], dim=-1)
-        h_seq, _ = self.cell(x, self.initial_state(z, batch))
-        return mixture_params(self.output(h_seq), self.config.num_mixtures)
+        return self.decoder.decode(inputs, self._conditioning(z, labels), z)
 
     def decode_step(
         self,
@@ -210,10 +190,7 @@ class SketchRNN(nn.Module):
     ) -> tuple[MixtureParams, State]:
         """One generation step: previous point ``x_t`` ``(batch, 5)`` -> mixture for the next
         point (shapes ``(batch, M)`` / ``(batch, 3)``) and the new state."""
-        cond = self._conditioning(z, labels)
-        x = x_t if cond is None else torch.cat([x_t, cond], dim=-1)
-        h, state = self.cell.step(x, state)
-        return mixture_params(self.output(h), self.config.num_mixtures), state
+        return self.decoder.decode_step(x_t, state, self._conditioning(z, labels))
 
     # ------------------------------------------------------------------------- training
 
@@ -262,15 +239,7 @@ class SketchRNN(nn.Module):
           for the decoder-only model.
         """
         out = self(strokes, lengths, labels, use_mean=use_mean)
-        targets = strokes[:, 1:]
-        n_max = targets.shape[1]
-        steps = torch.arange(n_max, device=strokes.device)
-        is_real = steps.unsqueeze(0) < lengths.to(strokes.device).unsqueeze(1)
-        offset_ll = offset_log_likelihood(out.mixture, targets[..., 0], targets[..., 1])
-        # where(), not a product with the mask: a padded step's value must not leak even as NaN.
-        offset_ll = torch.where(is_real, offset_ll, torch.zeros_like(offset_ll))
-        loss_s = -(offset_ll.sum(1) / n_max).mean()
-        loss_p = -(pen_log_likelihood(out.mixture, targets[..., 2:5]).sum(1) / n_max).mean()
+        loss_s, loss_p = reconstruction_losses(out.mixture, strokes[:, 1:], lengths)
         if out.mu is not None and out.sigma_hat is not None:
             kl_terms = 1.0 + out.sigma_hat - out.mu.pow(2) - torch.exp(out.sigma_hat)
             loss_kl = (-0.5 * kl_terms.mean(1)).mean()
@@ -298,7 +267,7 @@ class SketchRNN(nn.Module):
         for all or ``(n,)``; sampling stops at the end-of-sketch state or ``max_len`` points
         (default ``config.max_seq_len``). Runs in eval mode (no dropout).
         """
-        device = self.output.weight.device
+        device = self.decoder.output.weight.device
         max_len = self.config.max_seq_len if max_len is None else max_len
         if self.config.conditional and z is None:
             z = torch.randn(n, self.config.z_size, generator=generator).to(device)
@@ -343,51 +312,23 @@ class SketchRNN(nn.Module):
             raise ValueError(
                 f"{len(classes)} class names for a model of {self.config.num_classes} classes"
             )
-        directory = Path(directory)
-        meta = {
-            "format": FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
-            "config": self.config.to_dict(),
-            "scale_factor": scale_factor,
-            "classes": classes,
-        }
-        tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        with atomic_path(directory / WEIGHTS_FILE) as tmp:
-            save_file(tensors, os.fspath(tmp), metadata={"format": FORMAT_NAME})
-        with atomic_path(directory / CONFIG_FILE) as tmp:
-            tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        save_pretrained_files(
+            directory,
+            FORMAT_NAME,
+            FORMAT_VERSION,
+            self.config.to_dict(),
+            self.state_dict(),
+            {"scale_factor": scale_factor, "classes": classes},
+        )
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike) -> SketchRNN:
         """Load a model written by :meth:`save_pretrained`; sets ``scale_factor`` and
         ``classes``. Raises :class:`ModelFileError` for a missing, truncated or foreign file,
         or a config that does not match the weights."""
-        directory = Path(directory)
-        if not directory.is_dir():
-            raise ModelFileError(
-                directory, "no such model directory (write one with SketchRNN.save_pretrained)"
-            )
-        config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
-        meta = _read_meta(config_path)
-        try:
-            config = SketchRNNConfig.from_dict(meta["config"])
-        except (KeyError, TypeError, ValueError) as err:
-            raise ModelFileError(config_path, f"invalid model config: {err}") from None
-        if not weights_path.is_file():
-            raise ModelFileError(
-                weights_path, "missing; copy it from where config.json came from, or re-save"
-            )
-        try:
-            tensors = load_file(weights_path)
-        except (SafetensorError, OSError, ValueError) as err:
-            raise ModelFileError(
-                weights_path,
-                f"not a readable safetensors file (truncated or foreign?): {err}; "
-                "re-save or re-download the model",
-            ) from None
-        model = cls(config)
-        _check_weights_match(weights_path, model.state_dict(), tensors)
-        model.load_state_dict(tensors)
+        model, meta = load_pretrained_model(
+            directory, cls, SketchRNNConfig, FORMAT_NAME, FORMAT_VERSION
+        )
         scale_factor = meta.get("scale_factor")
         model.scale_factor = None if scale_factor is None else float(scale_factor)
         model.classes = [str(c) for c in meta.get("classes") or []]
@@ -408,60 +349,3 @@ class SketchRNN(nn.Module):
             raise ValueError(
                 f"a length of {int(lengths.max())} exceeds N_max = {strokes.shape[1] - 1}"
             )
-
-
-def _repeat_time(cond: Tensor, steps: int) -> Tensor:
-    """``(batch, C)`` -> ``(batch, steps, C)`` (a view, no copy)."""
-    return cond.unsqueeze(1).expand(-1, steps, -1)
-
-
-def _read_meta(config_path: Path) -> dict[str, Any]:
-    if not config_path.is_file():
-        raise ModelFileError(
-            config_path, "missing; a model directory holds config.json and model.safetensors"
-        )
-    try:
-        meta = json.loads(config_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ModelFileError(config_path, f"not valid JSON ({err}); re-save the model") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
-        raise ModelFileError(
-            config_path, f"not a SketchRNN config (expected format {FORMAT_NAME!r})"
-        )
-    version = meta.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise ModelFileError(
-            config_path,
-            f"format_version {version!r} is not supported (this sketchrnn reads up to "
-            f"{FORMAT_VERSION}); upgrade sketchrnn",
-        )
-    return meta
-
-
-def _check_weights_match(
-    weights_path: Path, expected: dict[str, Tensor], found: dict[str, Tensor]
-) -> None:
-    """One clear error listing what differs between the config's model and the weights."""
-    missing = sorted(set(expected) - set(found))
-    unexpected = sorted(set(found) - set(expected))
-    wrong_shape = [
-        f"{k} {tuple(found[k].shape)} vs {tuple(expected[k].shape)}"
-        for k in sorted(set(expected) & set(found))
-        if found[k].shape != expected[k].shape
-    ]
-    problems = []
-    if missing:
-        problems.append(f"missing {', '.join(missing[:5])}" + (" ..." if len(missing) > 5 else ""))
-    if unexpected:
-        more = " ..." if len(unexpected) > 5 else ""
-        problems.append(f"unexpected {', '.join(unexpected[:5])}{more}")
-    if wrong_shape:
-        more = " ..." if len(wrong_shape) > 5 else ""
-        problems.append(f"wrong shape (file vs config) {'; '.join(wrong_shape[:5])}{more}")
-    if problems:
-        raise ModelFileError(
-            weights_path,
-            "does not match config.json: "
-            + "; ".join(problems)
-            + "; save config and weights together with save_pretrained",
-        )

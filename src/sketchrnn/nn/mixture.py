@@ -23,6 +23,7 @@ __all__ = [
     "mixture_params",
     "offset_log_likelihood",
     "pen_log_likelihood",
+    "reconstruction_losses",
     "sample",
     "LOG_SIGMA_MIN",
     "LOG_SIGMA_MAX",
@@ -108,6 +109,27 @@ def offset_log_likelihood(params: MixtureParams, dx: Tensor, dy: Tensor) -> Tens
 def pen_log_likelihood(params: MixtureParams, pen: Tensor) -> Tensor:
     """``sum_k p_k log q_k`` for pen states ``pen`` ``(..., 3)`` (one-hot) -> ``(...)``."""
     return (pen * F.log_softmax(params.pen_logits, dim=-1)).sum(-1)
+
+
+def reconstruction_losses(
+    params: MixtureParams, targets: Tensor, lengths: Tensor
+) -> tuple[Tensor, Tensor]:
+    """sketch-rnn's ``(L_s, L_p)`` (eq. 9) as scalars averaged over the batch.
+
+    ``params`` the mixture for ``targets`` ``(batch, N_max, 5)`` (rows ``S_1..S_N_max``),
+    ``lengths`` ``(batch,)`` the real points n. ``L_s`` sums the offsets' log-likelihood over
+    the real points only but divides by ``N_max``; ``L_p`` runs over all ``N_max`` steps,
+    padding included: that is how the model learns to stop.
+    """
+    n_max = targets.shape[1]
+    steps = torch.arange(n_max, device=targets.device)
+    is_real = steps.unsqueeze(0) < lengths.to(targets.device).unsqueeze(1)
+    offset_ll = offset_log_likelihood(params, targets[..., 0], targets[..., 1])
+    # where(), not a product with the mask: a padded step's value must not leak even as NaN.
+    offset_ll = torch.where(is_real, offset_ll, torch.zeros_like(offset_ll))
+    loss_s = -(offset_ll.sum(1) / n_max).mean()
+    loss_p = -(pen_log_likelihood(params, targets[..., 2:5]).sum(1) / n_max).mean()
+    return loss_s, loss_p
 
 
 def sample(

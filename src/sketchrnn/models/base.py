@@ -1,0 +1,186 @@
+"""The one on-disk form of every model: ``config.json`` beside ``model.safetensors``.
+
+``config.json`` holds ``format`` (which model), ``format_version``, ``config`` (the model's
+dataclass as a dict) and any extra fields a model keeps (scale factor, class names).
+Every file is written through :func:`sketchrnn.io.base.atomic_path`, so a failed save never
+leaves a half-written model; every problem on loading is a :class:`ModelFileError` naming the
+file and what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+
+from sketchrnn.io.base import SketchFileError, atomic_path
+
+__all__ = [
+    "CONFIG_FILE",
+    "WEIGHTS_FILE",
+    "ModelFileError",
+    "save_pretrained_files",
+    "load_pretrained_files",
+    "check_weights_match",
+    "load_pretrained_model",
+]
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+class ModelFileError(SketchFileError):
+    """A saved model that cannot be loaded: missing, truncated, foreign, or a config that does
+    not match its weights. The message names the file and says what to do."""
+
+
+def save_pretrained_files(
+    directory: str | os.PathLike,
+    format_name: str,
+    format_version: int,
+    config_dict: dict[str, Any],
+    state_dict: dict[str, Tensor],
+    extra_meta: dict[str, Any] | None = None,
+) -> None:
+    """Write ``model.safetensors`` (``state_dict`` on the CPU) and ``config.json``
+    (``format``, ``format_version``, ``config`` and ``extra_meta``) into ``directory``,
+    each replaced atomically. The weights go first: a config never points at missing weights."""
+    directory = Path(directory)
+    meta = {
+        "format": format_name,
+        "format_version": format_version,
+        "config": config_dict,
+        **(extra_meta or {}),
+    }
+    tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
+    with atomic_path(directory / WEIGHTS_FILE) as tmp:
+        save_file(tensors, os.fspath(tmp), metadata={"format": format_name})
+    with atomic_path(directory / CONFIG_FILE) as tmp:
+        tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+
+def load_pretrained_files(
+    directory: str | os.PathLike,
+    format_name: str,
+    format_version: int,
+    *,
+    label: str = "model",
+) -> tuple[dict[str, Any], dict[str, Tensor]]:
+    """Read a directory written by :func:`save_pretrained_files` -> ``(meta, tensors)``.
+
+    Checks that ``config.json`` is JSON of ``format_name`` at a version up to
+    ``format_version`` and that the weights are a readable safetensors file; the caller builds
+    its config from ``meta["config"]`` and then calls :func:`check_weights_match`
+    (:func:`load_pretrained_model` does all of it). ``label`` names the model kind in the errors.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ModelFileError(
+            directory, f"no such {label} directory (write one with save_pretrained)"
+        )
+    config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
+    meta = _read_meta(config_path, format_name, format_version)
+    if not weights_path.is_file():
+        raise ModelFileError(
+            weights_path, "missing; copy it from where config.json came from, or re-save"
+        )
+    try:
+        tensors = load_file(weights_path)
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ModelFileError(
+            weights_path,
+            f"not a readable safetensors file (truncated or foreign?): {err}; "
+            "re-save or re-download the model",
+        ) from None
+    return meta, tensors
+
+
+class _Config(Protocol):
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Any: ...
+
+
+ModelT = TypeVar("ModelT", bound=nn.Module)
+
+
+def load_pretrained_model(
+    directory: str | os.PathLike,
+    model_class: type[ModelT],
+    config_class: type[_Config],
+    format_name: str,
+    format_version: int,
+    *,
+    label: str = "model",
+) -> tuple[ModelT, dict[str, Any]]:
+    """``model_class(config_class.from_dict(meta["config"]))`` with the saved weights loaded,
+    and ``meta`` (the whole ``config.json``) for the fields a model keeps beside its config.
+    Every problem is a :class:`ModelFileError` (see :func:`load_pretrained_files`)."""
+    meta, tensors = load_pretrained_files(directory, format_name, format_version, label=label)
+    try:
+        config = config_class.from_dict(meta["config"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise ModelFileError(
+            Path(directory) / CONFIG_FILE, f"invalid model config: {err}"
+        ) from None
+    model = model_class(config)
+    check_weights_match(directory, model.state_dict(), tensors)
+    model.load_state_dict(tensors)
+    return model, meta
+
+
+def _read_meta(config_path: Path, format_name: str, format_version: int) -> dict[str, Any]:
+    if not config_path.is_file():
+        raise ModelFileError(
+            config_path, "missing; a model directory holds config.json and model.safetensors"
+        )
+    try:
+        meta = json.loads(config_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ModelFileError(config_path, f"not valid JSON ({err}); re-save the model") from None
+    if not isinstance(meta, dict) or meta.get("format") != format_name:
+        kind = format_name.rsplit(".", 1)[-1]
+        raise ModelFileError(config_path, f"not a {kind} config (expected format {format_name!r})")
+    version = meta.get("format_version")
+    if not isinstance(version, int) or version > format_version:
+        raise ModelFileError(
+            config_path,
+            f"format_version {version!r} is not supported (this sketchrnn reads up to "
+            f"{format_version}); upgrade sketchrnn",
+        )
+    return meta
+
+
+def check_weights_match(
+    directory: str | os.PathLike, expected: dict[str, Tensor], found: dict[str, Tensor]
+) -> None:
+    """One clear error listing what differs between the config's model (``expected``, its
+    state dict) and the weights read from the file (``found``)."""
+    weights_path = Path(directory) / WEIGHTS_FILE
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    wrong_shape = [
+        f"{k} {tuple(found[k].shape)} vs {tuple(expected[k].shape)}"
+        for k in sorted(set(expected) & set(found))
+        if found[k].shape != expected[k].shape
+    ]
+    problems = []
+    if missing:
+        problems.append(f"missing {', '.join(missing[:5])}" + (" ..." if len(missing) > 5 else ""))
+    if unexpected:
+        more = " ..." if len(unexpected) > 5 else ""
+        problems.append(f"unexpected {', '.join(unexpected[:5])}{more}")
+    if wrong_shape:
+        more = " ..." if len(wrong_shape) > 5 else ""
+        problems.append(f"wrong shape (file vs config) {'; '.join(wrong_shape[:5])}{more}")
+    if problems:
+        raise ModelFileError(
+            weights_path,
+            "does not match config.json: "
+            + "; ".join(problems)
+            + "; save config and weights together with save_pretrained",
+        )

@@ -1,0 +1,84 @@
+"""The autoregressive mixture-density decoder shared by SketchRNN and SketchEmbedNet.
+
+Each step reads the previous point ``S_{i-1}`` (stroke-5) concatenated with a per-sketch
+conditioning vector ``cond`` (the model builds it: ``z``, a class embedding, or both) and
+gives the mixture for the next point (sketch-rnn paper, section 3.2). With ``z_size > 0`` the
+initial state is ``tanh(W_z z + b_z)`` split into the cell's state parts; without it (the
+decoder-only model) the state starts at zero.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from sketchrnn.nn.cells import State, make_cell
+from sketchrnn.nn.mixture import MixtureParams, mixture_params
+
+__all__ = ["MixtureDecoder"]
+
+
+class MixtureDecoder(nn.Module):
+    """Cell (``make_cell``) + optional ``init_state`` Linear from ``z`` + ``output`` Linear to
+    the ``6M + 3`` mixture parameters (layout: :mod:`sketchrnn.nn.mixture`)."""
+
+    def __init__(
+        self,
+        cell: str,
+        cond_size: int,
+        hidden_size: int,
+        num_mixtures: int,
+        *,
+        z_size: int = 0,
+        recurrent_dropout: float = 0.0,
+        hyper_hidden: int = 256,
+        hyper_embed: int = 32,
+    ):
+        super().__init__()
+        self.cond_size = cond_size
+        self.num_mixtures = num_mixtures
+        # Creation order cell -> init_state -> output is the order the models used before
+        # this module existed, so a seeded model still starts from the same weights.
+        self.cell = make_cell(
+            cell,
+            5 + cond_size,
+            hidden_size,
+            recurrent_dropout=recurrent_dropout,
+            hyper_hidden=hyper_hidden,
+            hyper_embed=hyper_embed,
+        )
+        # [h0; c0 (; hyper h0; hyper c0)] = tanh(W_z z + b_z)
+        self.init_state = nn.Linear(z_size, sum(self.cell.state_sizes)) if z_size > 0 else None
+        self.output = nn.Linear(hidden_size, 6 * num_mixtures + 3)
+
+    def initial_state(self, z: Tensor | None, batch_size: int) -> State:
+        """State before the first step: ``tanh(W_z z + b_z)`` (``z`` ``(batch, z_size)``) split
+        into the cell's state tensors, or zeros ``(batch_size, ...)`` when there is no z."""
+        if self.init_state is None:
+            return self.cell.zero_state(batch_size, self.output.weight)
+        if z is None:
+            raise ValueError("this decoder starts from z: pass z for its initial state")
+        flat = torch.tanh(self.init_state(z))
+        return tuple(flat.split(list(self.cell.state_sizes), dim=-1))
+
+    def decode(
+        self, inputs: Tensor, cond: Tensor | None = None, z: Tensor | None = None
+    ) -> MixtureParams:
+        """Teacher-forced: ``inputs`` ``(batch, T, 5)`` (rows ``S_0..S_{T-1}``), ``cond``
+        ``(batch, cond_size)`` or ``None``, ``z`` ``(batch, z_size)`` for the initial state ->
+        mixture for the next ``T`` points, ``(batch, T, M)`` / ``(batch, T, 3)``."""
+        batch, steps, _ = inputs.shape
+        if cond is not None:
+            # expand() is a view: the conditioning is not copied T times before the matmul.
+            inputs = torch.cat([inputs, cond.unsqueeze(1).expand(-1, steps, -1)], dim=-1)
+        h_seq, _ = self.cell(inputs, self.initial_state(z, batch))
+        return mixture_params(self.output(h_seq), self.num_mixtures)
+
+    def decode_step(
+        self, x_t: Tensor, state: State, cond: Tensor | None = None
+    ) -> tuple[MixtureParams, State]:
+        """One generation step: previous point ``x_t`` ``(batch, 5)`` -> mixture for the next
+        point (``(batch, M)`` / ``(batch, 3)``) and the new state."""
+        x = x_t if cond is None else torch.cat([x_t, cond], dim=-1)
+        h, state = self.cell.step(x, state)
+        return mixture_params(self.output(h), self.num_mixtures), state
