@@ -204,7 +204,8 @@ class SketchDataset:
 
 @dataclass
 class DataSplits:
-    """Train, valid and test datasets sharing one scale factor, class list and ``N_max``.
+    """Train, valid and test datasets sharing one scale factor, class list and ``N_max`` (stroke
+    datasets, or the image datasets of :mod:`sketchrnn.image_data` wrapping them).
 
     ``dropped_too_long`` counts, per source file, the sketches left out for being longer than
     ``max_len``; ``skipped_invalid`` lists, per file, the invalid drawings passed over when

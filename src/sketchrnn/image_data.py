@@ -19,7 +19,6 @@ import io
 import os
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
@@ -27,7 +26,13 @@ import numpy as np
 import torch
 
 from sketchrnn import strokes as S
-from sketchrnn.data import SketchDataset, assign_splits, datasets_from_sketchset, make_batch
+from sketchrnn.data import (
+    DataSplits,
+    SketchDataset,
+    assign_splits,
+    datasets_from_sketchset,
+    make_batch,
+)
 from sketchrnn.io.base import SketchFileError, SketchSet, atomic_path
 from sketchrnn.io.formats import read_sketches
 from sketchrnn.raster import rasterize_batch
@@ -35,7 +40,6 @@ from sketchrnn.raster import rasterize_batch
 __all__ = [
     "ImageBatch",
     "ImageSketchDataset",
-    "ImageDataSplits",
     "image_padding",
     "render_images",
     "load_image_datasets",
@@ -164,28 +168,6 @@ class ImageSketchDataset:
         return ImageBatch(self.image_tensor(indices), b.strokes, b.lengths, b.labels)
 
 
-@dataclass
-class ImageDataSplits:
-    """Train, valid and test image datasets sharing one scale factor, classes and ``N_max``.
-
-    ``dropped_too_long`` counts, per source file, the sketches left out for having more than
-    ``max_len`` points (after RDP simplification, when asked for); ``skipped_invalid`` lists,
-    per file, the invalid drawings passed over when reading with ``skip_invalid=True``.
-    """
-
-    train: ImageSketchDataset
-    valid: ImageSketchDataset
-    test: ImageSketchDataset
-    scale_factor: float
-    classes: list[str]
-    dropped_too_long: dict[str, int] = field(default_factory=dict)
-    skipped_invalid: dict[str, list[str]] = field(default_factory=dict)
-
-    @property
-    def max_len(self) -> int:
-        return self.train.max_len
-
-
 def load_image_datasets(
     paths: PathLike | Sequence[PathLike],
     image_size: int = 28,
@@ -199,7 +181,7 @@ def load_image_datasets(
     scale_factor: float | None = None,
     limit_per_file: int | None = None,
     skip_invalid: bool = False,
-) -> ImageDataSplits:
+) -> DataSplits:
     """Read every file in ``paths`` and build train/valid/test image datasets from them.
 
     ``rdp_epsilon`` RDP-simplifies every sketch first (in the file's units; the Quick, Draw!
@@ -243,7 +225,8 @@ def load_image_datasets(
     def wrap(d: SketchDataset) -> ImageSketchDataset:
         return ImageSketchDataset(d, image_size, in_channels=in_channels, line_width=line_width)
 
-    return ImageDataSplits(
+    # DataSplits holds any dataset type: here the image datasets wrapping the stroke ones.
+    return DataSplits(
         wrap(splits.train),
         wrap(splits.valid),
         wrap(splits.test),

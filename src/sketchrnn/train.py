@@ -41,6 +41,7 @@ import torch.distributed as dist
 from torch import nn
 
 from sketchrnn.io.base import SketchFileError, atomic_path
+from sketchrnn.models.base import ConfigDict
 
 __all__ = [
     "TrainConfig",
@@ -95,7 +96,7 @@ class CheckpointError(SketchFileError):
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(ConfigDict):
     """Hyper-parameters of a training run (defaults: magenta's sketch-rnn settings).
 
     ``max_seconds`` adds a wall-time budget (checked after every step) on top of ``max_steps``.
@@ -137,17 +138,6 @@ class TrainConfig:
             raise ValueError(f"drop_prob must be in [0, 1), got {self.drop_prob}")
         if self.drop_prob > 0 and not self.augment:
             raise ValueError("drop_prob > 0 needs augment=True (point dropping is augmentation)")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown TrainConfig fields: {', '.join(unknown)}")
-        return cls(**d)
 
 
 def kl_weight_at(step: int, cfg: TrainConfig) -> float:

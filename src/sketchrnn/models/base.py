@@ -9,6 +9,7 @@ file and what to do.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -98,6 +99,22 @@ def load_pretrained_files(
             "re-save or re-download the model",
         ) from None
     return meta, tensors
+
+
+class ConfigDict:
+    """``to_dict``/``from_dict`` for the config dataclasses (models' and training's), so that
+    configs round-trip through JSON and checkpoints; unknown keys are an error, not dropped."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Any:
+        known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} fields: {', '.join(unknown)}")
+        return cls(**values)
 
 
 class _Config(Protocol):

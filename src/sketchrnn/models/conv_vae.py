@@ -21,11 +21,9 @@ not have.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
@@ -34,6 +32,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from sketchrnn.models.base import (
+    ConfigDict,
     load_pretrained_model,
     save_pretrained_files,
 )
@@ -47,7 +46,7 @@ _N_UPSAMPLES = 4  # mirrors the encoder's four 2x poolings
 
 
 @dataclass
-class ConvVAEConfig:
+class ConvVAEConfig(ConfigDict):
     """Hyperparameters of :class:`ConvVAE`, saved beside its weights."""
 
     backbone: str = "conv4"
@@ -66,17 +65,6 @@ class ConvVAEConfig:
             raise ValueError("in_channels, z_size and decoder_width must be positive")
         if self.kl_weight < 0:
             raise ValueError(f"kl_weight must be >= 0, got {self.kl_weight}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> ConvVAEConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown config keys {unknown}")
-        return cls(**values)
 
 
 class ConvVAE(nn.Module):

@@ -15,7 +15,6 @@ Loss (section 3): ``L = L_pen + (1 - alpha) L_stroke + alpha L_pixel (+ kl_weigh
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from sketchrnn.models.base import (
+    ConfigDict,
     load_pretrained_model,
     save_pretrained_files,
 )
@@ -43,7 +43,7 @@ FORMAT_VERSION = 2
 
 
 @dataclass
-class SketchEmbedNetConfig:
+class SketchEmbedNetConfig(ConfigDict):
     """Hyper-parameters of :class:`SketchEmbedNet`; saved beside the weights as ``config.json``.
 
     ``pixel_size`` is the raster side used by ``L_pixel`` (``None``: ``image_size``);
@@ -122,18 +122,6 @@ class SketchEmbedNetConfig:
         if step is None:
             return float(self.alpha_max)
         return curriculum_alpha(step, self.alpha_max, self.alpha_increment, self.alpha_every)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> SketchEmbedNetConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are an error (not silently dropped)."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown SketchEmbedNetConfig fields: {', '.join(unknown)}")
-        return cls(**values)
 
 
 class SketchEmbedNet(nn.Module):

@@ -10,7 +10,6 @@ The decoder reads rows ``0..N_max-1`` and predicts rows ``1..N_max``; the encode
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -20,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from sketchrnn.models.base import (
+    ConfigDict,
     ModelFileError,
     load_pretrained_model,
     save_pretrained_files,
@@ -38,7 +38,7 @@ FORMAT_VERSION = 2
 
 
 @dataclass
-class SketchRNNConfig:
+class SketchRNNConfig(ConfigDict):
     """Hyper-parameters of :class:`SketchRNN`; saved beside the weights as ``config.json``.
 
     ``conditional=False`` is the decoder-only model (no encoder, no z); ``num_classes > 0``
@@ -86,18 +86,6 @@ class SketchRNNConfig:
         if name not in cls.PRESETS:
             raise ValueError(f"unknown preset {name!r}; expected one of {', '.join(cls.PRESETS)}")
         return cls(**{**cls.PRESETS[name], **overrides})
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> SketchRNNConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are an error (not silently dropped)."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown SketchRNNConfig fields: {', '.join(unknown)}")
-        return cls(**values)
 
 
 class SketchRNNOutput(NamedTuple):
