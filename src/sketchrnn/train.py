@@ -223,6 +223,9 @@ class DistributedContext:
 
     def close(self) -> None:
         if self.initialized_here and dist.is_initialized():
+            # Wait for every rank (rank 0 may still be writing the last checkpoint): a rank
+            # that tears gloo down while its peer is busy can abort the peer's process.
+            dist.barrier()
             dist.destroy_process_group()
 
 
