@@ -332,3 +332,10 @@ def test_evaluate_files_uses_the_models_scale_factor_and_n_max(data, tmp_path):
     assert math.isfinite(from_pretrained["loss"])
     with pytest.raises(SketchFileError, match="not a model"):
         load_model(tmp_path)
+
+
+def test_trainer_gives_the_model_its_data_scale_and_classes(data, tmp_path):
+    model = tiny_model(data)
+    Trainer(model, tiny_config(tmp_path / "run", max_steps=1), data.train, data.valid)
+    assert model.scale_factor == pytest.approx(data.train.scale_factor)
+    assert model.classes == list(data.train.classes)

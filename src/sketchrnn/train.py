@@ -410,6 +410,10 @@ class Trainer:
         self.config = config
         self.train_set = train
         self.valid_set = valid
+        # The model learns in the data's normalised units: tell it the scale (and classes), so
+        # that drawing with it right after training gives pixels, as a saved model does.
+        model.scale_factor = getattr(train, "scale_factor", None)
+        model.classes = list(getattr(train, "classes", None) or []) or None
         self.ctx = DistributedContext.from_env(config.device)
         self.model = model.to(self.ctx.device)
         self.out_dir = Path(config.out_dir) if config.out_dir else None
