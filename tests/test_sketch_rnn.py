@@ -226,8 +226,7 @@ def test_generate_returns_stroke3_and_is_reproducible(mode):
     labels = 1 if model.config.num_classes else None
 
     def run(seed):
-        gen = torch.Generator().manual_seed(seed)
-        return model.generate(4, labels=labels, temperature=0.8, max_len=15, generator=gen)
+        return model.generate(4, labels=labels, temperature=0.8, max_len=15, seed=seed)
 
     first, again = run(5), run(5)
     assert len(first) == 4

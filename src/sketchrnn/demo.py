@@ -100,9 +100,8 @@ def run_demo(
     model.eval()
     model.save_pretrained(out / "model", scale_factor=data.scale_factor, classes=data.classes)
 
-    generator = torch.Generator().manual_seed(seed)
-    samples = model.generate(24, temperature=temperature, generator=generator)
-    pairs = _reconstructions(model, data.test, 12, temperature, generator, seed)
+    samples = model.generate(24, temperature=temperature, seed=seed)
+    pairs = _reconstructions(model, data.test, 12, temperature, seed)
 
     paths = {
         "samples_png": out / "samples.png",
@@ -112,7 +111,6 @@ def run_demo(
         "model": out / "model",
         "log": out / "train" / "log.csv",
     }
-    samples = [_drawable(s) for s in samples]
     write_png(paths["samples_png"], samples, ncols=6)
     write_svg(paths["samples_svg"], samples, ncols=6)
     # Input and reconstruction alternate, so with an even column count they sit side by side.
@@ -128,7 +126,7 @@ def run_demo(
     return paths
 
 
-def _reconstructions(model, dataset, n: int, temperature: float, generator, seed: int):
+def _reconstructions(model, dataset, n: int, temperature: float, seed: int):
     """``[input_0, reconstruction_0, input_1, ...]`` for ``n`` test sketches, stroke-3."""
     pick = np.random.default_rng(seed).choice(
         len(dataset), size=min(n, len(dataset)), replace=False
@@ -137,17 +135,8 @@ def _reconstructions(model, dataset, n: int, temperature: float, generator, seed
     with torch.no_grad():
         mu, _ = model.encode(batch.strokes, batch.lengths)
     # z = mu: the encoding itself, so the pair shows what the model kept of the input.
-    rebuilt = model.generate(len(pick), z=mu, temperature=temperature, generator=generator)
+    rebuilt = model.generate(len(pick), z=mu, temperature=temperature, seed=seed + 1)
     out = []
     for i, k in enumerate(np.sort(pick)):
-        out.append(_drawable(dataset.sketches[k]))
-        out.append(_drawable(rebuilt[i]))
+        out += [dataset.sketches[k], rebuilt[i]]  # an empty sketch leaves its cell blank
     return out
-
-
-def _drawable(s3: np.ndarray) -> np.ndarray:
-    """A sampled sketch may be empty (the model stopped at once): draw a dot instead."""
-    s3 = np.asarray(s3, dtype=np.float32)
-    if len(s3) == 0:
-        return np.array([[0.0, 0.0, 1.0]], dtype=np.float32)
-    return s3

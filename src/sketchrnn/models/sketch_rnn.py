@@ -27,8 +27,7 @@ from sketchrnn.models.base import (
 from sketchrnn.nn.cells import CELL_TYPES, State
 from sketchrnn.nn.decoder import MixtureDecoder
 from sketchrnn.nn.encoders import BiLSTMEncoder
-from sketchrnn.nn.mixture import MixtureParams, reconstruction_losses, sample
-from sketchrnn.strokes import START_TOKEN, stroke5_to_stroke3
+from sketchrnn.nn.mixture import MixtureParams, reconstruction_losses
 
 __all__ = ["SketchRNNConfig", "SketchRNN", "SketchRNNOutput", "ModelFileError"]
 
@@ -246,42 +245,21 @@ class SketchRNN(nn.Module):
         labels: Tensor | int | None = None,
         temperature: float = 0.5,
         max_len: int | None = None,
-        generator: torch.Generator | None = None,
+        seed: int | None = None,
     ) -> list[np.ndarray]:
-        """Sample ``n`` sketches; stroke-3 ``(k, 3)`` float32 arrays in normalised units
-        (multiply ``dx, dy`` by ``scale_factor`` for pixels).
+        """Sample ``n`` sketches as stroke-3 ``(k, 3)`` float32 arrays, in pixels when
+        ``scale_factor`` is known (else normalised units): :func:`sketchrnn.generate.sample`,
+        or :func:`sketchrnn.generate.decode` for given ``z`` ``(n, z_size)``.
 
-        ``z`` ``(n, z_size)`` defaults to draws from ``N(0, I)``; ``labels`` is one class id
-        for all or ``(n,)``; sampling stops at the end-of-sketch state or ``max_len`` points
-        (default ``config.max_seq_len``). Runs in eval mode (no dropout).
+        ``labels`` is one class id for all or ``(n,)``; sampling stops at the end-of-sketch
+        state or ``max_len`` points (default ``config.max_seq_len``), in eval mode.
         """
-        device = self.decoder.output.weight.device
-        max_len = self.config.max_seq_len if max_len is None else max_len
-        if self.config.conditional and z is None:
-            z = torch.randn(n, self.config.z_size, generator=generator).to(device)
-        if labels is not None:
-            labels = torch.as_tensor(labels, dtype=torch.long, device=device)
-            labels = labels.expand(n) if labels.ndim == 0 else labels
-        was_training = self.training
-        self.eval()
-        try:
-            state = self.initial_state(z, n)
-            x = torch.as_tensor(START_TOKEN, device=device).expand(n, 5)
-            rows = []
-            finished = torch.zeros(n, dtype=torch.bool, device=device)
-            for _ in range(max_len):
-                mixture, state = self.decode_step(x, state, z, labels)
-                x = sample(mixture, temperature, generator=generator)
-                rows.append(x)
-                finished |= x[:, 4] > 0.5
-                if bool(finished.all()):
-                    break
-        finally:
-            self.train(was_training)
-        if not rows:
-            return [np.zeros((0, 3), dtype=np.float32) for _ in range(n)]
-        stroke5 = torch.stack(rows, dim=1).cpu().numpy()
-        return [stroke5_to_stroke3(s) for s in stroke5]
+        from sketchrnn import generate
+
+        options = dict(temperature=temperature, labels=labels, max_len=max_len, seed=seed)
+        if z is not None:
+            return generate.decode(self, z, n, **options)
+        return generate.sample(self, n, **options)
 
     # ------------------------------------------------------------------------- files
 
