@@ -56,6 +56,17 @@ CELL_TYPES = ("lstm", "layernorm", "hyper")
 # backward of unbind(1) alone took 0.46 s of a 3.7 s training step).
 
 
+def _new_cell_state(
+    i: Tensor, f: Tensor, g: Tensor, c: Tensor, dropout: float, training: bool
+) -> Tensor:
+    """``c' = sigmoid(f) c + sigmoid(i) dropout(tanh(g))``: the update every cell shares, with
+    Semeniuta et al.'s recurrent dropout on the candidate (never on the memory itself)."""
+    g = torch.tanh(g)
+    if dropout > 0.0:
+        g = F.dropout(g, dropout, training)
+    return torch.sigmoid(f) * c + torch.sigmoid(i) * g
+
+
 def _lstm_loop(
     x_proj: Tensor, h: Tensor, c: Tensor, w_hh: Tensor, dropout: float, training: bool
 ) -> tuple[Tensor, Tensor, Tensor]:
@@ -63,10 +74,7 @@ def _lstm_loop(
     outputs: list[Tensor] = []
     for x_t in x_proj.unbind(0):
         i, f, g, o = torch.addmm(x_t, h, w_hh_t).chunk(4, 1)
-        g = torch.tanh(g)
-        if dropout > 0.0:
-            g = F.dropout(g, dropout, training)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * g
+        c = _new_cell_state(i, f, g, c, dropout, training)
         h = torch.sigmoid(o) * torch.tanh(c)
         outputs.append(h)
     return torch.stack(outputs, 0), h, c
@@ -93,10 +101,7 @@ def _layernorm_lstm_loop(
         # Layer norm of each gate's pre-activation separately, as in Ba et al. (2016).
         gates = F.layer_norm(gates, [hidden]) * gate_gamma + gate_beta
         i, f, g, o = gates.unbind(1)
-        g = torch.tanh(g)
-        if dropout > 0.0:
-            g = F.dropout(g, dropout, training)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * g
+        c = _new_cell_state(i, f, g, c, dropout, training)
         h = torch.sigmoid(o) * torch.tanh(F.layer_norm(c, [hidden], cell_gamma, cell_beta))
         outputs.append(h)
     return torch.stack(outputs, 0), h, c
@@ -166,10 +171,7 @@ def _hyper_lstm_loop(
         )
         gates = F.layer_norm(gates, [hidden]) * gamma_by_gate + beta_by_gate
         i, f, g, o = gates.unbind(0)
-        g = torch.tanh(g)
-        if dropout > 0.0:
-            g = F.dropout(g, dropout, training)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * g
+        c = _new_cell_state(i, f, g, c, dropout, training)
         h = torch.sigmoid(o) * torch.tanh(F.layer_norm(c, [hidden], cell_gamma, cell_beta))
         outputs.append(h)
     return torch.stack(outputs, 0), h, c, hyper_h, hyper_c
