@@ -261,6 +261,20 @@ def assign_splits(
     return SketchSet(list(sketches.strokes), list(sketches.labels), splits, sketches.scale_factor)
 
 
+def _labelled_and_split(
+    sketches: SketchSet,
+    default_label: str,
+    name: str,
+    split_fractions: tuple[float, float, float],
+    split_seed: int,
+) -> SketchSet:
+    """One source made ready for :func:`_build_splits`: unlabelled sketches get
+    ``default_label``; sketches without a split get a seeded one (keyed by ``name``)."""
+    labels = [label or default_label for label in sketches.labels]
+    sketches = SketchSet(list(sketches.strokes), labels, list(sketches.splits))
+    return assign_splits(sketches, split_fractions, split_seed, name=name)
+
+
 def load_datasets(
     paths: PathLike | Sequence[PathLike],
     max_len: int = 250,
@@ -298,10 +312,9 @@ def load_datasets(
         )
         if sketches.skipped:
             skipped[os.fspath(path)] = list(sketches.skipped)
-        stem = Path(path).stem
-        labels = [label or stem for label in sketches.labels]
-        sketches = SketchSet(list(sketches.strokes), labels, list(sketches.splits))
-        sketches = assign_splits(sketches, split_fractions, split_seed, name=Path(path).name)
+        sketches = _labelled_and_split(
+            sketches, Path(path).stem, Path(path).name, split_fractions, split_seed
+        )
         sources.append((os.fspath(path), sketches))
     splits = _build_splits(sources, max_len, too_long, scale_factor, offset_limit, pad_to_max_len)
     splits.skipped_invalid = skipped
@@ -324,9 +337,7 @@ def datasets_from_sketchset(
 
     ``name`` stands for the file name in messages and is the label of unlabelled sketches.
     """
-    labels = [label or name for label in sketches.labels]
-    sketches = SketchSet(list(sketches.strokes), labels, list(sketches.splits))
-    sketches = assign_splits(sketches, split_fractions, split_seed, name=name)
+    sketches = _labelled_and_split(sketches, name, name, split_fractions, split_seed)
     return _build_splits(
         [(name, sketches)], max_len, too_long, scale_factor, offset_limit, pad_to_max_len
     )
