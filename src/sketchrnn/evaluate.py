@@ -44,7 +44,6 @@ __all__ = [
     "EVAL_SPLITS",
 ]
 
-LOSS_KEYS = ("L_R", "L_s", "L_p", "L_KL")
 RAW_NDJSON_CHOICES = ("auto", "quickdraw", "sketch-rnn")
 EVAL_SPLITS = ("train", "valid", "test", "all")
 
@@ -69,29 +68,38 @@ def evaluate(
 
     Each batch's losses are means over its sketches, so batches are weighted by their size:
     the result does not depend on ``batch_size``. ``dataset`` is a
-    :class:`sketchrnn.data.SketchDataset`; the model's own device is used.
+    :class:`sketchrnn.data.SketchDataset`, or for an image model (``uses_images``,
+    SketchEmbedNet) an image dataset, whose every loss term is averaged and whose ``loss`` is
+    the model's final objective (``alpha = alpha_max``), so that losses of different training
+    steps compare. Eval mode; ``z`` is sampled as in training, from ``seed`` in a forked RNG;
+    the model's own device is used.
     """
     if len(dataset) == 0:
         raise ValueError("cannot evaluate on an empty split")
     device = next(model.parameters()).device
+    uses_images = bool(getattr(model, "uses_images", False))
     use_labels = int(getattr(model.config, "num_classes", 0) or 0) > 0
     was_training = model.training
     model.eval()
-    totals = dict.fromkeys(LOSS_KEYS, 0.0)
+    totals: dict[str, float] = {}
     devices = [device] if device.type == "cuda" else []
     try:
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
             for batch in iterate_eval_batches(dataset, batch_size):
-                labels = batch.labels.to(device) if use_labels else None
-                losses = model.losses(batch.strokes.to(device), batch.lengths.to(device), labels)
-                size = len(batch.lengths)
-                for k in LOSS_KEYS:
-                    totals[k] += float(losses[k]) * size
+                strokes, lengths = batch.strokes.to(device), batch.lengths.to(device)
+                if uses_images:
+                    losses = model.losses(batch.images.to(device), strokes, lengths)
+                else:
+                    labels = batch.labels.to(device) if use_labels else None
+                    losses = model.losses(strokes, lengths, labels)
+                for k, v in losses.items():
+                    totals[k] = totals.get(k, 0.0) + float(v) * len(batch.lengths)
     finally:
         model.train(was_training)
     result = {k: v / len(dataset) for k, v in totals.items()}
-    result["loss"] = result["L_R"] + kl_weight * result["L_KL"]
+    if "loss" not in result:
+        result["loss"] = result["L_R"] + kl_weight * result["L_KL"]
     return result
 
 

@@ -55,7 +55,6 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "model_from_checkpoint",
-    "evaluate_image_model",
     "CHECKPOINT_NAME",
     "LOG_COLUMNS",
 ]
@@ -721,18 +720,13 @@ class Trainer:
         from sketchrnn.evaluate import evaluate
 
         batch_size = self.config.eval_batch_size or self.config.batch_size
-        if self.uses_images:
-            result = evaluate_image_model(
-                self.model, self.valid_set, batch_size, seed=self.config.seed
-            )
-        else:
-            result = evaluate(
-                self.model,
-                self.valid_set,
-                batch_size,
-                kl_weight=self.config.kl_weight if self.conditional else 0.0,
-                seed=self.config.seed,
-            )
+        result = evaluate(
+            self.model,
+            self.valid_set,
+            batch_size,
+            kl_weight=self.config.kl_weight if self.conditional else 0.0,
+            seed=self.config.seed,
+        )
         self._log("valid", result, None)
         if math.isfinite(result["loss"]) and result["loss"] < self.best_valid_loss:
             self.best_valid_loss = result["loss"]
@@ -801,36 +795,6 @@ class Trainer:
 
 
 @torch.no_grad()
-def evaluate_image_model(
-    model: nn.Module, dataset: Any, batch_size: int = 100, *, seed: int = 0
-) -> dict[str, float]:
-    """Mean losses of an image model (SketchEmbedNet) over an image dataset, as
-    :func:`sketchrnn.evaluate.evaluate` does for sketch-rnn: eval mode, ``z`` sampled with a
-    fixed seed in a forked RNG, batches weighted by size. ``loss`` is the final objective
-    (``alpha = alpha_max``), so that validation losses of different steps compare."""
-    from sketchrnn.evaluate import iterate_eval_batches
-
-    if len(dataset) == 0:
-        raise ValueError("cannot evaluate on an empty split")
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    totals: dict[str, float] = {}
-    devices = [device] if device.type == "cuda" else []
-    try:
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            for batch in iterate_eval_batches(dataset, batch_size):
-                losses = model.losses(
-                    batch.images.to(device), batch.strokes.to(device), batch.lengths.to(device)
-                )
-                for k, v in losses.items():
-                    totals[k] = totals.get(k, 0.0) + float(v) * len(batch.lengths)
-    finally:
-        model.train(was_training)
-    return {k: v / len(dataset) for k, v in totals.items()}
-
-
 def _fmt(v: Any) -> Any:
     return f"{v:.6g}" if isinstance(v, float) else v
 
