@@ -97,6 +97,37 @@ def test_learning_rate_decays_from_lr_towards_min_lr():
     assert all(a > b for a, b in zip(rates, rates[1:], strict=False))
 
 
+def test_learning_rate_can_decay_in_stairs_as_sketchembednet():
+    # Appendix B of Wang et al.: 1e-3, times 0.85 every 15k steps.
+    cfg = TrainConfig(lr=1e-3, lr_decay=0.85, lr_decay_every=15_000, min_lr=0.0)
+    assert learning_rate_at(14_999, cfg) == pytest.approx(1e-3)
+    assert learning_rate_at(15_000, cfg) == pytest.approx(0.85e-3)
+    assert learning_rate_at(44_999, cfg) == pytest.approx(1e-3 * 0.85**2)
+    with pytest.raises(ValueError, match="lr_decay_every"):
+        TrainConfig(lr_decay_every=0)
+
+
+@pytest.mark.parametrize("mode", ["value", "norm"])
+def test_gradients_are_clipped_by_value_or_by_norm(mode):
+    from sketchrnn.train import _clip_gradients
+
+    a = torch.nn.Parameter(torch.zeros(3))
+    b = torch.nn.Parameter(torch.zeros(2))
+    a.grad = torch.tensor([3.0, -0.5, -4.0])
+    b.grad = torch.tensor([0.25, 0.0])
+    norm = _clip_gradients([a, b], TrainConfig(grad_clip=1.0, grad_clip_mode=mode))
+    assert float(norm) == pytest.approx(math.sqrt(9 + 0.25 + 16 + 0.0625))
+    if mode == "value":  # each value into [-1, 1], the others untouched
+        assert a.grad.tolist() == [1.0, -0.5, -1.0]
+        assert b.grad.tolist() == [0.25, 0.0]
+    else:  # the whole gradient scaled to norm 1
+        total = torch.cat([a.grad, b.grad]).norm()
+        assert float(total) == pytest.approx(1.0, rel=1e-4)
+        assert a.grad[0] / a.grad[2] == pytest.approx(3.0 / -4.0)
+    with pytest.raises(ValueError, match="grad_clip_mode"):
+        TrainConfig(grad_clip_mode="global")
+
+
 def test_kl_weight_anneals_from_eta_min_to_w_kl():
     cfg = TrainConfig(kl_weight=0.5, kl_eta_min=0.01, kl_decay_rate=0.99995)
     assert kl_weight_at(0, cfg) == pytest.approx(0.5 * 0.01)
