@@ -123,3 +123,25 @@ def test_skip_invalid_counts_and_carries_on(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "skipped 2 invalid drawings" in err and "mixed.ndjson:2" in err
     assert len(read_sketches(out)) == 2
+
+
+def test_data_synthetic_writes_a_trainable_file(tmp_path, capsys):
+    out = tmp_path / "shapes.npz"
+    assert main(["data", "synthetic", "--out", str(out), "--per-class", "10",
+                 "--classes", "circle", "snowman"]) == 0  # fmt: skip
+    assert "wrote 20 sketches (circle, snowman)" in capsys.readouterr().out
+    ss = read_sketches(out)
+    assert len(ss) == 20 and sorted(set(ss.splits)) == ["test", "train", "valid"]
+    assert main(["data", "synthetic", "--out", str(tmp_path / "x.npz"), "--classes", "blob"]) == 2
+    assert "unknown shape 'blob'" in capsys.readouterr().err
+    assert not (tmp_path / "x.npz").exists()
+
+
+def test_data_sample_caches_drawings_of_magenta_models(tmp_path, capsys):
+    model = shared_file("magenta_models/sheep.gen.json")
+    out = tmp_path / "samples.npz"
+    args = ["data", "sample", str(model), "--out", str(out), "--per-model", "3"]
+    assert main([*args, "--temperature", "0.3"]) == 0
+    assert "1 models x 3 drawings at temperature 0.3" in capsys.readouterr().out
+    ss = read_sketches(out)
+    assert 1 <= len(ss) <= 3 and all(len(s) for s in ss.strokes)

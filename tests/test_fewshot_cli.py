@@ -150,3 +150,16 @@ def test_bad_requests_are_one_line_errors(setup, capsys, extra, message):
     assert main([*args, *extra]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_conv_vae_can_learn_from_the_models_own_stroke_files(setup, capsys):
+    from sketchrnn.io.formats import write_sketches
+    from sketchrnn.synthetic import synthetic_sketchset
+
+    shapes = setup / "shapes.npz"
+    write_sketches(shapes, synthetic_sketchset(20, classes=["circle", "square"]))
+    args = fewshot_args(setup, "--baselines", "conv-vae", "--conv-vae-steps", "2")
+    assert main([*args, "--conv-vae-data", str(shapes)]) == 0
+    captured = capsys.readouterr()
+    assert f"on images of {shapes}" in captured.err
+    assert "| conv-vae |" in captured.out

@@ -7,6 +7,7 @@ import pytest
 import torch
 from conftest import shared_file
 
+from sketchrnn import strokes as S
 from sketchrnn.data import datasets_from_sketchset
 from sketchrnn.image_data import (
     ImageBatch,
@@ -127,7 +128,7 @@ def test_magenta_samples_are_cached_with_their_settings(tmp_path):
     out = tmp_path / "samples.npz"
     sample_magenta_models(models, 3, 0.3, out)
     info = read_sample_info(out)
-    assert info == {"models": ["sheep", "key"], "temperature": 0.3, "count": 3}
+    assert info == {"models": ["sheep", "key"], "temperature": 0.3, "count": 3, "simplified": False}
     sketches = read_npz(out)
     assert set(sketches.labels) <= {"sheep", "key"} and 1 <= len(sketches) <= 6
     # the same request reuses the file; another temperature redraws it
@@ -135,10 +136,30 @@ def test_magenta_samples_are_cached_with_their_settings(tmp_path):
     sample_magenta_models(models, 3, 0.3, out)
     assert out.stat().st_mtime_ns == stamp
     sample_magenta_models(models[:1], 2, 0.1, out)
-    assert read_sample_info(out) == {"models": ["sheep"], "temperature": 0.1, "count": 2}
+    assert read_sample_info(out) == {
+        "models": ["sheep"],
+        "temperature": 0.1,
+        "count": 2,
+        "simplified": False,
+    }
     # the cache is a plain sketch file: the image loader reads it
     data = load_image_datasets(out, 16, 250)
     assert data.classes == ["sheep"]
+
+
+def test_magenta_samples_can_be_simplified_like_the_quickdraw_files(tmp_path):
+    model = shared_file("magenta_models/sheep.gen.json")
+    raw = read_npz(sample_magenta_models([model], 6, 0.5, tmp_path / "raw.npz"))
+    out = sample_magenta_models([model], 6, 0.5, tmp_path / "simple.npz", simplify=True)
+    assert read_sample_info(out)["simplified"] is True
+    simple = read_npz(out)
+    assert len(simple) == len(raw)
+    for a, b in zip(raw.strokes, simple.strokes, strict=True):
+        assert np.array_equal(b, np.round(b))  # whole pixels (stored as int16)
+        xy = np.cumsum(b[:, :2], axis=0)
+        assert xy.min() >= 0 and xy.max() == 255  # the simplified files' box
+        assert len(b) < len(a)
+        assert len(S.stroke3_to_polylines(b)) == len(S.stroke3_to_polylines(a))
 
 
 def test_sample_info_of_a_plain_file_is_none_and_of_garbage_an_error(tmp_path):

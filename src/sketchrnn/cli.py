@@ -94,6 +94,39 @@ def _cmd_data_download(args: argparse.Namespace) -> None:
         print(p)
 
 
+def _cmd_data_synthetic(args: argparse.Namespace) -> None:
+    from sketchrnn.io.formats import write_sketches
+    from sketchrnn.synthetic import CLASSES, synthetic_sketchset
+
+    classes = args.classes or list(CLASSES)
+    unknown = [c for c in classes if c not in CLASSES]
+    if unknown:
+        raise CLIError(f"unknown shape {unknown[0]!r}; choose from {', '.join(CLASSES)}")
+    ss = synthetic_sketchset(args.per_class, args.seed, classes=classes)
+    write_sketches(args.out, ss)
+    print(f"wrote {len(ss)} sketches ({', '.join(classes)}) to {args.out}")
+
+
+def _cmd_data_sample(args: argparse.Namespace) -> None:
+    from sketchrnn.image_data import read_sample_info, sample_magenta_models
+
+    path = sample_magenta_models(
+        args.models,
+        args.per_model,
+        args.temperature,
+        args.out,
+        seed=args.seed,
+        simplify=args.simplify,
+    )
+    info = read_sample_info(path)
+    print(
+        f"{path}: {len(info['models'])} models x {info['count']} drawings "
+        f"at temperature {info['temperature']:g}"
+        + (", simplified as the Quick, Draw! files" if info["simplified"] else "")
+        + " (empty drawings left out)"
+    )
+
+
 # ----------------------------------------------------------------------------- drawing commands
 
 
@@ -262,6 +295,11 @@ def _cmd_train(args: argparse.Namespace) -> None:
     config = TrainConfig(
         batch_size=args.batch_size,
         lr=args.lr,
+        # sketch-rnn (magenta): x0.9999 every step; SketchEmbedNet (its Appendix B): x0.85
+        # every 15k steps.
+        lr_decay=args.lr_decay if args.lr_decay is not None else (0.85 if image_model else 0.9999),
+        lr_decay_every=args.lr_decay_every or (15_000 if image_model else 1),
+        min_lr=args.min_lr,
         kl_weight=args.kl_weight,
         kl_min=args.kl_min,
         # Images are rendered once: augmenting the strokes would make them disagree.
@@ -313,6 +351,7 @@ def _sketch_embed_net_from_args(args: argparse.Namespace, max_len: int):
         "backbone": args.backbone,
         "image_size": args.image_size,
         "alpha_max": args.alpha_max,
+        "alpha_every": args.alpha_every,
         "max_seq_len": max_len,
     }
     if args.cell:
@@ -365,6 +404,8 @@ SKIP_KW = dict(action="store_true", help="pass over invalid drawings (counted) i
 
 
 def _cmd_fewshot(args: argparse.Namespace) -> None:
+    import numpy as np
+
     from sketchrnn import fewshot
     from sketchrnn.io.omniglot_images import load_omniglot_split
     from sketchrnn.models import load_model
@@ -382,12 +423,22 @@ def _cmd_fewshot(args: argparse.Namespace) -> None:
             vae = ConvVAE.from_pretrained(path)
             embedders[name] = fewshot.model_embedding(vae, args.image_size)
         else:
+            source = (
+                " ".join(args.conv_vae_data) if args.conv_vae_data else "the Omniglot background"
+            )
             print(
                 f"conv-vae: no path given, training one for {args.conv_vae_steps} steps "
-                f"(batch 128) on the Omniglot background images",
+                f"(batch 128) on images of {source}",
                 file=sys.stderr,
             )
-            images = fewshot.omniglot_background_images(args.omniglot, args.image_size)
+            if args.conv_vae_data:
+                # The images the SketchEmbedNet under test learned from (rendered the same way).
+                from sketchrnn.image_data import load_image_datasets
+
+                train = load_image_datasets(args.conv_vae_data, args.image_size).train
+                images = train.images.astype(np.float32) / 255.0
+            else:
+                images = fewshot.omniglot_background_images(args.omniglot, args.image_size)
             vae = fewshot.train_quick_conv_vae(images, args.conv_vae_steps, args.seed)
             embedders[name] = fewshot.model_embedding(vae, args.image_size)
     split_name = "test" if args.split == "vinyals-test" else "lake"
@@ -488,6 +539,30 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--to", default=None, help="cache directory (default ~/.cache/sketchrnn)")
     q.add_argument("--base-url", default=None, help="mirror of the sketchrnn/ folder")
     q.set_defaults(func=_cmd_data_download)
+
+    q = dsub.add_parser(
+        "synthetic", help="write the built-in shapes (circles, squares, snowmen, ...) to a file"
+    )
+    q.add_argument("--out", required=True, help=".npz (train/valid/test kept), .ndjson, ...")
+    q.add_argument("--per-class", type=int, default=500, help="sketches per shape (default 500)")
+    q.add_argument("--classes", nargs="+", default=None, metavar="SHAPE", help="default: all")
+    q.add_argument("--seed", type=int, default=0)
+    q.set_defaults(func=_cmd_data_synthetic)
+
+    q = dsub.add_parser(
+        "sample", help="draw from sketch-rnn models (e.g. magenta.js .gen.json) into a cached .npz"
+    )
+    q.add_argument("models", nargs="+", metavar="MODEL", help="model files or folders")
+    q.add_argument("--out", required=True, help="the .npz cache (reused if it matches)")
+    q.add_argument("--per-model", type=int, default=1000, help="drawings per model (default 1000)")
+    q.add_argument("--temperature", type=float, default=0.5, help="sampling temperature (0.5)")
+    q.add_argument(
+        "--simplify",
+        action="store_true",
+        help="into the 0-255 box with RDP 2, as the simplified Quick, Draw! files",
+    )
+    q.add_argument("--seed", type=int, default=0)
+    q.set_defaults(func=_cmd_data_sample)
 
     def model_command(name: str, help: str, func) -> argparse.ArgumentParser:
         q = sub.add_parser(name, help=help)
@@ -618,6 +693,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--alpha-max", type=float, default=0.5, help="SketchEmbedNet pixel-loss weight cap"
     )
     q.add_argument(
+        "--alpha-every",
+        type=int,
+        default=10_000,
+        help="SketchEmbedNet: steps between +0.05 pixel-loss weight (default 10000)",
+    )
+    q.add_argument(
         "--rdp-epsilon",
         type=float,
         default=None,
@@ -634,6 +715,19 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--minutes", type=float, default=None, help="wall-time budget")
     q.add_argument("--batch-size", type=int, default=100)
     q.add_argument("--lr", type=float, default=1e-3)
+    q.add_argument(
+        "--lr-decay",
+        type=float,
+        default=None,
+        help="learning-rate factor per decay (default: sketch-rnn 0.9999, SketchEmbedNet 0.85)",
+    )
+    q.add_argument(
+        "--lr-decay-every",
+        type=int,
+        default=None,
+        help="steps between decays (default: sketch-rnn 1, SketchEmbedNet 15000)",
+    )
+    q.add_argument("--min-lr", type=float, default=1e-5, help="learning-rate floor (1e-5)")
     q.add_argument("--kl-weight", type=float, default=0.5, help="w_KL (default 0.5)")
     q.add_argument("--kl-min", type=float, default=0.2, help="KL_min (default 0.2)")
     q.add_argument(
@@ -700,6 +794,13 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--image-size", type=int, default=28)
     q.add_argument("--omniglot", default="../shared/data/omniglot", help="Omniglot data folder")
     q.add_argument("--conv-vae-steps", type=int, default=1500)
+    q.add_argument(
+        "--conv-vae-data",
+        nargs="+",
+        metavar="FILE",
+        help="train the conv-vae baseline on images of these stroke files (the model's own "
+        "training files), not on the Omniglot background",
+    )
     q.add_argument("--out", help="write the table: .csv, or Markdown for any other suffix")
     q.add_argument("--progress", action="store_true", help="progress bars")
     q.set_defaults(func=_cmd_fewshot)
