@@ -72,7 +72,7 @@ def test_losses_and_gradients_on_cuda_equal_the_cpu(data, cell):
     for k in cpu_losses:
         torch.testing.assert_close(gpu_losses[k], cpu_losses[k], rtol=1e-4, atol=1e-5)
     for k in cpu_grads:
-        torch.testing.assert_close(gpu_grads[k], cpu_grads[k], rtol=1e-3, atol=1e-5)
+        torch.testing.assert_close(gpu_grads[k], cpu_grads[k], rtol=1e-3, atol=1e-4)
 
 
 def train_config(out_dir, **overrides) -> TrainConfig:
@@ -130,7 +130,7 @@ def test_differentiable_raster_on_cuda_equals_the_cpu():
     bounds = absolute_bounds(offsets, lengths)
     images = []
     for device in ("cpu", "cuda"):
-        x = offsets.to(device).requires_grad_(True)
+        x = offsets.to(device).detach().requires_grad_(True)
         img = rasterize_differentiable(x, pen_down.to(device), bounds.to(device), size=28)
         (img * torch.linspace(0, 1, 28, device=device, dtype=img.dtype)).sum().backward()
         images.append((img.detach().cpu(), x.grad.cpu()))

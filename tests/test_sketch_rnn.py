@@ -104,6 +104,15 @@ def test_forward_shapes_and_gradients_reach_every_parameter(cell, mode, batch):
         assert param.grad is not None and param.grad.abs().sum() > 0, name
 
 
+@pytest.mark.parametrize("cell", CELL_TYPES)
+def test_initial_state_parts_are_contiguous(cell):
+    # cuDNN's LSTM (the plain cell on a GPU) refuses strided h0/c0 views with an error.
+    model = _model(cell)
+    state = model.initial_state(torch.randn(3, TINY["z_size"]), 3)
+    assert len(state) == len(model.decoder.cell.state_sizes)
+    assert all(part.is_contiguous() for part in state)
+
+
 def test_class_conditional_model_needs_labels_and_uses_them(batch):
     model = _model(mode="class_decoder").eval()
     strokes, lengths = batch

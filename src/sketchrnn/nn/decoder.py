@@ -59,7 +59,8 @@ class MixtureDecoder(nn.Module):
         if z is None:
             raise ValueError("this decoder starts from z: pass z for its initial state")
         flat = torch.tanh(self.init_state(z))
-        return tuple(flat.split(list(self.cell.state_sizes), dim=-1))
+        # Contiguous parts: split gives strided views, which cuDNN's LSTM refuses as hx.
+        return tuple(part.contiguous() for part in flat.split(list(self.cell.state_sizes), dim=-1))
 
     def decode(
         self, inputs: Tensor, cond: Tensor | None = None, z: Tensor | None = None
