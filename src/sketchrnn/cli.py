@@ -423,8 +423,13 @@ def _cmd_fewshot(args: argparse.Namespace) -> None:
             vae = ConvVAE.from_pretrained(path)
             embedders[name] = fewshot.model_embedding(vae, args.image_size)
         else:
+            files = args.conv_vae_data or []
             source = (
-                " ".join(args.conv_vae_data) if args.conv_vae_data else "the Omniglot background"
+                "the Omniglot background"
+                if not files
+                else files[0]
+                if len(files) == 1
+                else f"{len(files)} files ({files[0]}, ...)"
             )
             print(
                 f"conv-vae: no path given, training one for {args.conv_vae_steps} steps "
