@@ -159,7 +159,12 @@ def test_conv_vae_can_learn_from_the_models_own_stroke_files(setup, capsys):
     shapes = setup / "shapes.npz"
     write_sketches(shapes, synthetic_sketchset(20, classes=["circle", "square"]))
     args = fewshot_args(setup, "--baselines", "conv-vae", "--conv-vae-steps", "2")
-    assert main([*args, "--conv-vae-data", str(shapes)]) == 0
+    vae_dir = setup / "vae_kept"
+    assert main([*args, "--conv-vae-data", str(shapes), "--conv-vae-out", str(vae_dir)]) == 0
     captured = capsys.readouterr()
     assert f"on images of {shapes}" in captured.err
     assert "| conv-vae |" in captured.out
+    # the kept baseline replays the same row from its folder
+    row = next(line for line in captured.out.splitlines() if line.startswith("| conv-vae |"))
+    assert main(fewshot_args(setup, "--baselines", f"conv-vae:{vae_dir}")) == 0
+    assert row in capsys.readouterr().out

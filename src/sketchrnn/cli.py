@@ -445,6 +445,9 @@ def _cmd_fewshot(args: argparse.Namespace) -> None:
             else:
                 images = fewshot.omniglot_background_images(args.omniglot, args.image_size)
             vae = fewshot.train_quick_conv_vae(images, args.conv_vae_steps, args.seed)
+            if args.conv_vae_out:
+                vae.save_pretrained(args.conv_vae_out)
+                print(f"conv-vae: saved to {args.conv_vae_out}", file=sys.stderr)
             embedders[name] = fewshot.model_embedding(vae, args.image_size)
     split_name = "test" if args.split == "vinyals-test" else "lake"
     split = load_omniglot_split(args.omniglot, split_name, args.image_size)
@@ -805,6 +808,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="train the conv-vae baseline on images of these stroke files (the model's own "
         "training files), not on the Omniglot background",
+    )
+    q.add_argument(
+        "--conv-vae-out",
+        metavar="DIR",
+        help="keep the conv-vae trained here (e.g. for embed arrangements --conv-vae DIR)",
     )
     q.add_argument("--out", help="write the table: .csv, or Markdown for any other suffix")
     q.add_argument("--progress", action="store_true", help="progress bars")
