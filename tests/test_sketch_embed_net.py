@@ -260,6 +260,21 @@ def test_cli_trains_sketchembednet_on_omniglot(tmp_path, capsys):
     assert load_checkpoint(out)["step"] == 4
 
 
+def test_cli_defaults_follow_the_papers_appendix_b(tmp_path, capsys):
+    data = omniglot_subset(tmp_path, 24)
+    argv = ["train", "--model", "sketchembednet", "--data", str(data), "--rdp-epsilon", "2"]
+    # batch 256 by default: a small data set is refused with the number in the message
+    assert main([*argv, "--out", str(tmp_path / "r")]) == 2
+    assert "fewer than one batch of 256" in capsys.readouterr().err
+    # learning rate x0.85 every 15k steps
+    out = tmp_path / "r2"
+    assert main([*argv, "--out", str(out), "--batch-size", "8", "--steps", "1",
+                 "--preset", "small", "--image-size", "16"]) == 0  # fmt: skip
+    config = load_checkpoint(out)["train_config"]
+    assert (config["lr_decay"], config["lr_decay_every"]) == (0.85, 15_000)
+    assert config["grad_clip_mode"] == "value"
+
+
 def test_cli_refuses_sketch_rnn_only_options(tmp_path, capsys):
     data = omniglot_subset(tmp_path, 24)
     argv = ["train", "--model", "sketchembednet", "--data", str(data), "--decoder-only"]

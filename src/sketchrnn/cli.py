@@ -293,7 +293,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
         f"scale factor {data.scale_factor:.4f}"
     )
     config = TrainConfig(
-        batch_size=args.batch_size,
+        batch_size=args.batch_size or (256 if image_model else 100),
         lr=args.lr,
         # sketch-rnn (magenta): x0.9999 every step; SketchEmbedNet (its Appendix B): x0.85
         # every 15k steps.
@@ -721,7 +721,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument(SKIP_FLAG, **SKIP_KW)
     q.add_argument("--steps", type=int, default=10_000, help="optimizer steps (default 10000)")
     q.add_argument("--minutes", type=float, default=None, help="wall-time budget")
-    q.add_argument("--batch-size", type=int, default=100)
+    q.add_argument(
+        "--batch-size", type=int, default=None, help="default: sketch-rnn 100, SketchEmbedNet 256"
+    )
     q.add_argument("--lr", type=float, default=1e-3)
     q.add_argument(
         "--lr-decay",
