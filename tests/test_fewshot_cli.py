@@ -168,3 +168,16 @@ def test_conv_vae_can_learn_from_the_models_own_stroke_files(setup, capsys):
     row = next(line for line in captured.out.splitlines() if line.startswith("| conv-vae |"))
     assert main(fewshot_args(setup, "--baselines", f"conv-vae:{vae_dir}")) == 0
     assert row in capsys.readouterr().out
+
+
+def test_the_original_one_shot_runs_as_a_split(setup, capsys):
+    from test_omniglot_images import write_fake_runs
+
+    write_fake_runs(setup / "omniglot" / "all_runs.zip", n_runs=3)
+    args = fewshot_args(setup, "--baselines", "pixels", "--split", "all-runs")
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "3 original one-shot runs" in out and "20-way 1-shot" in out
+    pixels = next(line for line in out.splitlines() if line.startswith("| pixels |"))
+    assert "100.00 ± 0.00" in pixels  # each test image is a near copy of its training image
+    assert "over 3 episodes" in out

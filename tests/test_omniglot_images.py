@@ -17,6 +17,7 @@ from sketchrnn.io.base import SketchFileError
 from sketchrnn.io.omniglot_images import (
     load_character_images,
     load_omniglot_split,
+    load_one_shot_runs,
     read_alphabets,
     read_split_file,
     resize_ink_images,
@@ -228,3 +229,69 @@ def test_real_lake_split():
     )
     assert all(len({split.alphabet_of[c] for c in e.classes}) == 1 for e in episodes)
     assert len({split.alphabet_of[e.classes[0]] for e in episodes}) > 5
+
+
+# ---------------------------------------------------------------- Lake et al.'s one-shot runs
+
+
+def write_fake_runs(path: Path, n_runs: int = 2, seed: int = 0, tweak=None) -> Path:
+    """An ``all_runs.zip`` in the original layout: per run 20 training and 20 test PNGs (the
+    test image of class k a noisy copy of its training image, listed in shuffled order)."""
+    rng = np.random.default_rng(seed)
+
+    def png(paper: np.ndarray) -> bytes:
+        buffer = io.BytesIO()
+        Image.fromarray(paper).save(buffer, format="PNG")
+        return buffer.getvalue()
+
+    with zipfile.ZipFile(path, "w") as zf:
+        for r in range(1, n_runs + 1):
+            order = rng.permutation(20) + 1
+            labels = []
+            for item, k in enumerate(order, start=1):
+                pattern = rng.random((105, 105)) > 0.1
+                zf.writestr(f"run{r:02d}/training/class{k:02d}.png", png(pattern))
+                noisy = pattern ^ (rng.random((105, 105)) < 0.01)
+                zf.writestr(f"run{r:02d}/test/item{item:02d}.png", png(noisy))
+                labels.append(
+                    f"run{r:02d}/test/item{item:02d}.png run{r:02d}/training/class{k:02d}.png"
+                )
+            if tweak:
+                labels = tweak(labels)
+            zf.writestr(f"run{r:02d}/class_labels.txt", "\n".join(labels) + "\n")
+    return path
+
+
+def test_one_shot_runs_pair_each_class_with_its_test_image(tmp_path):
+    runs = load_one_shot_runs(write_fake_runs(tmp_path / "all_runs.zip"), image_size=28)
+    assert len(runs.runs) == 2 and len(runs.images) == 40
+    assert runs.runs[0][0] == "run01/training/class01"
+    for images in runs.images.values():
+        assert images.shape == (2, 28, 28) and images.dtype == np.float32
+        # the test image is the noisy copy of the class's own training image
+        assert np.abs(images[0] - images[1]).mean() < 0.05
+
+
+def test_the_real_one_shot_runs_load():
+    runs = load_one_shot_runs(shared_file("omniglot/all_runs.zip"))
+    assert len(runs.runs) == 20 and all(len(classes) == 20 for classes in runs.runs)
+    ink = np.array([images.mean() for images in runs.images.values()])
+    assert (ink > 0.02).all() and (ink < 0.5).all()  # characters, neither blank nor inverted
+
+
+@pytest.mark.parametrize(
+    "tweak, message",
+    [
+        (lambda lines: [lines[0], lines[0].replace("item01", "item02"), *lines[2:]], "two test"),
+        (lambda lines: [*lines[:-1], lines[-1].replace("training", "nowhere")], "names missing"),
+        (lambda lines: ["just-one-column", *lines[1:]], "expected 'test.png training.png'"),
+    ],
+)
+def test_broken_one_shot_runs_are_named_errors(tmp_path, tweak, message):
+    path = write_fake_runs(tmp_path / "all_runs.zip", n_runs=1, tweak=tweak)
+    with pytest.raises(SketchFileError, match=message) as err:
+        load_one_shot_runs(path)
+    assert "all_runs.zip" in str(err.value)
+    (tmp_path / "junk.zip").write_bytes(b"not a zip")
+    with pytest.raises(SketchFileError, match="not a readable zip"):
+        load_one_shot_runs(tmp_path / "junk.zip")

@@ -449,6 +449,22 @@ def _cmd_fewshot(args: argparse.Namespace) -> None:
                 vae.save_pretrained(args.conv_vae_out)
                 print(f"conv-vae: saved to {args.conv_vae_out}", file=sys.stderr)
             embedders[name] = fewshot.model_embedding(vae, args.image_size)
+    if args.split == "all-runs":
+        from pathlib import Path
+
+        from sketchrnn.io.omniglot_images import load_one_shot_runs
+
+        runs = load_one_shot_runs(Path(args.omniglot) / "all_runs.zip", args.image_size)
+        episodes = fewshot.one_shot_run_episodes(runs.runs)
+        print(
+            f"Lake et al.'s {len(episodes)} original one-shot runs: 20-way 1-shot, one test "
+            "image per class (--ways, --shots, --queries, --episodes do not apply)"
+        )
+        rows = fewshot.run_episode_sets(
+            embedders, runs.images, {(20, 1): episodes}, progress=args.progress
+        )
+        _print_fewshot_rows(fewshot, rows, "the 20 original one-shot runs", args.out)
+        return
     split_name = "test" if args.split == "vinyals-test" else "lake"
     split = load_omniglot_split(args.omniglot, split_name, args.image_size)
     groups = split.alphabet_of if split_name == "lake" else None
@@ -472,11 +488,15 @@ def _cmd_fewshot(args: argparse.Namespace) -> None:
         class_groups=groups,
         progress=args.progress,
     )
-    print(f"Omniglot {args.split} split ({len(split)} classes)")
+    _print_fewshot_rows(fewshot, rows, f"{args.split} split ({len(split)} classes)", args.out)
+
+
+def _print_fewshot_rows(fewshot, rows, what: str, out: str | None) -> None:
+    print(f"Omniglot {what}")
     print(fewshot.format_fewshot_table(rows))
-    if args.out:
-        fewshot.write_fewshot_table(args.out, rows)
-        print(f"wrote {args.out}")
+    if out:
+        fewshot.write_fewshot_table(out, rows)
+        print(f"wrote {out}")
 
 
 def _cmd_embed(args: argparse.Namespace) -> None:
@@ -795,7 +815,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated: conv-vae[:PATH], random-conv4, pixels; same episodes for all "
         "(conv-vae without PATH trains one on the Omniglot background images)",
     )
-    q.add_argument("--split", choices=["vinyals-test", "lake"], default="vinyals-test")
+    q.add_argument(
+        "--split",
+        choices=["vinyals-test", "lake", "all-runs"],
+        default="vinyals-test",
+        help="all-runs: Lake et al.'s 20 original one-shot runs (all_runs.zip)",
+    )
     q.add_argument("--ways", type=int, nargs="+", default=[5, 20])
     q.add_argument("--shots", type=int, nargs="+", default=[1, 5])
     q.add_argument("--queries", type=int, default=15, help="query images per class")

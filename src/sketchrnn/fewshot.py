@@ -315,15 +315,39 @@ def run_fewshot_table(
         )
         for n_way, k_shot in settings
     }
+    return run_episode_sets(embedders, split, episode_sets, regularization, progress)
+
+
+def run_episode_sets(
+    embedders: Mapping[str, EmbedFn],
+    split: Mapping[Hashable, np.ndarray],
+    episode_sets: Mapping[tuple[int, int], Sequence[Episode]],
+    regularization: float = 1.0,
+    progress: bool = False,
+) -> list[FewShotRow]:
+    """Score each embedder on given episodes, ``(n_way, k_shot) -> episodes``, embedding the
+    images of ``split`` (class -> images) once per embedder."""
     rows = []
     for name, embed_fn in embedders.items():
         embedded = embed_classes(embed_fn, split, progress=progress)
-        for n_way, k_shot in settings:
-            result = evaluate_embedded(
-                embedded, episode_sets[n_way, k_shot], regularization, progress
-            )
+        for (n_way, k_shot), episodes in episode_sets.items():
+            result = evaluate_embedded(embedded, episodes, regularization, progress)
             rows.append(FewShotRow(name, n_way, k_shot, result))
     return rows
+
+
+def one_shot_run_episodes(runs: Sequence[Sequence[Hashable]]) -> list[Episode]:
+    """Lake et al.'s original runs as episodes: for each run's classes (each holding its
+    training image, then its test image; :func:`sketchrnn.io.omniglot_images.load_one_shot_runs`)
+    a 20-way 1-shot episode with the training images as support and the test images as queries."""
+    return [
+        Episode(
+            tuple(classes),
+            np.zeros((len(classes), 1), dtype=np.int64),
+            np.ones((len(classes), 1), dtype=np.int64),
+        )
+        for classes in runs
+    ]
 
 
 def format_fewshot_table(rows: Sequence[FewShotRow]) -> str:

@@ -290,3 +290,74 @@ def _read_text_lines(path: Path) -> list[str]:
         return path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as err:
         raise SketchFileError(path, f"cannot read as UTF-8 text ({err})") from None
+
+
+@dataclass
+class OneShotRuns:
+    """Lake et al.'s (2015) 20 original one-shot classification runs (``all_runs.zip``).
+
+    Each run is 20-way 1-shot: 20 training images (one per class, ``runNN/training/classKK``)
+    and 20 test images, one per class. ``images[class]`` is float32 ``(2, S, S)``, ink = 1:
+    the class's training image, then the test image that belongs to it (from the run's
+    ``class_labels.txt``). ``runs[r]`` lists run ``r``'s 20 classes.
+    """
+
+    images: dict[str, np.ndarray]
+    runs: list[list[str]]
+
+
+def load_one_shot_runs(path: str | os.PathLike, image_size: int = 28) -> OneShotRuns:
+    """Read ``all_runs.zip`` in place (PNGs decoded from the archive, nothing extracted)."""
+    path = Path(path)
+    if not path.is_file():
+        raise SketchFileError(path, "file not found (Lake et al.'s all_runs.zip)")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = set(zf.namelist())
+            run_names = sorted({n.split("/")[0] for n in names if n.endswith("class_labels.txt")})
+            if not run_names:
+                raise SketchFileError(path, "no runNN/class_labels.txt inside: not all_runs.zip")
+            images: dict[str, np.ndarray] = {}
+            runs: list[list[str]] = []
+            for run in run_names:
+                label_file = f"{run}/class_labels.txt"
+                pairs = [line.split() for line in zf.read(label_file).decode().splitlines()]
+                pairs = [p for p in pairs if p]
+                if any(len(p) != 2 for p in pairs):
+                    raise SketchFileError(path, f"{label_file}: expected 'test.png training.png'")
+                test_of = {}
+                for test, training in pairs:
+                    if training in test_of:
+                        raise SketchFileError(
+                            path, f"{label_file}: {training} has two test images; "
+                            "a run holds one test image per class"
+                        )  # fmt: skip
+                    test_of[training] = test
+                classes = []
+                for training, test in sorted(test_of.items()):
+                    for member in (training, test):
+                        if member not in names:
+                            raise SketchFileError(path, f"{label_file} names missing {member}")
+                    raw = np.stack(
+                        [_png_paper(zf.read(m), f"{path}:{m}") for m in (training, test)]
+                    )
+                    key = training.removesuffix(".png")
+                    images[key] = resize_ink_images(raw, image_size)
+                    classes.append(key)
+                runs.append(classes)
+    except (zipfile.BadZipFile, OSError, UnicodeDecodeError) as err:
+        raise SketchFileError(path, f"not a readable zip archive ({err})") from None
+    return OneShotRuns(images, runs)
+
+
+def _png_paper(data: bytes, where: str) -> np.ndarray:
+    """A 105x105 Omniglot PNG as bool (True = paper)."""
+    import io
+
+    try:
+        image = Image.open(io.BytesIO(data)).convert("L")
+    except OSError as err:
+        raise SketchFileError(where, f"not a readable PNG ({err})") from None
+    if image.size != (105, 105):
+        raise SketchFileError(where, f"expected a 105x105 Omniglot image, got {image.size}")
+    return np.asarray(image) > 127
