@@ -12,6 +12,7 @@ import socket
 import numpy as np
 import pytest
 import torch
+from test_sketch_embed_net import random_sketches
 
 from sketchrnn.data import datasets_from_sketchset
 from sketchrnn.generate import decode, sample
@@ -26,17 +27,8 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA d
 
 
 def walks(n: int = 48, seed: int = 0) -> SketchSet:
-    rng = np.random.default_rng(seed)
-    strokes = []
-    for _ in range(n):
-        k = int(rng.integers(4, 12))
-        s3 = np.zeros((k, 3), dtype=np.float32)
-        s3[:, :2] = rng.integers(-20, 21, size=(k, 2))
-        s3[rng.choice(k - 1, size=int(rng.integers(0, 3)), replace=False), 2] = 1
-        s3[-1, 2] = 1
-        strokes.append(s3)
     splits = ["train"] * (n - 8) + ["valid"] * 8
-    return SketchSet(strokes, ["a", "b"] * (n // 2), splits)
+    return SketchSet(random_sketches(n, seed), ["a", "b"] * (n // 2), splits)
 
 
 @pytest.fixture(scope="module")
