@@ -463,7 +463,9 @@ def _cmd_fewshot(args: argparse.Namespace) -> None:
         rows = fewshot.run_episode_sets(
             embedders, runs.images, {(20, 1): episodes}, progress=args.progress
         )
-        _print_fewshot_rows(fewshot, rows, "the 20 original one-shot runs", args.out)
+        _print_fewshot_rows(
+            fewshot, rows, f"one-shot runs of Lake et al. ({len(episodes)} runs)", args.out
+        )
         return
     split_name = "test" if args.split == "vinyals-test" else "lake"
     split = load_omniglot_split(args.omniglot, split_name, args.image_size)
