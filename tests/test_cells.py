@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from sketchrnn.nn import cells
 from sketchrnn.nn.cells import (
     CELL_TYPES,
     LSTM,
@@ -73,11 +74,12 @@ def test_gradient_reaches_every_parameter_and_the_state(kind):
     assert all(s.grad.abs().sum() > 0 for s in state)
 
 
-@pytest.fixture(params=["python", "script"])
+@pytest.fixture(params=["fused", "python", "script"])
 def loop_compiler(request):
+    previous = cells._loop_compiler
     set_loop_compiler(request.param)
     yield request.param
-    set_loop_compiler("python")
+    set_loop_compiler(previous)
 
 
 def test_fused_and_step_loop_lstm_agree_on_the_same_weights(loop_compiler):
@@ -219,14 +221,16 @@ def test_torchscript_and_python_loops_compute_the_same(kind):
     x = torch.randn(BATCH, STEPS, INPUT)
     state = _random_state(cell)
     loop = cell.forward_loop if isinstance(cell, LSTM) else cell
-    expected, _ = loop(x, state)
-    set_loop_compiler("script")
+    previous = cells._loop_compiler
+    set_loop_compiler("python")
     try:
+        expected, _ = loop(x, state)
+        set_loop_compiler("script")
         for _ in range(3):  # TorchScript re-optimises over its first runs
             got, _ = loop(x, state)
             torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
     finally:
-        set_loop_compiler("python")
+        set_loop_compiler(previous)
 
 
 def test_make_cell_rejects_unknown_names_and_bad_dropout():

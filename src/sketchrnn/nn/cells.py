@@ -14,15 +14,22 @@ Recurrent weights are initialised orthogonally, one ``(hidden, hidden)`` block p
 
 Recurrent dropout follows Semeniuta et al. (2016): the cell update is dropped,
 ``c = f * c + i * dropout(g)``, never ``h``, so the memory is not erased; a fresh mask is drawn
-at every step. ``recurrent_dropout`` is the probability of dropping (0 turns it off).
+for every step (all steps' masks at once, before the loop). ``recurrent_dropout`` is the
+probability of dropping (0 turns it off).
 
-Speed: the input projection ``W_x x`` of every time step is one matmul before the loop, split
-once with ``unbind`` (indexing ``x[:, t]`` inside the loop would make every step's backward
-allocate a zero tensor of the whole sequence). The loop runs as plain Python: TorchScript was
-no faster on this CPU and ``torch.compile`` takes minutes to compile it (figures below, at
-``set_loop_compiler``); TorchScript remains selectable. Matmuls are about half of a LayerNorm
-step on a CPU (the rest is elementwise work); :func:`fast_fp32_matmul` lets oneDNN run float32
-matmuls 2-2.5x faster at float32 accuracy, which makes the whole cell 1.4-1.75x faster.
+Speed: the input projection ``W_x x`` of every time step is one matmul before the loop. On the
+CPU the loops run by default on the fused C++ kernels of :mod:`sketchrnn.nn.fused` (compiled
+on first use; float32/float64): each step's ~25 elementwise operations are one pass forward
+and one backward, the whole time loop of a cell is one autograd node whose backward is a
+reversed loop of fused steps, the recurrent weights' gradients are one matmul over all steps,
+and the per-step matmuls run on oneDNN with weights packed once per sequence. Measured with
+benchmarks/train_throughput.py (batch 100, N_max 250, hidden 512, 2 threads, forward +
+backward of the cell alone, sketches/s): LayerNorm 124 and HyperLSTM 57, against 58 and 27 for
+straightforward per-step implementations and 70 and 29 for the Python loops below; the LSTM
+with recurrent dropout 125, as fast as bare ``nn.LSTM`` (122, no dropout). The Python loops are
+the reference and the fallback (no compiler, other devices and dtypes,
+``set_loop_compiler("python")``). :func:`fast_fp32_matmul` sends the remaining float32 matmuls
+to oneDNN as well (LayerNorm 144, HyperLSTM 69).
 """
 
 from __future__ import annotations
@@ -56,25 +63,47 @@ CELL_TYPES = ("lstm", "layernorm", "hyper")
 # backward of unbind(1) alone took 0.46 s of a 3.7 s training step).
 
 
-def _new_cell_state(
-    i: Tensor, f: Tensor, g: Tensor, c: Tensor, dropout: float, training: bool
-) -> Tensor:
+def _new_cell_state(i: Tensor, f: Tensor, g: Tensor, c: Tensor, mask: Tensor | None) -> Tensor:
     """``c' = sigmoid(f) c + sigmoid(i) dropout(tanh(g))``: the update every cell shares, with
-    Semeniuta et al.'s recurrent dropout on the candidate (never on the memory itself)."""
+    Semeniuta et al.'s recurrent dropout on the candidate (never on the memory itself).
+    ``mask`` is this step's dropout mask, already scaled by ``1 / (1 - p)`` (None: no dropout)."""
     g = torch.tanh(g)
-    if dropout > 0.0:
-        g = F.dropout(g, dropout, training)
+    if mask is not None:
+        g = g * mask
     return torch.sigmoid(f) * c + torch.sigmoid(i) * g
 
 
+def _step_mask(masks: Tensor | None, t: int) -> Tensor | None:
+    if masks is None:
+        return None
+    return masks[t]
+
+
+def _dropout_masks(
+    p: float, training: bool, steps: int, batch: int, width: int, like: Tensor
+) -> Tensor | None:
+    """Recurrent-dropout masks of every step at once, ``(steps, batch, width)``, scaled by
+    ``1 / (1 - p)`` (as ``F.dropout``); None when dropout is off. Drawn by the fused extension's
+    parallel generator where it serves ``like`` (CPU float32/float64; whichever loop runs, so
+    that the fused and the Python loops draw the same masks from the same seed), else with
+    ``bernoulli_``."""
+    if p <= 0.0 or not training:
+        return None
+    from sketchrnn.nn import fused
+
+    if fused.usable(like):
+        return fused.dropout_masks(p, (steps, batch, width), like)
+    return like.new_empty(steps, batch, width).bernoulli_(1.0 - p).div_(1.0 - p)
+
+
 def _lstm_loop(
-    x_proj: Tensor, h: Tensor, c: Tensor, w_hh: Tensor, dropout: float, training: bool
+    x_proj: Tensor, h: Tensor, c: Tensor, w_hh: Tensor, masks: Tensor | None
 ) -> tuple[Tensor, Tensor, Tensor]:
     w_hh_t = w_hh.t()
     outputs: list[Tensor] = []
-    for x_t in x_proj.unbind(0):
+    for t, x_t in enumerate(x_proj.unbind(0)):
         i, f, g, o = torch.addmm(x_t, h, w_hh_t).chunk(4, 1)
-        c = _new_cell_state(i, f, g, c, dropout, training)
+        c = _new_cell_state(i, f, g, c, _step_mask(masks, t))
         h = torch.sigmoid(o) * torch.tanh(c)
         outputs.append(h)
     return torch.stack(outputs, 0), h, c
@@ -89,19 +118,18 @@ def _layernorm_lstm_loop(
     gate_beta: Tensor,
     cell_gamma: Tensor,
     cell_beta: Tensor,
-    dropout: float,
-    training: bool,
+    masks: Tensor | None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     batch = h.size(0)
     hidden = h.size(1)
     w_hh_t = w_hh.t()
     outputs: list[Tensor] = []
-    for x_t in x_proj.unbind(0):
+    for t, x_t in enumerate(x_proj.unbind(0)):
         gates = torch.addmm(x_t, h, w_hh_t).view(batch, 4, hidden)
         # Layer norm of each gate's pre-activation separately, as in Ba et al. (2016).
         gates = F.layer_norm(gates, [hidden]) * gate_gamma + gate_beta
         i, f, g, o = gates.unbind(1)
-        c = _new_cell_state(i, f, g, c, dropout, training)
+        c = _new_cell_state(i, f, g, c, _step_mask(masks, t))
         h = torch.sigmoid(o) * torch.tanh(F.layer_norm(c, [hidden], cell_gamma, cell_beta))
         outputs.append(h)
     return torch.stack(outputs, 0), h, c
@@ -127,8 +155,8 @@ def _hyper_lstm_loop(
     gate_beta: Tensor,
     cell_gamma: Tensor,
     cell_beta: Tensor,
-    dropout: float,
-    training: bool,
+    masks: Tensor | None,
+    hyper_masks: Tensor | None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     batch = h.size(0)
     hidden = h.size(1)
@@ -142,7 +170,7 @@ def _hyper_lstm_loop(
     gamma_by_gate = gate_gamma.view(4, 1, hidden)
     beta_by_gate = gate_beta.view(4, 1, hidden)
     outputs: list[Tensor] = []
-    for x_t in x_proj.unbind(0):
+    for t, x_t in enumerate(x_proj.unbind(0)):
         x_main, x_hyper = x_t.split([main_width, 4 * hyper_hidden], 1)
         # One matmul of the previous main h for both the main gates and the hyper cell input.
         h_main, h_hyper = torch.mm(h, w_h_all_t).split([main_width, 4 * hyper_hidden], 1)
@@ -152,10 +180,7 @@ def _hyper_lstm_loop(
         hyper_gates = hyper_gates.view(batch, 4, hyper_hidden)
         hyper_gates = F.layer_norm(hyper_gates, [hyper_hidden]) * hyper_gate_gamma
         hi, hf, hg, ho = (hyper_gates + hyper_gate_beta).unbind(1)
-        hg = torch.tanh(hg)
-        if dropout > 0.0:
-            hg = F.dropout(hg, dropout, training)
-        hyper_c = torch.sigmoid(hf) * hyper_c + torch.sigmoid(hi) * hg
+        hyper_c = _new_cell_state(hi, hf, hg, hyper_c, _step_mask(hyper_masks, t))
         hyper_h = torch.sigmoid(ho) * torch.tanh(
             F.layer_norm(hyper_c, [hyper_hidden], hyper_cell_gamma, hyper_cell_beta)
         )
@@ -171,37 +196,64 @@ def _hyper_lstm_loop(
         )
         gates = F.layer_norm(gates, [hidden]) * gamma_by_gate + beta_by_gate
         i, f, g, o = gates.unbind(0)
-        c = _new_cell_state(i, f, g, c, dropout, training)
+        c = _new_cell_state(i, f, g, c, _step_mask(masks, t))
         h = torch.sigmoid(o) * torch.tanh(F.layer_norm(c, [hidden], cell_gamma, cell_beta))
         outputs.append(h)
     return torch.stack(outputs, 0), h, c, hyper_h, hyper_c
 
 
-# Measured on the 2-core CPU this library is developed on (benchmarks/train_throughput.py and
-# a reduced-size comparison, 1 thread, batch 50, T 30, hidden 256, forward + backward):
-# TorchScript 100.6 ms vs plain Python 99.7 ms (LayerNorm), 215 vs 205 ms (Hyper); at batch 8,
-# hidden 128, TorchScript was 20-30% slower. The loops are matmul-bound, so Python's per-op
-# overhead is a few percent at most; torch.compile unrolls the 250 steps and took over 150 s to
-# compile (T 100, killed). Plain Python is therefore the default; TorchScript stays selectable
-# (set_loop_compiler("script")) so the choice can be re-measured on other machines.
-_LOOP_COMPILERS = ("python", "script")
-_loop_compiler = "python"
+# How the loops run. "fused" (the default): the C++ kernels of sketchrnn.nn.fused where they
+# serve the tensors (CPU, float32/float64, extension built), else the Python loops above.
+# "python": always the Python loops (the reference). "script": the Python loops compiled with
+# TorchScript, measured no faster (1 thread, batch 50, T 30, hidden 256, forward + backward:
+# 100.6 ms vs 99.7 ms for the LayerNorm loop, 215 vs 205 ms for the Hyper one; 20-30% slower
+# at batch 8, hidden 128) and kept selectable so that it can be re-measured elsewhere.
+# torch.compile unrolls the 250 steps and took over 150 s to compile (T 100, killed).
+_LOOP_COMPILERS = ("fused", "python", "script")
+_loop_compiler = "fused"
 _SCRIPTED_LOOPS: dict[str, object] = {}
 
 
 def set_loop_compiler(name: str) -> None:
-    """How the cells' recurrent loops run: ``"python"`` (default) or ``"script"``
-    (TorchScript). Same maths and parameters either way; affects every cell in the process."""
+    """How the cells' recurrent loops run: ``"fused"`` (default: the fused C++ kernels of
+    :mod:`sketchrnn.nn.fused` for CPU float32/float64 tensors, else the Python loops),
+    ``"python"`` (always the plain Python loops) or ``"script"`` (the Python loops compiled
+    with TorchScript). Same maths and parameters either way; affects every cell in the
+    process."""
     global _loop_compiler
     if name not in _LOOP_COMPILERS:
         raise ValueError(f"loop compiler must be one of {', '.join(_LOOP_COMPILERS)}, got {name!r}")
     _loop_compiler = name
 
 
-def _loop(name: str):
-    """The loop function ``name`` in the selected form (TorchScript compiled on first use)."""
+def _fused_on(*tensors: Tensor | None) -> bool:
+    """Whether the fused loops serve these tensors under the selected loop compiler."""
+    if _loop_compiler != "fused":
+        return False
+    from sketchrnn.nn import fused
+
+    return fused.usable(*tensors)
+
+
+def _input_projection(x_seq: Tensor, weight: Tensor, bias: Tensor | None, fused_on: bool) -> Tensor:
+    """``W_x x`` of every step, time-major ``(time, batch, rows)``: one matmul before the loop
+    (on oneDNN where the fused loops run, see ``sketchrnn.nn.fused.linear``)."""
+    if fused_on:
+        from sketchrnn.nn import fused
+
+        return fused.linear(x_seq.transpose(0, 1), weight, bias)
+    return F.linear(x_seq.transpose(0, 1), weight, bias)
+
+
+def _loop(name: str, fused_on: bool):
+    """The loop function ``name`` in the selected form: the fused one where ``fused_on``
+    (see :func:`_fused_on`), else the Python one (TorchScript compiled on first use)."""
+    if fused_on:
+        from sketchrnn.nn import fused
+
+        return getattr(fused, name.lstrip("_"))
     fn = globals()[name]
-    if _loop_compiler == "python":
+    if _loop_compiler != "script":
         return fn
     if name not in _SCRIPTED_LOOPS:
         with warnings.catch_warnings():
@@ -210,14 +262,6 @@ def _loop(name: str):
             warnings.simplefilter("ignore", FutureWarning)
             _SCRIPTED_LOOPS[name] = torch.jit.script(fn)
     return _SCRIPTED_LOOPS[name]
-
-
-# A hand-written backward-through-time (one torch.autograd.Function per cell over the whole
-# sequence, weight gradients as one matmul over all steps after the loop) was built, checked
-# with gradcheck and measured against these loops: no faster for the LSTM and LayerNorm cells
-# (+-10%, 1 thread, batch 100, T 50, hidden 512) and 30% slower for the HyperLSTM, since the
-# per-step matmuls are the same either way and autograd's per-op overhead is small beside them.
-# It was dropped; the matmul precision below is what pays.
 
 
 def fast_fp32_matmul(enabled: bool = True) -> bool:
@@ -230,9 +274,10 @@ def fast_fp32_matmul(enabled: bool = True) -> bool:
     agrees with a float64 reference to float32 accuracy (relative error below 1e-5; measured
     here 7e-7 against 4e-7 for the default, where a plain bfloat16 product is off by 3e-3),
     so a build that would truncate to bfloat16 instead keeps the default. On this project's
-    CPU (AMD EPYC, avx512_bf16) a ``(100, 512) @ (512, 2048)`` matmul runs 2.4x faster, a
-    LayerNorm or Hyper cell's forward + backward 1.4-1.75x faster. Fused ``nn.LSTM`` is
-    unaffected (it does not use oneDNN's matmul).
+    CPU (AMD EPYC, avx512_bf16) a ``(100, 512) @ (512, 2048)`` matmul runs 2.4x faster (with
+    the same result as oneDNN's plain float32 product); the fused loops, which run their
+    per-step matmuls on oneDNN already, gain 1.2x (LayerNorm) to 1.25x (Hyper), the Python
+    loops 1.4-1.75x. Fused ``nn.LSTM`` is unaffected (it does not use oneDNN's matmul).
     """
     precision = getattr(getattr(torch.backends, "mkldnn", None), "matmul", None)
     if precision is None or not hasattr(precision, "fp32_precision"):
@@ -326,13 +371,14 @@ class LSTM(_Cell):
     def forward_loop(self, x_seq: Tensor, state: State) -> tuple[Tensor, State]:
         """The step-loop path (same maths and weights as the fused one, plus dropout)."""
         lstm = self.lstm
-        x_proj = F.linear(
-            x_seq.transpose(0, 1), lstm.weight_ih_l0, lstm.bias_ih_l0 + lstm.bias_hh_l0
-        )
         h, c = state
-        h_seq, h, c = _loop("_lstm_loop")(
-            x_proj, h, c, lstm.weight_hh_l0, self.recurrent_dropout, self.training
+        fused_on = _fused_on(x_seq, h, c, lstm.weight_hh_l0)
+        bias = lstm.bias_ih_l0 + lstm.bias_hh_l0
+        x_proj = _input_projection(x_seq, lstm.weight_ih_l0, bias, fused_on)
+        masks = _dropout_masks(
+            self.recurrent_dropout, self.training, x_proj.size(0), h.size(0), h.size(1), x_proj
         )
+        h_seq, h, c = _loop("_lstm_loop", fused_on)(x_proj, h, c, lstm.weight_hh_l0, masks)
         return h_seq.transpose(0, 1), (h, c)
 
 
@@ -364,8 +410,12 @@ class LayerNormLSTM(_Cell):
     def forward(self, x_seq: Tensor, state: State) -> tuple[Tensor, State]:
         """``x_seq`` ``(batch, time, input)`` -> ``h_seq`` ``(batch, time, hidden)``, state."""
         h, c = state
-        x_proj = F.linear(x_seq.transpose(0, 1), self.weight_ih)
-        h_seq, h, c = _loop("_layernorm_lstm_loop")(
+        fused_on = _fused_on(x_seq, h, c, self.weight_hh)
+        x_proj = _input_projection(x_seq, self.weight_ih, None, fused_on)
+        masks = _dropout_masks(
+            self.recurrent_dropout, self.training, x_proj.size(0), h.size(0), h.size(1), x_proj
+        )
+        h_seq, h, c = _loop("_layernorm_lstm_loop", fused_on)(
             x_proj,
             h,
             c,
@@ -374,8 +424,7 @@ class LayerNormLSTM(_Cell):
             self.gate_beta,
             self.cell_gamma,
             self.cell_beta,
-            self.recurrent_dropout,
-            self.training,
+            masks,
         )
         return h_seq.transpose(0, 1), (h, c)
 
@@ -459,8 +508,13 @@ class HyperLSTM(_Cell):
     def forward(self, x_seq: Tensor, state: State) -> tuple[Tensor, State]:
         """``x_seq`` ``(batch, time, input)`` -> ``h_seq`` ``(batch, time, hidden)``, state."""
         h, c, hyper_h, hyper_c = state
-        x_proj = F.linear(x_seq.transpose(0, 1), self.weight_ih)
-        h_seq, h, c, hyper_h, hyper_c = _loop("_hyper_lstm_loop")(
+        fused_on = _fused_on(x_seq, h, c, hyper_h, hyper_c, self.weight_hh)
+        x_proj = _input_projection(x_seq, self.weight_ih, None, fused_on)
+        steps, batch = x_proj.size(0), h.size(0)
+        p, training = self.recurrent_dropout, self.training
+        masks = _dropout_masks(p, training, steps, batch, self.hidden_size, x_proj)
+        hyper_masks = _dropout_masks(p, training, steps, batch, self.hyper_hidden, x_proj)
+        h_seq, h, c, hyper_h, hyper_c = _loop("_hyper_lstm_loop", fused_on)(
             x_proj,
             h,
             c,
@@ -480,8 +534,8 @@ class HyperLSTM(_Cell):
             self.gate_beta,
             self.cell_gamma,
             self.cell_beta,
-            self.recurrent_dropout,
-            self.training,
+            masks,
+            hyper_masks,
         )
         return h_seq.transpose(0, 1), (h, c, hyper_h, hyper_c)
 

@@ -1,0 +1,997 @@
+// Fused elementwise kernels for the recurrent cells of sketchrnn.nn.cells (CPU, float32 and
+// float64), loaded by sketchrnn/nn/fused.py with torch.utils.cpp_extension.load.
+//
+// One step of a cell is a matmul (left to ATen) followed by ~25 small elementwise operations
+// (layer norm of each gate, sigmoid/tanh, dropout, products). Here each step's elementwise
+// part is one pass over each batch row, forward and backward, parallel over the batch rows
+// (at::parallel_for). The gamma/beta gradients are summed over the batch deterministically:
+// the row pass writes per-row terms to a scratch buffer, a second pass over the columns sums
+// the rows in order.
+//
+// Maths (gate order i, f, g, o; `mask` is the recurrent-dropout mask already scaled by
+// 1 / (1 - p), or absent):
+//   LayerNorm LSTM: a_k = LN(pre_k) * gate_gamma_k + gate_beta_k  (LN without affine, per gate)
+//                   c = sigmoid(a_f) * c_prev + sigmoid(a_i) * mask * tanh(a_g)
+//                   h = sigmoid(a_o) * tanh(LN(c) * cell_gamma + cell_beta)
+//   plain LSTM:     a = pre;  same c;  h = sigmoid(a_o) * tanh(c)
+//
+// Besides the per-step kernels, the whole time loop of the plain and LayerNorm LSTMs (the
+// recurrent matmul per step included) runs here too: `*_seq_forward` / `*_seq_backward`, so
+// the Python autograd.Function around them has one node for the whole sequence, and the
+// recurrent weight's gradient is one matmul over all steps.
+
+#include <torch/extension.h>
+
+#include <ATen/Parallel.h>
+
+#include <atomic>
+#include <cmath>
+#include <mutex>
+#include <vector>
+
+// The inner loops over the hidden units are marked for vectorisation: gcc does not take the
+// __restrict__ of pointers local to the parallel_for lambdas into account, and without these
+// pragmas it vectorised only some loops (the others called the scalar expf/tanhf, 30x slower).
+#define SIMD _Pragma("omp simd")
+#define SIMD_PRAGMA(x) _Pragma(#x)
+#define SIMD_REDUCE(...) SIMD_PRAGMA(omp simd reduction(+ : __VA_ARGS__))
+
+namespace {
+
+using at::Tensor;
+
+inline float exp_(float x) { return expf(x); }
+inline double exp_(double x) { return exp(x); }
+inline float tanh_(float x) { return tanhf(x); }
+inline double tanh_(double x) { return tanh(x); }
+inline float sqrt_(float x) { return sqrtf(x); }
+inline double sqrt_(double x) { return sqrt(x); }
+
+template <typename T>
+inline T sigmoid_(T x) {
+  return T(1) / (T(1) + exp_(-x));
+}
+
+// Rows per parallel chunk: enough work per thread to pay for waking it.
+inline int64_t grain_rows(int64_t width) {
+  int64_t g = 16384 / (width > 0 ? width : 1);
+  return g < 1 ? 1 : g;
+}
+
+void check_cpu_float(const Tensor& t, const char* name) {
+  TORCH_CHECK(t.device().is_cpu(), name, " must be a CPU tensor");
+  TORCH_CHECK(t.scalar_type() == at::kFloat || t.scalar_type() == at::kDouble, name,
+              " must be float32 or float64");
+}
+
+// out = a + b, where a missing operand (nullptr) counts as zero.
+template <typename T>
+inline void sum_into(T* __restrict__ out, const T* __restrict__ a, const T* __restrict__ b,
+                     int64_t n) {
+  if (a && b) {
+    SIMD
+    for (int64_t j = 0; j < n; ++j) out[j] = a[j] + b[j];
+  } else if (a || b) {
+    const T* __restrict__ src = a ? a : b;
+    SIMD
+    for (int64_t j = 0; j < n; ++j) out[j] = src[j];
+  } else {
+    SIMD
+    for (int64_t j = 0; j < n; ++j) out[j] = T(0);
+  }
+}
+
+// Mean and 1/sqrt(var + eps) of n values (two passes, biased variance as F.layer_norm).
+template <typename T>
+inline void moments(const T* __restrict__ x, int64_t n, double eps, T& mean, T& rstd) {
+  T sum = 0;
+  SIMD_REDUCE(sum)
+  for (int64_t j = 0; j < n; ++j) sum += x[j];
+  const T m = sum / T(n);
+  T sq = 0;
+  SIMD_REDUCE(sq)
+  for (int64_t j = 0; j < n; ++j) {
+    const T d = x[j] - m;
+    sq += d * d;
+  }
+  mean = m;
+  rstd = T(1) / sqrt_(sq / T(n) + T(eps));
+}
+
+// ------------------------------------------------------------------ LayerNorm LSTM, one step
+//
+// pre: (B, 4, H) with unit stride along H (any row and gate strides).
+// Saved for backward: xh (B, 4H) normalised gates, act (B, 4H) = [sig i, sig f, tanh g,
+// sig o], xc (B, H) normalised c, ty (B, H) = tanh(LN(c) * gamma + beta), stats (B, 5) =
+// the four gates' rstd and c's rstd.
+
+template <typename T>
+void ln_forward_rows(const Tensor& pre, const Tensor& c_prev, const Tensor& gg, const Tensor& gb,
+                     const Tensor& cg, const Tensor& cb, const Tensor& mask, double eps,
+                     Tensor& h, Tensor& c, Tensor& xh, Tensor& act, Tensor& xc, Tensor& ty,
+                     Tensor& stats) {
+  const int64_t B = pre.size(0), H = pre.size(2);
+  const int64_t sb = pre.stride(0), sk = pre.stride(1);
+  const T* pre_p = pre.data_ptr<T>();
+  const T* cp_p = c_prev.data_ptr<T>();
+  const T* gg_p = gg.data_ptr<T>();
+  const T* gb_p = gb.data_ptr<T>();
+  const T* cg_p = cg.data_ptr<T>();
+  const T* cb_p = cb.data_ptr<T>();
+  const bool has_mask = mask.defined() && mask.numel() > 0;
+  const T* m_p = has_mask ? mask.data_ptr<T>() : nullptr;
+  T* h_p = h.data_ptr<T>();
+  T* c_p = c.data_ptr<T>();
+  T* xh_p = xh.data_ptr<T>();
+  T* act_p = act.data_ptr<T>();
+  T* xc_p = xc.data_ptr<T>();
+  T* ty_p = ty.data_ptr<T>();
+  T* st_p = stats.data_ptr<T>();
+  at::parallel_for(0, B, grain_rows(5 * H), [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      T* __restrict__ xhb = xh_p + b * 4 * H;
+      T* __restrict__ ab = act_p + b * 4 * H;
+      T* __restrict__ st = st_p + b * 5;
+      for (int64_t k = 0; k < 4; ++k) {
+        const T* __restrict__ x = pre_p + b * sb + k * sk;
+        T mean, rstd;
+        moments(x, H, eps, mean, rstd);
+        st[k] = rstd;
+        T* __restrict__ xo = xhb + k * H;
+        T* __restrict__ ao = ab + k * H;
+        const T* __restrict__ g = gg_p + k * H;
+        const T* __restrict__ be = gb_p + k * H;
+        if (k == 2) {
+          SIMD
+          for (int64_t j = 0; j < H; ++j) {
+            const T v = (x[j] - mean) * rstd;
+            xo[j] = v;
+            ao[j] = tanh_(v * g[j] + be[j]);
+          }
+        } else {
+          SIMD
+          for (int64_t j = 0; j < H; ++j) {
+            const T v = (x[j] - mean) * rstd;
+            xo[j] = v;
+            ao[j] = sigmoid_(v * g[j] + be[j]);
+          }
+        }
+      }
+      const T* __restrict__ si = ab;
+      const T* __restrict__ sf = ab + H;
+      const T* __restrict__ tg = ab + 2 * H;
+      const T* __restrict__ so = ab + 3 * H;
+      const T* __restrict__ cpb = cp_p + b * H;
+      T* __restrict__ cb_out = c_p + b * H;
+      if (m_p) {
+        const T* __restrict__ mb = m_p + b * H;
+        SIMD
+        for (int64_t j = 0; j < H; ++j) cb_out[j] = sf[j] * cpb[j] + si[j] * mb[j] * tg[j];
+      } else {
+        SIMD
+        for (int64_t j = 0; j < H; ++j) cb_out[j] = sf[j] * cpb[j] + si[j] * tg[j];
+      }
+      T mean, rstd;
+      moments<T>(cb_out, H, eps, mean, rstd);
+      st[4] = rstd;
+      T* __restrict__ xcb = xc_p + b * H;
+      T* __restrict__ tyb = ty_p + b * H;
+      T* __restrict__ hb = h_p + b * H;
+      SIMD
+      for (int64_t j = 0; j < H; ++j) {
+        const T v = (cb_out[j] - mean) * rstd;
+        xcb[j] = v;
+        const T t = tanh_(v * cg_p[j] + cb_p[j]);
+        tyb[j] = t;
+        hb[j] = so[j] * t;
+      }
+    }
+  });
+}
+
+// Backward of one LayerNorm LSTM step. dh = dh1 (+ dh2), dc = dc1 (+ dc2) (dh2, dc2 and dc1
+// may be undefined). Writes d_pre (B, 4H) and dc_prev (B, H); ADDS the batch sums of the
+// gamma/beta gradients into dgg, dgb (4, H) and dcg, dcb (H).
+template <typename T>
+void ln_backward_rows(const Tensor& dh1, const Tensor& dh2, const Tensor& dc1, const Tensor& dc2,
+                      const Tensor& xh, const Tensor& act, const Tensor& xc, const Tensor& ty,
+                      const Tensor& stats, const Tensor& c_prev, const Tensor& mask,
+                      const Tensor& gg, const Tensor& cg, Tensor& d_pre, Tensor& dc_prev,
+                      Tensor& dgg, Tensor& dgb, Tensor& dcg, Tensor& dcb) {
+  const int64_t B = xh.size(0), H = xc.size(1);
+  auto opt = [](const Tensor& t) -> const T* {
+    return (t.defined() && t.numel() > 0) ? t.data_ptr<T>() : nullptr;
+  };
+  const T* dh1_p = opt(dh1);
+  const T* dh2_p = opt(dh2);
+  const T* dc1_p = opt(dc1);
+  const T* dc2_p = opt(dc2);
+  const T* m_p = opt(mask);
+  const T* xh_p = xh.data_ptr<T>();
+  const T* act_p = act.data_ptr<T>();
+  const T* xc_p = xc.data_ptr<T>();
+  const T* ty_p = ty.data_ptr<T>();
+  const T* st_p = stats.data_ptr<T>();
+  const T* cp_p = c_prev.data_ptr<T>();
+  const T* gg_p = gg.data_ptr<T>();
+  const T* cg_p = cg.data_ptr<T>();
+  T* dp_p = d_pre.data_ptr<T>();
+  T* dcp_p = dc_prev.data_ptr<T>();
+  // Per-row terms of the parameter gradients: da (B, 4H) and dy (B, H).
+  Tensor da_buf = at::empty({B, 4 * H}, xh.options());
+  Tensor dy_buf = at::empty({B, H}, xh.options());
+  T* da_p = da_buf.data_ptr<T>();
+  T* dy_p = dy_buf.data_ptr<T>();
+  at::parallel_for(0, B, grain_rows(5 * H), [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      const T* __restrict__ ab = act_p + b * 4 * H;
+      const T* __restrict__ si = ab;
+      const T* __restrict__ sf = ab + H;
+      const T* __restrict__ tg = ab + 2 * H;
+      const T* __restrict__ so = ab + 3 * H;
+      const T* __restrict__ xcb = xc_p + b * H;
+      const T* __restrict__ tyb = ty_p + b * H;
+      const T* __restrict__ cpb = cp_p + b * H;
+      const T* __restrict__ st = st_p + b * 5;
+      T* __restrict__ dab = da_p + b * 4 * H;
+      T* __restrict__ dyb = dy_p + b * H;
+      T* __restrict__ dcpb = dcp_p + b * H;  // holds dc (the full gradient of c) for now
+      // h = so * ty, ty = tanh(y), y = xc * cg + cb
+      const int64_t o = b * H;
+      sum_into<T>(dyb, dh1_p ? dh1_p + o : nullptr, dh2_p ? dh2_p + o : nullptr, H);  // dh
+      sum_into<T>(dcpb, dc1_p ? dc1_p + o : nullptr, dc2_p ? dc2_p + o : nullptr, H);  // dc
+      T s1 = 0, s2 = 0;
+      SIMD_REDUCE(s1, s2)
+      for (int64_t j = 0; j < H; ++j) {
+        const T dh = dyb[j];
+        const T t = tyb[j];
+        dab[3 * H + j] = dh * t * so[j] * (T(1) - so[j]);  // d a_o
+        const T dy = dh * so[j] * (T(1) - t * t);
+        dyb[j] = dy;
+        const T dxc = dy * cg_p[j];
+        s1 += dxc;
+        s2 += dxc * xcb[j];
+      }
+      const T rstd_c = st[4];
+      const T m1 = s1 / T(H), m2 = s2 / T(H);
+      SIMD
+      for (int64_t j = 0; j < H; ++j) {
+        const T dxc = dyb[j] * cg_p[j];
+        dcpb[j] += rstd_c * (dxc - m1 - xcb[j] * m2);
+      }
+      // c = sf * c_prev + si * mask * tg
+      if (m_p) {
+        const T* __restrict__ mb = m_p + b * H;
+        SIMD
+        for (int64_t j = 0; j < H; ++j) {
+          const T dc = dcpb[j];
+          const T gm = tg[j] * mb[j];
+          dab[j] = dc * gm * si[j] * (T(1) - si[j]);
+          dab[H + j] = dc * cpb[j] * sf[j] * (T(1) - sf[j]);
+          dab[2 * H + j] = dc * si[j] * mb[j] * (T(1) - tg[j] * tg[j]);
+          dcpb[j] = dc * sf[j];
+        }
+      } else {
+        SIMD
+        for (int64_t j = 0; j < H; ++j) {
+          const T dc = dcpb[j];
+          dab[j] = dc * tg[j] * si[j] * (T(1) - si[j]);
+          dab[H + j] = dc * cpb[j] * sf[j] * (T(1) - sf[j]);
+          dab[2 * H + j] = dc * si[j] * (T(1) - tg[j] * tg[j]);
+          dcpb[j] = dc * sf[j];
+        }
+      }
+      // a_k = xh_k * gg_k + gb_k, xh_k = LN(pre_k)
+      T* __restrict__ dpb = dp_p + b * 4 * H;
+      const T* __restrict__ xhb = xh_p + b * 4 * H;
+      for (int64_t k = 0; k < 4; ++k) {
+        const T* __restrict__ da = dab + k * H;
+        const T* __restrict__ x = xhb + k * H;
+        const T* __restrict__ g = gg_p + k * H;
+        T a1 = 0, a2 = 0;
+        SIMD_REDUCE(a1, a2)
+        for (int64_t j = 0; j < H; ++j) {
+          const T dx = da[j] * g[j];
+          a1 += dx;
+          a2 += dx * x[j];
+        }
+        const T rstd = st[k];
+        const T n1 = a1 / T(H), n2 = a2 / T(H);
+        T* __restrict__ out = dpb + k * H;
+        SIMD
+        for (int64_t j = 0; j < H; ++j) out[j] = rstd * (da[j] * g[j] - n1 - x[j] * n2);
+      }
+    }
+  });
+  // Parameter gradients: sums over the batch, column by column, rows in order.
+  T* dgg_p = dgg.data_ptr<T>();
+  T* dgb_p = dgb.data_ptr<T>();
+  T* dcg_p = dcg.data_ptr<T>();
+  T* dcb_p = dcb.data_ptr<T>();
+  const int64_t W = 4 * H;
+  const int64_t col_block = 64;
+  const int64_t n_blocks = (W + H + col_block - 1) / col_block;
+  at::parallel_for(0, n_blocks, 1 + 16384 / (col_block * (B > 0 ? B : 1)),
+                   [&](int64_t begin, int64_t end) {
+    T acc_w[64], acc_b[64];
+    for (int64_t blk = begin; blk < end; ++blk) {
+      int64_t j0 = blk * col_block;
+      int64_t j1 = j0 + col_block < W + H ? j0 + col_block : W + H;
+      // A block lies in the gate columns [0, W) or in the cell columns [W, W + H) or spans
+      // both; split it so that each part is handled with its own arrays.
+      while (j0 < j1) {
+        const bool gates = j0 < W;
+        const int64_t stop = gates ? (j1 < W ? j1 : W) : j1;
+        const int64_t n = stop - j0;
+        const int64_t width = gates ? W : H;
+        const int64_t off = gates ? j0 : j0 - W;
+        const T* src_d = gates ? da_p : dy_p;
+        const T* src_x = gates ? xh_p : xc_p;
+        for (int64_t j = 0; j < n; ++j) acc_w[j] = acc_b[j] = 0;
+        for (int64_t b = 0; b < B; ++b) {
+          const T* __restrict__ d = src_d + b * width + off;
+          const T* __restrict__ x = src_x + b * width + off;
+          SIMD
+          for (int64_t j = 0; j < n; ++j) {
+            acc_w[j] += d[j] * x[j];
+            acc_b[j] += d[j];
+          }
+        }
+        T* __restrict__ ow = (gates ? dgg_p : dcg_p) + off;
+        T* __restrict__ ob = (gates ? dgb_p : dcb_p) + off;
+        SIMD
+        for (int64_t j = 0; j < n; ++j) {
+          ow[j] += acc_w[j];
+          ob[j] += acc_b[j];
+        }
+        j0 = stop;
+      }
+    }
+  });
+}
+
+// ------------------------------------------------------------------ plain LSTM, one step
+//
+// pre: (B, 4, H) unit stride along H. Saved: act (B, 4H), tc (B, H) = tanh(c).
+
+template <typename T>
+void lstm_forward_rows(const Tensor& pre, const Tensor& c_prev, const Tensor& mask, Tensor& h,
+                       Tensor& c, Tensor& act, Tensor& tc) {
+  const int64_t B = pre.size(0), H = pre.size(2);
+  const int64_t sb = pre.stride(0), sk = pre.stride(1);
+  const T* pre_p = pre.data_ptr<T>();
+  const T* cp_p = c_prev.data_ptr<T>();
+  const bool has_mask = mask.defined() && mask.numel() > 0;
+  const T* m_p = has_mask ? mask.data_ptr<T>() : nullptr;
+  T* h_p = h.data_ptr<T>();
+  T* c_p = c.data_ptr<T>();
+  T* act_p = act.data_ptr<T>();
+  T* tc_p = tc.data_ptr<T>();
+  at::parallel_for(0, B, grain_rows(5 * H), [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      const T* __restrict__ pi = pre_p + b * sb;
+      const T* __restrict__ pf = pi + sk;
+      const T* __restrict__ pg = pi + 2 * sk;
+      const T* __restrict__ po = pi + 3 * sk;
+      T* __restrict__ ab = act_p + b * 4 * H;
+      const T* __restrict__ cpb = cp_p + b * H;
+      T* __restrict__ cb = c_p + b * H;
+      T* __restrict__ tcb = tc_p + b * H;
+      T* __restrict__ hb = h_p + b * H;
+      const T* __restrict__ mb = m_p ? m_p + b * H : nullptr;
+      SIMD
+      for (int64_t j = 0; j < H; ++j) {
+        const T si = sigmoid_(pi[j]);
+        const T sf = sigmoid_(pf[j]);
+        const T tg = tanh_(pg[j]);
+        const T so = sigmoid_(po[j]);
+        ab[j] = si;
+        ab[H + j] = sf;
+        ab[2 * H + j] = tg;
+        ab[3 * H + j] = so;
+        const T upd = mb ? si * mb[j] * tg : si * tg;
+        const T cn = sf * cpb[j] + upd;
+        cb[j] = cn;
+        const T t = tanh_(cn);
+        tcb[j] = t;
+        hb[j] = so * t;
+      }
+    }
+  });
+}
+
+template <typename T>
+void lstm_backward_rows(const Tensor& dh1, const Tensor& dh2, const Tensor& dc1,
+                        const Tensor& dc2, const Tensor& act, const Tensor& tc,
+                        const Tensor& c_prev, const Tensor& mask, Tensor& d_pre,
+                        Tensor& dc_prev) {
+  const int64_t B = act.size(0), H = tc.size(1);
+  auto opt = [](const Tensor& t) -> const T* {
+    return (t.defined() && t.numel() > 0) ? t.data_ptr<T>() : nullptr;
+  };
+  const T* dh1_p = opt(dh1);
+  const T* dh2_p = opt(dh2);
+  const T* dc1_p = opt(dc1);
+  const T* dc2_p = opt(dc2);
+  const T* m_p = opt(mask);
+  const T* act_p = act.data_ptr<T>();
+  const T* tc_p = tc.data_ptr<T>();
+  const T* cp_p = c_prev.data_ptr<T>();
+  T* dp_p = d_pre.data_ptr<T>();
+  T* dcp_p = dc_prev.data_ptr<T>();
+  Tensor ones;
+  if (!m_p) ones = at::ones({H}, act.options());
+  at::parallel_for(0, B, grain_rows(5 * H), [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      const T* __restrict__ ab = act_p + b * 4 * H;
+      const T* __restrict__ tcb = tc_p + b * H;
+      const T* __restrict__ cpb = cp_p + b * H;
+      const T* __restrict__ mb = m_p ? m_p + b * H : ones.data_ptr<T>();
+      T* __restrict__ dpb = dp_p + b * 4 * H;
+      T* __restrict__ dcpb = dcp_p + b * H;
+      const int64_t o = b * H;
+      T* __restrict__ dhb = dpb + 3 * H;  // dh for now, then d a_o
+      sum_into<T>(dhb, dh1_p ? dh1_p + o : nullptr, dh2_p ? dh2_p + o : nullptr, H);
+      sum_into<T>(dcpb, dc1_p ? dc1_p + o : nullptr, dc2_p ? dc2_p + o : nullptr, H);
+      SIMD
+      for (int64_t j = 0; j < H; ++j) {
+        const T dh = dhb[j];
+        T dc = dcpb[j];
+        const T si = ab[j], sf = ab[H + j], tg = ab[2 * H + j], so = ab[3 * H + j];
+        const T t = tcb[j];
+        const T m = mb[j];
+        dc += dh * so * (T(1) - t * t);
+        dpb[3 * H + j] = dh * t * so * (T(1) - so);
+        dpb[j] = dc * m * tg * si * (T(1) - si);
+        dpb[H + j] = dc * cpb[j] * sf * (T(1) - sf);
+        dpb[2 * H + j] = dc * si * m * (T(1) - tg * tg);
+        dcpb[j] = dc * sf;
+      }
+    }
+  });
+}
+
+// ------------------------------------------------------------------ HyperLSTM weight modulation
+//
+// pre_k = d_x,k * x_main_k + d_h,k * h_main_k + bias_k + d_b,k per gate k, with d (12, B, H)
+// = [d_x (4), d_h (4), d_b (4)], x_main and h_main (B, 4H) with unit stride along the row.
+
+template <typename T>
+void modulate_forward_rows(const Tensor& x_main, const Tensor& h_main, const Tensor& d,
+                           const Tensor& bias, Tensor& pre) {
+  const int64_t B = pre.size(0), H = pre.size(1) / 4;
+  const int64_t sx = x_main.stride(0), sh = h_main.stride(0);
+  const T* x_p = x_main.data_ptr<T>();
+  const T* hm_p = h_main.data_ptr<T>();
+  const T* d_p = d.data_ptr<T>();
+  const T* b_p = bias.data_ptr<T>();
+  T* pre_p = pre.data_ptr<T>();
+  at::parallel_for(0, B, grain_rows(8 * H), [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      for (int64_t k = 0; k < 4; ++k) {
+        const T* __restrict__ x = x_p + b * sx + k * H;
+        const T* __restrict__ hm = hm_p + b * sh + k * H;
+        const T* __restrict__ dx = d_p + (k * B + b) * H;
+        const T* __restrict__ dh = d_p + ((4 + k) * B + b) * H;
+        const T* __restrict__ db = d_p + ((8 + k) * B + b) * H;
+        const T* __restrict__ bi = b_p + k * H;
+        T* __restrict__ out = pre_p + b * 4 * H + k * H;
+        SIMD
+        for (int64_t j = 0; j < H; ++j) out[j] = dx[j] * x[j] + dh[j] * hm[j] + (bi[j] + db[j]);
+      }
+    }
+  });
+}
+
+// Given d_pre (B, 4H): dd (12, B, H) = [d_pre * x_main, d_pre * h_main, d_pre] per gate,
+// dx_main = d_pre * d_x and dh_main = d_pre * d_h written into the given (B, 4H) views.
+template <typename T>
+void modulate_backward_rows(const Tensor& d_pre, const Tensor& x_main, const Tensor& h_main,
+                            const Tensor& d, Tensor& dd, Tensor& dx_main, Tensor& dh_main) {
+  const int64_t B = d_pre.size(0), H = d_pre.size(1) / 4;
+  const int64_t sx = x_main.stride(0), sh = h_main.stride(0);
+  const int64_t sdx = dx_main.stride(0), sdh = dh_main.stride(0);
+  const T* dp_p = d_pre.data_ptr<T>();
+  const T* x_p = x_main.data_ptr<T>();
+  const T* hm_p = h_main.data_ptr<T>();
+  const T* d_p = d.data_ptr<T>();
+  T* dd_p = dd.data_ptr<T>();
+  T* dxm_p = dx_main.data_ptr<T>();
+  T* dhm_p = dh_main.data_ptr<T>();
+  at::parallel_for(0, B, grain_rows(10 * H), [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      for (int64_t k = 0; k < 4; ++k) {
+        const T* __restrict__ g = dp_p + b * 4 * H + k * H;
+        const T* __restrict__ x = x_p + b * sx + k * H;
+        const T* __restrict__ hm = hm_p + b * sh + k * H;
+        const T* __restrict__ dx = d_p + (k * B + b) * H;
+        const T* __restrict__ dh = d_p + ((4 + k) * B + b) * H;
+        T* __restrict__ ddx = dd_p + (k * B + b) * H;
+        T* __restrict__ ddh = dd_p + ((4 + k) * B + b) * H;
+        T* __restrict__ ddb = dd_p + ((8 + k) * B + b) * H;
+        T* __restrict__ ox = dxm_p + b * sdx + k * H;
+        T* __restrict__ oh = dhm_p + b * sdh + k * H;
+        SIMD
+        for (int64_t j = 0; j < H; ++j) {
+          const T v = g[j];
+          ddx[j] = v * x[j];
+          ddh[j] = v * hm[j];
+          ddb[j] = v;
+          ox[j] = v * dx[j];
+          oh[j] = v * dh[j];
+        }
+      }
+    }
+  });
+}
+
+void check_rows(const Tensor& t, const Tensor& ref, int64_t B, int64_t W, const char* name) {
+  check_cpu_float(t, name);
+  TORCH_CHECK(t.scalar_type() == ref.scalar_type(), name, " has another dtype");
+  TORCH_CHECK(t.dim() == 2 && t.size(0) == B && t.size(1) == W && t.stride(1) == 1, name,
+              " must be (B, 4H) with unit stride along the row");
+}
+
+Tensor hyper_modulate_forward(const Tensor& x_main, const Tensor& h_main, const Tensor& d,
+                              const Tensor& bias) {
+  TORCH_CHECK(d.dim() == 3 && d.size(0) == 12 && d.is_contiguous(), "d must be (12, B, H)");
+  const int64_t B = d.size(1), H = d.size(2);
+  check_rows(x_main, d, B, 4 * H, "x_main");
+  check_rows(h_main, d, B, 4 * H, "h_main");
+  TORCH_CHECK(bias.numel() == 4 * H && bias.is_contiguous(), "bias must be (4H,)");
+  Tensor pre = at::empty({B, 4 * H}, d.options());
+  AT_DISPATCH_FLOATING_TYPES(d.scalar_type(), "hyper_modulate_forward", [&] {
+    modulate_forward_rows<scalar_t>(x_main, h_main, d, bias, pre);
+  });
+  return pre;
+}
+
+// Returns dd (12, B, H); writes dx_main and dh_main (row-strided (B, 4H) views).
+Tensor hyper_modulate_backward(const Tensor& d_pre, const Tensor& x_main, const Tensor& h_main,
+                               const Tensor& d, Tensor dx_main, Tensor dh_main) {
+  TORCH_CHECK(d.dim() == 3 && d.size(0) == 12 && d.is_contiguous(), "d must be (12, B, H)");
+  const int64_t B = d.size(1), H = d.size(2);
+  TORCH_CHECK(d_pre.is_contiguous(), "d_pre must be contiguous");
+  check_rows(d_pre, d, B, 4 * H, "d_pre");
+  check_rows(x_main, d, B, 4 * H, "x_main");
+  check_rows(h_main, d, B, 4 * H, "h_main");
+  check_rows(dx_main, d, B, 4 * H, "dx_main");
+  check_rows(dh_main, d, B, 4 * H, "dh_main");
+  Tensor dd = at::empty({12, B, H}, d.options());
+  AT_DISPATCH_FLOATING_TYPES(d.scalar_type(), "hyper_modulate_backward", [&] {
+    modulate_backward_rows<scalar_t>(d_pre, x_main, h_main, d, dd, dx_main, dh_main);
+  });
+  return dd;
+}
+
+// ------------------------------------------------------------------ dropout masks
+//
+// Recurrent-dropout masks for all steps at once: element i is 1 / (1 - p) where
+// u_i = splitmix64(seed + i) / 2^64 is below 1 - p, else 0. A counter-based generator (the
+// splitmix64 output function on the element's index), so that rows are filled in parallel
+// and vectorised; `seed` comes from torch's generator (fused.py), so torch.manual_seed fixes
+// the masks. torch's bernoulli_ took 80 ms, single-threaded, for the 250 x 100 x 512 masks of a
+// training step (8% of a LayerNorm cell's forward + backward); this takes a few.
+
+Tensor seq_empty(at::IntArrayRef shape, const at::TensorOptions& opts);
+
+Tensor dropout_masks(std::vector<int64_t> shape, double p, int64_t seed, const Tensor& like) {
+  TORCH_CHECK(p >= 0.0 && p < 1.0, "dropout probability must be in [0, 1)");
+  Tensor out = seq_empty(shape, like.options());
+  const int64_t n = out.numel();
+  const uint64_t s = static_cast<uint64_t>(seed);
+  // keep if the top 53 bits, read as an integer, are below (1 - p) * 2^53
+  const uint64_t threshold = static_cast<uint64_t>((1.0 - p) * 9007199254740992.0);
+  AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "dropout_masks", [&] {
+    scalar_t* o = out.data_ptr<scalar_t>();
+    const scalar_t scale = scalar_t(1.0 / (1.0 - p));
+    at::parallel_for(0, n, 1 << 16, [&](int64_t begin, int64_t end) {
+      SIMD
+      for (int64_t i = begin; i < end; ++i) {
+        uint64_t z = s + static_cast<uint64_t>(i) * 0x9E3779B97F4A7C15ull;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        z ^= z >> 31;
+        o[i] = (z >> 11) < threshold ? scale : scalar_t(0);
+      }
+    });
+  });
+  return out;
+}
+
+// ------------------------------------------------------------------ checks and bindings
+
+Tensor as_gates(const Tensor& pre, int64_t H) {
+  // (B, 4H) or (B, 4, H) -> (B, 4, H) view with unit stride along H.
+  Tensor p = pre.dim() == 2 ? pre.view({pre.size(0), 4, H}) : pre;
+  TORCH_CHECK(p.dim() == 3 && p.size(1) == 4 && p.size(2) == H, "pre must be (B, 4H) or (B, 4, H)");
+  if (p.stride(2) != 1) p = p.contiguous();
+  return p;
+}
+
+Tensor maybe(const c10::optional<Tensor>& t) { return t.has_value() ? *t : Tensor(); }
+
+void check_same(const Tensor& ref, const Tensor& t, const char* name) {
+  if (!t.defined() || t.numel() == 0) return;
+  check_cpu_float(t, name);
+  TORCH_CHECK(t.scalar_type() == ref.scalar_type(), name, " has another dtype");
+  TORCH_CHECK(t.is_contiguous(), name, " must be contiguous");
+}
+
+std::vector<Tensor> ln_lstm_step_forward(const Tensor& pre_in, const Tensor& c_prev,
+                                         const Tensor& gg, const Tensor& gb, const Tensor& cg,
+                                         const Tensor& cb, const c10::optional<Tensor>& mask_opt,
+                                         double eps) {
+  check_cpu_float(c_prev, "c_prev");
+  const int64_t B = c_prev.size(0), H = c_prev.size(1);
+  Tensor pre = as_gates(pre_in, H);
+  Tensor mask = maybe(mask_opt);
+  for (auto& [t, n] : std::vector<std::pair<Tensor, const char*>>{
+           {c_prev, "c_prev"}, {gg, "gate_gamma"}, {gb, "gate_beta"}, {cg, "cell_gamma"},
+           {cb, "cell_beta"}, {mask, "mask"}})
+    check_same(c_prev, t, n);
+  TORCH_CHECK(pre.scalar_type() == c_prev.scalar_type() && pre.size(0) == B, "pre mismatch");
+  auto opts = c_prev.options();
+  Tensor h = at::empty({B, H}, opts), c = at::empty({B, H}, opts);
+  Tensor xh = at::empty({B, 4 * H}, opts), act = at::empty({B, 4 * H}, opts);
+  Tensor xc = at::empty({B, H}, opts), ty = at::empty({B, H}, opts);
+  Tensor stats = at::empty({B, 5}, opts);
+  AT_DISPATCH_FLOATING_TYPES(c_prev.scalar_type(), "ln_lstm_step_forward", [&] {
+    ln_forward_rows<scalar_t>(pre, c_prev, gg, gb, cg, cb, mask, eps, h, c, xh, act, xc, ty,
+                              stats);
+  });
+  return {h, c, xh, act, xc, ty, stats};
+}
+
+// The same into given tensors (slices of sequence buffers): h, c (B, H), xh, act (B, 4H),
+// xc, ty (B, H), stats (B, 5), all contiguous.
+void ln_lstm_step_forward_out(const Tensor& pre_in, const Tensor& c_prev, const Tensor& gg,
+                              const Tensor& gb, const Tensor& cg, const Tensor& cb,
+                              const c10::optional<Tensor>& mask_opt, double eps, Tensor h,
+                              Tensor c, Tensor xh, Tensor act, Tensor xc, Tensor ty,
+                              Tensor stats) {
+  check_cpu_float(c_prev, "c_prev");
+  const int64_t B = c_prev.size(0), H = c_prev.size(1);
+  Tensor pre = as_gates(pre_in, H);
+  Tensor mask = maybe(mask_opt);
+  for (auto& [t, n] : std::vector<std::pair<Tensor, const char*>>{
+           {c_prev, "c_prev"}, {gg, "gate_gamma"}, {gb, "gate_beta"}, {cg, "cell_gamma"},
+           {cb, "cell_beta"}, {mask, "mask"}, {h, "h"}, {c, "c"}, {xh, "xh"}, {act, "act"},
+           {xc, "xc"}, {ty, "ty"}, {stats, "stats"}})
+    check_same(c_prev, t, n);
+  TORCH_CHECK(pre.scalar_type() == c_prev.scalar_type() && pre.size(0) == B, "pre mismatch");
+  TORCH_CHECK(h.numel() == B * H && xh.numel() == 4 * B * H && stats.numel() == 5 * B,
+              "output sizes");
+  AT_DISPATCH_FLOATING_TYPES(c_prev.scalar_type(), "ln_lstm_step_forward_out", [&] {
+    ln_forward_rows<scalar_t>(pre, c_prev, gg, gb, cg, cb, mask, eps, h, c, xh, act, xc, ty,
+                              stats);
+  });
+}
+
+// Returns d_pre (B, 4H), dc_prev, d_gate_gamma, d_gate_beta, d_cell_gamma, d_cell_beta.
+std::vector<Tensor> ln_lstm_step_backward(const c10::optional<Tensor>& dh,
+                                          const c10::optional<Tensor>& dc, const Tensor& xh,
+                                          const Tensor& act, const Tensor& xc, const Tensor& ty,
+                                          const Tensor& stats, const Tensor& c_prev,
+                                          const c10::optional<Tensor>& mask_opt,
+                                          const Tensor& gg, const Tensor& cg) {
+  const int64_t B = c_prev.size(0), H = c_prev.size(1);
+  Tensor dh_t = maybe(dh), dc_t = maybe(dc), mask = maybe(mask_opt);
+  if (dh_t.defined()) dh_t = dh_t.contiguous();
+  if (dc_t.defined()) dc_t = dc_t.contiguous();
+  for (auto& [t, n] : std::vector<std::pair<Tensor, const char*>>{
+           {dh_t, "dh"}, {dc_t, "dc"}, {xh, "xh"}, {act, "act"}, {xc, "xc"}, {ty, "ty"},
+           {stats, "stats"}, {c_prev, "c_prev"}, {mask, "mask"}, {gg, "gate_gamma"},
+           {cg, "cell_gamma"}})
+    check_same(c_prev, t, n);
+  auto opts = c_prev.options();
+  Tensor d_pre = at::empty({B, 4 * H}, opts), dc_prev = at::empty({B, H}, opts);
+  Tensor dgg = at::zeros({4, H}, opts), dgb = at::zeros({4, H}, opts);
+  Tensor dcg = at::zeros({H}, opts), dcb = at::zeros({H}, opts);
+  AT_DISPATCH_FLOATING_TYPES(c_prev.scalar_type(), "ln_lstm_step_backward", [&] {
+    ln_backward_rows<scalar_t>(dh_t, Tensor(), dc_t, Tensor(), xh, act, xc, ty, stats, c_prev,
+                               mask, gg, cg, d_pre, dc_prev, dgg, dgb, dcg, dcb);
+  });
+  return {d_pre, dc_prev, dgg, dgb, dcg, dcb};
+}
+
+std::vector<Tensor> lstm_step_forward(const Tensor& pre_in, const Tensor& c_prev,
+                                      const c10::optional<Tensor>& mask_opt) {
+  check_cpu_float(c_prev, "c_prev");
+  const int64_t B = c_prev.size(0), H = c_prev.size(1);
+  Tensor pre = as_gates(pre_in, H);
+  Tensor mask = maybe(mask_opt);
+  check_same(c_prev, c_prev, "c_prev");
+  check_same(c_prev, mask, "mask");
+  TORCH_CHECK(pre.scalar_type() == c_prev.scalar_type() && pre.size(0) == B, "pre mismatch");
+  auto opts = c_prev.options();
+  Tensor h = at::empty({B, H}, opts), c = at::empty({B, H}, opts);
+  Tensor act = at::empty({B, 4 * H}, opts), tc = at::empty({B, H}, opts);
+  AT_DISPATCH_FLOATING_TYPES(c_prev.scalar_type(), "lstm_step_forward", [&] {
+    lstm_forward_rows<scalar_t>(pre, c_prev, mask, h, c, act, tc);
+  });
+  return {h, c, act, tc};
+}
+
+// Returns d_pre (B, 4H), dc_prev.
+std::vector<Tensor> lstm_step_backward(const c10::optional<Tensor>& dh,
+                                       const c10::optional<Tensor>& dc, const Tensor& act,
+                                       const Tensor& tc, const Tensor& c_prev,
+                                       const c10::optional<Tensor>& mask_opt) {
+  const int64_t B = c_prev.size(0), H = c_prev.size(1);
+  Tensor dh_t = maybe(dh), dc_t = maybe(dc), mask = maybe(mask_opt);
+  if (dh_t.defined()) dh_t = dh_t.contiguous();
+  if (dc_t.defined()) dc_t = dc_t.contiguous();
+  for (auto& [t, n] : std::vector<std::pair<Tensor, const char*>>{
+           {dh_t, "dh"}, {dc_t, "dc"}, {act, "act"}, {tc, "tc"}, {c_prev, "c_prev"},
+           {mask, "mask"}})
+    check_same(c_prev, t, n);
+  auto opts = c_prev.options();
+  Tensor d_pre = at::empty({B, 4 * H}, opts), dc_prev = at::empty({B, H}, opts);
+  AT_DISPATCH_FLOATING_TYPES(c_prev.scalar_type(), "lstm_step_backward", [&] {
+    lstm_backward_rows<scalar_t>(dh_t, Tensor(), dc_t, Tensor(), act, tc, c_prev, mask, d_pre,
+                                 dc_prev);
+  });
+  return {d_pre, dc_prev};
+}
+
+// ------------------------------------------------------------------ whole sequences
+//
+// x_proj (T, B, 4H) is the input projection of every step (bias included); w_hh (4H, H);
+// masks (T, B, H) or empty. The forward returns h_all, c_all (T, B, H) and what the backward
+// needs; the backward takes the gradients of h_all and c_all (either may be empty) and
+// returns d x_proj (T, B, 4H), dh0, dc0, dw_hh (and the norm parameters' gradients).
+
+// The recurrent matmuls: ATen's (addmm, mm) by default, or `matmul`, a Python callable that
+// the caller passes to use another GEMM (fused.py passes oneDNN's with a pre-packed weight):
+// forward pre = x_t + matmul(h_prev), backward dh = matmul(d_pre).
+void recurrent_pre(Tensor& pre, const Tensor& x_t, const Tensor& h_prev, const Tensor& w_t,
+                   const py::object& matmul) {
+  if (matmul.is_none()) {
+    at::addmm_out(pre, x_t, h_prev, w_t);
+  } else {
+    Tensor r = matmul(h_prev).cast<Tensor>();
+    at::add_out(pre, r, x_t);
+  }
+}
+
+void recurrent_grad(Tensor& dh, const Tensor& d_pre, const Tensor& w, const py::object& matmul) {
+  if (matmul.is_none()) {
+    at::mm_out(dh, d_pre, w);
+  } else {
+    dh = matmul(d_pre).cast<Tensor>();
+  }
+}
+
+// A small cache of the sequence buffers (T x B x ...): the saved activations and the input
+// gradient of a sequence are hundreds of MB, which the C library maps fresh from the kernel at
+// every call and the kernel zero-fills page by page on first touch (about 15% of a LayerNorm
+// cell's training step at batch 100, T 250, hidden 512). A buffer is handed out again once
+// nothing but the cache refers to its storage (autograd has released it after the backward);
+// a miss drops the unused buffers that did not fit. `release_workspace` empties the cache.
+struct Workspace {
+  std::mutex mutex;
+  std::vector<Tensor> buffers;
+  bool enabled = true;
+};
+
+Workspace& workspace() {
+  static Workspace* w = new Workspace();  // never destroyed: no exit-time ordering issues
+  return *w;
+}
+
+constexpr int64_t kPoolMinBytes = 1 << 22;  // smaller buffers come from the allocator
+
+Tensor seq_empty(at::IntArrayRef shape, const at::TensorOptions& opts) {
+  int64_t n = 1;
+  for (auto d : shape) n *= d;
+  Workspace& w = workspace();
+  const int64_t bytes = n * static_cast<int64_t>(c10::elementSize(opts.dtype().toScalarType()));
+  if (!w.enabled || bytes < kPoolMinBytes) return at::empty(shape, opts);
+  std::lock_guard<std::mutex> lock(w.mutex);
+  int64_t best = -1;
+  for (int64_t i = 0; i < static_cast<int64_t>(w.buffers.size()); ++i) {
+    const Tensor& t = w.buffers[i];
+    if (t.scalar_type() != opts.dtype().toScalarType() || t.storage().use_count() != 1 ||
+        t.numel() < n || t.numel() > 2 * n)
+      continue;
+    if (best < 0 || t.numel() < w.buffers[best].numel()) best = i;
+  }
+  if (best >= 0) return w.buffers[best].narrow(0, 0, n).view(shape);
+  std::vector<Tensor> kept;
+  for (auto& t : w.buffers)
+    if (t.storage().use_count() != 1) kept.push_back(t);
+  w.buffers.swap(kept);
+  Tensor t = at::empty({n}, opts);
+  w.buffers.push_back(t);
+  return t.view(shape);
+}
+
+void release_workspace() {
+  Workspace& w = workspace();
+  std::lock_guard<std::mutex> lock(w.mutex);
+  w.buffers.clear();
+}
+
+void set_workspace_enabled(bool enabled) {
+  Workspace& w = workspace();
+  std::lock_guard<std::mutex> lock(w.mutex);
+  w.enabled = enabled;
+  if (!enabled) w.buffers.clear();
+}
+
+Tensor step_slice(const Tensor& t, int64_t i) {
+  return (t.defined() && t.numel() > 0) ? t.select(0, i) : Tensor();
+}
+
+std::vector<Tensor> lstm_seq_forward(const Tensor& x_proj, const Tensor& h0, const Tensor& c0,
+                                     const Tensor& w_hh, const c10::optional<Tensor>& masks_opt,
+                                     const py::object& matmul) {
+  check_cpu_float(x_proj, "x_proj");
+  const int64_t T = x_proj.size(0), B = h0.size(0), H = h0.size(1);
+  Tensor xp = x_proj.contiguous(), masks = maybe(masks_opt);
+  Tensor h0c = h0.contiguous(), c0c = c0.contiguous(), w_t = w_hh.t();
+  check_same(xp, masks, "masks");
+  auto opts = xp.options();
+  Tensor h_all = seq_empty({T, B, H}, opts), c_all = seq_empty({T, B, H}, opts);
+  Tensor act_all = seq_empty({T, B, 4 * H}, opts), tc_all = seq_empty({T, B, H}, opts);
+  Tensor pre = at::empty({B, 4 * H}, opts);
+  AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "lstm_seq_forward", [&] {
+    for (int64_t t = 0; t < T; ++t) {
+      const Tensor h_prev = t == 0 ? h0c : h_all.select(0, t - 1);
+      const Tensor c_prev = t == 0 ? c0c : c_all.select(0, t - 1);
+      recurrent_pre(pre, xp.select(0, t), h_prev, w_t, matmul);
+      Tensor h = h_all.select(0, t), c = c_all.select(0, t);
+      Tensor act = act_all.select(0, t), tc = tc_all.select(0, t);
+      lstm_forward_rows<scalar_t>(pre.view({B, 4, H}), c_prev, step_slice(masks, t), h, c, act,
+                                  tc);
+    }
+  });
+  return {h_all, c_all, act_all, tc_all};
+}
+
+std::vector<Tensor> lstm_seq_backward(const c10::optional<Tensor>& dh_all_opt,
+                                      const c10::optional<Tensor>& dc_all_opt,
+                                      const Tensor& h0, const Tensor& c0, const Tensor& w_hh,
+                                      const c10::optional<Tensor>& masks_opt,
+                                      const Tensor& h_all, const Tensor& c_all,
+                                      const Tensor& act_all, const Tensor& tc_all,
+                                      const py::object& matmul) {
+  const int64_t T = h_all.size(0), B = h_all.size(1), H = h_all.size(2);
+  Tensor dh_all = maybe(dh_all_opt), dc_all = maybe(dc_all_opt), masks = maybe(masks_opt);
+  if (dh_all.defined()) dh_all = dh_all.contiguous();
+  if (dc_all.defined()) dc_all = dc_all.contiguous();
+  Tensor h0c = h0.contiguous(), c0c = c0.contiguous(), w = w_hh.contiguous();
+  auto opts = h_all.options();
+  Tensor dx = seq_empty({T, B, 4 * H}, opts);
+  Tensor dh_rec = at::zeros({B, H}, opts);  // gradient reaching h_t from step t + 1
+  Tensor dc_a = at::empty({B, H}, opts), dc_b = at::empty({B, H}, opts);
+  bool have_dc_rec = false;
+  AT_DISPATCH_FLOATING_TYPES(h_all.scalar_type(), "lstm_seq_backward", [&] {
+    for (int64_t t = T - 1; t >= 0; --t) {
+      const Tensor c_prev = t == 0 ? c0c : c_all.select(0, t - 1);
+      Tensor d_pre = dx.select(0, t);
+      lstm_backward_rows<scalar_t>(step_slice(dh_all, t), t == T - 1 ? Tensor() : dh_rec,
+                                   step_slice(dc_all, t), have_dc_rec ? dc_a : Tensor(),
+                                   act_all.select(0, t), tc_all.select(0, t), c_prev,
+                                   step_slice(masks, t), d_pre, dc_b);
+      std::swap(dc_a, dc_b);
+      have_dc_rec = true;
+      recurrent_grad(dh_rec, d_pre, w, matmul);
+    }
+  });
+  // dW_hh = sum_t d_pre_t^T h_{t-1}: step 0 reads h0, the others h_all[:-1].
+  Tensor dw = at::mm(dx.select(0, 0).t(), h0c);
+  if (T > 1) {
+    dw.addmm_(dx.narrow(0, 1, T - 1).reshape({(T - 1) * B, 4 * H}).t(),
+              h_all.narrow(0, 0, T - 1).reshape({(T - 1) * B, H}));
+  }
+  Tensor dc0 = T > 0 ? dc_a : at::zeros({B, H}, opts);
+  return {dx, dh_rec, dc0, dw};
+}
+
+std::vector<Tensor> ln_lstm_seq_forward(const Tensor& x_proj, const Tensor& h0, const Tensor& c0,
+                                        const Tensor& w_hh, const Tensor& gg, const Tensor& gb,
+                                        const Tensor& cg, const Tensor& cb,
+                                        const c10::optional<Tensor>& masks_opt, double eps,
+                                        const py::object& matmul) {
+  check_cpu_float(x_proj, "x_proj");
+  const int64_t T = x_proj.size(0), B = h0.size(0), H = h0.size(1);
+  Tensor xp = x_proj.contiguous(), masks = maybe(masks_opt);
+  Tensor h0c = h0.contiguous(), c0c = c0.contiguous(), w_t = w_hh.t();
+  Tensor ggc = gg.contiguous(), gbc = gb.contiguous(), cgc = cg.contiguous(),
+         cbc = cb.contiguous();
+  check_same(xp, masks, "masks");
+  auto opts = xp.options();
+  Tensor h_all = seq_empty({T, B, H}, opts), c_all = seq_empty({T, B, H}, opts);
+  Tensor xh_all = seq_empty({T, B, 4 * H}, opts), act_all = seq_empty({T, B, 4 * H}, opts);
+  Tensor xc_all = seq_empty({T, B, H}, opts), ty_all = seq_empty({T, B, H}, opts);
+  Tensor st_all = seq_empty({T, B, 5}, opts);
+  Tensor pre = at::empty({B, 4 * H}, opts);
+  AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "ln_lstm_seq_forward", [&] {
+    for (int64_t t = 0; t < T; ++t) {
+      const Tensor h_prev = t == 0 ? h0c : h_all.select(0, t - 1);
+      const Tensor c_prev = t == 0 ? c0c : c_all.select(0, t - 1);
+      recurrent_pre(pre, xp.select(0, t), h_prev, w_t, matmul);
+      Tensor h = h_all.select(0, t), c = c_all.select(0, t), xh = xh_all.select(0, t),
+             act = act_all.select(0, t), xc = xc_all.select(0, t), ty = ty_all.select(0, t),
+             st = st_all.select(0, t);
+      ln_forward_rows<scalar_t>(pre.view({B, 4, H}), c_prev, ggc, gbc, cgc, cbc,
+                                step_slice(masks, t), eps, h, c, xh, act, xc, ty, st);
+    }
+  });
+  return {h_all, c_all, xh_all, act_all, xc_all, ty_all, st_all};
+}
+
+std::vector<Tensor> ln_lstm_seq_backward(
+    const c10::optional<Tensor>& dh_all_opt, const c10::optional<Tensor>& dc_all_opt,
+    const Tensor& h0, const Tensor& c0, const Tensor& w_hh, const Tensor& gg, const Tensor& cg,
+    const c10::optional<Tensor>& masks_opt, const Tensor& h_all, const Tensor& c_all,
+    const Tensor& xh_all, const Tensor& act_all, const Tensor& xc_all, const Tensor& ty_all,
+    const Tensor& st_all, const py::object& matmul) {
+  const int64_t T = h_all.size(0), B = h_all.size(1), H = h_all.size(2);
+  Tensor dh_all = maybe(dh_all_opt), dc_all = maybe(dc_all_opt), masks = maybe(masks_opt);
+  if (dh_all.defined()) dh_all = dh_all.contiguous();
+  if (dc_all.defined()) dc_all = dc_all.contiguous();
+  Tensor h0c = h0.contiguous(), c0c = c0.contiguous(), w = w_hh.contiguous();
+  Tensor ggc = gg.contiguous(), cgc = cg.contiguous();
+  auto opts = h_all.options();
+  Tensor dx = seq_empty({T, B, 4 * H}, opts);
+  Tensor dh_rec = at::zeros({B, H}, opts);
+  Tensor dc_a = at::empty({B, H}, opts), dc_b = at::empty({B, H}, opts);
+  Tensor dgg = at::zeros({4, H}, opts), dgb = at::zeros({4, H}, opts);
+  Tensor dcg = at::zeros({H}, opts), dcb = at::zeros({H}, opts);
+  bool have_dc_rec = false;
+  AT_DISPATCH_FLOATING_TYPES(h_all.scalar_type(), "ln_lstm_seq_backward", [&] {
+    for (int64_t t = T - 1; t >= 0; --t) {
+      const Tensor c_prev = t == 0 ? c0c : c_all.select(0, t - 1);
+      Tensor d_pre = dx.select(0, t);
+      ln_backward_rows<scalar_t>(step_slice(dh_all, t), t == T - 1 ? Tensor() : dh_rec,
+                                 step_slice(dc_all, t), have_dc_rec ? dc_a : Tensor(),
+                                 xh_all.select(0, t), act_all.select(0, t), xc_all.select(0, t),
+                                 ty_all.select(0, t), st_all.select(0, t), c_prev,
+                                 step_slice(masks, t), ggc, cgc, d_pre, dc_b, dgg, dgb, dcg, dcb);
+      std::swap(dc_a, dc_b);
+      have_dc_rec = true;
+      recurrent_grad(dh_rec, d_pre, w, matmul);
+    }
+  });
+  Tensor dw = at::mm(dx.select(0, 0).t(), h0c);
+  if (T > 1) {
+    dw.addmm_(dx.narrow(0, 1, T - 1).reshape({(T - 1) * B, 4 * H}).t(),
+              h_all.narrow(0, 0, T - 1).reshape({(T - 1) * B, H}));
+  }
+  Tensor dc0 = T > 0 ? dc_a : at::zeros({B, H}, opts);
+  return {dx, dh_rec, dc0, dw, dgg, dgb, dcg, dcb};
+}
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.doc() = "Fused elementwise kernels of sketchrnn's recurrent cells (CPU)";
+  m.def("ln_lstm_step_forward", &ln_lstm_step_forward);
+  m.def("ln_lstm_step_forward_out", &ln_lstm_step_forward_out);
+  m.def("ln_lstm_step_backward", &ln_lstm_step_backward);
+  m.def("lstm_step_forward", &lstm_step_forward);
+  m.def("lstm_step_backward", &lstm_step_backward);
+  m.def("lstm_seq_forward", &lstm_seq_forward);
+  m.def("lstm_seq_backward", &lstm_seq_backward);
+  m.def("ln_lstm_seq_forward", &ln_lstm_seq_forward);
+  m.def("ln_lstm_seq_backward", &ln_lstm_seq_backward);
+  m.def("hyper_modulate_forward", &hyper_modulate_forward);
+  m.def("hyper_modulate_backward", &hyper_modulate_backward);
+  m.def("workspace_empty", [](std::vector<int64_t> shape, const Tensor& like) {
+    return seq_empty(shape, like.options());
+  });
+  m.def("dropout_masks", &dropout_masks);
+  m.def("release_workspace", &release_workspace);
+  m.def("set_workspace_enabled", &set_workspace_enabled);
+  m.def("num_threads", [] { return at::get_num_threads(); });
+  m.def("parallel_chunks", [](int64_t n) {
+    // How many chunks at::parallel_for splits n rows into (grain 1): > 1 means it runs
+    // multi-threaded in this build.
+    std::atomic<int64_t> chunks{0};
+    at::parallel_for(0, n, 1, [&](int64_t, int64_t) { chunks++; });
+    return chunks.load();
+  });
+}

@@ -1,0 +1,645 @@
+"""Fused CPU kernels for the recurrent cells (a C++ extension compiled on first use).
+
+``csrc/cell_kernels.cpp`` holds, per time step, one fused forward and one fused backward pass
+over the elementwise part of a cell step (layer norm of each gate, sigmoid/tanh, recurrent
+dropout, the cell update, the layer norm of ``c``; the HyperLSTM's weight modulation),
+vectorised and parallel over the batch rows. On top of them each cell's whole time loop is one
+autograd node (:class:`LSTMSequence`, :class:`LayerNormLSTMSequence`, both loops in C++;
+:class:`HyperLSTMSequence`, its loop in Python without autograd bookkeeping): the backward is
+a reversed loop of fused steps and ``dgates @ W`` products, and each recurrent weight's
+gradient is ONE matmul over all steps. The per-step matmuls run on oneDNN with the weight
+packed once per sequence (see ``_recurrent_matmuls``), the sequence buffers are reused from
+one call to the next (:func:`empty_cache`), and the dropout masks of all steps are drawn at
+once by a parallel counter-based generator seeded from torch's (:func:`dropout_masks`).
+
+Measured at batch 100, N_max 250, hidden 512, input 133, 2 threads (forward + backward,
+benchmarks/train_throughput.py, sketches/s): LayerNorm 124 (Python loop 70, naive 58),
+HyperLSTM 57 (29, naive 27), LSTM with recurrent dropout 125 (72; bare nn.LSTM 122). What each
+piece gave, LayerNorm cell, seconds per forward + backward: Python loop 1.43-1.55; fused
+elementwise kernels and the loop in C++ 1.37-1.41 (the matmuls dominate: MKL's float32 GEMM
+runs at ~190 GFLOPS on this AMD CPU, oneDNN's at ~480); oneDNN for the recurrent matmuls
+1.06-1.10; reusing the sequence buffers (no page faults) 0.93-0.99; oneDNN for the input
+projection 0.80-0.89; the parallel mask generator (80 ms -> ~5 ms) 0.80. Gradient checks and
+comparisons with the Python loops: tests/test_fused_cells.py.
+
+The extension is built with :func:`torch.utils.cpp_extension.load` (ninja and a C++ compiler)
+the first time a cell needs it, once per process, and cached in PyTorch's extensions
+directory (``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``), so later
+processes load it in a fraction of a second. Where it cannot be built (no compiler, ...) or
+where the environment sets ``SKETCHRNN_NO_EXTENSION=1``, :func:`available` is ``False``, one
+warning says so, and the cells run their Python loops instead (same maths). The fused path
+serves CPU tensors of float32 and float64 only; everything else takes the Python loops.
+``SKETCHRNN_FUSED_MATMUL=aten`` keeps the matmuls on torch.mm.
+
+The loop functions here mirror those of :mod:`sketchrnn.nn.cells` (same arguments, same
+results up to float rounding); the cells call them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import sys
+import threading
+import warnings
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+__all__ = [
+    "available",
+    "usable",
+    "empty_cache",
+    "lstm_loop",
+    "layernorm_lstm_loop",
+    "hyper_lstm_loop",
+]
+
+_SOURCE = Path(__file__).with_name("csrc") / "cell_kernels.cpp"
+_FLAGS = ["-O3", "-ffast-math", "-march=native", "-fopenmp"]
+_LDFLAGS = ["-fopenmp", "-lm"]
+_EPS = 1e-5  # F.layer_norm's default
+DISABLE_ENV = "SKETCHRNN_NO_EXTENSION"
+
+_lock = threading.Lock()
+_module = None
+_failed: str | None = None  # why the build failed (then it is not tried again)
+_warned_disabled = False
+
+
+def _cpu_tag() -> str:
+    """A short fingerprint of the CPU's instruction sets: the module is compiled with
+    -march=native, so a build directory shared between different machines must not hand one
+    machine's binary to another."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith(("flags", "Features"))), "")
+    except OSError:
+        flags = ""
+    return hashlib.sha1((platform.machine() + flags).encode()).hexdigest()[:8]
+
+
+def _extension_name() -> str:
+    # The compiled module depends on the Python and PyTorch versions and the CPU: name it
+    # after them, so that an upgrade builds a new one instead of loading a stale binary.
+    version = torch.__version__.replace(".", "_").replace("+", "_")
+    python = f"py{sys.version_info[0]}{sys.version_info[1]}"
+    return f"sketchrnn_cell_kernels_{python}_torch{version}_{_cpu_tag()}"
+
+
+def _build_directory(name: str) -> Path:
+    from torch.utils.cpp_extension import get_default_build_root
+
+    root = os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root()
+    return Path(root) / name
+
+
+def _load():
+    """The compiled module, building it first if needed; ``None`` where that fails."""
+    global _module, _failed
+    if _module is not None or _failed is not None:
+        return _module
+    with _lock:
+        if _module is not None or _failed is not None:
+            return _module
+        try:
+            from torch.utils.cpp_extension import load
+
+            name = _extension_name()
+            build_dir = _build_directory(name)
+            build_dir.mkdir(parents=True, exist_ok=True)
+            built = build_dir / f"{name}.so"
+            if not built.exists() or built.stat().st_mtime < _SOURCE.stat().st_mtime:
+                print(
+                    f"sketchrnn: compiling the fused cell kernels into {build_dir} "
+                    "(once, about a minute)...",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            _module = load(
+                name=name,
+                sources=[str(_SOURCE)],
+                extra_cflags=_FLAGS,
+                extra_ldflags=_LDFLAGS,
+                build_directory=str(build_dir),
+                verbose=False,
+            )
+        except Exception as error:  # no compiler, no ninja, a compile error, ...
+            reason = str(error).strip().splitlines()
+            _failed = f"{type(error).__name__}: {reason[-1] if reason else ''}"
+            warnings.warn(
+                f"sketchrnn: the fused cell kernels could not be built ({_failed}); the "
+                "recurrent cells fall back to their (slower) Python loops",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+    return _module
+
+
+def available() -> bool:
+    """Whether the fused kernels can be used in this process (builds them on first call).
+
+    ``False`` where ``SKETCHRNN_NO_EXTENSION=1`` is set (checked at every call) or where the
+    build failed; either way one warning says so, once per process."""
+    global _warned_disabled
+    if os.environ.get(DISABLE_ENV, "") not in ("", "0"):
+        if not _warned_disabled:
+            _warned_disabled = True
+            warnings.warn(
+                f"sketchrnn: {DISABLE_ENV} is set; the recurrent cells use their Python loops",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        return False
+    return _load() is not None
+
+
+def usable(*tensors: Tensor | None) -> bool:
+    """Whether the fused path serves these tensors: all on the CPU, all float32 or all
+    float64 (``None`` entries are skipped), and the extension available."""
+    dtype = None
+    for t in tensors:
+        if t is None:
+            continue
+        if t.device.type != "cpu" or t.dtype not in (torch.float32, torch.float64):
+            return False
+        if dtype is None:
+            dtype = t.dtype
+        elif t.dtype != dtype:
+            return False
+    return available()
+
+
+def empty_cache() -> None:
+    """Free the sequence buffers that the fused loops keep for reuse.
+
+    The saved activations and input gradient of a sequence (hundreds of MB at batch 100, T 250,
+    hidden 512) are kept once released and handed out again to the next sequence of the same
+    size, which saves the kernel's zero-filling of fresh pages (about 15% of a training step).
+    Call this to return that memory after training."""
+    if _module is not None:
+        _module.release_workspace()
+
+
+def dropout_masks(p: float, shape: tuple[int, ...], like: Tensor) -> Tensor:
+    """Recurrent-dropout masks ``(steps, batch, width)``: ``1 / (1 - p)`` with probability
+    ``1 - p``, else 0, drawn in parallel by the extension from a seed that torch's default
+    generator gives (so ``torch.manual_seed`` fixes them). 20x faster than ``bernoulli_``."""
+    seed = int(torch.randint(-(2**63), 2**63 - 1, (1,), dtype=torch.int64).item())
+    return _ext().dropout_masks(list(shape), float(p), seed, like)
+
+
+def _ext():
+    module = _load()
+    if module is None:
+        raise RuntimeError(f"the fused cell kernels are not available ({_failed})")
+    return module
+
+
+# ----------------------------------------------------------------------------- matmuls
+# The recurrent matmuls of the sequence loops, (B, H) @ (H, 4H) forward and (B, 4H) @ (4H, H)
+# backward at every step, are most of a step's time. On this project's CPU (AMD EPYC, 2 cores)
+# oneDNN's float32 GEMM with the weight packed once per sequence ran them 2.5x faster than
+# torch.mm (MKL): 0.43 vs 1.09 ms for (100, 512) @ (512, 2048), at float32 accuracy (relative
+# error 1.0e-6 against float64, torch.mm 4.7e-7). It is reached through the operators that
+# PyTorch's inductor uses (torch.ops.mkldnn._reorder_linear_weight / _linear_pointwise); where
+# they are missing or fail a probe, the loops use torch.mm.
+ONEDNN_ENV = "SKETCHRNN_FUSED_MATMUL"  # "aten" forces torch.mm
+_onednn_state: bool | None = None
+
+
+def _onednn_ok() -> bool:
+    global _onednn_state
+    if os.environ.get(ONEDNN_ENV, "") == "aten":
+        return False
+    if _onednn_state is None:
+        _onednn_state = False
+        try:
+            ops = torch.ops.mkldnn
+            if torch.backends.mkldnn.is_available():
+                gen = torch.Generator().manual_seed(0)
+                w = torch.randn(96, 40, generator=gen)
+                x = torch.randn(7, 40, generator=gen)
+                packed = ops._reorder_linear_weight(w, 7)
+                y = ops._linear_pointwise(x, packed, None, "none", [], "")
+                ref = x.double() @ w.double().t()
+                error = float((y.double() - ref).abs().max() / ref.abs().max())
+                _onednn_state = y.shape == ref.shape and error < 1e-5
+        except Exception:  # operator missing or unsupported here
+            _onednn_state = False
+    return _onednn_state
+
+
+# Packing a (2048, 512) weight takes about as long as two products with it: below this many
+# steps (generation runs one at a time) the loops keep torch.mm.
+_MIN_PACKED_STEPS = 8
+_MIN_PACKED_ROWS = 1024  # the same for the input projection (rows = steps x batch)
+
+
+def _recurrent_matmuls(w_hh: Tensor, batch: int, steps: int):
+    """``(forward, backward)`` callables ``h -> h @ w_hh.T`` and ``d -> d @ w_hh`` on oneDNN
+    with packed weights, or ``(None, None)`` for torch.mm."""
+    if w_hh.dtype != torch.float32 or steps < _MIN_PACKED_STEPS or not _onednn_ok():
+        return None, None
+    ops = torch.ops.mkldnn
+    linear = ops._linear_pointwise
+    w = w_hh.detach()
+    packed_f = ops._reorder_linear_weight(w, batch)
+    packed_b = ops._reorder_linear_weight(w.t().contiguous(), batch)
+
+    def forward(h: Tensor) -> Tensor:
+        return linear(h, packed_f, None, "none", [], "")
+
+    def backward(d: Tensor) -> Tensor:
+        return linear(d, packed_b, None, "none", [], "")
+
+    return forward, backward
+
+
+class _OneDNNLinear(torch.autograd.Function):
+    """``x @ w.T (+ b)`` with oneDNN for the product and the input gradient (the weight
+    gradient, a product over all rows, stays torch.mm's)."""
+
+    @staticmethod
+    def forward(ctx, x, w, b):
+        ops = torch.ops.mkldnn
+        rows = x.numel() // x.size(-1)
+        packed = ops._reorder_linear_weight(w, rows)
+        ctx.save_for_backward(x, w)
+        ctx.has_bias = b is not None
+        return ops._linear_pointwise(x, packed, b, "none", [], "")
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dy):
+        x, w = ctx.saved_tensors
+        ops = torch.ops.mkldnn
+        dy2 = dy.reshape(-1, dy.size(-1))
+        dx = dw = db = None
+        if ctx.needs_input_grad[0]:
+            packed = ops._reorder_linear_weight(w.t(), dy2.size(0))
+            dx = ops._linear_pointwise(dy2, packed, None, "none", [], "").view(x.shape)
+        if ctx.needs_input_grad[1]:
+            dw = dy2.t() @ x.reshape(-1, x.size(-1))
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            db = dy2.sum(0)
+        return dx, dw, db
+
+
+def linear(x: Tensor, w: Tensor, b: Tensor | None = None) -> Tensor:
+    """``F.linear(x, w, b)`` (``x`` of any leading shape), on oneDNN for float32 CPU tensors
+    where it passed its probe (2.6x faster input gradient, 1.5x faster product here) and
+    there are enough rows to pay for packing the weight."""
+    rows = x.numel() // max(x.size(-1), 1)
+    if x.dtype == torch.float32 and rows >= _MIN_PACKED_ROWS and usable(x, w, b) and _onednn_ok():
+        return _OneDNNLinear.apply(x.contiguous(), w, b)
+    return torch.nn.functional.linear(x, w, b)
+
+
+# ----------------------------------------------------------------------------- autograd
+
+
+class LSTMStep(torch.autograd.Function):
+    """One plain-LSTM step: ``(pre (B, 4H) incl. bias, c_prev, mask or None) -> (h, c)``."""
+
+    @staticmethod
+    def forward(ctx, pre, c_prev, mask):
+        h, c, act, tc = _ext().lstm_step_forward(pre, c_prev, mask)
+        ctx.save_for_backward(c_prev, mask, act, tc)
+        ctx.pre_shape = pre.shape
+        ctx.set_materialize_grads(False)
+        return h, c
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dh, dc):
+        c_prev, mask, act, tc = ctx.saved_tensors
+        d_pre, dc_prev = _ext().lstm_step_backward(dh, dc, act, tc, c_prev, mask)
+        return d_pre.view(ctx.pre_shape), dc_prev, None
+
+
+class LayerNormLSTMStep(torch.autograd.Function):
+    """One LayerNorm-LSTM step: ``(pre (B, 4H) or (B, 4, H), c_prev, gate_gamma (4, H),
+    gate_beta (4, H), cell_gamma (H), cell_beta (H), mask or None) -> (h, c)``."""
+
+    @staticmethod
+    def forward(ctx, pre, c_prev, gate_gamma, gate_beta, cell_gamma, cell_beta, mask):
+        h, c, xh, act, xc, ty, stats = _ext().ln_lstm_step_forward(
+            pre, c_prev, gate_gamma, gate_beta, cell_gamma, cell_beta, mask, _EPS
+        )
+        ctx.save_for_backward(c_prev, mask, gate_gamma, cell_gamma, xh, act, xc, ty, stats)
+        ctx.pre_shape = pre.shape
+        ctx.set_materialize_grads(False)
+        return h, c
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dh, dc):
+        c_prev, mask, gate_gamma, cell_gamma, xh, act, xc, ty, stats = ctx.saved_tensors
+        d_pre, dc_prev, dgg, dgb, dcg, dcb = _ext().ln_lstm_step_backward(
+            dh, dc, xh, act, xc, ty, stats, c_prev, mask, gate_gamma, cell_gamma
+        )
+        return d_pre.view(ctx.pre_shape), dc_prev, dgg, dgb, dcg, dcb, None
+
+
+class LSTMSequence(torch.autograd.Function):
+    """The whole plain-LSTM loop: ``(x_proj (T, B, 4H) incl. bias, h0, c0, w_hh (4H, H),
+    masks (T, B, H) or None) -> (h_all, c_all)``, each ``(T, B, H)``."""
+
+    @staticmethod
+    def forward(ctx, x_proj, h0, c0, w_hh, masks):
+        mm_f, ctx.mm_b = _recurrent_matmuls(w_hh, h0.size(0), x_proj.size(0))
+        h_all, c_all, act, tc = _ext().lstm_seq_forward(x_proj, h0, c0, w_hh, masks, mm_f)
+        ctx.save_for_backward(h0, c0, w_hh, masks, h_all, c_all, act, tc)
+        ctx.set_materialize_grads(False)
+        return h_all, c_all
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dh_all, dc_all):
+        h0, c0, w_hh, masks, h_all, c_all, act, tc = ctx.saved_tensors
+        dx, dh0, dc0, dw = _ext().lstm_seq_backward(
+            dh_all, dc_all, h0, c0, w_hh, masks, h_all, c_all, act, tc, ctx.mm_b
+        )
+        return dx, dh0, dc0, dw, None
+
+
+class LayerNormLSTMSequence(torch.autograd.Function):
+    """The whole LayerNorm-LSTM loop: ``(x_proj (T, B, 4H), h0, c0, w_hh, gate_gamma,
+    gate_beta, cell_gamma, cell_beta, masks or None) -> (h_all, c_all)``."""
+
+    @staticmethod
+    def forward(ctx, x_proj, h0, c0, w_hh, gate_gamma, gate_beta, cell_gamma, cell_beta, masks):
+        mm_f, ctx.mm_b = _recurrent_matmuls(w_hh, h0.size(0), x_proj.size(0))
+        outs = _ext().ln_lstm_seq_forward(
+            x_proj, h0, c0, w_hh, gate_gamma, gate_beta, cell_gamma, cell_beta, masks, _EPS, mm_f
+        )
+        h_all, c_all = outs[0], outs[1]
+        ctx.save_for_backward(h0, c0, w_hh, gate_gamma, cell_gamma, masks, *outs)
+        ctx.set_materialize_grads(False)
+        return h_all, c_all
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dh_all, dc_all):
+        h0, c0, w_hh, gate_gamma, cell_gamma, masks, *outs = ctx.saved_tensors
+        dx, dh0, dc0, dw, dgg, dgb, dcg, dcb = _ext().ln_lstm_seq_backward(
+            dh_all, dc_all, h0, c0, w_hh, gate_gamma, cell_gamma, masks, *outs, ctx.mm_b
+        )
+        return dx, dh0, dc0, dw, dgg, dgb, dcg, dcb, None
+
+
+# ----------------------------------------------------------------------------- the loops
+# Same arguments and results as cells._lstm_loop, _layernorm_lstm_loop, _hyper_lstm_loop.
+
+
+def lstm_loop(
+    x_proj: Tensor, h: Tensor, c: Tensor, w_hh: Tensor, masks: Tensor | None
+) -> tuple[Tensor, Tensor, Tensor]:
+    h_all, c_all = LSTMSequence.apply(x_proj, h, c, w_hh, masks)
+    return h_all, h_all[-1], c_all[-1]
+
+
+def layernorm_lstm_loop(
+    x_proj: Tensor,
+    h: Tensor,
+    c: Tensor,
+    w_hh: Tensor,
+    gate_gamma: Tensor,
+    gate_beta: Tensor,
+    cell_gamma: Tensor,
+    cell_beta: Tensor,
+    masks: Tensor | None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    h_all, c_all = LayerNormLSTMSequence.apply(
+        x_proj, h, c, w_hh, gate_gamma, gate_beta, cell_gamma, cell_beta, masks
+    )
+    return h_all, h_all[-1], c_all[-1]
+
+
+class _Matmul:
+    """``x @ w.T`` (forward) and ``d @ w`` (backward) for one weight over a sequence: oneDNN
+    with the weight packed once where it serves (float32), else torch.mm."""
+
+    def __init__(self, w: Tensor, batch: int, steps: int):
+        self.w = w
+        self.fwd_fn, self.bwd_fn = _recurrent_matmuls(w, batch, steps)
+
+    def fwd(self, x: Tensor) -> Tensor:
+        return self.fwd_fn(x) if self.fwd_fn is not None else x @ self.w.t()
+
+    def bwd(self, d: Tensor) -> Tensor:
+        return self.bwd_fn(d) if self.bwd_fn is not None else d @ self.w
+
+
+def _add(a: Tensor | None, b: Tensor | None) -> Tensor | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a + b
+
+
+class HyperLSTMSequence(torch.autograd.Function):
+    """The whole HyperLSTM loop (the arguments of :func:`hyper_lstm_loop`) as one autograd
+    node: per step the fused LayerNorm-LSTM kernels for the hyper and the main cell and the
+    weight modulation in plain torch ops without autograd bookkeeping; the weight gradients of
+    the recurrent, hyper-recurrent and embedding matmuls are one product each over all steps.
+    Returns ``h_all, c_T, hyper_h_T, hyper_c_T``."""
+
+    @staticmethod
+    def forward(
+        ctx,
+        x_proj,
+        h0,
+        c0,
+        hh0,
+        hc0,
+        w_h_all,
+        hyper_w_hh,
+        hgg,
+        hgb,
+        hcg,
+        hcb,
+        embed_weight,
+        embed_bias,
+        scale_weight,
+        bias,
+        gg,
+        gb,
+        cg,
+        cb,
+        masks,
+        hyper_masks,
+    ):
+        ext = _ext()
+        steps, batch = x_proj.size(0), h0.size(0)
+        hidden, hyper_hidden = h0.size(1), hh0.size(1)
+        n_vectors, embed = scale_weight.size(0), scale_weight.size(1)
+        width = 4 * hidden
+        mm_all = _Matmul(w_h_all, batch, steps)
+        mm_hyper = _Matmul(hyper_w_hh, batch, steps)
+        mm_embed = _Matmul(embed_weight, batch, steps)
+        bias = bias.contiguous()
+        x_proj = x_proj.contiguous()
+        h0, c0, hh0, hc0 = (t.contiguous() for t in (h0, c0, hh0, hc0))
+
+        def new(*shape):
+            return ext.workspace_empty(list(shape), x_proj)
+
+        h_all, c_all = new(steps, batch, hidden), new(steps, batch, hidden)
+        hh_all, hc_all = new(steps, batch, hyper_hidden), new(steps, batch, hyper_hidden)
+        hm_all = new(steps, batch, w_h_all.size(0))  # h_{t-1} @ w_h_all.T
+        z_all = new(steps, batch, n_vectors * embed)
+        d_all = new(steps, n_vectors, batch, hidden)  # kept: recomputing costs 5% of a step
+        # What the backward needs of the two cells' steps: xh, act (4 widths), xc, ty, stats.
+        saved_main = [new(steps, batch, k * hidden) for k in (4, 4, 1, 1)]
+        saved_main.append(new(steps, batch, 5))
+        saved_hyper = [new(steps, batch, k * hyper_hidden) for k in (4, 4, 1, 1)]
+        saved_hyper.append(new(steps, batch, 5))
+        h, hyper_h = h0, hh0
+        for t in range(steps):
+            hm = mm_all.fwd(h)
+            hm_all[t] = hm
+            hyper_pre = mm_hyper.fwd(hyper_h).add_(x_proj[t, :, width:]).add_(hm[:, width:])
+            mask = None if hyper_masks is None else hyper_masks[t]
+            hyper_h, hyper_c = hh_all[t], hc_all[t]
+            ext.ln_lstm_step_forward_out(
+                hyper_pre, hc_all[t - 1] if t else hc0, hgg, hgb, hcg, hcb, mask, _EPS,
+                hyper_h, hyper_c, *(buffer[t] for buffer in saved_hyper),
+            )  # fmt: skip
+            z = torch.add(mm_embed.fwd(hyper_h), embed_bias, out=z_all[t])
+            d = torch.bmm(
+                z.view(batch, n_vectors, embed).transpose(0, 1), scale_weight, out=d_all[t]
+            )
+            pre = ext.hyper_modulate_forward(x_proj[t, :, :width], hm[:, :width], d, bias)
+            mask = None if masks is None else masks[t]
+            h, c = h_all[t], c_all[t]
+            ext.ln_lstm_step_forward_out(
+                pre, c_all[t - 1] if t else c0, gg, gb, cg, cb, mask, _EPS,
+                h, c, *(buffer[t] for buffer in saved_main),
+            )  # fmt: skip
+        ctx.saved_main, ctx.saved_hyper = saved_main, saved_hyper
+        ctx.mms = (mm_all, mm_hyper, mm_embed)
+        ctx.save_for_backward(
+            x_proj, h0, c0, hh0, hc0, h_all, c_all, hh_all, hc_all, hm_all, z_all, d_all,
+            scale_weight, hgg, hcg, gg, cg, masks, hyper_masks,
+        )  # fmt: skip
+        ctx.set_materialize_grads(False)
+        return h_all, c_all[-1].clone(), hh_all[-1].clone(), hc_all[-1].clone()
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dh_all, dc_T, dhh_T, dhc_T):
+        ext = _ext()
+        (
+            x_proj, h0, c0, hh0, hc0, h_all, c_all, hh_all, hc_all, hm_all, z_all, d_all,
+            scale_weight, hgg, hcg, gg, cg, masks, hyper_masks,
+        ) = ctx.saved_tensors  # fmt: skip
+        mm_all, mm_hyper, mm_embed = ctx.mms
+        steps, batch, hidden = h_all.shape
+        hyper_hidden = hh_all.size(2)
+        n_vectors, embed = scale_weight.size(0), scale_weight.size(1)
+        width = 4 * hidden
+        dx = ext.workspace_empty(list(x_proj.shape), x_proj)  # its hyper part: d hyper_pre
+        dhm = ext.workspace_empty(list(hm_all.shape), x_proj)  # d (h_{t-1} @ w_h_all.T)
+        dz_all = ext.workspace_empty(list(z_all.shape), x_proj)
+        d_scale = torch.zeros_like(scale_weight)
+        d_bias = x_proj.new_zeros(4 * hidden)
+        grads = {}  # the norm parameters' gradients, summed over the steps
+
+        def accumulate(prefix, values):
+            for name, value in zip(("gg", "gb", "cg", "cb"), values, strict=True):
+                key = prefix + name
+                grads[key] = value if key not in grads else grads[key].add_(value)
+
+        dh, dc, dhh, dhc = None, dc_T, dhh_T, dhc_T
+        for t in range(steps - 1, -1, -1):
+            dh = _add(None if dh_all is None else dh_all[t], dh)
+            c_prev = c0 if t == 0 else c_all[t - 1]
+            mask = None if masks is None else masks[t]
+            d_pre, dc, *d_norm = ext.ln_lstm_step_backward(
+                dh, dc, *(buffer[t] for buffer in ctx.saved_main), c_prev, mask, gg, cg
+            )
+            accumulate("", d_norm)
+            z = z_all[t].view(batch, n_vectors, embed).transpose(0, 1)
+            d = d_all[t]
+            dd = ext.hyper_modulate_backward(
+                d_pre, x_proj[t, :, :width], hm_all[t, :, :width], d, dx[t, :, :width],
+                dhm[t, :, :width],
+            )  # fmt: skip
+            d_bias += d_pre.sum(0)
+            d_scale.baddbmm_(z.transpose(1, 2), dd)
+            dz = torch.bmm(dd, scale_weight.transpose(1, 2)).transpose(0, 1)
+            dz_all[t] = dz.reshape(batch, n_vectors * embed)
+            dhh = _add(mm_embed.bwd(dz_all[t]), dhh)
+            hc_prev = hc0 if t == 0 else hc_all[t - 1]
+            mask = None if hyper_masks is None else hyper_masks[t]
+            d_hpre, dhc, *d_norm = ext.ln_lstm_step_backward(
+                dhh, dhc, *(buffer[t] for buffer in ctx.saved_hyper), hc_prev, mask, hgg, hcg
+            )
+            accumulate("h", d_norm)
+            dx[t, :, width:] = d_hpre
+            dhm[t, :, width:] = d_hpre
+            dhh = mm_hyper.bwd(d_hpre)
+            dh = mm_all.bwd(dhm[t])
+        if dc is None:
+            dc = torch.zeros_like(c0)
+        if dhc is None:
+            dhc = torch.zeros_like(hc0)
+
+        def weight_grad(d_out: Tensor, first: Tensor, inputs: Tensor) -> Tensor:
+            """sum_t d_out[t].T @ input_{t-1}, with input_{-1} = first."""
+            grad = d_out[0].t() @ first
+            if steps > 1:
+                rows = (steps - 1) * batch
+                grad.addmm_(
+                    d_out[1:].reshape(rows, -1).t(), inputs[:-1].reshape(rows, inputs.size(2))
+                )
+            return grad
+
+        d_w_h_all = weight_grad(dhm, h0, h_all)
+        d_hyper_w_hh = weight_grad(dx[:, :, width:], hh0, hh_all)
+        flat_dz = dz_all.view(steps * batch, -1)
+        d_embed_weight = flat_dz.t() @ hh_all.view(steps * batch, hyper_hidden)
+        d_embed_bias = flat_dz.sum(0)
+        return (
+            dx, dh, dc, dhh, dhc, d_w_h_all, d_hyper_w_hh,
+            grads["hgg"], grads["hgb"], grads["hcg"], grads["hcb"],
+            d_embed_weight, d_embed_bias, d_scale, d_bias,
+            grads["gg"], grads["gb"], grads["cg"], grads["cb"], None, None,
+        )  # fmt: skip
+
+
+def hyper_lstm_loop(
+    x_proj: Tensor,
+    h: Tensor,
+    c: Tensor,
+    hyper_h: Tensor,
+    hyper_c: Tensor,
+    w_h_all: Tensor,
+    hyper_w_hh: Tensor,
+    hyper_gate_gamma: Tensor,
+    hyper_gate_beta: Tensor,
+    hyper_cell_gamma: Tensor,
+    hyper_cell_beta: Tensor,
+    embed_weight: Tensor,
+    embed_bias: Tensor,
+    scale_weight: Tensor,
+    bias: Tensor,
+    gate_gamma: Tensor,
+    gate_beta: Tensor,
+    cell_gamma: Tensor,
+    cell_beta: Tensor,
+    masks: Tensor | None,
+    hyper_masks: Tensor | None,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    h_all, c, hyper_h, hyper_c = HyperLSTMSequence.apply(
+        x_proj, h, c, hyper_h, hyper_c, w_h_all, hyper_w_hh, hyper_gate_gamma, hyper_gate_beta,
+        hyper_cell_gamma, hyper_cell_beta, embed_weight, embed_bias, scale_weight, bias,
+        gate_gamma, gate_beta, cell_gamma, cell_beta, masks, hyper_masks,
+    )  # fmt: skip
+    return h_all, h_all[-1], c, hyper_h, hyper_c
