@@ -8,8 +8,12 @@ Two groups of measurements, each in a fresh subprocess so that its peak memory i
   and the input, at the decoder's size (input 5 + z = 133, hidden from the preset, time N_max,
   the batch):
   ``cell:fused`` is bare ``nn.LSTM`` (the floor); ``cell:lstm|layernorm|hyper`` are the
-  library's cells (plain-Python loops; the LSTM with recurrent dropout takes its loop path);
-  ``script:layernorm|hyper`` are the same loops compiled with TorchScript;
+  library's cells as they run by default (the fused C++ kernels of ``sketchrnn.nn.fused``
+  where they build, else the Python loops; the LSTM with recurrent dropout takes its loop
+  path); ``python:lstm|layernorm|hyper`` are the same cells forced onto their plain-Python
+  loops (``set_loop_compiler("python")``, the reference and the fallback; their dropout masks
+  still come from the extension's generator where it builds);
+  ``script:layernorm|hyper`` are the Python loops compiled with TorchScript;
   ``naive:layernorm|hyper`` are straightforward per-step implementations of the same maths
   (the input matmul and ``x[:, t]`` inside the loop, no scripting), the usual port.
 
@@ -46,6 +50,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sketchrnn.models import SketchRNN, SketchRNNConfig
+from sketchrnn.nn import fused
 from sketchrnn.nn.cells import fast_fp32_matmul, make_cell, set_loop_compiler
 
 ALL = [
@@ -53,6 +58,9 @@ ALL = [
     "cell:lstm",
     "cell:layernorm",
     "cell:hyper",
+    "python:lstm",
+    "python:layernorm",
+    "python:hyper",
     "script:layernorm",
     "script:hyper",
     "naive:layernorm",
@@ -176,7 +184,7 @@ def measure(name: str, args: argparse.Namespace) -> dict:
         if kind == "cell" and cell_name == "fused":
             cell = nn.LSTM(input_size, hidden, batch_first=True)
             state = (torch.zeros(1, args.batch, hidden), torch.zeros(1, args.batch, hidden))
-        elif kind in ("cell", "script"):
+        elif kind in ("cell", "python", "script"):
             cell = make_cell(
                 cell_name,
                 input_size,
@@ -185,8 +193,8 @@ def measure(name: str, args: argparse.Namespace) -> dict:
                 hyper_hidden=config.hyper_hidden,
                 hyper_embed=config.hyper_embed,
             )
-            if kind == "script":
-                set_loop_compiler("script")
+            if kind in ("python", "script"):
+                set_loop_compiler(kind)
             state = cell.zero_state(args.batch, torch.zeros(1))
         elif kind == "naive" and cell_name == "layernorm":
             cell = NaiveLayerNormLSTM(input_size, hidden)
@@ -260,8 +268,11 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown measurements {unknown}; choose from {', '.join(ALL)}")
     config = SketchRNNConfig.preset(args.preset)
+    # Builds the fused kernels here if needed, so that no measurement waits for the compiler.
+    kernels = "fused kernels" if fused.available() else "NO fused kernels (Python loops)"
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads; preset {args.preset} "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {kernels}; "
+        f"preset {args.preset} "
         f"(enc {config.enc_hidden}, dec {config.dec_hidden}, z {config.z_size}, "
         f"M {config.num_mixtures}); batch {args.batch}, N_max {args.n_max}, "
         f"recurrent dropout {args.recurrent_dropout}; {args.warmup} warm-up + {args.steps} steps; "
