@@ -4,6 +4,9 @@ Two groups of measurements, each in a fresh subprocess so that its peak memory i
 
 * ``model:<cell>`` - a whole SketchRNN training step (encoder, decoder, losses, backward,
   Adam step) at a preset (default ``magenta``: encoder 256, decoder 512, z 128, M 20).
+  ``floor:model`` is the floor for it: the model's recurrent work alone on bare fused
+  ``nn.LSTM``s (the bidirectional encoder over the strokes and an LSTM decoder over
+  ``[S; z]``, forward + backward; no mixture head, losses or optimizer).
 * ``cell:<name>`` - a decoder cell alone, forward + backward of ``sum(h^2)`` to the parameters
   and the input, at the decoder's size (input 5 + z = 133, hidden from the preset, time N_max,
   the batch):
@@ -55,6 +58,7 @@ from sketchrnn.nn.cells import fast_fp32_matmul, make_cell, set_loop_compiler
 
 ALL = [
     "cell:fused",
+    "floor:model",
     "cell:lstm",
     "cell:layernorm",
     "cell:hyper",
@@ -176,8 +180,22 @@ def measure(name: str, args: argparse.Namespace) -> dict:
             loss = losses["L_R"] + losses["L_KL"]
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            torch.nn.utils.clip_grad_value_(model.parameters(), 1.0)  # as the Trainer
             optimizer.step()
+
+    elif kind == "floor" and cell_name == "model":
+        # The model's recurrent work alone on bare fused nn.LSTMs: the bidirectional encoder
+        # over the strokes and the decoder over [S; z], forward + backward, nothing else.
+        encoder = nn.LSTM(5, config.enc_hidden, batch_first=True, bidirectional=True)
+        decoder = nn.LSTM(5 + config.z_size, config.dec_hidden, batch_first=True)
+        strokes = torch.randn(args.batch, args.n_max, 5, generator=generator)
+        dec_in = torch.randn(args.batch, args.n_max, 5 + config.z_size, generator=generator)
+        dec_in.requires_grad_()
+
+        def step():
+            enc_out, _ = encoder(strokes)
+            dec_out, _ = decoder(dec_in)
+            (enc_out.pow(2).sum() + dec_out.pow(2).sum()).backward()
 
     else:
         input_size, hidden = 5 + config.z_size, config.dec_hidden
