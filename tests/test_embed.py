@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from test_fewshot_cli import save_tiny_model, write_fake_omniglot
 
 from sketchrnn import strokes as S
 from sketchrnn.cli import main
 from sketchrnn.embed import ARRANGEMENTS, arrangement_sketch, scatter_plot
+from sketchrnn.io.base import SketchSet
+from sketchrnn.io.formats import write_sketches
+from sketchrnn.synthetic import synthetic_sketch
 
 
 @pytest.fixture
@@ -48,11 +52,70 @@ def test_one_shot_from_omniglot_characters_and_a_png(setup, capsys):
     assert not (setup / "x.png").exists()
 
 
-def test_compose_writes_inputs_and_result(setup, capsys):
+def test_compose_writes_the_mean_row_and_single_examples(setup, capsys):
     out = setup / "compose.png"
     assert main(["embed", "compose", str(setup / "model"), "--out", str(out)]) == 0
-    assert "(4 images)" in capsys.readouterr().out
-    assert_png(out, min_size=(4 * 84, 4 * 84))
+    assert "(25 drawings of each concept)" in capsys.readouterr().out
+    assert_png(out, min_size=(8 * 84, 5 * 84))  # four drawings of the means, four examples
+    with Image.open(out) as image:
+        assert image.size[1] < 6 * 88
+
+
+def write_shapes(path, name, n, seed):
+    rng = np.random.default_rng(seed)
+    sketches = [synthetic_sketch(name, rng) for _ in range(n)]
+    write_sketches(path, SketchSet(sketches, [name] * n))
+
+
+def test_compose_from_sketch_files_beside_a_conv_vae(setup, capsys):
+    from sketchrnn.models.conv_vae import ConvVAE, ConvVAEConfig
+
+    ConvVAE(ConvVAEConfig(image_size=20, z_size=8)).save_pretrained(setup / "vae")
+    files = []
+    for name, n in (("snowman", 3), ("circle", 5), ("square", 4)):
+        files.append(str(setup / f"{name}.ndjson"))
+        write_shapes(files[-1], name, n, seed=len(files))
+    out, plain = setup / "compose.png", setup / "plain.png"
+    args = ["embed", "compose", str(setup / "model"), "--examples", *files, "--count", "10"]
+    assert main([*args, "--conv-vae", str(setup / "vae"), "--out", str(out)]) == 0
+    assert "(3 drawings of each concept)" in capsys.readouterr().out  # the shortest file
+    assert main([*args, "--out", str(plain)]) == 0
+    with Image.open(out) as image, Image.open(plain) as without:
+        assert image.size[1] == without.size[1] < 5 * 88  # the mean row and three examples
+        assert image.size[0] > without.size[0] + 84  # a Conv-VAE column
+
+    missing = str(setup / "missing.ndjson")
+    bad = ["embed", "compose", str(setup / "model"), "--examples", *files[:2], missing]
+    assert main([*bad, "--out", str(setup / "x.png")]) == 2
+    assert "missing.ndjson" in capsys.readouterr().err
+    assert not (setup / "x.png").exists()
+    assert main([*args[:3], "--count", "0", "--out", str(setup / "x.png")]) == 2
+    assert "count must be at least 1" in capsys.readouterr().err
+
+
+def test_compose_decodes_the_arithmetic_of_the_embeddings(setup, monkeypatch):
+    from sketchrnn import generate
+    from sketchrnn.embed import _model_images, _render, composition_figure
+    from sketchrnn.models import load_model
+
+    decoded = []
+    real_decode = generate.decode
+
+    def recording_decode(model, z, **kwargs):
+        decoded.append(z.clone())
+        return real_decode(model, z, **kwargs)
+
+    monkeypatch.setattr(generate, "decode", recording_decode)
+    composition_figure(setup / "model", setup / "c.png", count=6, n_rows=2, seed=3)
+
+    model = load_model(setup / "model")
+    rng = np.random.default_rng(3)
+    parts = [[synthetic_sketch(n, rng) for _ in range(6)] for n in ("snowman", "circle", "square")]
+    snowman, circle, square = (model.embed(_model_images(model, _render(p, 16))) for p in parts)
+    of_means, singles = decoded
+    assert of_means.shape == (4, 8)
+    torch.testing.assert_close(of_means[1], snowman.mean(0) - circle.mean(0) + square.mean(0))
+    torch.testing.assert_close(singles, (snowman - circle + square)[:2])
 
 
 @pytest.mark.slow  # UMAP compiles itself with numba on first use: about a minute

@@ -505,6 +505,7 @@ def _cmd_embed(args: argparse.Namespace) -> None:
     from sketchrnn import embed
 
     if args.figure == "one-shot":
+        what = "images"
         count = embed.one_shot_figure(
             args.model,
             args.out,
@@ -516,13 +517,21 @@ def _cmd_embed(args: argparse.Namespace) -> None:
         )
     elif args.figure == "compose":
         count = embed.composition_figure(
-            args.model, args.out, temperature=args.temperature, seed=args.seed
+            args.model,
+            args.out,
+            examples=args.examples,
+            count=args.count,
+            conv_vae=args.conv_vae,
+            temperature=args.temperature,
+            seed=args.seed,
         )
+        what = "drawings of each concept"
     else:
+        what = "images"
         count = embed.arrangements_figure(
             args.model, args.out, conv_vae=args.conv_vae, per_arrangement=args.count, seed=args.seed
         )
-    print(f"wrote {args.out} ({count} images)")
+    print(f"wrote {args.out} ({count} {what})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -864,8 +873,23 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--out", required=True)
     q.set_defaults(func=_cmd_embed)
-    q = esub.add_parser("compose", help="z(snowman) - z(circle) + z(square), decoded")
+    q = esub.add_parser(
+        "compose",
+        help="z(snowman) - z(circle) + z(square), decoded",
+        description="Conceptual composition (SketchEmbedNet section 6): the embeddings of "
+        "snowmen minus circles plus squares, decoded; first the composition of the concept "
+        "means (each concept's mean embedding), then of single drawings.",
+    )
     q.add_argument("model", metavar="MODEL")
+    q.add_argument(
+        "--examples",
+        nargs=3,
+        metavar=("SNOWMAN", "CIRCLE", "SQUARE"),
+        help="three sketch files to take the concepts from (e.g. Quick, Draw!'s snowman.ndjson "
+        "circle.ndjson square.ndjson); default: the package's synthetic shapes",
+    )
+    q.add_argument("--count", type=int, default=25, help="drawings per concept (default 25)")
+    q.add_argument("--conv-vae", help="a Conv-VAE folder to compose beside the model")
     q.add_argument("--temperature", type=float, default=0.1)
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--out", required=True)

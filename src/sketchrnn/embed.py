@@ -47,6 +47,7 @@ ARRANGEMENTS = (
     "2 stacked circles",
     "3 stacked circles",
 )
+COMPOSED = ("snowman", "circle", "square")  # the composition drawn: snowman - circle + square
 # Distinct colours for up to 10 groups (the Tableau 10 palette).
 PALETTE = "#4e79a7 #f28e2b #e15759 #76b7b2 #59a14f #edc948 #b07aa1 #ff9da7 #9c755f #bab0ac".split()
 
@@ -168,24 +169,32 @@ def _sketch_tile(sketch: np.ndarray) -> Image.Image:
     return _tile(_render([sketch], CELL)[0])
 
 
-def _save_rows(path: str | os.PathLike, rows: Sequence[Sequence[Image.Image | str]]) -> None:
-    """Rows of tiles (or text labels) as one PNG, written atomically."""
-    label_width = 170
-    columns = max(len(row) for row in rows)
-    has_labels = any(isinstance(item, str) for row in rows for item in row)
-    width = columns * (CELL + 4) + (label_width if has_labels else 0) + 4
+def _save_rows(path: str | os.PathLike, rows: Sequence[Sequence[Image.Image | str | None]]) -> None:
+    """Rows of tiles, text labels and blank cells (``None``) as one PNG, written atomically.
+    A label leading a row takes the width of the longest such label; others their own."""
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength
+    first = max((measure(r[0]) + 12 for r in rows if r and isinstance(r[0], str)), default=0)
+
+    def widths(row: Sequence[Image.Image | str | None]) -> list[int]:
+        return [
+            (int(first) if i == 0 else int(measure(item)) + 8)
+            if isinstance(item, str)
+            else CELL + 4
+            for i, item in enumerate(row)
+        ]
+
+    width = max(sum(widths(row)) for row in rows) + 4
     canvas = Image.new("RGB", (width, len(rows) * (CELL + 4) + 4), "white")
     draw = ImageDraw.Draw(canvas)
     for r, row in enumerate(rows):
         x, y = 4, 4 + r * (CELL + 4)
-        for item in row:
+        for item, w in zip(row, widths(row), strict=True):
             if isinstance(item, str):
                 draw.text((x, y + CELL // 2 - 6), item, fill="black")
-                x += label_width
-            else:
+            elif item is not None:
                 canvas.paste(item, (x, y))
                 draw.rectangle([x, y, x + CELL - 1, y + CELL - 1], outline="#cccccc")
-                x += CELL + 4
+            x += w
     _save_png(canvas, path)
 
 
@@ -283,33 +292,76 @@ def one_shot_figure(
     return len(rows)
 
 
+def _composition_inputs(
+    examples: Sequence[str | os.PathLike] | None, count: int, rng: np.random.Generator
+) -> list[list[np.ndarray]]:
+    """Three equally long lists of stroke-3 sketches: snowmen, circles, squares."""
+    if count < 1:
+        raise ValueError(f"count must be at least 1, got {count}")
+    if examples is None:
+        return [[synthetic_sketch(name, rng) for _ in range(count)] for name in COMPOSED]
+    from sketchrnn.io.formats import read_sketches
+
+    if len(examples) != 3:
+        raise ValueError(
+            f"examples: give three sketch files (snowmen, circles, squares), got {len(examples)}"
+        )
+    parts = [list(read_sketches(path).strokes)[:count] for path in examples]
+    n = min(len(p) for p in parts)
+    return [p[:n] for p in parts]
+
+
 def composition_figure(
     model_path: str | os.PathLike,
     out: str | os.PathLike,
     *,
+    examples: Sequence[str | os.PathLike] | None = None,
+    count: int = 25,
+    conv_vae: str | os.PathLike | None = None,
     n_rows: int = 4,
     temperature: float = 0.1,
     seed: int = 0,
 ) -> int:
-    """Rows ``snowman, circle, square | drawing of z(snowman) - z(circle) + z(square)``, each
-    row from freshly drawn synthetic shapes. Returns the number of compositions."""
+    """Conceptual composition (section 6): ``z(snowman) - z(circle) + z(square)``, decoded.
+
+    The concepts come from ``count`` drawings each: the package's synthetic shapes, or the
+    three sketch files ``examples`` (snowmen, circles, squares, e.g. Quick, Draw!'s
+    ``snowman.ndjson circle.ndjson square.ndjson``: their first ``count`` drawings). The first
+    row decodes, four times, the composition of the concept means (each concept's mean
+    embedding, which averages out what single drawings add); then ``n_rows`` rows
+    ``snowman, circle, square | drawing`` of single drawings. With ``conv_vae``, each row ends
+    with that model's decoded pixels for the same arithmetic on its own embeddings.
+    Returns the number of drawings per concept used.
+    """
     from sketchrnn.generate import decode
+    from sketchrnn.models.conv_vae import ConvVAE
 
     model = _load_embed_net(model_path)
-    rng = np.random.default_rng(seed)
+    parts = _composition_inputs(examples, count, np.random.default_rng(seed))
+    n, shown = len(parts[0]), min(n_rows, len(parts[0]))
     size = model.config.image_size
-    rows = []
-    for _ in range(n_rows):
-        parts = [synthetic_sketch(name, rng) for name in ("snowman", "circle", "square")]
-        images = _render(parts, size)
-        z = model.embed(_model_images(model, images))
-        composed = z[0] - z[1] + z[2]
-        (drawing,) = decode(model, composed[None], temperature=temperature, seed=seed)
-        rows.append(
-            ["snowman - circle + square =", *(_tile(i) for i in images), _sketch_tile(drawing)]
-        )
+    z = [model.embed(_model_images(model, _render(p, size))) for p in parts]
+    of_means = (z[0].mean(0) - z[1].mean(0) + z[2].mean(0)).expand(4, -1)
+    mean_drawings = decode(model, of_means, temperature=temperature, seed=seed)
+    drawings = decode(model, (z[0] - z[1] + z[2])[:shown], temperature=temperature, seed=seed)
+    rows: list[list[Image.Image | str]] = [
+        [f"mean of {n} each: snowman - circle + square =", None, None, None]
+        + [_sketch_tile(d) for d in mean_drawings]
+    ]
+    for i in range(shown):
+        inputs = [_tile(_render([p[i]], size)[0]) for p in parts]
+        rows.append(["snowman - circle + square =", *inputs, _sketch_tile(drawings[i])])
+    if conv_vae is not None:
+        vae = ConvVAE.from_pretrained(conv_vae).eval()
+        vae_size = vae.config.image_size
+        v = [vae.embed(_model_images(vae, _render(p, vae_size))) for p in parts]
+        v_of_means = v[0].mean(0) - v[1].mean(0) + v[2].mean(0)
+        with torch.no_grad():
+            pixels = torch.sigmoid(vae.decode(torch.cat([v_of_means[None], v[0] - v[1] + v[2]])))
+        for row, image in zip(rows, pixels[: shown + 1, 0].numpy(), strict=True):
+            row += [None] * (8 - len(row)) + ["Conv-VAE:", _tile(image)]
     _save_rows(out, rows)
-    return len(rows)
+    return n
 
 
 def arrangements_figure(
