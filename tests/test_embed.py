@@ -12,7 +12,7 @@ from sketchrnn import strokes as S
 from sketchrnn.cli import main
 from sketchrnn.embed import ARRANGEMENTS, arrangement_sketch, scatter_plot
 from sketchrnn.io.base import SketchSet
-from sketchrnn.io.formats import write_sketches
+from sketchrnn.io.formats import read_sketches, write_sketches
 from sketchrnn.synthetic import synthetic_sketch
 
 
@@ -154,3 +154,44 @@ def test_scatter_plot_colours_each_group(tmp_path):
     scatter_plot([("a", points)], ["x", "y", "x"], ["x", "y"], out)
     colours = {tuple(c) for c in np.asarray(Image.open(out).convert("RGB")).reshape(-1, 3)}
     assert (0x4E, 0x79, 0xA7) in colours and (0xF2, 0x8E, 0x2B) in colours
+
+
+def test_vectors_of_images_and_sketch_files(setup, capsys):
+    from sketchrnn.embed import _model_images, _render
+    from sketchrnn.models import load_model
+
+    drawing = np.full((40, 40), 255, dtype=np.uint8)
+    drawing[10:30, 18:22] = 0  # a dark bar on white paper
+    Image.fromarray(drawing).save(setup / "bar.png")
+    write_shapes(setup / "squares.ndjson", "square", 3, seed=0)
+    inputs = [str(setup / "bar.png"), str(setup / "squares.ndjson")]
+    model = str(setup / "model")
+    assert main(["embed", "vectors", model, *inputs, "--out", str(setup / "z.npz")]) == 0
+    assert "(4 embeddings)" in capsys.readouterr().out
+    with np.load(setup / "z.npz") as saved:  # no pickled objects: allow_pickle stays False
+        z, names = saved["embeddings"], saved["names"]
+    assert z.shape == (4, 8) and z.dtype == np.float32
+    assert list(names) == [inputs[0], *(f"{inputs[1]}#{i}" for i in range(3))]
+
+    net = load_model(setup / "model")
+    squares = read_sketches(setup / "squares.ndjson").strokes
+    expected = net.embed(_model_images(net, _render(squares, 16))).numpy()
+    np.testing.assert_allclose(z[1:], expected, rtol=1e-5, atol=1e-6)
+    bar = np.zeros((16, 16), np.float32)
+    bar[4:12, 7:9] = 1.0  # the bar, inverted to bright ink on black as the models take it
+    assert np.corrcoef(net.embed(_model_images(net, bar[None])).numpy()[0], z[0])[0, 1] > 0.9
+
+    csv_out = setup / "z.csv"
+    assert main(["embed", "vectors", model, inputs[1], "--normalise", "--out", str(csv_out)]) == 0
+    rows = csv_out.read_text().splitlines()
+    assert rows[0].startswith("name,z0,z1,") and len(rows) == 4
+    values = np.array([row.split(",")[1:] for row in rows[1:]], dtype=float)
+    np.testing.assert_allclose(np.linalg.norm(values, axis=1), 1.0, rtol=1e-5)
+
+    # Bad input: a clear error, and the embeddings already written stay as they were.
+    before = csv_out.read_bytes()
+    assert main(["embed", "vectors", model, str(setup / "nope.png"), "--out", str(csv_out)]) == 2
+    assert "nope.png" in capsys.readouterr().err
+    assert main(["embed", "vectors", model, inputs[1], "--out", str(setup / "z.txt")]) == 2
+    assert ".npz or .csv" in capsys.readouterr().err
+    assert csv_out.read_bytes() == before and not (setup / "z.txt").exists()

@@ -504,6 +504,10 @@ def _print_fewshot_rows(fewshot, rows, what: str, out: str | None) -> None:
 def _cmd_embed(args: argparse.Namespace) -> None:
     from sketchrnn import embed
 
+    if args.figure == "vectors":
+        count = embed.embed_files(args.model, args.inputs, args.out, normalise=args.normalise)
+        print(f"wrote {args.out} ({count} embeddings)")
+        return
     if args.figure == "one-shot":
         what = "images"
         count = embed.one_shot_figure(
@@ -856,8 +860,22 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--progress", action="store_true", help="progress bars")
     q.set_defaults(func=_cmd_fewshot)
 
-    embed_parser = sub.add_parser("embed", help="figures of what the embeddings show (PNG)")
-    esub = embed_parser.add_subparsers(dest="figure", metavar="FIGURE")
+    embed_parser = sub.add_parser(
+        "embed", help="SketchEmbedNet embeddings of your files, and figures of what they show"
+    )
+    esub = embed_parser.add_subparsers(dest="figure", metavar="SUBCOMMAND")
+    q = esub.add_parser(
+        "vectors",
+        help="the embeddings of image files or sketch files (.npz or .csv)",
+        description="Write the embedding mu of each input: image files (PNG, JPEG, ...; dark "
+        "ink on light paper is inverted) or sketch files, whose drawings are rendered as "
+        "training images are.",
+    )
+    q.add_argument("model", metavar="MODEL")
+    q.add_argument("inputs", nargs="+", metavar="FILE", help="image files or sketch files")
+    q.add_argument("--normalise", action="store_true", help="unit-length vectors")
+    q.add_argument("--out", required=True, help=".npz (embeddings, names) or .csv")
+    q.set_defaults(func=_cmd_embed)
     q = esub.add_parser("one-shot", help="unseen Omniglot characters drawn from one image each")
     q.add_argument("model", metavar="MODEL")
     q.add_argument(

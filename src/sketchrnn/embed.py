@@ -1,4 +1,5 @@
-"""Figures of what SketchEmbedNet's embeddings show (Wang et al. 2021, sections 6-7), as PNG.
+"""What SketchEmbedNet's embeddings show (Wang et al. 2021, sections 6-7): figures as PNG, and
+the embeddings of any images or sketch files (:func:`embed_files`).
 
 - :func:`one_shot_figure`: unseen Omniglot characters (evaluation alphabets) drawn from one
   image each, the input beside the model's drawing.
@@ -30,6 +31,8 @@ __all__ = [
     "ARRANGEMENTS",
     "arrangement_sketch",
     "load_input_images",
+    "read_image_file",
+    "embed_files",
     "one_shot_figure",
     "composition_figure",
     "arrangements_figure",
@@ -93,6 +96,25 @@ def arrangement_sketch(name: str, rng: np.random.Generator) -> np.ndarray:
     return S.polylines_to_stroke3(polylines)
 
 
+def read_image_file(path: str | os.PathLike, image_size: int) -> np.ndarray:
+    """A PNG/JPEG/... file as an ink image ``(S, S)`` float32 in [0, 1] (ink = 1): converted
+    to grey, resized, inverted when it is dark ink on light paper. SketchFileError for an
+    unreadable or blank image."""
+    from sketchrnn.io.base import SketchFileError
+
+    try:
+        with Image.open(path) as image:
+            grey = image.convert("L").resize((image_size, image_size), Image.BOX)
+    except OSError as err:
+        raise SketchFileError(path, f"not a readable image ({err})") from None
+    pixels = np.asarray(grey, dtype=np.float32) / 255.0
+    if pixels.mean() > 0.5:  # light paper: make ink the bright value the models want
+        pixels = 1.0 - pixels
+    if pixels.max() <= 0.0:
+        raise SketchFileError(path, "the image is empty (no ink)")
+    return pixels
+
+
 def load_input_images(
     inputs: Sequence[str], omniglot: str | os.PathLike, image_size: int, n_characters: int
 ) -> tuple[np.ndarray, list[str]]:
@@ -102,7 +124,6 @@ def load_input_images(
     an Omniglot evaluation character ``alphabet/characterNN`` (its first drawer's image). No
     inputs: the first character of each of the first ``n_characters`` evaluation alphabets.
     """
-    from sketchrnn.io.base import SketchFileError
     from sketchrnn.io.omniglot_images import load_omniglot_split
 
     images, names = [], []
@@ -118,17 +139,7 @@ def load_input_images(
     for name in inputs:
         path = Path(name)
         if path.is_file():
-            try:
-                with Image.open(path) as image:
-                    grey = image.convert("L").resize((image_size, image_size), Image.BOX)
-            except OSError as err:
-                raise SketchFileError(path, f"not a readable image ({err})") from None
-            pixels = np.asarray(grey, dtype=np.float32) / 255.0
-            if pixels.mean() > 0.5:  # light paper: make ink the bright value the models want
-                pixels = 1.0 - pixels
-            if pixels.max() <= 0.0:
-                raise SketchFileError(path, "the image is empty (no ink)")
-            images.append(pixels)
+            images.append(read_image_file(path, image_size))
         else:
             if name not in split.images:
                 raise ValueError(
@@ -290,6 +301,71 @@ def one_shot_figure(
     ]
     _save_rows(out, rows)
     return len(rows)
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def embed_files(
+    model_path: str | os.PathLike,
+    inputs: Sequence[str | os.PathLike],
+    out: str | os.PathLike,
+    *,
+    normalise: bool = False,
+    batch_size: int = 256,
+) -> int:
+    """Write the embedding ``mu`` of each input to ``out`` and return how many were written.
+
+    Inputs are image files (see :data:`IMAGE_SUFFIXES`; read by :func:`read_image_file`) or
+    sketch files of any readable format, whose drawings are rendered as the model's training
+    images were. ``normalise=True`` scales each vector to unit length (as few-shot
+    classification uses them). ``out``: ``.npz`` (``embeddings`` ``(n, z)`` float32 and
+    ``names``, no pickled objects) or ``.csv`` (a ``name`` column, then ``z0 ...``); names are
+    the image path, or ``path#i`` for the i-th drawing of a sketch file. Nothing is written
+    unless every input could be read.
+    """
+    import csv
+
+    from sketchrnn.io.formats import read_sketches
+
+    out = Path(out)
+    if out.suffix.lower() not in (".npz", ".csv"):
+        raise ValueError(f"{out}: write the embeddings to a .npz or .csv file")
+    if not inputs:
+        raise ValueError("no inputs: give image files or sketch files")
+    model = _load_embed_net(model_path)
+    size = model.config.image_size
+    images, names = [], []
+    for name in inputs:
+        path = Path(name)
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            images.append(read_image_file(path, size)[None])
+            names.append(str(path))
+        else:
+            drawings = read_sketches(path).strokes
+            images.append(_render(drawings, size))
+            names += [f"{path}#{i}" for i in range(len(drawings))]
+    pixels = np.concatenate(images)
+    z = torch.cat(
+        [
+            model.embed(_model_images(model, pixels[i : i + batch_size]))
+            for i in range(0, len(pixels), batch_size)
+        ]
+    )
+    if normalise:
+        z = torch.nn.functional.normalize(z, dim=1)
+    vectors = z.cpu().numpy().astype(np.float32)
+    with atomic_path(out) as tmp:
+        if out.suffix.lower() == ".npz":
+            with open(tmp, "wb") as f:
+                np.savez(f, embeddings=vectors, names=np.array(names, dtype=str))
+        else:
+            with open(tmp, "w", newline="") as f:
+                writer = csv.writer(f)
+                writer.writerow(["name", *(f"z{i}" for i in range(vectors.shape[1]))])
+                for n, v in zip(names, vectors, strict=True):
+                    writer.writerow([n, *(f"{x:.7g}" for x in v)])
+    return len(names)
 
 
 def _composition_inputs(
