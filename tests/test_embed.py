@@ -195,3 +195,7 @@ def test_vectors_of_images_and_sketch_files(setup, capsys):
     assert main(["embed", "vectors", model, inputs[1], "--out", str(setup / "z.txt")]) == 2
     assert ".npz or .csv" in capsys.readouterr().err
     assert csv_out.read_bytes() == before and not (setup / "z.txt").exists()
+    Image.fromarray(np.full((40, 40), 255, dtype=np.uint8)).save(setup / "blank.png")
+    assert main(["embed", "vectors", model, str(setup / "blank.png"), "--out", str(csv_out)]) == 2
+    assert "blank.png: the image is empty (no ink)" in capsys.readouterr().err
+    assert csv_out.read_bytes() == before

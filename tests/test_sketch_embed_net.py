@@ -159,6 +159,18 @@ def test_wrong_image_size_or_channels_is_a_clear_error(shape, message):
         model.embed(torch.zeros(shape))
 
 
+def test_empty_images_are_a_clear_error():
+    model = SketchEmbedNet(tiny_config())
+    images = image_splits()[0].batch(np.arange(4)).images.clone()
+    assert model.embed(images).shape == (4, model.config.z_size)
+    images[1] = 0.0
+    images[3] = 0.0
+    with pytest.raises(ValueError, match=r"empty image \(no ink\) at batch index 1, 3"):
+        model.embed(images)
+    with pytest.raises(ValueError, match="empty image"):
+        model.generate(images[1:2], max_len=5)
+
+
 def test_config_presets_and_validation():
     paper = SketchEmbedNetConfig.preset("paper")
     assert (paper.z_size, paper.dec_hidden, paper.cell, paper.hyper_embed) == (

@@ -164,13 +164,22 @@ class SketchEmbedNet(nn.Module):
 
         Deterministic: eval mode (BatchNorm uses its running statistics, so an image's
         embedding does not depend on the rest of the batch), no noise, no gradient.
+        ValueError for a wrong shape, or for an empty image (no ink: nothing to draw).
         """
         was_training = self.training
         self.eval()
         try:
-            mu, _ = self.encode(images.to(self.decoder.output.weight.device, torch.float32))
+            images = images.to(self.decoder.output.weight.device, torch.float32)
+            mu, _ = self.encode(images)
         finally:
             self.train(was_training)
+        empty = (images.flatten(1).amax(dim=1) <= 0).nonzero().flatten().tolist()
+        if empty:
+            shown = ", ".join(map(str, empty[:10])) + (", ..." if len(empty) > 10 else "")
+            raise ValueError(
+                f"empty image (no ink) at batch index {shown}: nothing to embed or draw "
+                "(ink is the bright value, on a zero background)"
+            )
         return mu
 
     @staticmethod
