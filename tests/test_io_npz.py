@@ -275,3 +275,20 @@ def test_other_globals_are_refused(tmp_path, name):
     path = _zip(tmp_path / "g.npz", {"test.npy": _npy_bytes_with_pickle(payload, (1,))})
     with pytest.raises(SketchFileError, match=f"forbidden global '{module}.{attr}'"):
         read_npz(path)
+
+
+def test_a_member_that_would_decompress_past_the_limit_is_refused_unread(tmp_path, monkeypatch):
+    import sketchrnn.io.npz as npz
+
+    zeros = io.BytesIO()
+    np.save(zeros, np.zeros(3 << 18, dtype=np.int16))  # 1.5 MiB of zeros: a tiny compressed file
+    path = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("train.npy", zeros.getvalue())
+    assert path.stat().st_size < 20_000
+    monkeypatch.setattr(npz, "MAX_MEMBER_BYTES", 1 << 20)
+    read = []
+    monkeypatch.setattr(zipfile.ZipFile, "read", lambda *a, **k: read.append(a) or b"")
+    with pytest.raises(SketchFileError, match=r"bomb\.npz.*'train' would decompress to 2 MiB"):
+        read_npz(path)
+    assert read == []  # refused from the zip's directory, before decompressing anything

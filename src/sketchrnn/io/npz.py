@@ -29,6 +29,11 @@ from sketchrnn.strokes import SketchError, validate_stroke3
 
 __all__ = ["read_npz", "write_npz"]
 
+# A member may decompress to at most this many bytes (the zip's declared size, which zipfile
+# also enforces while reading), so a small hostile file cannot exhaust memory. The largest
+# Quick, Draw! sketch-rnn file (a class of 75K drawings) is a few hundred MB.
+MAX_MEMBER_BYTES = int(os.environ.get("SKETCHRNN_NPZ_MAX_MEMBER_BYTES", 4 << 30))
+
 _INT16_MAX = np.iinfo(np.int16).max
 _INT16_MIN = np.iinfo(np.int16).min
 
@@ -78,6 +83,13 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
 def _read_member(path: Path, zf: zipfile.ZipFile, member: str) -> np.ndarray:
     """One ``.npy`` member of the zip as an array, unpickling object arrays safely."""
     key = member.removesuffix(".npy")
+    size = zf.getinfo(member).file_size
+    if size > MAX_MEMBER_BYTES:
+        raise SketchFileError(
+            path,
+            f"member {key!r} would decompress to {size / 2**20:,.0f} MiB, over the limit of "
+            f"{MAX_MEMBER_BYTES / 2**20:,.0f} MiB (SKETCHRNN_NPZ_MAX_MEMBER_BYTES raises it)",
+        )
     try:
         data = zf.read(member)
     except (zipfile.BadZipFile, EOFError, zlib.error, OSError, ValueError) as e:
