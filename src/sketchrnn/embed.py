@@ -420,7 +420,7 @@ def composition_figure(
     of_means = (z[0].mean(0) - z[1].mean(0) + z[2].mean(0)).expand(4, -1)
     mean_drawings = decode(model, of_means, temperature=temperature, seed=seed)
     drawings = decode(model, (z[0] - z[1] + z[2])[:shown], temperature=temperature, seed=seed)
-    rows: list[list[Image.Image | str]] = [
+    rows: list[list[Image.Image | str | None]] = [
         [f"mean of {n} each: snowman - circle + square =", None, None, None]
         + [_sketch_tile(d) for d in mean_drawings]
     ]
