@@ -370,3 +370,23 @@ def test_trainer_gives_the_model_its_data_scale_and_classes(data, tmp_path):
     Trainer(model, tiny_config(tmp_path / "run", max_steps=1), data.train, data.valid)
     assert model.scale_factor == pytest.approx(data.train.scale_factor)
     assert model.classes == list(data.train.classes)
+
+
+def test_the_progress_bar_shows_each_model_its_own_terms():
+    from sketchrnn.train import _progress_terms
+
+    out = {"L_R": 1.0, "L_KL": 0.5, "L_pen": 0.25, "L_stroke": 0.75, "L_pixel": 0.6}
+    out.update(alpha=0.05, lr=1e-3, kl_weight=0.2)
+    assert _progress_terms(out, uses_images=False) == {
+        "L_R": "1.000",
+        "L_KL": "0.500",
+        "lr": "1.00e-03",
+        "klw": "0.200",
+    }
+    assert _progress_terms(out, uses_images=True) == {
+        "L_pen": "0.250",
+        "L_stroke": "0.750",
+        "L_pixel": "0.600",
+        "alpha": "0.050",
+        "lr": "1.00e-03",
+    }

@@ -693,13 +693,7 @@ class Trainer:
                 window.append(out)
                 if bar is not None:
                     bar.update(1)
-                    bar.set_postfix(
-                        L_R=f"{out['L_R']:.3f}",
-                        L_KL=f"{out['L_KL']:.3f}",
-                        lr=f"{out['lr']:.2e}",
-                        klw=f"{out['kl_weight']:.3f}",
-                        refresh=False,
-                    )
+                    bar.set_postfix(_progress_terms(out, self.uses_images), refresh=False)
                 if not out["finite"] and main:
                     print(f"step {self.step - 1}: non-finite loss or gradient, update skipped")
                 done = self.step >= cfg.max_steps
@@ -837,6 +831,20 @@ def _mean_losses(rows: list[dict[str, float]]) -> dict[str, float]:
     keys = (*_LOSS_COLUMNS, *_LOSS_ALIASES.values())
     good = [r for r in rows if r.get("finite", 1.0)] or rows
     return {k: float(np.mean([r[k] for r in good])) for k in keys if k in good[0]}
+
+
+def _progress_terms(out: dict[str, float], uses_images: bool) -> dict[str, str]:
+    """What the progress bar shows of a step: sketch-rnn's L_R, L_KL and KL weight, or
+    SketchEmbedNet's objective terms and its pixel-loss weight alpha."""
+    if uses_images:
+        names = ("L_pen", "L_stroke", "L_pixel", "alpha")
+    else:
+        names = ("L_R", "L_KL")
+    terms = {name: f"{out[name]:.3f}" for name in names}
+    terms["lr"] = f"{out['lr']:.2e}"
+    if not uses_images:
+        terms["klw"] = f"{out['kl_weight']:.3f}"
+    return terms
 
 
 def _progress_bar(total: int, initial: int):
