@@ -24,9 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
-from tqdm import tqdm
 
 from sketchrnn.nn.conv_encoders import ImageEncoder
+from sketchrnn.progress import progress_bar
 
 __all__ = [
     "BASELINES",
@@ -190,7 +190,7 @@ def embed_classes(
     images = np.concatenate([np.asarray(class_to_images[c]) for c in classes])
     chunks = []
     starts = range(0, len(images), batch_size)
-    for start in tqdm(starts, desc="embedding", unit="batch", disable=not progress):
+    for start in progress_bar(starts, desc="embedding", unit="batch", disable=not progress):
         batch = images[start : start + batch_size]
         out = np.asarray(embed_fn(batch), dtype=np.float64)
         if out.ndim != 2 or out.shape[0] != len(batch):
@@ -218,7 +218,7 @@ def evaluate_embedded(
     ``n_way * k_shot`` support embeddings and its accuracy measured on the queries.
     """
     accuracies = []
-    for episode in tqdm(episodes, desc="episodes", unit="ep", disable=not progress):
+    for episode in progress_bar(episodes, desc="episodes", unit="ep", disable=not progress):
         support = np.concatenate(
             [
                 class_to_embeddings[c][idx]

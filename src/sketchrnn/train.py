@@ -848,9 +848,9 @@ def _progress_terms(out: dict[str, float], uses_images: bool) -> dict[str, str]:
 
 
 def _progress_bar(total: int, initial: int):
-    from tqdm.auto import tqdm
+    from sketchrnn.progress import progress_bar
 
-    return tqdm(total=total, initial=initial, desc="train", unit="step", dynamic_ncols=True)
+    return progress_bar(total=total, initial=initial, desc="train", unit="step", dynamic_ncols=True)
 
 
 def _check_tensorboard() -> None:

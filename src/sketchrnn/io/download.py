@@ -89,11 +89,11 @@ def _fetch(url: str, part: Path, class_name: str, progress: bool, timeout: float
                 start = 0  # the server ignored the Range header and sends the whole file
             length = response.headers.get("Content-Length")
             total = start + int(length) if length and length.isdigit() else None
-            from tqdm.auto import tqdm
+            from sketchrnn.progress import progress_bar
 
             with (
                 open(part, "ab" if start else "wb") as out,
-                tqdm(
+                progress_bar(
                     total=total,
                     initial=start,
                     unit="B",

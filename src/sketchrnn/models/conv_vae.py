@@ -29,7 +29,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm import tqdm
 
 from sketchrnn.models.base import (
     ConfigDict,
@@ -37,6 +36,7 @@ from sketchrnn.models.base import (
     save_pretrained_files,
 )
 from sketchrnn.nn.conv_encoders import BACKBONES, ImageEncoder
+from sketchrnn.progress import progress_bar
 
 __all__ = ["ConvVAEConfig", "ConvVAE", "train_conv_vae", "FORMAT_NAME"]
 
@@ -182,7 +182,7 @@ def train_conv_vae(
         device = model.project.weight.device
         model.train()
         history = []
-        bar = tqdm(range(steps), desc="conv-vae", unit="step", disable=not progress)
+        bar = progress_bar(range(steps), desc="conv-vae", unit="step", disable=not progress)
         for _ in bar:
             indices = torch.randint(len(data), (batch_size,), generator=generator)
             loss = model.losses(data[indices].to(device))["loss"]
