@@ -326,6 +326,7 @@ def embed_files(
     """
     import csv
 
+    from sketchrnn.fewshot import l2_normalise, model_embedding
     from sketchrnn.io.formats import read_sketches
 
     out = Path(out)
@@ -345,16 +346,9 @@ def embed_files(
             drawings = read_sketches(path).strokes
             images.append(_render(drawings, size))
             names += [f"{path}#{i}" for i in range(len(drawings))]
-    pixels = np.concatenate(images)
-    z = torch.cat(
-        [
-            model.embed(_model_images(model, pixels[i : i + batch_size]))
-            for i in range(0, len(pixels), batch_size)
-        ]
-    )
+    vectors = model_embedding(model, size, batch_size)(np.concatenate(images))
     if normalise:
-        z = torch.nn.functional.normalize(z, dim=1)
-    vectors = z.cpu().numpy().astype(np.float32)
+        vectors = l2_normalise(vectors)
     with atomic_path(out) as tmp:
         if out.suffix.lower() == ".npz":
             with open(tmp, "wb") as f:
@@ -450,6 +444,7 @@ def arrangements_figure(
 ) -> int:
     """UMAP panels of the model's (and, if given, a Conv-VAE's) embeddings of
     ``per_arrangement`` sketches of each :data:`ARRANGEMENTS`. Returns the number of points."""
+    from sketchrnn.fewshot import l2_normalise
     from sketchrnn.models.conv_vae import ConvVAE
 
     if per_arrangement < 2:
@@ -468,8 +463,7 @@ def arrangements_figure(
         )
     panels = []
     for title, embed_fn, size in embedders:
-        embeddings = embed_fn(_render(sketches, size)).cpu().numpy()
-        embeddings /= np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+        embeddings = l2_normalise(embed_fn(_render(sketches, size)).cpu().numpy())
         panels.append((title, umap_projection(embeddings, seed)))
     scatter_plot(panels, labels, ARRANGEMENTS, out)
     return len(labels)

@@ -42,6 +42,7 @@ __all__ = [
     "EmbedFn",
     "sample_episodes",
     "embed_classes",
+    "l2_normalise",
     "evaluate_embedded",
     "evaluate_embedding",
     "raw_pixel_embedding",
@@ -172,6 +173,14 @@ def sample_episodes(
     return episodes
 
 
+def l2_normalise(embeddings: np.ndarray) -> np.ndarray:
+    """Each row of ``(N, D)`` scaled to unit length, in place (float arrays) and returned."""
+    norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
+    # An all-zero embedding (e.g. a blank image through a ReLU net) stays zero instead of NaN.
+    embeddings /= np.maximum(norms, 1e-12)
+    return embeddings
+
+
 def embed_classes(
     embed_fn: EmbedFn,
     class_to_images: Mapping[Hashable, np.ndarray],
@@ -198,10 +207,7 @@ def embed_classes(
                 f"embed_fn must return (N, D) for N={len(batch)} images, got shape {out.shape}"
             )
         chunks.append(out)
-    embeddings = np.concatenate(chunks)
-    norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
-    # An all-zero embedding (e.g. a blank image through a ReLU net) stays zero instead of NaN.
-    embeddings /= np.maximum(norms, 1e-12)
+    embeddings = l2_normalise(np.concatenate(chunks))
     offsets = np.cumsum([0, *sizes])
     return {c: embeddings[offsets[i] : offsets[i + 1]] for i, c in enumerate(classes)}
 
