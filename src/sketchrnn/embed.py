@@ -186,20 +186,21 @@ def _save_rows(path: str | os.PathLike, rows: Sequence[Sequence[Image.Image | st
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength
     first = max((measure(r[0]) + 12 for r in rows if r and isinstance(r[0], str)), default=0)
 
-    def widths(row: Sequence[Image.Image | str | None]) -> list[int]:
-        return [
+    widths = [
+        [
             (int(first) if i == 0 else int(measure(item)) + 8)
             if isinstance(item, str)
             else CELL + 4
             for i, item in enumerate(row)
         ]
-
-    width = max(sum(widths(row)) for row in rows) + 4
+        for row in rows
+    ]
+    width = max(sum(w) for w in widths) + 4
     canvas = Image.new("RGB", (width, len(rows) * (CELL + 4) + 4), "white")
     draw = ImageDraw.Draw(canvas)
-    for r, row in enumerate(rows):
+    for r, (row, row_widths) in enumerate(zip(rows, widths, strict=True)):
         x, y = 4, 4 + r * (CELL + 4)
-        for item, w in zip(row, widths(row), strict=True):
+        for item, w in zip(row, row_widths, strict=True):
             if isinstance(item, str):
                 draw.text((x, y + CELL // 2 - 6), item, fill="black")
             elif item is not None:
@@ -410,7 +411,8 @@ def composition_figure(
     parts = _composition_inputs(examples, count, np.random.default_rng(seed))
     n, shown = len(parts[0]), min(n_rows, len(parts[0]))
     size = model.config.image_size
-    z = [model.embed(_model_images(model, _render(p, size))) for p in parts]
+    images = [_render(p, size) for p in parts]
+    z = [model.embed(_model_images(model, im)) for im in images]
     of_means = (z[0].mean(0) - z[1].mean(0) + z[2].mean(0)).expand(4, -1)
     mean_drawings = decode(model, of_means, temperature=temperature, seed=seed)
     drawings = decode(model, (z[0] - z[1] + z[2])[:shown], temperature=temperature, seed=seed)
@@ -419,17 +421,19 @@ def composition_figure(
         + [_sketch_tile(d) for d in mean_drawings]
     ]
     for i in range(shown):
-        inputs = [_tile(_render([p[i]], size)[0]) for p in parts]
+        inputs = [_tile(im[i]) for im in images]
         rows.append(["snowman - circle + square =", *inputs, _sketch_tile(drawings[i])])
     if conv_vae is not None:
         vae = ConvVAE.from_pretrained(conv_vae).eval()
         vae_size = vae.config.image_size
         v = [vae.embed(_model_images(vae, _render(p, vae_size))) for p in parts]
         v_of_means = v[0].mean(0) - v[1].mean(0) + v[2].mean(0)
+        composed = torch.cat([v_of_means[None], (v[0] - v[1] + v[2])[:shown]])
         with torch.no_grad():
-            pixels = torch.sigmoid(vae.decode(torch.cat([v_of_means[None], v[0] - v[1] + v[2]])))
-        for row, image in zip(rows, pixels[: shown + 1, 0].numpy(), strict=True):
-            row += [None] * (8 - len(row)) + ["Conv-VAE:", _tile(image)]
+            pixels = torch.sigmoid(vae.decode(composed))[:, 0].numpy()
+        columns = len(rows[0])  # the Conv-VAE column follows the widest row, the means'
+        for row, image in zip(rows, pixels, strict=True):
+            row += [None] * (columns - len(row)) + ["Conv-VAE:", _tile(image)]
     _save_rows(out, rows)
     return n
 
