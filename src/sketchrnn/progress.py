@@ -14,6 +14,8 @@ from tqdm.auto import tqdm
 __all__ = ["progress_bar"]
 
 LOG_INTERVAL_S = 30.0  # seconds between redraws when the bar goes to a file or a pipe
+# tqdm.auto picked Jupyter's widget bar: it has no log-file problem.
+_WIDGET = any(cls.__name__ == "tqdm_notebook" for cls in tqdm.__mro__)
 
 
 def progress_bar(iterable: Any = None, **kwargs: Any) -> tqdm:
@@ -22,8 +24,7 @@ def progress_bar(iterable: Any = None, **kwargs: Any) -> tqdm:
     bar (``tqdm.auto`` in Jupyter) is left as it is."""
     stream = kwargs.get("file") or sys.stderr
     isatty = getattr(stream, "isatty", None)
-    widget = any(cls.__name__ == "tqdm_notebook" for cls in tqdm.__mro__)
-    to_log = not widget and not (isatty is not None and isatty())
+    to_log = not _WIDGET and not (isatty is not None and isatty())
     if "mininterval" not in kwargs and to_log:
         kwargs["mininterval"] = LOG_INTERVAL_S
     return tqdm(iterable, **kwargs)

@@ -836,15 +836,9 @@ def _mean_losses(rows: list[dict[str, float]]) -> dict[str, float]:
 def _progress_terms(out: dict[str, float], uses_images: bool) -> dict[str, str]:
     """What the progress bar shows of a step: sketch-rnn's L_R, L_KL and KL weight, or
     SketchEmbedNet's objective terms and its pixel-loss weight alpha."""
-    if uses_images:
-        names = ("L_pen", "L_stroke", "L_pixel", "alpha")
-    else:
-        names = ("L_R", "L_KL")
-    terms = {name: f"{out[name]:.3f}" for name in names}
-    terms["lr"] = f"{out['lr']:.2e}"
-    if not uses_images:
-        terms["klw"] = f"{out['kl_weight']:.3f}"
-    return terms
+    names = ("L_pen", "L_stroke", "L_pixel", "alpha") if uses_images else ("L_R", "L_KL")
+    terms = {name: f"{out[name]:.3f}" for name in names} | {"lr": f"{out['lr']:.2e}"}
+    return terms if uses_images else terms | {"klw": f"{out['kl_weight']:.3f}"}
 
 
 def _progress_bar(total: int, initial: int):
