@@ -55,6 +55,7 @@ from torch import nn
 from sketchrnn.models import SketchRNN, SketchRNNConfig
 from sketchrnn.nn import fused
 from sketchrnn.nn.cells import fast_fp32_matmul, make_cell, set_loop_compiler
+from sketchrnn.train import TrainConfig, _clip_gradients
 
 ALL = [
     "cell:fused",
@@ -174,13 +175,14 @@ def measure(name: str, args: argparse.Namespace) -> dict:
         model = SketchRNN(config).train()
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
         strokes, lengths = _random_batch(args.batch, args.n_max, generator)
+        train_config = TrainConfig()  # its gradient clipping, as the Trainer applies it
 
         def step():
             losses = model.losses(strokes, lengths)
             loss = losses["L_R"] + losses["L_KL"]
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_value_(model.parameters(), 1.0)  # as the Trainer
+            _clip_gradients(model.parameters(), train_config)  # the Trainer's own
             optimizer.step()
 
     elif kind == "floor" and cell_name == "model":
