@@ -8,8 +8,8 @@ On a CPU shared with other work, ``--threads 1`` gives steadier figures: torch's
 wait on each other when a core is taken.
 
 ``--chunks`` compares the element budget of the nearest-segment search
-(``raster._DIFF_RASTER_ELEMENTS_PER_CHUNK``; 0 = no chunking, every segment at once), at the
-first size and length only; the table uses the module's default.
+(``sketchrnn.nn.diff_raster._DIFF_RASTER_ELEMENTS_PER_CHUNK``; 0 = no chunking, every segment
+at once), at the first size and length only; the table uses the module's default.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import time
 
 import torch
 
-import sketchrnn.raster as raster
+import sketchrnn.nn.diff_raster as diff_raster
 
 
 def random_sketches(batch: int, steps: int, generator: torch.Generator):
@@ -39,7 +39,7 @@ def images_per_second(offsets, pen_down, bounds, size: int, backward: bool, repe
         if x.is_cuda:
             torch.cuda.synchronize()
         start = time.perf_counter()
-        image = raster.rasterize_differentiable(x, pen_down, bounds, size)
+        image = diff_raster.rasterize_differentiable(x, pen_down, bounds, size)
         if backward:
             image.sum().backward()
         if x.is_cuda:
@@ -72,7 +72,7 @@ def main() -> None:
             offsets, pen_down = random_sketches(args.batch, steps, generator)
             offsets, pen_down = offsets.to(device), pen_down.to(device)
             lengths = torch.full((args.batch,), steps, device=device)
-            bounds = raster.absolute_bounds(offsets, lengths)
+            bounds = diff_raster.absolute_bounds(offsets, lengths)
             fwd = images_per_second(offsets, pen_down, bounds, size, False, args.repeats)
             both = images_per_second(offsets, pen_down, bounds, size, True, args.repeats)
             print(f"{size:>5} {steps:>5} {fwd:>15.0f} {both:>15.0f}")
@@ -83,17 +83,17 @@ def main() -> None:
     print(f"\nchunk budget (elements) at size {size}, T {steps}: forward + backward img/s")
     offsets, pen_down = random_sketches(args.batch, steps, generator)
     offsets, pen_down = offsets.to(device), pen_down.to(device)
-    bounds = raster.absolute_bounds(offsets, torch.full((args.batch,), steps, device=device))
-    default = raster._DIFF_RASTER_ELEMENTS_PER_CHUNK
+    bounds = diff_raster.absolute_bounds(offsets, torch.full((args.batch,), steps, device=device))
+    default = diff_raster._DIFF_RASTER_ELEMENTS_PER_CHUNK
     try:
         for budget in args.chunks:
-            raster._DIFF_RASTER_ELEMENTS_PER_CHUNK = budget or None
+            diff_raster._DIFF_RASTER_ELEMENTS_PER_CHUNK = budget or None
             speed = images_per_second(offsets, pen_down, bounds, size, True, args.repeats)
             segments = (steps - 1) if not budget else max(1, budget // (args.batch * size * size))
             label = "none" if not budget else str(budget)
             print(f"{label:>10} ({min(segments, steps - 1):>3} segments/chunk) {speed:>10.0f}")
     finally:
-        raster._DIFF_RASTER_ELEMENTS_PER_CHUNK = default
+        diff_raster._DIFF_RASTER_ELEMENTS_PER_CHUNK = default
 
 
 if __name__ == "__main__":

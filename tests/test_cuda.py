@@ -17,10 +17,10 @@ from test_sketch_embed_net import random_sketches
 from sketchrnn.data import datasets_from_sketchset
 from sketchrnn.generate import decode, sample
 from sketchrnn.image_data import ImageSketchDataset
-from sketchrnn.io.base import SketchSet
+from sketchrnn.io.sketchset import SketchSet
 from sketchrnn.models import SketchEmbedNet, SketchEmbedNetConfig
 from sketchrnn.models.sketch_rnn import SketchRNN, SketchRNNConfig
-from sketchrnn.raster import absolute_bounds, rasterize_differentiable
+from sketchrnn.nn.diff_raster import absolute_bounds, rasterize_differentiable
 from sketchrnn.train import TrainConfig, Trainer, load_checkpoint
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")

@@ -19,7 +19,8 @@ from sketchrnn.data import (
     make_batch,
     read_sketches,
 )
-from sketchrnn.io.base import SketchFileError, SketchSet
+from sketchrnn.io.files import SketchFileError
+from sketchrnn.io.sketchset import SketchSet
 from sketchrnn.strokes import PAD_ROW, START_TOKEN, stroke3_to_stroke5
 
 

@@ -12,7 +12,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from sketchrnn.data import datasets_from_sketchset
-from sketchrnn.io.base import SketchSet
+from sketchrnn.io.sketchset import SketchSet
 from sketchrnn.models.sketch_rnn import SketchRNN, SketchRNNConfig
 from sketchrnn.train import TrainConfig, Trainer
 

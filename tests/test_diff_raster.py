@@ -1,4 +1,4 @@
-"""The differentiable rasteriser and SketchEmbedNet's pixel loss (raster.py torch section,
+"""The differentiable rasteriser and SketchEmbedNet's pixel loss (nn/diff_raster.py,
 nn/pixel_loss.py)."""
 
 import math
@@ -10,8 +10,9 @@ import pytest
 import torch
 from conftest import shared_file
 
-import sketchrnn.raster as raster
+import sketchrnn.nn.diff_raster as diff_raster
 from sketchrnn.io.npz import read_npz
+from sketchrnn.nn.diff_raster import absolute_bounds, rasterize_differentiable
 from sketchrnn.nn.mixture import MixtureParams, mixture_params
 from sketchrnn.nn.pixel_loss import (
     curriculum_alpha,
@@ -20,7 +21,7 @@ from sketchrnn.nn.pixel_loss import (
     sample_offsets_reparameterized,
     sketchembednet_loss,
 )
-from sketchrnn.raster import absolute_bounds, rasterize, rasterize_differentiable
+from sketchrnn.raster import rasterize
 from sketchrnn.strokes import stroke3_to_stroke5
 
 ON_LINE = 1 / (1 + math.exp(-2.0))  # sigmoid(2)
@@ -175,9 +176,9 @@ def test_batch_is_the_same_as_one_by_one_and_chunking_changes_nothing(sheep, mon
     for i, n in enumerate(lengths.tolist()):
         alone = rasterize_differentiable(off[i : i + 1, :n], pen[i : i + 1, :n], bounds[i : i + 1])
         torch.testing.assert_close(batch[i : i + 1], alone)
-    monkeypatch.setattr(raster, "_DIFF_RASTER_ELEMENTS_PER_CHUNK", 1)  # one segment at a time
+    monkeypatch.setattr(diff_raster, "_DIFF_RASTER_ELEMENTS_PER_CHUNK", 1)  # one segment at a time
     torch.testing.assert_close(rasterize_differentiable(off, pen, bounds, size=28), batch)
-    monkeypatch.setattr(raster, "_DIFF_RASTER_ELEMENTS_PER_CHUNK", None)  # all at once
+    monkeypatch.setattr(diff_raster, "_DIFF_RASTER_ELEMENTS_PER_CHUNK", None)  # all at once
     torch.testing.assert_close(rasterize_differentiable(off, pen, bounds, size=28), batch)
 
 

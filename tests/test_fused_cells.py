@@ -141,7 +141,8 @@ def test_dropout_masks_are_the_same_in_both_paths(loop_compiler):
         loop_compiler(compiler)
         torch.manual_seed(11)
         outputs.append(cell(x, state)[0])
-    torch.testing.assert_close(outputs[1], outputs[0], rtol=1e-5, atol=1e-6)
+    # float32: the fused and Python loops round differently (seen: 2.5e-6 on one of 60 values).
+    torch.testing.assert_close(outputs[1], outputs[0], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(outputs[2], outputs[1], rtol=0, atol=0)
     torch.manual_seed(12)
     assert not torch.allclose(cell(x, state)[0], outputs[0])

@@ -8,7 +8,7 @@ import torch
 from conftest import shared_file
 
 from sketchrnn import generate, strokes
-from sketchrnn.io.base import SketchFileError
+from sketchrnn.io.files import SketchFileError
 from sketchrnn.io.formats import position_colors, write_grid
 from sketchrnn.models.sketch_rnn import SketchRNN, SketchRNNConfig
 

@@ -14,12 +14,12 @@ from sketchrnn.image_data import (
     ImageSketchDataset,
     image_padding,
     load_image_datasets,
-    read_sample_info,
     render_images,
-    sample_magenta_models,
 )
-from sketchrnn.io.base import SketchFileError, SketchSet
+from sketchrnn.io.files import SketchFileError
 from sketchrnn.io.npz import read_npz, write_npz
+from sketchrnn.io.sketchset import SketchSet
+from sketchrnn.model_samples import read_sample_info, sample_magenta_models
 
 
 def random_sketches(n: int, seed: int = 0, lengths: tuple[int, int] = (4, 12)) -> list[np.ndarray]:

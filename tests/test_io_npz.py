@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 from conftest import shared_file
 
-from sketchrnn.io.base import SketchFileError, SketchSet
+from sketchrnn.io.files import SketchFileError
 from sketchrnn.io.npz import read_npz, write_npz
+from sketchrnn.io.sketchset import SketchSet
 
 
 def _npy_bytes_with_pickle(payload: bytes, shape: tuple[int, ...]) -> bytes:

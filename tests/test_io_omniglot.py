@@ -6,7 +6,7 @@ import pytest
 from conftest import shared_file
 from PIL import Image
 
-from sketchrnn.io.base import SketchFileError
+from sketchrnn.io.files import SketchFileError
 from sketchrnn.io.omniglot import (
     parse_omniglot_text,
     read_omniglot_drawings,

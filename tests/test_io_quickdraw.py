@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import shared_file
 
-from sketchrnn.io.base import SketchFileError
+from sketchrnn.io.files import SketchFileError
 from sketchrnn.io.quickdraw import (
     QuickDrawDrawing,
     read_bin,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from conftest import shared_file
 
-from sketchrnn.io.base import SketchFileError
+from sketchrnn.io.files import SketchFileError
 from sketchrnn.io.svg import read_svg, read_svg_set, write_svg
 from sketchrnn.strokes import SketchError, stroke3_to_polylines
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from conftest import shared_file
 
-from sketchrnn.io.base import SketchFileError
+from sketchrnn.io.files import SketchFileError
 from sketchrnn.io.magenta_json import (
     MagentaWeights,
     expected_shapes,
@@ -223,7 +223,7 @@ def _assert_pdfs_close(ours: dict, ref: dict, atol: float) -> None:
 
 
 def test_loaded_model_matches_numpy_reference():
-    from sketchrnn.io.magenta_json import load_magenta_json
+    from sketchrnn.models.magenta import load_magenta_json
 
     path = shared_file(SHEEP)
     model = load_magenta_json(path)
@@ -249,7 +249,7 @@ def _toy_model(**overrides):
 
 
 def test_export_then_load_keeps_the_model(tmp_path):
-    from sketchrnn.io.magenta_json import export_magenta_json, load_magenta_json
+    from sketchrnn.models.magenta import export_magenta_json, load_magenta_json
 
     model = _toy_model()
     model.scale_factor = 12.5
@@ -286,7 +286,7 @@ def test_export_then_load_keeps_the_model(tmp_path):
     ],
 )
 def test_export_refuses_models_magenta_cannot_run(tmp_path, overrides, message):
-    from sketchrnn.io.magenta_json import export_magenta_json
+    from sketchrnn.models.magenta import export_magenta_json
 
     model = _toy_model(**overrides)
     model.scale_factor = 3.0

@@ -21,7 +21,8 @@ import torch
 from conftest import shared_file
 from test_magenta_json import probe_rows, reference_pdfs
 
-from sketchrnn.io.magenta_json import export_magenta_json, load_magenta_json, read_magenta_json
+from sketchrnn.io.magenta_json import read_magenta_json
+from sketchrnn.models.magenta import export_magenta_json, load_magenta_json
 from sketchrnn.models.sketch_rnn import SketchRNN, SketchRNNConfig
 
 PACKAGE = "@magenta/sketch@0.2.0"

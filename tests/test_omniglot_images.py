@@ -13,7 +13,7 @@ from conftest import shared_file
 from PIL import Image
 
 from sketchrnn.fewshot import sample_episodes
-from sketchrnn.io.base import SketchFileError
+from sketchrnn.io.files import SketchFileError
 from sketchrnn.io.omniglot_images import (
     load_character_images,
     load_omniglot_split,

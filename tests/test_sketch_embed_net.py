@@ -14,7 +14,7 @@ from conftest import shared_file
 from sketchrnn.cli import main
 from sketchrnn.data import datasets_from_sketchset
 from sketchrnn.image_data import ImageSketchDataset
-from sketchrnn.io.base import SketchSet
+from sketchrnn.io.sketchset import SketchSet
 from sketchrnn.models import SketchEmbedNet, SketchEmbedNetConfig, load_model
 from sketchrnn.models.sketch_rnn import ModelFileError
 from sketchrnn.train import TrainConfig, Trainer, load_checkpoint

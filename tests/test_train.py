@@ -11,7 +11,8 @@ import torch
 
 from sketchrnn.data import datasets_from_sketchset
 from sketchrnn.evaluate import evaluate
-from sketchrnn.io.base import SketchFileError, SketchSet
+from sketchrnn.io.files import SketchFileError
+from sketchrnn.io.sketchset import SketchSet
 from sketchrnn.models.sketch_rnn import SketchRNN, SketchRNNConfig
 from sketchrnn.train import (
     CheckpointError,

@@ -108,7 +108,7 @@ def _cmd_data_synthetic(args: argparse.Namespace) -> None:
 
 
 def _cmd_data_sample(args: argparse.Namespace) -> None:
-    from sketchrnn.image_data import read_sample_info, sample_magenta_models
+    from sketchrnn.model_samples import read_sample_info, sample_magenta_models
 
     path = sample_magenta_models(
         args.models,
@@ -502,15 +502,15 @@ def _print_fewshot_rows(fewshot, rows, what: str, out: str | None) -> None:
 
 
 def _cmd_embed(args: argparse.Namespace) -> None:
-    from sketchrnn import embed
+    from sketchrnn import embeddings, figures
 
     if args.figure == "vectors":
-        count = embed.embed_files(args.model, args.inputs, args.out, normalise=args.normalise)
+        count = embeddings.embed_files(args.model, args.inputs, args.out, normalise=args.normalise)
         print(f"wrote {args.out} ({count} embeddings)")
         return
     if args.figure == "one-shot":
         what = "images"
-        count = embed.one_shot_figure(
+        count = figures.one_shot_figure(
             args.model,
             args.out,
             inputs=args.input,
@@ -520,7 +520,7 @@ def _cmd_embed(args: argparse.Namespace) -> None:
             seed=args.seed,
         )
     elif args.figure == "compose":
-        count = embed.composition_figure(
+        count = figures.composition_figure(
             args.model,
             args.out,
             examples=args.examples,
@@ -532,7 +532,7 @@ def _cmd_embed(args: argparse.Namespace) -> None:
         what = "drawings of each concept"
     else:
         what = "images"
-        count = embed.arrangements_figure(
+        count = figures.arrangements_figure(
             args.model, args.out, conv_vae=args.conv_vae, per_arrangement=args.count, seed=args.seed
         )
     print(f"wrote {args.out} ({count} {what})")

@@ -25,8 +25,9 @@ import numpy as np
 import torch
 
 from sketchrnn import strokes as S
-from sketchrnn.io.base import SPLITS, SketchFileError, SketchSet
+from sketchrnn.io.files import SketchFileError
 from sketchrnn.io.formats import read_sketches
+from sketchrnn.io.sketchset import SPLITS, SketchSet
 
 __all__ = [
     "Batch",

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
 
-from sketchrnn.nn.conv_encoders import ImageEncoder
+from sketchrnn.nn.encoders import ImageEncoder
 from sketchrnn.progress import progress_bar
 
 __all__ = [
@@ -479,7 +479,7 @@ def write_fewshot_table(path: str, rows: Sequence[FewShotRow]) -> None:
     import csv
     from pathlib import Path
 
-    from sketchrnn.io.base import atomic_path
+    from sketchrnn.io.files import atomic_path
 
     path_obj = Path(path)
     with atomic_path(path_obj) as tmp:

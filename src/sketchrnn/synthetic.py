@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from sketchrnn.io.base import SketchSet
+from sketchrnn.io.sketchset import SketchSet
 from sketchrnn.strokes import polylines_to_stroke3
 
 __all__ = ["CLASSES", "synthetic_sketch", "synthetic_sketchset"]

@@ -43,7 +43,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from sketchrnn.io.base import SketchFileError, atomic_path
+from sketchrnn.io.files import SketchFileError, atomic_path
 from sketchrnn.models.base import ConfigDict
 
 __all__ = [

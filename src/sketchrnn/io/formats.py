@@ -13,7 +13,8 @@ from typing import Literal
 import numpy as np
 
 from sketchrnn import strokes as S
-from sketchrnn.io.base import SketchFileError, SketchSet
+from sketchrnn.io.files import SketchFileError
+from sketchrnn.io.sketchset import SketchSet
 
 __all__ = [
     "read_sketches",

@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from sketchrnn.io.base import SPLITS, SketchFileError, SketchSet, atomic_path
+from sketchrnn.io.files import SketchFileError, atomic_path
+from sketchrnn.io.sketchset import SPLITS, SketchSet
 from sketchrnn.strokes import SketchError, validate_stroke3
 
 __all__ = ["read_npz", "write_npz"]

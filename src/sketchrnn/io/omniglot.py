@@ -21,7 +21,8 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from sketchrnn.io.base import SketchFileError, SketchSet
+from sketchrnn.io.files import SketchFileError
+from sketchrnn.io.sketchset import SketchSet
 from sketchrnn.strokes import polylines_to_stroke3, rdp_polylines
 
 __all__ = [

@@ -31,7 +31,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
-from sketchrnn.io.base import SketchFileError
+from sketchrnn.io.files import SketchFileError
 
 __all__ = [
     "OMNIGLOT_RAW_SIZE",

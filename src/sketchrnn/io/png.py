@@ -8,7 +8,7 @@ from typing import Literal
 
 import numpy as np
 
-from sketchrnn.io.base import SketchFileError, atomic_path
+from sketchrnn.io.files import SketchFileError, atomic_path
 from sketchrnn.raster import Sketch, render_grid
 
 __all__ = ["write_png", "image_to_uint8"]

@@ -32,7 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from sketchrnn.io.base import SketchFileError, SketchSet, atomic_path
+from sketchrnn.io.files import SketchFileError, atomic_path
+from sketchrnn.io.sketchset import SketchSet
 from sketchrnn.strokes import SketchError, polylines_to_stroke3, rdp_line_distance
 
 __all__ = [

@@ -20,7 +20,8 @@ from typing import Literal
 
 import numpy as np
 
-from sketchrnn.io.base import SketchFileError, SketchSet, atomic_path
+from sketchrnn.io.files import SketchFileError, atomic_path
+from sketchrnn.io.sketchset import SketchSet
 from sketchrnn.raster import fit_polylines, grid_shape
 from sketchrnn.strokes import (
     polylines_to_stroke3,

@@ -44,7 +44,7 @@ def load_model(path: str | os.PathLike, device: str = "cpu") -> SketchRNN | Sket
 
         model = model_from_checkpoint(p)
     elif p.is_file() and p.suffix.lower() == ".json":
-        from sketchrnn.io.magenta_json import load_magenta_json
+        from sketchrnn.models.magenta import load_magenta_json
 
         model = load_magenta_json(p)
     else:

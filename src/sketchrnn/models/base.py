@@ -2,7 +2,7 @@
 
 ``config.json`` holds ``format`` (which model), ``format_version``, ``config`` (the model's
 dataclass as a dict) and any extra fields a model keeps (scale factor, class names).
-Every file is written through :func:`sketchrnn.io.base.atomic_path`, so a failed save never
+Every file is written through :func:`sketchrnn.io.files.atomic_path`, so a failed save never
 leaves a half-written model; every problem on loading is a :class:`ModelFileError` naming the
 file and what to do.
 """
@@ -19,7 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
-from sketchrnn.io.base import SketchFileError, atomic_path
+from sketchrnn.io.files import SketchFileError, atomic_path
 
 __all__ = [
     "CONFIG_FILE",

@@ -1,6 +1,6 @@
 """Conv-VAE: the few-shot baseline of SketchEmbedNet (Wang et al. 2021, section 5).
 
-The encoder is the same :class:`sketchrnn.nn.conv_encoders.ImageEncoder` (Conv4 by default)
+The encoder is the same :class:`sketchrnn.nn.encoders.ImageEncoder` (Conv4 by default)
 that SketchEmbedNet uses, giving ``mu`` and ``sigma_hat`` (a log-variance, as in
 SketchEmbedNet: ``z = mu + exp(sigma_hat / 2) * eps``). The decoder maps ``z`` through a linear
 layer to a ``64 x b x b`` map (``b = ceil(image_size / 16)``) and four stride-2 transposed
@@ -35,7 +35,7 @@ from sketchrnn.models.base import (
     load_pretrained_model,
     save_pretrained_files,
 )
-from sketchrnn.nn.conv_encoders import BACKBONES, ImageEncoder
+from sketchrnn.nn.encoders import BACKBONES, ImageEncoder
 from sketchrnn.progress import progress_bar
 
 __all__ = ["ConvVAEConfig", "ConvVAE", "train_conv_vae", "FORMAT_NAME"]

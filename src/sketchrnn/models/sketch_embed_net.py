@@ -30,8 +30,8 @@ from sketchrnn.models.base import (
 )
 from sketchrnn.models.sketch_rnn import SketchRNNOutput
 from sketchrnn.nn.cells import CELL_TYPES, State
-from sketchrnn.nn.conv_encoders import BACKBONES, ImageEncoder
 from sketchrnn.nn.decoder import MixtureDecoder
+from sketchrnn.nn.encoders import BACKBONES, ImageEncoder
 from sketchrnn.nn.mixture import MixtureParams, reconstruction_losses
 from sketchrnn.nn.pixel_loss import curriculum_alpha, pixel_loss, sketchembednet_loss
 

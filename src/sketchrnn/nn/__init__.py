@@ -10,9 +10,8 @@ from sketchrnn.nn.cells import (
     make_cell,
     set_loop_compiler,
 )
-from sketchrnn.nn.conv_encoders import Conv4, ImageEncoder, ResNet12
 from sketchrnn.nn.decoder import MixtureDecoder
-from sketchrnn.nn.encoders import BiLSTMEncoder
+from sketchrnn.nn.encoders import BiLSTMEncoder, Conv4, ImageEncoder, ResNet12
 from sketchrnn.nn.mixture import (
     MixtureParams,
     mixture_params,

@@ -1,11 +1,19 @@
-"""Sequence encoders: the bidirectional LSTM of sketch-rnn (paper eq. 1-2)."""
+"""Encoders: sketch-rnn's bidirectional LSTM over strokes (paper eq. 1-2), and the Conv4 and
+ResNet12 image backbones of SketchEmbedNet.
+
+Each gives the Gaussian head of a VAE: ``mu`` and ``sigma_hat`` (``sigma = exp(sigma_hat / 2)``).
+The image backbones turn ``(batch, channels, height, width)`` into a flat feature vector;
+:class:`ImageEncoder` adds the head.
+"""
 
 from __future__ import annotations
+
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["BiLSTMEncoder"]
+__all__ = ["BiLSTMEncoder", "Conv4", "ResNet12", "ImageEncoder", "BACKBONES"]
 
 
 class BiLSTMEncoder(nn.Module):
@@ -78,4 +86,148 @@ class BiLSTMEncoder(nn.Module):
             finals.append(outputs.gather(1, index).squeeze(1))
         h = torch.cat(finals, dim=-1)
         mu, sigma_hat = self.to_latent(h).chunk(2, dim=-1)
+        return mu, sigma_hat
+
+
+BACKBONES = ("conv4", "resnet12")
+_N_POOLS = 4  # both backbones halve the image four times
+
+
+class Conv4(nn.Module):
+    """Four blocks of [conv 3x3 (64 filters), BatchNorm, ReLU, MaxPool 2], then flatten.
+
+    The few-shot backbone of Vinyals et al. (2016). Input ``(batch, in_channels, S, S)``,
+    output ``(batch, 64 * (S // 16) ** 2)``, e.g. 64 features at 28x28, 1600 at 84x84.
+    """
+
+    def __init__(self, in_channels: int = 1, width: int = 64):
+        super().__init__()
+        layers: list[nn.Module] = []
+        channels = in_channels
+        for _ in range(_N_POOLS):
+            layers += [
+                nn.Conv2d(channels, width, kernel_size=3, padding=1),
+                nn.BatchNorm2d(width),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(2),
+            ]
+            channels = width
+        self.blocks = nn.Sequential(*layers)
+        self.width = width
+
+    def out_features(self, image_size: int) -> int:
+        """Length of the flattened output for square images of side ``image_size``."""
+        side = image_size
+        for _ in range(_N_POOLS):
+            side //= 2
+        return self.width * side * side
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """``(batch, in_channels, S, S)`` -> ``(batch, out_features(S))``."""
+        return self.blocks(images).flatten(1)
+
+
+class _ResidualBlock(nn.Module):
+    """Three [conv 3x3, BatchNorm] with ReLU between, a 1x1 conv shortcut, max pool 2.
+
+    ReLU as SketchEmbedNet Appendix B says (Oreshkin et al. used LeakyReLU).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+        )
+        # The shortcut changes the width, so it needs its own 1x1 projection.
+        self.shortcut = nn.Sequential(
+            nn.Conv2d(in_channels, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels)
+        )
+        self.activation = nn.ReLU()
+        self.pool = nn.MaxPool2d(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.activation(self.body(x) + self.shortcut(x)))
+
+
+class ResNet12(nn.Module):
+    """Four residual blocks of widths 64-128-256-512 (Oreshkin et al. 2018), global average pool.
+
+    Input ``(batch, in_channels, S, S)`` with ``S >= 16``, output ``(batch, 512)``.
+    """
+
+    def __init__(self, in_channels: int = 1, widths: tuple[int, ...] = (64, 128, 256, 512)):
+        super().__init__()
+        blocks = []
+        channels = in_channels
+        for width in widths:
+            blocks.append(_ResidualBlock(channels, width))
+            channels = width
+        self.blocks = nn.Sequential(*blocks)
+        self.width = channels
+
+    def out_features(self, image_size: int) -> int:
+        """Length of the output vector (independent of the image size: global pooling)."""
+        return self.width
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """``(batch, in_channels, S, S)`` -> ``(batch, 512)``."""
+        return self.blocks(images).mean(dim=(2, 3))
+
+
+class ImageEncoder(nn.Module):
+    """A conv backbone and a linear Gaussian head: images -> (``mu``, ``sigma_hat``).
+
+    ``backbone`` is ``"conv4"`` or ``"resnet12"``; images are square ``image_size`` pixels with
+    ``in_channels`` channels (1 for greyscale, 3 for RGB). ``z_size`` is the embedding size.
+    """
+
+    def __init__(
+        self,
+        backbone: Literal["conv4", "resnet12"] = "conv4",
+        in_channels: int = 1,
+        z_size: int = 256,
+        image_size: int = 28,
+    ):
+        super().__init__()
+        if backbone not in BACKBONES:
+            raise ValueError(f"unknown backbone {backbone!r}: use one of {BACKBONES}")
+        if in_channels < 1 or z_size < 1:
+            raise ValueError(f"in_channels and z_size must be positive ({in_channels}, {z_size})")
+        if image_size < 2**_N_POOLS:
+            raise ValueError(f"image_size must be at least {2**_N_POOLS} (four 2x poolings)")
+        self.backbone_name = backbone
+        self.in_channels = in_channels
+        self.z_size = z_size
+        self.image_size = image_size
+        self.backbone: Conv4 | ResNet12 = (
+            Conv4(in_channels) if backbone == "conv4" else ResNet12(in_channels)
+        )
+        self.feature_size = self.backbone.out_features(image_size)
+        # One projection for both halves: mu and sigma_hat come from the same features.
+        self.head = nn.Linear(self.feature_size, 2 * z_size)
+
+    def check_images(self, images: torch.Tensor) -> None:
+        """ValueError unless ``images`` is ``(batch, in_channels, image_size, image_size)``."""
+        expected = (self.in_channels, self.image_size, self.image_size)
+        if images.dim() != 4 or tuple(images.shape[1:]) != expected:
+            raise ValueError(
+                f"{self.backbone_name} encoder expects images of shape (batch, {expected[0]}, "
+                f"{expected[1]}, {expected[2]}), got {tuple(images.shape)}"
+            )
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """Backbone features ``(batch, feature_size)`` of ``(batch, C, H, W)`` images."""
+        self.check_images(images)
+        return self.backbone(images)
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(batch, C, H, W)`` -> ``mu (batch, z_size)``, ``sigma_hat (batch, z_size)``."""
+        mu, sigma_hat = self.head(self.features(images)).chunk(2, dim=1)
         return mu, sigma_hat

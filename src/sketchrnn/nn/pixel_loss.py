@@ -2,9 +2,9 @@
 
 ``L = L_pen + (1 - alpha) L_stroke + alpha L_pixel``; ``L_pixel`` draws a reparameterised
 sample of the predicted strokes and the ground truth with the differentiable rasteriser
-(:func:`sketchrnn.raster.rasterize_differentiable`), blurs both (sigma 2) and takes the binary
-cross-entropy with the blurred target as a soft label. ``alpha`` follows a curriculum: 0 at
-first, +0.05 every 10k steps up to ``alpha_max``.
+(:func:`sketchrnn.nn.diff_raster.rasterize_differentiable`), blurs both (sigma 2) and takes
+the binary cross-entropy with the blurred target as a soft label. ``alpha`` follows a
+curriculum: 0 at first, +0.05 every 10k steps up to ``alpha_max``.
 
 Alignment: ``pred_params`` ``(batch, time, M)`` are the decoder's outputs for the target rows
 ``target_strokes5`` ``(batch, time, 5)``, i.e. a :class:`sketchrnn.data.Batch`'s
@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from sketchrnn.nn.diff_raster import absolute_bounds, rasterize_differentiable
 from sketchrnn.nn.mixture import LOG_SIGMA_MAX, LOG_SIGMA_MIN, MixtureParams
-from sketchrnn.raster import absolute_bounds, rasterize_differentiable
 
 __all__ = [
     "sample_offsets_reparameterized",
@@ -108,7 +108,7 @@ def pixel_loss(
     ``pred_params`` ``(batch, time, M)``; ``target_strokes5`` ``(batch, time, 5)`` stroke-5
     rows without the start token; ``lengths`` ``(batch,)`` the number of real points. Both
     drawings are scaled and centred by the target's bounds (``size x size`` canvas, ``padding``
-    as in :func:`sketchrnn.raster.rasterize_differentiable`). A segment ``t -> t + 1`` is drawn
+    as in :func:`~.diff_raster.rasterize_differentiable`). A segment ``t -> t + 1`` is drawn
     when both points are real and the pen is down after point ``t``: the target's ``p1``, and
     for the prediction its pen probability ``p1 >= 0.5`` (Appendix A blows up the distance
     where ``s_1 < 0.5``; this choice carries no gradient). ``most_likely_component`` as in

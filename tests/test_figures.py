@@ -10,9 +10,9 @@ from test_fewshot_cli import save_tiny_model, write_fake_omniglot
 
 from sketchrnn import strokes as S
 from sketchrnn.cli import main
-from sketchrnn.embed import ARRANGEMENTS, arrangement_sketch, scatter_plot
-from sketchrnn.io.base import SketchSet
+from sketchrnn.figures import ARRANGEMENTS, arrangement_sketch, scatter_plot
 from sketchrnn.io.formats import read_sketches, write_sketches
+from sketchrnn.io.sketchset import SketchSet
 from sketchrnn.synthetic import synthetic_sketch
 
 
@@ -95,7 +95,7 @@ def test_compose_from_sketch_files_beside_a_conv_vae(setup, capsys):
 
 def test_compose_decodes_the_arithmetic_of_the_embeddings(setup, monkeypatch):
     from sketchrnn import generate
-    from sketchrnn.embed import _model_images, _render, composition_figure
+    from sketchrnn.figures import _model_images, _render, composition_figure
     from sketchrnn.models import load_model
 
     decoded = []
@@ -157,7 +157,7 @@ def test_scatter_plot_colours_each_group(tmp_path):
 
 
 def test_vectors_of_images_and_sketch_files(setup, capsys):
-    from sketchrnn.embed import _model_images, _render
+    from sketchrnn.figures import _model_images, _render
     from sketchrnn.models import load_model
 
     drawing = np.full((40, 40), 255, dtype=np.uint8)

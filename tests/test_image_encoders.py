@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sketchrnn.nn.conv_encoders import Conv4, ImageEncoder, ResNet12
+from sketchrnn.nn.encoders import Conv4, ImageEncoder, ResNet12
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,5 @@
-"""What SketchEmbedNet's embeddings show (Wang et al. 2021, sections 6-7): figures as PNG, and
-the embeddings of any images or sketch files (:func:`embed_files`).
+"""Figures of what SketchEmbedNet's embeddings show (Wang et al. 2021, sections 6-7), as PNG.
+(The embeddings of any image or sketch files are :func:`sketchrnn.embeddings.embed_files`.)
 
 - :func:`one_shot_figure`: unseen Omniglot characters (evaluation alphabets) drawn from one
   image each, the input beside the model's drawing.
@@ -23,16 +23,15 @@ import torch
 from PIL import Image, ImageDraw
 
 from sketchrnn import strokes as S
+from sketchrnn.embeddings import load_embed_net, read_image_file
 from sketchrnn.image_data import render_images
-from sketchrnn.io.base import atomic_path
+from sketchrnn.io.files import atomic_path
 from sketchrnn.synthetic import synthetic_sketch
 
 __all__ = [
     "ARRANGEMENTS",
     "arrangement_sketch",
     "load_input_images",
-    "read_image_file",
-    "embed_files",
     "one_shot_figure",
     "composition_figure",
     "arrangements_figure",
@@ -94,25 +93,6 @@ def arrangement_sketch(name: str, rng: np.random.Generator) -> np.ndarray:
             y = (i - (count - 1) / 2) * size * 1.05
             polylines += _shape("circle", rng, (jitter[0], y + jitter[1]), size)
     return S.polylines_to_stroke3(polylines)
-
-
-def read_image_file(path: str | os.PathLike, image_size: int) -> np.ndarray:
-    """A PNG/JPEG/... file as an ink image ``(S, S)`` float32 in [0, 1] (ink = 1): converted
-    to grey, resized, inverted when it is dark ink on light paper. SketchFileError for an
-    unreadable or blank image."""
-    from sketchrnn.io.base import SketchFileError
-
-    try:
-        with Image.open(path) as image:
-            grey = image.convert("L").resize((image_size, image_size), Image.BOX)
-    except OSError as err:
-        raise SketchFileError(path, f"not a readable image ({err})") from None
-    pixels = np.asarray(grey, dtype=np.float32) / 255.0
-    if pixels.mean() > 0.5:  # light paper: make ink the bright value the models want
-        pixels = 1.0 - pixels
-    if pixels.max() <= 0.0:
-        raise SketchFileError(path, "the image is empty (no ink)")
-    return pixels
 
 
 def load_input_images(
@@ -270,17 +250,6 @@ def umap_projection(embeddings: np.ndarray, seed: int = 0) -> np.ndarray:
 # ----------------------------------------------------------------------------- figures
 
 
-def _load_embed_net(path: str | os.PathLike) -> torch.nn.Module:
-    from sketchrnn.models import load_model
-
-    model = load_model(path)
-    if not hasattr(model, "embed"):
-        raise ValueError(
-            f"{path}: a {type(model).__name__}, not a SketchEmbedNet (no image encoder)"
-        )
-    return model
-
-
 def one_shot_figure(
     model_path: str | os.PathLike,
     out: str | os.PathLike,
@@ -293,7 +262,7 @@ def one_shot_figure(
 ) -> int:
     """One row per input: the input image, then the model's drawing of it (decoded from
     ``mu``). Returns the number of inputs drawn."""
-    model = _load_embed_net(model_path)
+    model = load_embed_net(model_path)
     images, names = load_input_images(inputs, omniglot, model.config.image_size, n_characters)
     drawings = model.generate(_model_images(model, images), temperature=temperature, seed=seed)
     rows = [
@@ -302,65 +271,6 @@ def one_shot_figure(
     ]
     _save_rows(out, rows)
     return len(rows)
-
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff")
-
-
-def embed_files(
-    model_path: str | os.PathLike,
-    inputs: Sequence[str | os.PathLike],
-    out: str | os.PathLike,
-    *,
-    normalise: bool = False,
-    batch_size: int = 256,
-) -> int:
-    """Write the embedding ``mu`` of each input to ``out`` and return how many were written.
-
-    Inputs are image files (see :data:`IMAGE_SUFFIXES`; read by :func:`read_image_file`) or
-    sketch files of any readable format, whose drawings are rendered as the model's training
-    images were. ``normalise=True`` scales each vector to unit length (as few-shot
-    classification uses them). ``out``: ``.npz`` (``embeddings`` ``(n, z)`` float32 and
-    ``names``, no pickled objects) or ``.csv`` (a ``name`` column, then ``z0 ...``); names are
-    the image path, or ``path#i`` for the i-th drawing of a sketch file. Nothing is written
-    unless every input could be read.
-    """
-    import csv
-
-    from sketchrnn.fewshot import l2_normalise, model_embedding
-    from sketchrnn.io.formats import read_sketches
-
-    out = Path(out)
-    if out.suffix.lower() not in (".npz", ".csv"):
-        raise ValueError(f"{out}: write the embeddings to a .npz or .csv file")
-    if not inputs:
-        raise ValueError("no inputs: give image files or sketch files")
-    model = _load_embed_net(model_path)
-    size = model.config.image_size
-    images, names = [], []
-    for name in inputs:
-        path = Path(name)
-        if path.suffix.lower() in IMAGE_SUFFIXES:
-            images.append(read_image_file(path, size)[None])
-            names.append(str(path))
-        else:
-            drawings = read_sketches(path).strokes
-            images.append(_render(drawings, size))
-            names += [f"{path}#{i}" for i in range(len(drawings))]
-    vectors = model_embedding(model, size, batch_size)(np.concatenate(images))
-    if normalise:
-        vectors = l2_normalise(vectors)
-    with atomic_path(out) as tmp:
-        if out.suffix.lower() == ".npz":
-            with open(tmp, "wb") as f:
-                np.savez(f, embeddings=vectors, names=np.array(names, dtype=str))
-        else:
-            with open(tmp, "w", newline="") as f:
-                writer = csv.writer(f)
-                writer.writerow(["name", *(f"z{i}" for i in range(vectors.shape[1]))])
-                for n, v in zip(names, vectors, strict=True):
-                    writer.writerow([n, *(f"{x:.7g}" for x in v)])
-    return len(names)
 
 
 def _composition_inputs(
@@ -407,7 +317,7 @@ def composition_figure(
     from sketchrnn.generate import decode
     from sketchrnn.models.conv_vae import ConvVAE
 
-    model = _load_embed_net(model_path)
+    model = load_embed_net(model_path)
     parts = _composition_inputs(examples, count, np.random.default_rng(seed))
     n, shown = len(parts[0]), min(n_rows, len(parts[0]))
     size = model.config.image_size
@@ -453,7 +363,7 @@ def arrangements_figure(
 
     if per_arrangement < 2:
         raise ValueError(f"per_arrangement must be at least 2, got {per_arrangement}")
-    model = _load_embed_net(model_path)
+    model = load_embed_net(model_path)
     rng = np.random.default_rng(seed)
     labels = [name for name in ARRANGEMENTS for _ in range(per_arrangement)]
     sketches = [arrangement_sketch(name, rng) for name in labels]
