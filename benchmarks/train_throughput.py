@@ -16,7 +16,6 @@ Two groups of measurements, each in a fresh subprocess so that its peak memory i
   path); ``python:lstm|layernorm|hyper`` are the same cells forced onto their plain-Python
   loops (``set_loop_compiler("python")``, the reference and the fallback; their dropout masks
   still come from the extension's generator where it builds);
-  ``script:layernorm|hyper`` are the Python loops compiled with TorchScript;
   ``naive:layernorm|hyper`` are straightforward per-step implementations of the same maths
   (the input matmul and ``x[:, t]`` inside the loop, no scripting), the usual port.
 
@@ -66,8 +65,6 @@ ALL = [
     "python:lstm",
     "python:layernorm",
     "python:hyper",
-    "script:layernorm",
-    "script:hyper",
     "naive:layernorm",
     "naive:hyper",
     "model:lstm",
@@ -204,7 +201,7 @@ def measure(name: str, args: argparse.Namespace) -> dict:
         if kind == "cell" and cell_name == "fused":
             cell = nn.LSTM(input_size, hidden, batch_first=True)
             state = (torch.zeros(1, args.batch, hidden), torch.zeros(1, args.batch, hidden))
-        elif kind in ("cell", "python", "script"):
+        elif kind in ("cell", "python"):
             cell = make_cell(
                 cell_name,
                 input_size,
@@ -213,7 +210,7 @@ def measure(name: str, args: argparse.Namespace) -> dict:
                 hyper_hidden=config.hyper_hidden,
                 hyper_embed=config.hyper_embed,
             )
-            if kind in ("python", "script"):
+            if kind == "python":
                 set_loop_compiler(kind)
             state = cell.zero_state(args.batch, torch.zeros(1))
         elif kind == "naive" and cell_name == "layernorm":

@@ -163,35 +163,6 @@ def _mask(*shape):
 
 
 @pytest.mark.parametrize("with_mask", [False, True])
-def test_gradcheck_lstm_step(with_mask):
-    torch.manual_seed(0)
-    mask = _mask(B, H) if with_mask else None
-    inputs = (_d(B, 4 * H), _d(B, H), mask)
-    assert torch.autograd.gradcheck(fused.LSTMStep.apply, inputs)
-
-
-@pytest.mark.parametrize("with_mask", [False, True])
-@pytest.mark.parametrize("gate_major", [False, True])
-def test_gradcheck_layernorm_lstm_step(with_mask, gate_major):
-    torch.manual_seed(0)
-    mask = _mask(B, H) if with_mask else None
-
-    def fn(pre, *rest):
-        if gate_major:  # (4, B, H) read through strides as (B, 4, H), as the HyperLSTM does
-            pre = pre.transpose(0, 1)
-        return fused.LayerNormLSTMStep.apply(pre, *rest)
-
-    pre = _d(4, B, H) if gate_major else _d(B, 4 * H)
-    params = (
-        _d(4, H, scale=0.3, offset=1.0),
-        _d(4, H, scale=0.3),
-        _d(H, scale=0.3, offset=1.0),
-        _d(H),
-    )
-    assert torch.autograd.gradcheck(fn, (pre, _d(B, H), *params, mask))
-
-
-@pytest.mark.parametrize("with_mask", [False, True])
 def test_gradcheck_lstm_sequence(with_mask):
     torch.manual_seed(0)
     masks = _mask(T, B, H) if with_mask else None
@@ -243,7 +214,6 @@ def test_disabled_extension_falls_back_to_the_same_numbers(kind, monkeypatch, lo
         assert not fused.available()
     monkeypatch.setattr(fused, "LSTMSequence", None)  # would fail if it were still used
     monkeypatch.setattr(fused, "LayerNormLSTMSequence", None)
-    monkeypatch.setattr(fused, "LayerNormLSTMStep", None)
     got_h, got_grads = _outputs_and_grads(kind)
     torch.testing.assert_close(got_h, expected_h, rtol=1e-5, atol=1e-6)
     for got, want in zip(got_grads, expected_grads, strict=True):

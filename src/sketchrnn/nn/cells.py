@@ -34,8 +34,6 @@ to oneDNN as well (LayerNorm 144, HyperLSTM 69).
 
 from __future__ import annotations
 
-import warnings
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -204,22 +202,17 @@ def _hyper_lstm_loop(
 
 # How the loops run. "fused" (the default): the C++ kernels of sketchrnn.nn.fused where they
 # serve the tensors (CPU, float32/float64, extension built), else the Python loops above.
-# "python": always the Python loops (the reference). "script": the Python loops compiled with
-# TorchScript, measured no faster (1 thread, batch 50, T 30, hidden 256, forward + backward:
-# 100.6 ms vs 99.7 ms for the LayerNorm loop, 215 vs 205 ms for the Hyper one; 20-30% slower
-# at batch 8, hidden 128) and kept selectable so that it can be re-measured elsewhere.
-# torch.compile unrolls the 250 steps and took over 150 s to compile (T 100, killed).
-_LOOP_COMPILERS = ("fused", "python", "script")
+# "python": always the Python loops (the reference). (TorchScript-compiled loops were measured
+# no faster and removed; torch.compile unrolls the 250 steps and took over 150 s to compile.)
+_LOOP_COMPILERS = ("fused", "python")
 _loop_compiler = "fused"
-_SCRIPTED_LOOPS: dict[str, object] = {}
 
 
 def set_loop_compiler(name: str) -> None:
     """How the cells' recurrent loops run: ``"fused"`` (default: the fused C++ kernels of
-    :mod:`sketchrnn.nn.fused` for CPU float32/float64 tensors, else the Python loops),
-    ``"python"`` (always the plain Python loops) or ``"script"`` (the Python loops compiled
-    with TorchScript). Same maths and parameters either way; affects every cell in the
-    process."""
+    :mod:`sketchrnn.nn.fused` for CPU float32/float64 tensors, else the Python loops) or
+    ``"python"`` (always the plain Python loops). Same maths and parameters either way;
+    affects every cell in the process."""
     global _loop_compiler
     if name not in _LOOP_COMPILERS:
         raise ValueError(f"loop compiler must be one of {', '.join(_LOOP_COMPILERS)}, got {name!r}")
@@ -246,22 +239,13 @@ def _input_projection(x_seq: Tensor, weight: Tensor, bias: Tensor | None, fused_
 
 
 def _loop(name: str, fused_on: bool):
-    """The loop function ``name`` in the selected form: the fused one where ``fused_on``
-    (see :func:`_fused_on`), else the Python one (TorchScript compiled on first use)."""
+    """The loop function ``name``: the fused one where ``fused_on`` (see :func:`_fused_on`),
+    else the Python one."""
     if fused_on:
         from sketchrnn.nn import fused
 
         return getattr(fused, name.lstrip("_"))
-    fn = globals()[name]
-    if _loop_compiler != "script":
-        return fn
-    if name not in _SCRIPTED_LOOPS:
-        with warnings.catch_warnings():
-            # torch.jit.script is deprecated in recent PyTorch but still works.
-            warnings.simplefilter("ignore", DeprecationWarning)
-            warnings.simplefilter("ignore", FutureWarning)
-            _SCRIPTED_LOOPS[name] = torch.jit.script(fn)
-    return _SCRIPTED_LOOPS[name]
+    return globals()[name]
 
 
 def fast_fp32_matmul(enabled: bool = True) -> bool:

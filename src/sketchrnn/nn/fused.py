@@ -302,49 +302,6 @@ def linear(x: Tensor, w: Tensor, b: Tensor | None = None) -> Tensor:
 # ----------------------------------------------------------------------------- autograd
 
 
-class LSTMStep(torch.autograd.Function):
-    """One plain-LSTM step: ``(pre (B, 4H) incl. bias, c_prev, mask or None) -> (h, c)``."""
-
-    @staticmethod
-    def forward(ctx, pre, c_prev, mask):
-        h, c, act, tc = _ext().lstm_step_forward(pre, c_prev, mask)
-        ctx.save_for_backward(c_prev, mask, act, tc)
-        ctx.pre_shape = pre.shape
-        ctx.set_materialize_grads(False)
-        return h, c
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, dh, dc):
-        c_prev, mask, act, tc = ctx.saved_tensors
-        d_pre, dc_prev = _ext().lstm_step_backward(dh, dc, act, tc, c_prev, mask)
-        return d_pre.view(ctx.pre_shape), dc_prev, None
-
-
-class LayerNormLSTMStep(torch.autograd.Function):
-    """One LayerNorm-LSTM step: ``(pre (B, 4H) or (B, 4, H), c_prev, gate_gamma (4, H),
-    gate_beta (4, H), cell_gamma (H), cell_beta (H), mask or None) -> (h, c)``."""
-
-    @staticmethod
-    def forward(ctx, pre, c_prev, gate_gamma, gate_beta, cell_gamma, cell_beta, mask):
-        h, c, xh, act, xc, ty, stats = _ext().ln_lstm_step_forward(
-            pre, c_prev, gate_gamma, gate_beta, cell_gamma, cell_beta, mask, _EPS
-        )
-        ctx.save_for_backward(c_prev, mask, gate_gamma, cell_gamma, xh, act, xc, ty, stats)
-        ctx.pre_shape = pre.shape
-        ctx.set_materialize_grads(False)
-        return h, c
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, dh, dc):
-        c_prev, mask, gate_gamma, cell_gamma, xh, act, xc, ty, stats = ctx.saved_tensors
-        d_pre, dc_prev, dgg, dgb, dcg, dcb = _ext().ln_lstm_step_backward(
-            dh, dc, xh, act, xc, ty, stats, c_prev, mask, gate_gamma, cell_gamma
-        )
-        return d_pre.view(ctx.pre_shape), dc_prev, dgg, dgb, dcg, dcb, None
-
-
 class LSTMSequence(torch.autograd.Function):
     """The whole plain-LSTM loop: ``(x_proj (T, B, 4H) incl. bias, h0, c0, w_hh (4H, H),
     masks (T, B, H) or None) -> (h_all, c_all)``, each ``(T, B, H)``."""
