@@ -22,14 +22,11 @@ CPU the loops run by default on the fused C++ kernels of :mod:`sketchrnn.nn.fuse
 on first use; float32/float64): each step's ~25 elementwise operations are one pass forward
 and one backward, the whole time loop of a cell is one autograd node whose backward is a
 reversed loop of fused steps, the recurrent weights' gradients are one matmul over all steps,
-and the per-step matmuls run on oneDNN with weights packed once per sequence. Measured with
-benchmarks/train_throughput.py (batch 100, N_max 250, hidden 512, 2 threads, forward +
-backward of the cell alone, sketches/s): LayerNorm 124 and HyperLSTM 57, against 58 and 27 for
-straightforward per-step implementations and 70 and 29 for the Python loops below; the LSTM
-with recurrent dropout 125, as fast as bare ``nn.LSTM`` (122, no dropout). The Python loops are
-the reference and the fallback (no compiler, other devices and dtypes,
+and the per-step matmuls run on oneDNN with weights packed once per sequence (about twice
+the speed of the Python loops below: figures and commands in ``docs/performance.md``). The
+Python loops are the reference and the fallback (no compiler, other devices and dtypes,
 ``set_loop_compiler("python")``). :func:`fast_fp32_matmul` sends the remaining float32 matmuls
-to oneDNN as well (LayerNorm 144, HyperLSTM 69).
+to oneDNN as well.
 """
 
 from __future__ import annotations
@@ -257,11 +254,9 @@ def fast_fp32_matmul(enabled: bool = True) -> bool:
     Returns whether the fast mode is now on. It is switched on only after a probe product
     agrees with a float64 reference to float32 accuracy (relative error below 1e-5; measured
     here 7e-7 against 4e-7 for the default, where a plain bfloat16 product is off by 3e-3),
-    so a build that would truncate to bfloat16 instead keeps the default. On this project's
-    CPU (AMD EPYC, avx512_bf16) a ``(100, 512) @ (512, 2048)`` matmul runs 2.4x faster (with
-    the same result as oneDNN's plain float32 product); the fused loops, which run their
-    per-step matmuls on oneDNN already, gain 1.2x (LayerNorm) to 1.25x (Hyper), the Python
-    loops 1.4-1.75x. Fused ``nn.LSTM`` is unaffected (it does not use oneDNN's matmul).
+    so a build that would truncate to bfloat16 instead keeps the default. Speed-ups measured
+    on this project's CPU are in ``docs/performance.md``; fused ``nn.LSTM`` is unaffected (it
+    does not use oneDNN's matmul).
     """
     precision = getattr(getattr(torch.backends, "mkldnn", None), "matmul", None)
     if precision is None or not hasattr(precision, "fp32_precision"):

@@ -12,15 +12,8 @@ packed once per sequence (see ``_recurrent_matmuls``), the sequence buffers are 
 one call to the next (:func:`empty_cache`), and the dropout masks of all steps are drawn at
 once by a parallel counter-based generator seeded from torch's (:func:`dropout_masks`).
 
-Measured at batch 100, N_max 250, hidden 512, input 133, 2 threads (forward + backward,
-benchmarks/train_throughput.py, sketches/s): LayerNorm 124 (Python loop 70, naive 58),
-HyperLSTM 57 (29, naive 27), LSTM with recurrent dropout 125 (72; bare nn.LSTM 122). What each
-piece gave, LayerNorm cell, seconds per forward + backward: Python loop 1.43-1.55; fused
-elementwise kernels and the loop in C++ 1.37-1.41 (the matmuls dominate: MKL's float32 GEMM
-runs at ~190 GFLOPS on this AMD CPU, oneDNN's at ~480); oneDNN for the recurrent matmuls
-1.06-1.10; reusing the sequence buffers (no page faults) 0.93-0.99; oneDNN for the input
-projection 0.80-0.89; the parallel mask generator (80 ms -> ~5 ms) 0.80. Gradient checks and
-comparisons with the Python loops: tests/test_fused_cells.py.
+What each piece gave, measured with benchmarks/train_throughput.py: ``docs/performance.md``.
+Gradient checks and comparisons with the Python loops: tests/test_fused_cells.py.
 
 The extension is built with :func:`torch.utils.cpp_extension.load` (ninja and a C++ compiler)
 the first time a cell needs it, once per process, and cached in PyTorch's extensions
@@ -201,12 +194,11 @@ def _ext():
 
 # ----------------------------------------------------------------------------- matmuls
 # The recurrent matmuls of the sequence loops, (B, H) @ (H, 4H) forward and (B, 4H) @ (4H, H)
-# backward at every step, are most of a step's time. On this project's CPU (AMD EPYC, 2 cores)
-# oneDNN's float32 GEMM with the weight packed once per sequence ran them 2.5x faster than
-# torch.mm (MKL): 0.43 vs 1.09 ms for (100, 512) @ (512, 2048), at float32 accuracy (relative
-# error 1.0e-6 against float64, torch.mm 4.7e-7). It is reached through the operators that
-# PyTorch's inductor uses (torch.ops.mkldnn._reorder_linear_weight / _linear_pointwise); where
-# they are missing or fail a probe, the loops use torch.mm.
+# backward at every step, are most of a step's time. oneDNN's float32 GEMM with the weight
+# packed once per sequence runs them about 2.5x faster than torch.mm (MKL) here, at float32
+# accuracy (docs/performance.md). It is reached through the operators that PyTorch's inductor
+# uses (torch.ops.mkldnn._reorder_linear_weight / _linear_pointwise); where they are missing or
+# fail a probe, the loops use torch.mm.
 ONEDNN_ENV = "SKETCHRNN_FUSED_MATMUL"  # "aten" forces torch.mm
 _onednn_state: bool | None = None
 
