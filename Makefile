@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-all lint clean
 
 # The virtual environment: the CPU build of torch first (a plain `pip install torch` would pull
 # gigabytes of CUDA packages), then this package with its dev extra.
@@ -17,11 +17,14 @@ $(BIN)/sketchrnn: pyproject.toml
 demo: $(BIN)/sketchrnn          ## train a small model on built-in shapes and draw with it
 	$(BIN)/sketchrnn demo
 
-test: $(BIN)/sketchrnn          ## run the test suite
+test: $(BIN)/sketchrnn          ## the fast tests (the ones marked slow are skipped)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+test-all: $(BIN)/sketchrnn      ## every test: the slow ones too (extension build, DDP, Node, CLI runs, training); CI runs this
 	$(BIN)/python -m pytest -q
 
-lint: $(BIN)/sketchrnn
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+lint: $(BIN)/sketchrnn          ## ruff (lint and format) and mypy on src/
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
