@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from sketchrnn.data import make_batch
+from sketchrnn.image_data import ImageBatch
 from sketchrnn.models import SketchEmbedNet, SketchEmbedNetConfig
 
 
@@ -38,7 +39,7 @@ def random_batch(batch: int, steps: int, image_size: int, seed: int = 0):
         sketches.append(s3)
     strokes = make_batch(sketches, [0] * batch, steps)
     images = torch.from_numpy((rng.random((batch, 1, image_size, image_size)) < 0.1).astype("f4"))
-    return images, strokes.strokes, strokes.lengths
+    return ImageBatch(images, strokes.strokes, strokes.lengths, strokes.labels)
 
 
 def measure(preset: str, batch: int, steps: int, image_size: int, backbone: str, args) -> None:
@@ -47,12 +48,12 @@ def measure(preset: str, batch: int, steps: int, image_size: int, backbone: str,
     )
     model = SketchEmbedNet(config).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    images, strokes, lengths = random_batch(batch, steps, image_size)
+    data = random_batch(batch, steps, image_size)
     # a step past the first alpha increment, or 0 for the curriculum's first phase
     step = 0 if args.alpha == 0 else config.alpha_every
 
     def one_step() -> None:
-        losses = model.losses(images, strokes, lengths, step)
+        losses = model.losses(data, step)
         optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -74,12 +74,12 @@ def main() -> None:
                     cell=cell,
                     conditional=w_kl is not None,
                     max_seq_len=data.train.max_len,
+                    kl_weight=w_kl if w_kl is not None else 0.0,
                 )
                 torch.manual_seed(args.seed)
                 model = SketchRNN(config)
                 train_config = TrainConfig(
                     batch_size=min(args.batch_size, len(data.train)),
-                    kl_weight=w_kl if w_kl is not None else 0.0,
                     max_steps=args.steps,
                     eval_every=args.eval_every,
                     save_every=0,
@@ -93,7 +93,7 @@ def main() -> None:
                 best = out_dir / "best"
                 if best.exists():  # early stopping on the validation loss, as in the paper
                     model = SketchRNN.from_pretrained(best)
-                result = evaluate(model, test, args.batch_size, kl_weight=w_kl or 0.0)
+                result = evaluate(model, test, args.batch_size)  # the model's own w_KL
                 kl = f"{result['L_KL']:9.3f}" if w_kl is not None else f"{'-':>9}"
                 print(
                     f"{cell:<10} {label:<13} {result['L_R']:9.3f} {kl} {minutes:8.2f}", flush=True

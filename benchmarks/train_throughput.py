@@ -51,6 +51,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sketchrnn.data import Batch
 from sketchrnn.models import SketchRNN, SketchRNNConfig
 from sketchrnn.nn import fused
 from sketchrnn.nn.cells import fast_fp32_matmul, make_cell, set_loop_compiler
@@ -172,10 +173,11 @@ def measure(name: str, args: argparse.Namespace) -> dict:
         model = SketchRNN(config).train()
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
         strokes, lengths = _random_batch(args.batch, args.n_max, generator)
+        batch = Batch(strokes, lengths, torch.zeros(args.batch, dtype=torch.long))
         train_config = TrainConfig()  # its gradient clipping, as the Trainer applies it
 
         def step():
-            losses = model.losses(strokes, lengths)
+            losses = model.losses(batch)
             loss = losses["L_R"] + losses["L_KL"]
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -1,6 +1,8 @@
 """The `sketchrnn` command as a user runs it: data info / convert / render / download."""
 
+import argparse
 import json
+import re
 import subprocess
 import sys
 
@@ -19,11 +21,66 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+# Every command and subcommand, by group, in the order the help lists them.
+COMMANDS = {
+    (): ["data", "sample", "reconstruct", "complete", "interpolate", "analogy", "demo",
+         "train", "evaluate", "fewshot", "embed"],
+    ("data",): ["info", "convert", "render", "download", "synthetic", "sample"],
+    ("train",): ["sketch-rnn", "sketchembednet"],
+    ("embed",): ["vectors", "one-shot", "compose", "arrangements"],
+}  # fmt: skip
+
+
+def _listed(help_text: str) -> list[str]:
+    """The subcommand names a help lists (indented four spaces under positional arguments)."""
+    return [m.group(1) for m in re.finditer(r"^    (\S+)", help_text, re.MULTILINE)]
+
+
 def test_help_lists_commands():
-    out = run_cli("--help")
-    assert out.returncode == 0
-    for word in ("data",):
-        assert word in out.stdout
+    for group, names in COMMANDS.items():
+        out = run_cli(*group, "--help")
+        assert out.returncode == 0, out.stderr
+        assert _listed(out.stdout) == names, group
+
+
+def test_every_command_has_its_own_help():
+    """Every leaf command builds its options (from the library's configs) and shows them; the
+    tree holds exactly the commands above."""
+    from sketchrnn.cli import build_parser
+
+    def walk(parser, path):
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs:
+            yield path, parser
+            return
+        names = [a.dest for a in subs[0]._choices_actions]
+        assert names == COMMANDS[path], path
+        for name in names:
+            yield from walk(subs[0].choices[name], (*path, name))
+
+    leaves = dict(walk(build_parser(), ()))
+    assert len(leaves) == sum(len(v) for v in COMMANDS.values()) - len(COMMANDS) + 1
+    for path, parser in leaves.items():
+        text = parser.format_help()
+        assert text.startswith(f"usage: sketchrnn {' '.join(path)}") and "--help" in text
+
+
+def test_top_level_help_is_fast_and_imports_no_torch():
+    code = (
+        "import sys\nfrom sketchrnn.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "assert 'torch' not in sys.modules, 'sketchrnn --help imported torch'"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+
+
+@pytest.mark.parametrize("group", [(), ("data",), ("train",), ("embed",)])
+def test_a_group_without_its_command_is_a_usage_error(group):
+    out = run_cli(*group)
+    assert out.returncode == 2
+    assert out.stderr.startswith(f"usage: sketchrnn {' '.join(group)}".rstrip())
+    assert all(name in out.stderr for name in COMMANDS[group])
 
 
 def test_data_info_on_npz_and_ndjson(capsys):

@@ -10,8 +10,9 @@ import pytest
 from conftest import shared_file
 
 from sketchrnn import strokes
-from sketchrnn.cli import _input_scale, _scaled_inputs, main
-from sketchrnn.generate import load_model, typical_extent
+from sketchrnn.cli import main
+from sketchrnn.cli.draw import scaled_inputs
+from sketchrnn.generate import input_scale_factor, load_model, typical_extent
 
 
 def _longer_side(s3: np.ndarray) -> float:
@@ -35,21 +36,21 @@ def _args(model_path, scale: str) -> argparse.Namespace:
 def test_input_scale_values(tmp_path):
     magenta = shared_file("magenta_models/sheep.gen.json")
     model = load_model(magenta)
-    assert _input_scale("none", magenta, model) == 1.0
-    assert _input_scale("2.5", magenta, model) == 2.5
-    assert _input_scale("auto", magenta, model) is None  # fit each sketch
-    assert _input_scale("auto", tmp_path, model) == 1.0  # a model trained here: as it is
+    assert input_scale_factor(model, "none", magenta) == 1.0
+    assert input_scale_factor(model, "2.5", magenta) == 2.5
+    assert input_scale_factor(model, "auto", magenta) is None  # fit each sketch
+    assert input_scale_factor(model, "auto", tmp_path) == 1.0  # a model trained here: as it is
     for bad in ("big", "0", "-1", "inf", "nan"):
-        with pytest.raises(Exception, match="--input-scale must be"):
-            _input_scale(bad, magenta, model)
+        with pytest.raises(Exception, match="input_scale must be"):
+            input_scale_factor(model, bad, magenta)
 
 
 def test_auto_brings_the_input_to_the_models_typical_size(prefix_file):
     magenta = shared_file("magenta_models/sheep.gen.json")
     model = load_model(magenta)
-    (as_is,) = _scaled_inputs(_args(magenta, "none"), model, str(prefix_file))
-    (doubled,) = _scaled_inputs(_args(magenta, "2"), model, str(prefix_file))
-    (fitted,) = _scaled_inputs(_args(magenta, "auto"), model, str(prefix_file))
+    (as_is,) = scaled_inputs(_args(magenta, "none"), model, str(prefix_file))
+    (doubled,) = scaled_inputs(_args(magenta, "2"), model, str(prefix_file))
+    (fitted,) = scaled_inputs(_args(magenta, "auto"), model, str(prefix_file))
     assert _longer_side(as_is) == 200
     np.testing.assert_allclose(doubled[:, :2], 2 * as_is[:, :2])
     np.testing.assert_array_equal(doubled[:, 2], as_is[:, 2])

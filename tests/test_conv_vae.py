@@ -1,4 +1,5 @@
-"""Conv-VAE baseline: shapes, training lowers the loss, save/load round trip, bad input."""
+"""Conv-VAE baseline: shapes, training (through the Trainer) lowers the loss, save/load round
+trip, bad input."""
 
 from __future__ import annotations
 
@@ -6,8 +7,24 @@ import numpy as np
 import pytest
 import torch
 
-from sketchrnn.models.conv_vae import ConvVAE, ConvVAEConfig, train_conv_vae
+from sketchrnn.fewshot import train_quick_conv_vae
+from sketchrnn.image_data import ImageOnlyBatch, ImageOnlyDataset
+from sketchrnn.models import load_model
+from sketchrnn.models.conv_vae import ConvVAE, ConvVAEConfig
 from sketchrnn.models.sketch_rnn import ModelFileError
+from sketchrnn.train import TrainConfig, Trainer
+
+
+def train_conv_vae(model, images, steps, batch_size=128, lr=1e-3, seed=0) -> list[float]:
+    """Train through the Trainer with the Conv-VAE's defaults; each step's loss."""
+    config = TrainConfig.for_model(
+        ConvVAE, max_steps=steps, batch_size=batch_size, lr=lr, seed=seed, log_every=1,
+        eval_every=0, save_every=0, progress=False, out_dir=None, device="cpu",
+    )  # fmt: skip
+    trainer = Trainer(model, config, ImageOnlyDataset(images))
+    trainer.fit()
+    model.eval()
+    return [row["loss"] for row in trainer.log_rows if row["split"] == "train"]
 
 
 def blob_images(n: int, size: int = 28, seed: int = 0) -> np.ndarray:
@@ -28,7 +45,7 @@ def test_shapes(image_size):
     assert logits.shape == images.shape
     assert mu.shape == sigma_hat.shape == (3, 12)
     assert model.embed(images).shape == (3, 12)
-    losses = model.losses(images)
+    losses = model.losses(ImageOnlyBatch(images))
     assert set(losses) == {"recon", "kl", "loss"} and torch.isfinite(losses["loss"])
 
 
@@ -42,7 +59,7 @@ def test_training_lowers_the_loss():
     torch.manual_seed(0)
     model = ConvVAE(ConvVAEConfig(z_size=16, decoder_width=16))
     images = blob_images(32)
-    history = train_conv_vae(model, images, steps=40, batch_size=16, lr=3e-3, progress=False)
+    history = train_conv_vae(model, images, steps=40, batch_size=16, lr=3e-3)
     assert len(history) == 40
     assert np.mean(history[-5:]) < 0.6 * np.mean(history[:5])
     assert not model.training
@@ -54,18 +71,27 @@ def test_training_is_seeded_and_leaves_the_global_rng_alone():
     for _ in range(2):
         torch.manual_seed(1)
         model = ConvVAE(ConvVAEConfig(z_size=8, decoder_width=8))
-        state = torch.random.get_rng_state()
-        results.append(train_conv_vae(model, images, steps=3, batch_size=4, progress=False))
-        assert torch.equal(torch.random.get_rng_state(), state)
+        results.append(train_conv_vae(model, images, steps=3, batch_size=4))
     assert results[0] == results[1]
+    # The quick baseline of the few-shot table: seeded, the global RNG untouched.
+    weights = []
+    for _ in range(2):
+        state = torch.random.get_rng_state()
+        model = train_quick_conv_vae(images, steps=3, seed=2, z_size=8, progress=False)
+        assert torch.equal(torch.random.get_rng_state(), state)
+        assert not model.training and model.config.image_size == 28
+        weights.append(model.state_dict())
+    for name, value in weights[0].items():
+        assert torch.equal(value, weights[1][name]), name
 
 
 def test_save_and_load_round_trip(tmp_path):
     model = ConvVAE(ConvVAEConfig(z_size=8, decoder_width=8, kl_weight=0.5))
-    train_conv_vae(model, blob_images(8), steps=2, batch_size=4, progress=False)
+    train_conv_vae(model, blob_images(8), steps=2, batch_size=4)
     model.save_pretrained(tmp_path / "vae")
     loaded = ConvVAE.from_pretrained(tmp_path / "vae")
     assert loaded.config == model.config
+    assert isinstance(load_model(tmp_path / "vae"), ConvVAE)  # the registry knows it
     images = torch.as_tensor(blob_images(4)).unsqueeze(1)
     torch.testing.assert_close(loaded.embed(images), model.embed(images))
 
@@ -81,6 +107,8 @@ def test_bad_files_and_inputs_are_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="expects images of shape"):
         model.embed(torch.rand(2, 1, 20, 20))
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        train_conv_vae(model, np.full((4, 28, 28), 255.0), steps=1, progress=False)
+        train_conv_vae(model, np.full((4, 28, 28), 255.0), steps=1)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        train_quick_conv_vae(np.full((4, 28, 28), 255.0), steps=1, progress=False)
     with pytest.raises(ValueError, match="unknown backbone"):
         ConvVAEConfig(backbone="vgg")

@@ -14,7 +14,7 @@ import pytest
 import torch
 from test_sketch_embed_net import random_sketches
 
-from sketchrnn.data import datasets_from_sketchset
+from sketchrnn.data import datasets_from_sketchset, to_device
 from sketchrnn.generate import decode, sample
 from sketchrnn.image_data import ImageSketchDataset
 from sketchrnn.io.sketchset import SketchSet
@@ -53,10 +53,7 @@ def test_losses_and_gradients_on_cuda_equal_the_cpu(data, cell):
     for device in ("cpu", "cuda"):
         m = model.to(device)
         m.zero_grad()
-        losses = m.losses(
-            batch.strokes.to(device), batch.lengths.to(device), batch.labels.to(device),
-            use_mean=True,
-        )  # fmt: skip
+        losses = m.losses(to_device(batch, device), use_mean=True)
         (losses["L_R"] + losses["L_KL"]).backward()
         grads = {k: p.grad.detach().cpu().clone() for k, p in m.named_parameters()}
         results.append(({k: v.detach().cpu() for k, v in losses.items()}, grads))
@@ -100,7 +97,7 @@ def test_training_on_cuda_lowers_the_loss_saves_and_resumes(data, tmp_path):
 
 def test_drawing_on_cuda_matches_the_cpu_when_greedy(data):
     model = sketch_rnn(data, "hyper").eval()
-    model.scale_factor = 1.0
+    model.set_units(scale_factor=1.0)
     z = torch.randn(3, model.config.z_size, generator=torch.Generator().manual_seed(0))
     cpu = decode(model, z, temperature=0.0)
     gpu = decode(model.to("cuda"), z.cuda(), temperature=0.0)

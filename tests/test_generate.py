@@ -35,7 +35,7 @@ def tiny_model(conditional: bool, *, end_bias: float = -1.0, seed: int = 0) -> S
     with torch.no_grad():
         # Raw output 2 is the end-of-sketch logit (the head starts with the 3 pen logits).
         model.decoder.output.bias[2] += end_bias
-    model.scale_factor = SCALE
+    model.set_units(scale_factor=SCALE)
     return model
 
 
@@ -104,12 +104,74 @@ def test_greedy_is_deterministic_and_seeded_sampling_reproducible():
 def test_samples_are_stroke3_in_pixels():
     model = tiny_model(conditional=True)
     drawn = generate.sample(model, 4, temperature=0.5, seed=0)
-    model.scale_factor = None
+    model.set_units(scale_factor=1.0)  # the model's own units
     normalised = generate.sample(model, 4, temperature=0.5, seed=0)
     for s, u in zip(drawn, normalised, strict=True):
         assert s.ndim == 2 and s.shape[1] == 3 and s.dtype == np.float32
         assert set(np.unique(s[:, 2])) <= {0.0, 1.0}
         np.testing.assert_allclose(s[:, :2], u[:, :2] * SCALE, rtol=1e-5, atol=1e-5)
+
+
+def test_drawing_without_a_scale_factor_is_an_error_not_a_silent_one():
+    from sketchrnn.models.units import to_model_units, to_pixels
+
+    model = tiny_model(conditional=True)
+    model.config.scale_factor = None  # as a model built by hand, before any training
+    for call in (
+        lambda: generate.sample(model, 2, seed=0),
+        lambda: generate.decode(model, torch.zeros(1, 8)),
+        lambda: generate.encode(model, [a_sketch()]),
+        lambda: generate.complete(model, a_sketch(5), 2),
+        lambda: model.generate(2),
+        lambda: to_pixels(model, [a_sketch()]),
+        lambda: to_model_units(model, [a_sketch()]),
+    ):
+        with pytest.raises(ValueError, match="model has no scale_factor"):
+            call()
+
+
+def test_pixels_and_model_units_convert_through_the_scale_factor():
+    from sketchrnn.models.units import to_model_units, to_pixels
+
+    model = tiny_model(conditional=False)
+    sketch = a_sketch()
+    units = to_model_units(model, [sketch])[0]
+    np.testing.assert_allclose(units[:, :2], sketch[:, :2] / SCALE, rtol=1e-6)
+    np.testing.assert_array_equal(units[:, 2], sketch[:, 2])
+    np.testing.assert_allclose(to_pixels(model, [units])[0], sketch, rtol=1e-6, atol=1e-6)
+    assert units is not sketch and to_pixels(model, [units])[0] is not units
+
+
+def test_scale_inputs_follows_the_input_scale_spec(tmp_path):
+    from sketchrnn.models.magenta import export_magenta_json
+
+    model = tiny_model(conditional=False)
+    sketch = a_sketch()
+    (same,) = generate.scale_inputs(model, [sketch], "none")
+    np.testing.assert_array_equal(same, sketch)
+    for spec in ("2.5", 2.5):
+        (doubled,) = generate.scale_inputs(model, [sketch], spec)
+        np.testing.assert_allclose(doubled[:, :2], 2.5 * sketch[:, :2])
+        np.testing.assert_array_equal(doubled[:, 2], sketch[:, 2])
+    # auto: 1 for models trained here, fitted to the model's typical extent for magenta.js ones
+    (auto,) = generate.scale_inputs(model, [sketch], "auto", tmp_path / "model")
+    np.testing.assert_array_equal(auto, sketch)
+    magenta = tmp_path / "toy.gen.json"
+    plain = SketchRNN(
+        SketchRNNConfig.preset(
+            "small", dec_hidden=16, num_mixtures=20, cell="lstm", conditional=False,
+            recurrent_dropout=0.0, max_seq_len=MAX_LEN, scale_factor=SCALE,
+        )
+    )  # fmt: skip
+    export_magenta_json(plain, magenta)
+    loaded = generate.load_model(magenta)
+    (fitted,) = generate.scale_inputs(loaded, [sketch], "auto", magenta)
+    np.testing.assert_allclose(fitted, generate.fit_to_model_size(loaded, [sketch])[0])
+    for bad in ("big", "0", "-1", "inf", float("nan"), True):
+        with pytest.raises(ValueError, match="input_scale must be"):
+            generate.scale_inputs(model, [sketch], bad)
+    with pytest.raises(ValueError, match="sketch 0"):
+        generate.scale_inputs(model, [np.zeros((3, 2))], "none")
 
 
 def test_bad_arguments_are_rejected():
@@ -300,7 +362,7 @@ def test_class_conditional_labels_by_index_or_name():
         "small", dec_hidden=16, num_mixtures=2, conditional=False, num_classes=2, max_seq_len=8
     )
     model = SketchRNN(config)
-    model.classes = ["cat", "pig"]
+    model.set_units(scale_factor=1.0, classes=["cat", "pig"])
     by_name = generate.sample(model, 3, temperature=0.0, labels="pig")
     by_index = generate.sample(model, 3, temperature=0.0, labels=[1, 1, 1])
     other = generate.sample(model, 1, temperature=0.0, labels=0)

@@ -252,8 +252,7 @@ def test_export_then_load_keeps_the_model(tmp_path):
     from sketchrnn.models.magenta import export_magenta_json, load_magenta_json
 
     model = _toy_model()
-    model.scale_factor = 12.5
-    model.classes = ["toy"]
+    model.set_units(scale_factor=12.5, classes=["toy"])
     export_magenta_json(model, tmp_path / "toy.gen.json")
     back = load_magenta_json(tmp_path / "toy.gen.json")
     assert back.scale_factor == 12.5 and back.classes == ["toy"]
@@ -289,7 +288,7 @@ def test_export_refuses_models_magenta_cannot_run(tmp_path, overrides, message):
     from sketchrnn.models.magenta import export_magenta_json
 
     model = _toy_model(**overrides)
-    model.scale_factor = 3.0
+    model.set_units(scale_factor=3.0)
     with pytest.raises(SketchFileError, match=message):
         export_magenta_json(model, tmp_path / "m.json")
     plain = _toy_model()

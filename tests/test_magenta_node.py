@@ -169,5 +169,5 @@ def test_exported_model_matches_magenta_js(node_modules, tmp_path):
     js = node_pdfs(node_modules, path, rows, tmp_path)
     assert max_difference(our_pdfs(reloaded, rows), js) <= TOLERANCE
     # Quantisation moved the weights by at most half a step; the original stays close.
-    model.scale_factor = 25.0
+    model.set_units(scale_factor=25.0)
     assert max_difference(our_pdfs(model, rows), js) <= 0.05

@@ -58,8 +58,10 @@ def test_losses_combine_as_the_paper_says(backbone):
     model = SketchEmbedNet(tiny_config(backbone=backbone))
     train, _ = image_splits()
     batch = train.batch(np.arange(4))
-    losses = model.losses(batch.images, batch.strokes, batch.lengths, step=25_000)
-    assert set(losses) == {"L_pen", "L_stroke", "L_pixel", "L_KL", "L_R", "alpha", "loss"}
+    losses = model.losses(batch, step=25_000)
+    assert set(losses) == {
+        "L_pen", "L_stroke", "L_pixel", "L_KL", "L_R", "alpha", "kl_weight", "loss"
+    }  # fmt: skip
     assert all(v.shape == () and torch.isfinite(v) for v in losses.values())
     alpha = float(losses["alpha"])
     assert alpha == pytest.approx(0.1)  # two increments of 0.05 by step 25k
@@ -76,7 +78,7 @@ def test_kl_weight_adds_the_kl_term():
     model = SketchEmbedNet(tiny_config(kl_weight=0.5))
     batch = image_splits()[0].batch(np.arange(4))
     torch.manual_seed(1)
-    losses = model.losses(batch.images, batch.strokes, batch.lengths, step=0, use_mean=True)
+    losses = model.losses(batch, step=0, use_mean=True)
     expected = losses["L_pen"] + losses["L_stroke"] + 0.5 * losses["L_KL"]
     assert losses["loss"].item() == pytest.approx(expected.item(), rel=1e-6)
 
@@ -84,9 +86,9 @@ def test_kl_weight_adds_the_kl_term():
 def test_pixel_loss_carries_no_gradient_while_alpha_is_zero():
     model = SketchEmbedNet(tiny_config())
     batch = image_splits()[0].batch(np.arange(4))
-    losses = model.losses(batch.images, batch.strokes, batch.lengths, step=0)
+    losses = model.losses(batch, step=0)
     assert float(losses["alpha"]) == 0.0 and not losses["L_pixel"].requires_grad
-    losses = model.losses(batch.images, batch.strokes, batch.lengths, step=10_000)
+    losses = model.losses(batch, step=10_000)
     assert losses["L_pixel"].requires_grad
 
 
@@ -115,7 +117,7 @@ def test_a_tiny_model_overfits_a_handful_of_images():
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     history = []
     for step in range(60):
-        losses = model.losses(batch.images, batch.strokes, batch.lengths, step=step)
+        losses = model.losses(batch, step=step)
         optimizer.zero_grad()
         losses["loss"].backward()
         optimizer.step()
@@ -137,7 +139,7 @@ def test_embedding_is_deterministic_and_independent_of_the_batch():
 
 def test_generate_draws_one_sketch_per_image():
     torch.manual_seed(0)
-    model = SketchEmbedNet(tiny_config())
+    model = SketchEmbedNet(tiny_config(scale_factor=1.0))
     images = image_splits()[0].batch(np.arange(3)).images
     drawn = model.generate(images, temperature=0.5, max_len=10, seed=0)
     assert len(drawn) == 3
@@ -154,7 +156,7 @@ def test_wrong_image_size_or_channels_is_a_clear_error(shape, message):
     model = SketchEmbedNet(tiny_config())
     batch = image_splits()[0].batch(np.arange(2))
     with pytest.raises(ValueError, match=message):
-        model.losses(torch.zeros(shape), batch.strokes, batch.lengths)
+        model.losses(batch._replace(images=torch.zeros(shape)))
     with pytest.raises(ValueError, match=message):
         model.embed(torch.zeros(shape))
 
@@ -212,6 +214,31 @@ def test_loading_a_mismatched_or_foreign_model_says_why(tmp_path):
     (tmp_path / "m" / "config.json").write_text('{"format": "something else"}')
     with pytest.raises(ModelFileError, match="not a SketchEmbedNet config"):
         SketchEmbedNet.from_pretrained(tmp_path / "m")
+
+
+def test_a_model_saved_with_its_units_beside_the_config_still_loads(tmp_path):
+    import json
+
+    SketchEmbedNet(tiny_config()).save_pretrained(tmp_path)
+    meta = json.loads((tmp_path / "config.json").read_text())
+    meta["config"].pop("scale_factor"), meta["config"].pop("classes")
+    meta.update(format_version=2, scale_factor=2.5, classes=["a", "b"])
+    (tmp_path / "config.json").write_text(json.dumps(meta))
+    loaded = load_model(tmp_path)
+    assert isinstance(loaded, SketchEmbedNet)
+    assert loaded.scale_factor == 2.5 and loaded.classes == ["a", "b"]
+
+
+def test_the_model_interface_and_the_units_the_trainer_gives_it():
+    model = SketchEmbedNet(tiny_config())
+    assert model.has_encoder and model.num_classes == 0
+    assert not hasattr(model.config, "conditional") and not hasattr(model.config, "num_classes")
+    train, _ = image_splits()
+    config = TrainConfig.for_model(SketchEmbedNet, batch_size=6, progress=False, out_dir=None)
+    assert config.augment is False and config.lr_decay_every == 15_000
+    Trainer(model, config, train)
+    assert model.scale_factor == pytest.approx(train.scale_factor)
+    assert model.classes == train.classes
 
 
 def test_resume_is_exact(tmp_path):

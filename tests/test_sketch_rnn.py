@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from sketchrnn.data import Batch
 from sketchrnn.models import ModelFileError, SketchRNN, SketchRNNConfig
 from sketchrnn.nn.cells import CELL_TYPES
 from sketchrnn.strokes import START_TOKEN, stroke3_to_stroke5
@@ -35,6 +36,13 @@ def _batch(sketches: list[np.ndarray], n_max: int) -> tuple[torch.Tensor, torch.
     """(batch, n_max + 1, 5) with the start token, and the lengths, as data.Batch has them."""
     rows = [np.vstack([START_TOKEN, stroke3_to_stroke5(s, n_max)]) for s in sketches]
     return torch.from_numpy(np.stack(rows)), torch.tensor([len(s) for s in sketches])
+
+
+def _losses(model, strokes, lengths, labels=None, step=None, **options):
+    """``model.losses`` of the batch ``strokes``, ``lengths`` (and ``labels``)."""
+    if labels is None:
+        labels = torch.zeros(len(lengths), dtype=torch.long)
+    return model.losses(Batch(strokes, lengths, labels), step, **options)
 
 
 def _model(cell="layernorm", mode="vae", seed=0, **overrides) -> SketchRNN:
@@ -96,8 +104,8 @@ def test_forward_shapes_and_gradients_reach_every_parameter(cell, mode, batch):
         assert out.mu.shape == out.sigma_hat.shape == out.z.shape == (3, TINY["z_size"])
     else:
         assert out.mu is None and out.z is None
-    losses = model.losses(strokes, lengths, LABELS)
-    assert set(losses) == {"L_s", "L_p", "L_R", "L_KL"}
+    losses = _losses(model, strokes, lengths, LABELS)
+    assert set(losses) == {"L_s", "L_p", "L_R", "L_KL", "kl_weight", "loss"}
     assert all(v.shape == () and torch.isfinite(v) for v in losses.values())
     (losses["L_R"] + losses["L_KL"]).backward()
     for name, param in model.named_parameters():
@@ -171,7 +179,7 @@ def test_losses_follow_the_papers_normalisation_by_n_max():
     _fixed_head(model)
     s3 = np.array([[0.5, -1.0, 0], [2.0, 0.0, 1]], dtype=np.float32)
     strokes, lengths = _batch([s3], n_max=5)
-    losses = model.losses(strokes, lengths)
+    losses = _losses(model, strokes, lengths)
     nll_points = 2 * math.log(2 * math.pi) + (0.25 + 1.0 + 4.0 + 0.0) / 2
     assert losses["L_s"].item() == pytest.approx(nll_points / 5, rel=1e-5)  # / N_max, not / 2
     assert losses["L_p"].item() == pytest.approx(math.log(3), rel=1e-5)  # all 5 steps, / 5
@@ -184,7 +192,7 @@ def test_offset_loss_ignores_padding_but_pen_loss_counts_it():
     _fixed_head(model)
     strokes, lengths = _batch([_sketch(3, 0)], n_max=3)
     longer, _ = _batch([_sketch(3, 0)], n_max=6)
-    short_losses, long_losses = model.losses(strokes, lengths), model.losses(longer, lengths)
+    short_losses, long_losses = _losses(model, strokes, lengths), _losses(model, longer, lengths)
     # same points, divided by 3 then by 6
     assert long_losses["L_s"].item() == pytest.approx(short_losses["L_s"].item() / 2, rel=1e-5)
     # every step's pen loss is log 3, padding included
@@ -194,8 +202,8 @@ def test_offset_loss_ignores_padding_but_pen_loss_counts_it():
 def test_losses_average_over_the_batch(batch):
     model = _model(cell="lstm", mode="decoder_only", recurrent_dropout=0.0).eval()
     strokes, lengths = batch
-    together = model.losses(strokes, lengths)
-    apart = [model.losses(strokes[i : i + 1], lengths[i : i + 1]) for i in range(3)]
+    together = _losses(model, strokes, lengths)
+    apart = [_losses(model, strokes[i : i + 1], lengths[i : i + 1]) for i in range(3)]
     for key in ("L_s", "L_p"):
         mean = sum(a[key].item() for a in apart) / 3
         assert together[key].item() == pytest.approx(mean, rel=1e-5)
@@ -205,11 +213,47 @@ def test_kl_loss_is_equation_10(batch):
     model = _model().eval()
     strokes, lengths = batch
     torch.manual_seed(3)
-    losses = model.losses(strokes, lengths)
+    losses = _losses(model, strokes, lengths)
     mu, sigma_hat = model.encode(strokes, lengths)
     per_sketch = -(1 + sigma_hat - mu**2 - sigma_hat.exp()).sum(1) / (2 * TINY["z_size"])
     assert losses["L_KL"].item() == pytest.approx(per_sketch.mean().item(), rel=1e-5)
     assert losses["L_KL"].item() > 0
+
+
+def test_the_objective_anneals_the_kl_term_at_training_steps_only(batch):
+    model = _model(kl_weight=0.5, kl_min=0.2, kl_eta_min=0.01, kl_decay_rate=0.9).eval()
+    strokes, lengths = batch
+    for step in (None, 0, 50):
+        torch.manual_seed(3)
+        losses = _losses(model, strokes, lengths, step=step)
+        l_r, l_kl = losses["L_R"].item(), losses["L_KL"].item()
+        if step is None:  # evaluation: the plain eq. 11
+            weight, kl = 0.5, l_kl
+        else:  # training: annealed weight, floored KL
+            weight, kl = 0.5 * (1 - 0.99 * 0.9**step), max(l_kl, 0.2)
+        assert losses["kl_weight"].item() == pytest.approx(weight)
+        assert losses["loss"].item() == pytest.approx(l_r + weight * kl, rel=1e-6)
+    decoder = _model(mode="decoder_only")
+    losses = _losses(decoder, strokes, lengths, step=10)
+    assert losses["loss"].item() == losses["L_R"].item() and losses["kl_weight"].item() == 0.0
+
+
+def test_units_live_in_the_config_and_are_checked():
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="scale_factor must be a finite number > 0"):
+            SketchRNNConfig(scale_factor=bad)
+    model = _model()
+    assert model.scale_factor is None and model.classes == []
+    model.set_units(scale_factor=np.float32(2.5), classes=("a", "b"))
+    assert type(model.config.scale_factor) is float and model.config.scale_factor == 2.5
+    assert model.scale_factor == 2.5 and model.config.classes == model.classes == ["a", "b"]
+    with pytest.raises(AttributeError):
+        model.scale_factor = 3.0  # one home: the config
+    with pytest.raises(ValueError, match="finite"):
+        model.set_units(scale_factor=float("nan"))
+    assert model.scale_factor == 2.5
+    assert model.has_encoder and not _model(mode="decoder_only").has_encoder
+    assert _model(mode="class_vae").num_classes == 3 and model.num_classes == 0
 
 
 # ----------------------------------------------------------------------------- generation
@@ -231,7 +275,7 @@ def test_decode_step_matches_the_teacher_forced_decoder(cell, mode, batch):
 
 @pytest.mark.parametrize("mode", MODES)
 def test_generate_returns_stroke3_and_is_reproducible(mode):
-    model = _model("hyper", mode).train()
+    model = _model("hyper", mode, scale_factor=1.0).train()
     labels = 1 if model.config.num_classes else None
 
     def run(seed):
@@ -292,6 +336,24 @@ def test_a_model_saved_before_the_shared_decoder_fails_clearly(tmp_path):
         SketchRNN.from_pretrained(tmp_path)
 
 
+def test_a_model_saved_with_its_units_beside_the_config_still_loads(tmp_path):
+    # format_version 2 kept scale_factor and classes beside the config, and no KL settings.
+    model = _model(mode="class_vae")
+    model.save_pretrained(tmp_path)
+    meta = json.loads((tmp_path / "config.json").read_text())
+    for key in ("scale_factor", "classes", "kl_weight", "kl_min", "kl_decay_rate", "kl_eta_min"):
+        meta["config"].pop(key)
+    meta.update(format_version=2, scale_factor=12.5, classes=["a", "b", "c"])
+    (tmp_path / "config.json").write_text(json.dumps(meta))
+    loaded = SketchRNN.from_pretrained(tmp_path)
+    assert loaded.scale_factor == 12.5 and loaded.classes == ["a", "b", "c"]
+    assert loaded.config.kl_weight == SketchRNNConfig().kl_weight
+    meta["format_version"] = 4
+    (tmp_path / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match="upgrade sketchrnn"):
+        SketchRNN.from_pretrained(tmp_path)
+
+
 def test_missing_truncated_and_foreign_files_fail_clearly(tmp_path):
     with pytest.raises(ModelFileError, match="no such model directory"):
         SketchRNN.from_pretrained(tmp_path / "nowhere")
@@ -332,7 +394,7 @@ def test_a_tiny_model_overfits_one_batch():
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     history = []
     for _ in range(50):
-        losses = model.losses(strokes, lengths)
+        losses = _losses(model, strokes, lengths)
         loss = losses["L_R"] + 0.01 * losses["L_KL"]
         optimizer.zero_grad()
         loss.backward()
@@ -355,7 +417,7 @@ def test_aggressive_training_on_degenerate_data_stays_finite():
     far[:, :2] *= 50  # far-off points too
     strokes, lengths = _batch([zeros, far, zeros, _sketch(3, 1)], n_max=8)
     for _ in range(40):
-        losses = model.losses(strokes, lengths)
+        losses = _losses(model, strokes, lengths)
         loss = losses["L_R"] + losses["L_KL"]
         assert torch.isfinite(loss), losses
         optimizer.zero_grad()

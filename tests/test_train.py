@@ -13,17 +13,15 @@ from sketchrnn.data import datasets_from_sketchset
 from sketchrnn.evaluate import evaluate
 from sketchrnn.io.files import SketchFileError
 from sketchrnn.io.sketchset import SketchSet
-from sketchrnn.models.sketch_rnn import SketchRNN, SketchRNNConfig
+from sketchrnn.models.sketch_rnn import SketchRNN, SketchRNNConfig, kl_weight_at, sketch_rnn_loss
 from sketchrnn.train import (
     CheckpointError,
     TrainConfig,
     Trainer,
     TrainingError,
-    kl_weight_at,
     learning_rate_at,
     load_checkpoint,
     model_from_checkpoint,
-    training_loss,
 )
 
 # ----------------------------------------------------------------------------- fixtures
@@ -130,7 +128,7 @@ def test_gradients_are_clipped_by_value_or_by_norm(mode):
 
 
 def test_kl_weight_anneals_from_eta_min_to_w_kl():
-    cfg = TrainConfig(kl_weight=0.5, kl_eta_min=0.01, kl_decay_rate=0.99995)
+    cfg = SketchRNNConfig(kl_weight=0.5, kl_eta_min=0.01, kl_decay_rate=0.99995)
     assert kl_weight_at(0, cfg) == pytest.approx(0.5 * 0.01)
     assert kl_weight_at(20_000, cfg) == pytest.approx(0.5 * (1 - 0.99 * 0.99995**20_000))
     assert kl_weight_at(10**7, cfg) == pytest.approx(0.5)
@@ -138,14 +136,18 @@ def test_kl_weight_anneals_from_eta_min_to_w_kl():
 
 
 def test_training_loss_floors_kl_and_ignores_it_for_decoder_only():
-    cfg = TrainConfig(kl_weight=1.0, kl_min=0.2, kl_eta_min=1.0)  # eta = 1 at every step
+    cfg = SketchRNNConfig(kl_weight=1.0, kl_min=0.2, kl_eta_min=1.0)  # eta = 1 at every step
     kl = torch.tensor(0.05, requires_grad=True)
-    losses = {"L_R": torch.tensor(-1.0), "L_KL": kl}
-    loss = training_loss(losses, 0, cfg, conditional=True)
-    assert loss.item() == pytest.approx(-1.0 + 0.2)
+    loss, weight = sketch_rnn_loss(torch.tensor(-1.0), kl, 0, cfg)
+    assert loss.item() == pytest.approx(-1.0 + 0.2) and weight == 1.0
     loss.backward()
     assert kl.grad.item() == 0.0  # below the floor the KL term pushes no more
-    assert training_loss(losses, 0, cfg, conditional=False).item() == pytest.approx(-1.0)
+    decoder_only = SketchRNNConfig(kl_weight=1.0, kl_min=0.2, kl_eta_min=1.0, conditional=False)
+    loss, weight = sketch_rnn_loss(torch.tensor(-1.0), kl, 0, decoder_only)
+    assert loss.item() == pytest.approx(-1.0) and weight == 0.0
+    # Evaluation (no step): the plain eq. 11, no floor and no annealing.
+    loss, weight = sketch_rnn_loss(torch.tensor(-1.0), kl, None, SketchRNNConfig(kl_weight=0.5))
+    assert loss.item() == pytest.approx(-1.0 + 0.5 * 0.05) and weight == 0.5
 
 
 def test_train_config_round_trips_and_rejects_bad_values():
@@ -190,8 +192,8 @@ def test_checkpoint_holds_everything_and_loads_weights_only(data, tmp_path):
     for key in ("model", "optimizer", "model_config", "train_config", "rng", "best_valid_loss"):
         assert key in raw
     assert raw["step"] == 6
-    assert raw["scale_factor"] == pytest.approx(data.scale_factor)
-    assert raw["classes"] == data.classes
+    assert raw["model_config"]["scale_factor"] == pytest.approx(data.scale_factor)
+    assert raw["model_config"]["classes"] == data.classes
     assert math.isfinite(raw["best_valid_loss"])
     assert set(raw["rng"]) >= {"torch", "numpy", "python"}
 
@@ -252,7 +254,8 @@ def poison_step(model, bad_steps: set[int], trainer_ref: list):
     def losses(*args, **kwargs):
         out = real(*args, **kwargs)
         if trainer_ref[0].step in bad_steps:
-            out = dict(out, L_R=out["L_R"] * float("nan"))
+            nan = float("nan")
+            out = dict(out, L_R=out["L_R"] * nan, loss=out["loss"] * nan)
         return out
 
     model.losses = losses
@@ -323,11 +326,12 @@ def test_evaluate_is_deterministic_batch_size_free_and_leaves_rng_alone(data):
     model = tiny_model(data)
     torch.manual_seed(5)
     state = torch.get_rng_state()
-    a = evaluate(model, data.valid, 3, kl_weight=0.5)
+    a = evaluate(model, data.valid, 3)  # the model's w_KL: 0.5
     assert torch.equal(torch.get_rng_state(), state)
-    b = evaluate(model, data.valid, 3, kl_weight=0.5)
+    b = evaluate(model, data.valid, 3)
     assert a == b
     assert a["loss"] == pytest.approx(a["L_R"] + 0.5 * a["L_KL"])
+    assert a["kl_weight"] == pytest.approx(0.5)
     assert a["L_R"] == pytest.approx(a["L_s"] + a["L_p"], abs=1e-5)
     decoder_only = tiny_model(data, conditional=False)
     c = evaluate(decoder_only, data.valid, 8)
@@ -358,7 +362,7 @@ def test_evaluate_files_uses_the_models_scale_factor_and_n_max(data, tmp_path):
     from_pretrained = evaluate_files(tmp_path / "run" / "best", [npz], "test", batch_size=8)
     assert from_checkpoint["sketches"] == 8
     # Same data, scale factor and N_max as in training: the same figures as evaluate().
-    direct = evaluate(load_model(tmp_path / "run"), data.test, 8, kl_weight=1.0)
+    direct = evaluate(load_model(tmp_path / "run"), data.test, 8)
     for k in ("L_R", "L_s", "L_p", "L_KL", "loss"):
         assert from_checkpoint[k] == pytest.approx(direct[k], rel=1e-5, abs=1e-6)
     assert math.isfinite(from_pretrained["loss"])
@@ -374,20 +378,111 @@ def test_trainer_gives_the_model_its_data_scale_and_classes(data, tmp_path):
 
 
 def test_the_progress_bar_shows_each_model_its_own_terms():
+    from sketchrnn.models import SketchEmbedNet
     from sketchrnn.train import _progress_terms
 
     out = {"L_R": 1.0, "L_KL": 0.5, "L_pen": 0.25, "L_stroke": 0.75, "L_pixel": 0.6}
     out.update(alpha=0.05, lr=1e-3, kl_weight=0.2)
-    assert _progress_terms(out, uses_images=False) == {
+    assert _progress_terms(out, SketchRNN.PROGRESS_TERMS) == {
         "L_R": "1.000",
         "L_KL": "0.500",
         "lr": "1.00e-03",
         "klw": "0.200",
     }
-    assert _progress_terms(out, uses_images=True) == {
+    assert _progress_terms(out, SketchEmbedNet.PROGRESS_TERMS) == {
         "L_pen": "0.250",
         "L_stroke": "0.750",
         "L_pixel": "0.600",
         "alpha": "0.050",
         "lr": "1.00e-03",
     }
+
+
+# ----------------------------------------------------------------------------- model interface
+
+
+def test_train_config_for_model_applies_the_models_defaults():
+    from sketchrnn.models import ConvVAE, SketchEmbedNet
+
+    assert TrainConfig.for_model(SketchRNN) == TrainConfig()
+    sen = TrainConfig.for_model(SketchEmbedNet, max_steps=3)
+    assert (sen.batch_size, sen.lr_decay, sen.lr_decay_every, sen.augment) == (
+        256,
+        0.85,
+        15_000,
+        False,
+    )
+    assert sen.max_steps == 3 and sen.lr == TrainConfig().lr
+    assert TrainConfig.for_model(SketchEmbedNet, batch_size=8).batch_size == 8
+    vae = TrainConfig.for_model(ConvVAE)
+    assert (vae.batch_size, vae.lr_decay, vae.min_lr, vae.augment) == (128, 1.0, 0.0, False)
+    assert learning_rate_at(10**6, vae) == vae.lr  # a constant learning rate
+    with pytest.raises(ValueError, match="unknown TrainConfig fields: bogus"):
+        TrainConfig.for_model(SketchRNN, bogus=1)
+
+
+def test_every_config_field_says_what_it_is_and_which_are_options():
+    import dataclasses
+
+    from sketchrnn.models import ConvVAEConfig, SketchEmbedNetConfig
+
+    not_options = {
+        TrainConfig: set(),
+        SketchRNNConfig: {"scale_factor", "classes", "max_seq_len", "num_classes", "conditional"},
+        SketchEmbedNetConfig: {"scale_factor", "classes", "max_seq_len", "in_channels"},
+        ConvVAEConfig: {"scale_factor", "classes", "in_channels"},
+    }
+    for config_class, hidden in not_options.items():
+        fields = dataclasses.fields(config_class)
+        for f in fields:
+            assert isinstance(f.metadata.get("help"), str) and f.metadata["help"], f.name
+        assert {f.name for f in fields if f.metadata.get("cli", True) is False} == hidden
+    choices = {f.name: f.metadata.get("choices") for f in dataclasses.fields(TrainConfig)}
+    assert choices["nan_policy"] == ("skip", "stop")
+
+
+def test_trainer_refuses_data_in_other_units_than_the_model(data, tmp_path):
+    other_scale = tiny_model(data)
+    other_scale.set_units(scale_factor=2 * data.scale_factor)
+    with pytest.raises(TrainingError, match="scale factor"):
+        Trainer(other_scale, tiny_config(tmp_path), data.train)
+    other_classes = tiny_model(data)
+    other_classes.set_units(classes=["x", "y"])
+    with pytest.raises(TrainingError, match="classes"):
+        Trainer(other_classes, tiny_config(tmp_path), data.train)
+    same = tiny_model(data)
+    same.set_units(scale_factor=data.scale_factor, classes=data.classes)
+    Trainer(same, tiny_config(tmp_path), data.train)  # the same units: fine
+
+
+def test_a_checkpoint_of_version_1_still_loads_and_resumes(data, tmp_path):
+    # Version 1 kept the units beside the model config and the KL settings in train_config.
+    Trainer(tiny_model(data, kl_weight=0.25), tiny_config(tmp_path, max_steps=2), data.train).fit()
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    config = state["model_config"]
+    state["scale_factor"], state["classes"] = config.pop("scale_factor"), config.pop("classes")
+    for key in ("kl_weight", "kl_min", "kl_decay_rate", "kl_eta_min"):
+        state["train_config"][key] = config.pop(key)
+    state["version"] = 1
+    torch.save(state, tmp_path / "checkpoint.pt")
+    model = model_from_checkpoint(tmp_path)
+    assert model.scale_factor == pytest.approx(data.scale_factor)
+    assert model.classes == data.classes and model.config.kl_weight == 0.25
+    trainer = Trainer.from_checkpoint(tiny_config(tmp_path, max_steps=3), data.train)
+    assert trainer.step == 2
+    trainer.fit()
+    assert load_checkpoint(tmp_path)["step"] == 3
+
+
+def test_log_rows_are_kept_without_an_out_dir(data):
+    model = tiny_model(data)
+    config = tiny_config(None, log_every=1, max_steps=3)
+    config.out_dir = None
+    trainer = Trainer(model, config, data.train)
+    trainer.fit()
+    rows = [r for r in trainer.log_rows if r["split"] == "train"]
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    # The model's own KL weight schedule, as the model reports it.
+    for r in rows:
+        assert r["kl_weight"] == pytest.approx(kl_weight_at(r["step"] - 1, model.config))
+    assert all(r["L_pixel"] == "" and r["alpha"] == "" for r in rows)  # not sketch-rnn's terms

@@ -12,8 +12,13 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
+    "SketchModel": "sketchrnn.models.interface",
     "SketchRNN": "sketchrnn.models.sketch_rnn",
     "SketchRNNConfig": "sketchrnn.models.sketch_rnn",
+    "SketchEmbedNet": "sketchrnn.models.sketch_embed_net",
+    "SketchEmbedNetConfig": "sketchrnn.models.sketch_embed_net",
+    "ConvVAE": "sketchrnn.models.conv_vae",
+    "ConvVAEConfig": "sketchrnn.models.conv_vae",
     "load_model": "sketchrnn.models",
     "Trainer": "sketchrnn.train",
     "TrainConfig": "sketchrnn.train",

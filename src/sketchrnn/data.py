@@ -19,7 +19,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Any, Generic, Literal, NamedTuple, TypeVar
 
 import numpy as np
 import torch
@@ -31,6 +31,7 @@ from sketchrnn.io.sketchset import SPLITS, SketchSet
 
 __all__ = [
     "Batch",
+    "to_device",
     "SketchDataset",
     "DataSplits",
     "make_batch",
@@ -59,7 +60,15 @@ class Batch(NamedTuple):
     labels: torch.Tensor
 
 
-def make_batch(sketches: Sequence[np.ndarray], labels: Sequence[int], max_len: int) -> Batch:
+def to_device(batch: Any, device: torch.device | str) -> Any:
+    """A batch (a NamedTuple of tensors: :class:`Batch`, ``ImageBatch``, ...) with every tensor
+    moved to ``device``."""
+    return type(batch)(*(t.to(device) if isinstance(t, torch.Tensor) else t for t in batch))
+
+
+def make_batch(
+    sketches: Sequence[np.ndarray], labels: Sequence[int] | np.ndarray, max_len: int
+) -> Batch:
     """Pad stroke-3 sketches into a :class:`Batch` of ``(batch, max_len + 1, 5)``.
 
     One :func:`strokes.stroke3_to_stroke5` per sketch (vectorised over its rows), so a batch
@@ -86,9 +95,9 @@ class SketchDataset:
 
     def __init__(
         self,
-        sketches: list[np.ndarray],
-        labels: list[int],
-        classes: list[str],
+        sketches: Sequence[np.ndarray],
+        labels: Sequence[int] | np.ndarray,
+        classes: Sequence[str],
         scale_factor: float,
         max_len: int,
     ):
@@ -203,8 +212,11 @@ class SketchDataset:
             yield self.batch(indices, augment=augment, rng=rng, drop_prob=drop_prob)
 
 
+D = TypeVar("D")
+
+
 @dataclass
-class DataSplits:
+class DataSplits(Generic[D]):
     """Train, valid and test datasets sharing one scale factor, class list and ``N_max`` (stroke
     datasets, or the image datasets of :mod:`sketchrnn.image_data` wrapping them).
 
@@ -213,9 +225,9 @@ class DataSplits:
     reading with ``skip_invalid=True``.
     """
 
-    train: SketchDataset
-    valid: SketchDataset
-    test: SketchDataset
+    train: D
+    valid: D
+    test: D
     scale_factor: float
     classes: list[str]
     dropped_too_long: dict[str, int] = field(default_factory=dict)
@@ -223,7 +235,7 @@ class DataSplits:
 
     @property
     def max_len(self) -> int:
-        return self.train.max_len
+        return int(self.train.max_len)  # type: ignore[attr-defined]
 
 
 # ----------------------------------------------------------------------------- reading
@@ -288,7 +300,7 @@ def load_datasets(
     pad_to_max_len: bool = False,
     skip_invalid: bool = False,
     raw_simplification: str = "quickdraw",
-) -> DataSplits:
+) -> DataSplits[SketchDataset]:
     """Read every file in ``paths`` and build train/valid/test datasets from all of them.
 
     Labels: the reader's class label, else the file stem. Splits: the file's own (npz), else
@@ -333,7 +345,7 @@ def datasets_from_sketchset(
     scale_factor: float | None = None,
     offset_limit: float | None = 1000.0,
     pad_to_max_len: bool = False,
-) -> DataSplits:
+) -> DataSplits[SketchDataset]:
     """:func:`load_datasets` for sketches already in memory (e.g. the synthetic set).
 
     ``name`` stands for the file name in messages and is the label of unlabelled sketches.
@@ -351,7 +363,7 @@ def _build_splits(
     scale_factor: float | None,
     offset_limit: float | None,
     pad_to_max_len: bool,
-) -> DataSplits:
+) -> DataSplits[SketchDataset]:
     if too_long not in ("drop", "error"):
         raise ValueError(f"too_long must be 'drop' or 'error', got {too_long!r}")
     if max_len < 1:

@@ -7,7 +7,7 @@ when the step budget is used up. Then it writes
 
 - ``samples.png`` / ``samples.svg``: sketches decoded from random ``z ~ N(0, I)``;
 - ``reconstructions.png`` / ``reconstructions.svg``: pairs of test sketch (black) and the
-  model's reconstruction from its encoding (red), side by side;
+  model's reconstruction from its encoding (red), side by side, both in the data's pixels;
 - ``model/``: the trained model (``SketchRNN.from_pretrained``) and ``train/`` its log.
 """
 
@@ -16,9 +16,18 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+
+from sketchrnn.data import datasets_from_sketchset
+from sketchrnn.io.png import write_png
+from sketchrnn.io.svg import write_svg
+from sketchrnn.models.sketch_rnn import SketchRNN, SketchRNNConfig
+from sketchrnn.models.units import to_pixels
+from sketchrnn.synthetic import synthetic_sketchset
+from sketchrnn.train import TrainConfig, Trainer
 
 __all__ = ["run_demo", "DEMO_MODEL", "DEMO_TRAIN"]
 
@@ -28,22 +37,22 @@ __all__ = ["run_demo", "DEMO_MODEL", "DEMO_TRAIN"]
 # stacked circles. The plain LSTM cell is about twice as fast as LayerNorm here; a small
 # batch with a high, fast-decaying learning rate makes the most of few steps; the KL floor
 # of 0.5 lets z carry the shape while keeping z ~ N(0, I) samples recognisable.
-DEMO_MODEL = dict(
+DEMO_MODEL: dict[str, Any] = dict(
     enc_hidden=128,
     dec_hidden=128,
     z_size=16,
     num_mixtures=5,
     cell="lstm",
     recurrent_dropout=0.0,
+    kl_weight=0.5,
+    kl_min=0.5,
+    kl_decay_rate=0.995,
 )
-DEMO_TRAIN = dict(
+DEMO_TRAIN: dict[str, Any] = dict(
     batch_size=32,
     lr=5e-3,
     lr_decay=0.999,
     min_lr=1e-4,
-    kl_weight=0.5,
-    kl_min=0.5,
-    kl_decay_rate=0.995,
     max_steps=3000,
     eval_every=200,
     save_every=0,
@@ -68,13 +77,6 @@ def run_demo(
     ``reconstructions_svg``, ``model`` (a pretrained directory) and ``log`` (``log.csv``).
     Deterministic for a given ``seed`` up to where the time budget cuts training.
     """
-    from sketchrnn.data import datasets_from_sketchset
-    from sketchrnn.io.png import write_png
-    from sketchrnn.io.svg import write_svg
-    from sketchrnn.models.sketch_rnn import SketchRNN, SketchRNNConfig
-    from sketchrnn.synthetic import synthetic_sketchset
-    from sketchrnn.train import TrainConfig, Trainer
-
     started = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -95,10 +97,10 @@ def run_demo(
         progress=progress,
         device="cpu",
     )
-    trainer = Trainer(model, config, data.train, data.valid)
+    trainer = Trainer(model, config, data.train, data.valid)  # the model takes the data's units
     summary = trainer.fit()
     model.eval()
-    model.save_pretrained(out / "model", scale_factor=data.scale_factor, classes=data.classes)
+    model.save_pretrained(out / "model")
 
     samples = model.generate(24, temperature=temperature, seed=seed)
     pairs = _reconstructions(model, data.test, 12, temperature, seed)
@@ -126,17 +128,19 @@ def run_demo(
     return paths
 
 
-def _reconstructions(model, dataset, n: int, temperature: float, seed: int):
-    """``[input_0, reconstruction_0, input_1, ...]`` for ``n`` test sketches, stroke-3."""
-    pick = np.random.default_rng(seed).choice(
-        len(dataset), size=min(n, len(dataset)), replace=False
+def _reconstructions(model: SketchRNN, dataset, n: int, temperature: float, seed: int):
+    """``[input_0, reconstruction_0, input_1, ...]`` for ``n`` test sketches, stroke-3 in
+    pixels (the dataset holds them in the model's units)."""
+    pick = np.sort(
+        np.random.default_rng(seed).choice(len(dataset), size=min(n, len(dataset)), replace=False)
     )
-    batch = dataset.batch(np.sort(pick))
+    batch = dataset.batch(pick)
     with torch.no_grad():
         mu, _ = model.encode(batch.strokes, batch.lengths)
     # z = mu: the encoding itself, so the pair shows what the model kept of the input.
     rebuilt = model.generate(len(pick), z=mu, temperature=temperature, seed=seed + 1)
+    inputs = to_pixels(model, [dataset.sketches[k] for k in pick])
     out = []
-    for i, k in enumerate(np.sort(pick)):
-        out += [dataset.sketches[k], rebuilt[i]]  # an empty sketch leaves its cell blank
+    for given, drawn in zip(inputs, rebuilt, strict=True):
+        out += [given, drawn]  # an empty sketch leaves its cell blank
     return out

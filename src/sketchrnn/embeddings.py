@@ -10,11 +10,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
+from sketchrnn.fewshot import l2_normalise, model_embedding
 from sketchrnn.image_data import render_images
 from sketchrnn.io.files import SketchFileError, atomic_path
+from sketchrnn.io.formats import read_sketches
+from sketchrnn.models import SketchEmbedNet, load_model
 
 __all__ = ["IMAGE_SUFFIXES", "read_image_file", "load_embed_net", "embed_files"]
 
@@ -27,7 +29,7 @@ def read_image_file(path: str | os.PathLike, image_size: int) -> np.ndarray:
     unreadable or blank image."""
     try:
         with Image.open(path) as image:
-            grey = image.convert("L").resize((image_size, image_size), Image.BOX)
+            grey = image.convert("L").resize((image_size, image_size), Image.Resampling.BOX)
     except OSError as err:
         raise SketchFileError(path, f"not a readable image ({err})") from None
     pixels = np.asarray(grey, dtype=np.float32) / 255.0
@@ -38,13 +40,13 @@ def read_image_file(path: str | os.PathLike, image_size: int) -> np.ndarray:
     return pixels
 
 
-def load_embed_net(path: str | os.PathLike) -> torch.nn.Module:
-    from sketchrnn.models import load_model
-
+def load_embed_net(path: str | os.PathLike) -> SketchEmbedNet:
+    """The SketchEmbedNet saved at ``path``; ValueError for any other model."""
     model = load_model(path)
-    if not hasattr(model, "embed"):
+    if not isinstance(model, SketchEmbedNet):
         raise ValueError(
-            f"{path}: a {type(model).__name__}, not a SketchEmbedNet (no image encoder)"
+            f"{path}: a {type(model).__name__}, not a SketchEmbedNet (no image encoder with a "
+            "stroke decoder)"
         )
     return model
 
@@ -67,9 +69,6 @@ def embed_files(
     the image path, or ``path#i`` for the i-th drawing of a sketch file. Nothing is written
     unless every input could be read.
     """
-    from sketchrnn.fewshot import l2_normalise, model_embedding
-    from sketchrnn.io.formats import read_sketches
-
     out = Path(out)
     if out.suffix.lower() not in (".npz", ".csv"):
         raise ValueError(f"{out}: write the embeddings to a .npz or .csv file")

@@ -1,4 +1,4 @@
-"""Loss of a trained sketch-rnn over a whole split (the paper's Table 1 figures).
+"""Loss of a trained model over a whole split (sketch-rnn: the paper's Table 1 figures).
 
 Choice made here, and kept everywhere (validation during training, ``sketchrnn evaluate``,
 benchmarks): the VAE's ``z`` is *sampled* from ``N(mu, sigma)`` exactly as in training,
@@ -7,10 +7,13 @@ the test set. To make the figure reproducible the noise comes from a fixed seed,
 RNG so that evaluating never changes the random stream of the training it interrupts.
 Recurrent dropout is off (``model.eval()``) and there is no augmentation.
 
-``loss`` is the un-annealed eq. 11: ``L_R + w_KL * L_KL``.
+``loss`` is the model's evaluation objective, ``model.losses(batch, None)["loss"]``: for
+sketch-rnn the un-annealed eq. 11, ``L_R + w_KL * L_KL`` with the model's own ``w_KL``
+(``config.kl_weight``); for SketchEmbedNet its final objective (``alpha = alpha_max``).
 
 Evaluating on files (:func:`evaluate_files`, :func:`evaluate_files_by_class`) normalises the
-data with the *model's* scale factor, so the data must be in the units the model was trained
+data with the *model's* scale factor (:func:`sketchrnn.models.units.model_scale_factor`: a
+model without one is an error), so the data must be in the units the model was trained
 in. The magenta.js models were trained on sketch-rnn's Quick, Draw! npz files, which keep each
 drawing's own pixel units; the simplified ndjson files are rescaled into a 0-255 box, which
 makes most drawings smaller than those models expect. Raw ndjson files are therefore read "as
@@ -25,21 +28,25 @@ shared raw drawings read so under the 20 released models that have them; 0.35-0.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
+
+from sketchrnn import strokes
+from sketchrnn.data import SketchDataset, load_datasets, to_device
+from sketchrnn.models import SketchModel, is_magenta_json_model, load_model
+from sketchrnn.models.units import model_scale_factor
 
 __all__ = [
     "evaluate",
-    "iterate_eval_batches",
     "evaluate_files",
     "evaluate_files_by_class",
     "EvaluationReport",
+    "is_magenta_json_model",
+    "resolve_raw_ndjson",
     "RAW_NDJSON_CHOICES",
     "EVAL_SPLITS",
 ]
@@ -48,37 +55,24 @@ RAW_NDJSON_CHOICES = ("auto", "quickdraw", "sketch-rnn")
 EVAL_SPLITS = ("train", "valid", "test", "all")
 
 
-def iterate_eval_batches(dataset: Any, batch_size: int) -> Iterator[Any]:
-    """The whole split in order, in batches (the last one may be smaller), not augmented."""
-    n = len(dataset)
-    for start in range(0, n, batch_size):
-        yield dataset.batch(np.arange(start, min(start + batch_size, n)), augment=False)
-
-
 @torch.no_grad()
 def evaluate(
-    model: nn.Module,
-    dataset: Any,
-    batch_size: int = 100,
-    *,
-    kl_weight: float = 1.0,
-    seed: int = 0,
+    model: SketchModel, dataset: Any, batch_size: int = 100, *, seed: int = 0
 ) -> dict[str, float]:
-    """Mean ``L_R, L_s, L_p, L_KL`` and ``loss = L_R + kl_weight * L_KL`` over ``dataset``.
+    """The mean of every term of ``model.losses(batch, None)`` over ``dataset``: for sketch-rnn
+    ``L_R, L_s, L_p, L_KL``, ``kl_weight`` and ``loss = L_R + w_KL * L_KL``.
 
-    Each batch's losses are means over its sketches, so batches are weighted by their size:
-    the result does not depend on ``batch_size``. ``dataset`` is a
-    :class:`sketchrnn.data.SketchDataset`, or for an image model (``uses_images``,
-    SketchEmbedNet) an image dataset, whose every loss term is averaged and whose ``loss`` is
-    the model's final objective (``alpha = alpha_max``), so that losses of different training
-    steps compare. Eval mode; ``z`` is sampled as in training, from ``seed`` in a forked RNG;
-    the model's own device is used.
+    Each batch's losses are means over its items, so batches are weighted by their size: the
+    result does not depend on ``batch_size``. ``dataset`` is of the model's batch type (a
+    :class:`sketchrnn.data.SketchDataset`, or for SketchEmbedNet an image dataset, whose
+    ``loss`` is the final objective, ``alpha = alpha_max``, so that losses of different
+    training steps compare). Eval mode; ``z`` is sampled as in training, from ``seed`` in a
+    forked RNG; the model's own device is used.
     """
-    if len(dataset) == 0:
+    n = len(dataset)
+    if n == 0:
         raise ValueError("cannot evaluate on an empty split")
-    device = next(model.parameters()).device
-    uses_images = bool(getattr(model, "uses_images", False))
-    use_labels = int(getattr(model.config, "num_classes", 0) or 0) > 0
+    device = model.device
     was_training = model.training
     model.eval()
     totals: dict[str, float] = {}
@@ -86,21 +80,14 @@ def evaluate(
     try:
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
-            for batch in iterate_eval_batches(dataset, batch_size):
-                strokes, lengths = batch.strokes.to(device), batch.lengths.to(device)
-                if uses_images:
-                    losses = model.losses(batch.images.to(device), strokes, lengths)
-                else:
-                    labels = batch.labels.to(device) if use_labels else None
-                    losses = model.losses(strokes, lengths, labels)
-                for k, v in losses.items():
-                    totals[k] = totals.get(k, 0.0) + float(v) * len(batch.lengths)
+            for start in range(0, n, batch_size):
+                indices = np.arange(start, min(start + batch_size, n))
+                batch = to_device(dataset.batch(indices, augment=False), device)
+                for k, v in model.losses(batch, None).items():
+                    totals[k] = totals.get(k, 0.0) + float(v) * len(indices)
     finally:
         model.train(was_training)
-    result = {k: v / len(dataset) for k, v in totals.items()}
-    if "loss" not in result:
-        result["loss"] = result["L_R"] + kl_weight * result["L_KL"]
-    return result
+    return {k: v / n for k, v in totals.items()}
 
 
 @dataclass
@@ -122,12 +109,6 @@ class EvaluationReport:
     dropped_too_long: int = 0
 
 
-def is_magenta_json_model(model_path: str | os.PathLike) -> bool:
-    """Whether ``model_path`` names a magenta.js ``.json`` model (as :func:`load_model` sees it)."""
-    path = Path(model_path)
-    return path.is_file() and path.suffix.lower() == ".json"
-
-
 def resolve_raw_ndjson(raw_ndjson: str, model_path: str | os.PathLike) -> str:
     """``"auto"`` -> ``"sketch-rnn"`` for magenta.js models (trained on sketch-rnn's pixel-unit
     npz files), else ``"quickdraw"`` (what ``sketchrnn train`` reads raw ndjson as)."""
@@ -140,10 +121,8 @@ def resolve_raw_ndjson(raw_ndjson: str, model_path: str | os.PathLike) -> str:
     return raw_ndjson
 
 
-def _measure(model: nn.Module, dataset: Any, batch_size: int, kl_weight: float, seed: int):
-    from sketchrnn import strokes
-
-    result = evaluate(model, dataset, batch_size, kl_weight=kl_weight, seed=seed)
+def _measure(model: SketchModel, dataset: Any, batch_size: int, seed: int) -> dict[str, float]:
+    result = evaluate(model, dataset, batch_size, seed=seed)
     result["sketches"] = float(len(dataset))
     # The sketches are already divided by the model's scale factor.
     result["offset_std_ratio"] = strokes.scale_factor(dataset.sketches)
@@ -157,7 +136,6 @@ def evaluate_files_by_class(
     batch_size: int = 100,
     *,
     raw_ndjson: str = "auto",
-    kl_weight: float = 1.0,
     seed: int = 0,
     device: str | torch.device = "cpu",
 ) -> EvaluationReport:
@@ -171,10 +149,8 @@ def evaluate_files_by_class(
     elsewhere (on Google's 70K/2.5K/2.5K npz split, not recorded in these files): for them it
     means ``"all"``, every drawing. ``raw_ndjson`` says how raw ndjson drawings are simplified
     (``"auto"``: see :func:`resolve_raw_ndjson`); simplified ndjson is read as it is.
+    ``loss`` is the model's evaluation objective (see :func:`evaluate`).
     """
-    from sketchrnn.data import SketchDataset, load_datasets
-    from sketchrnn.models import load_model
-
     if split is None:
         split = "all" if is_magenta_json_model(model_path) else "test"
     if split not in EVAL_SPLITS:
@@ -183,12 +159,13 @@ def evaluate_files_by_class(
         raise ValueError("no data files given")
     raw_ndjson = resolve_raw_ndjson(raw_ndjson, model_path)
     model = load_model(model_path, device)
+    scale_factor = model_scale_factor(model)  # the model's units, not the data's
     # The same splits as `sketchrnn train` assigns; padded to the model's N_max (L_s and L_p
     # are divided by N_max, so the figures compare with training only with the same padding).
     splits = load_datasets(
         [os.fspath(p) for p in data_paths],
         max_len=int(model.config.max_seq_len),
-        scale_factor=getattr(model, "scale_factor", None),
+        scale_factor=scale_factor,
         pad_to_max_len=True,
         raw_simplification=raw_ndjson,
     )
@@ -208,16 +185,16 @@ def evaluate_files_by_class(
             f"no {split} sketches in {', '.join(os.fspath(p) for p in data_paths)} "
             f"(within the model's N_max of {int(model.config.max_seq_len)} points)"
         )
-    if int(getattr(model.config, "num_classes", 0) or 0) > 0:
-        _relabel_to_model_classes(dataset, list(getattr(model, "classes", None) or []))
+    if model.num_classes > 0:
+        _relabel_to_model_classes(dataset, model.classes)
     report = EvaluationReport(
-        split, raw_ndjson, _measure(model, dataset, batch_size, kl_weight, seed), {}, dropped
+        split, raw_ndjson, _measure(model, dataset, batch_size, seed), {}, dropped
     )
     present = sorted(set(dataset.labels.tolist()))
     if len(present) > 1:
         for k in present:
             report.per_class[dataset.classes[k]] = _measure(
-                model, dataset.subset(dataset.labels == k), batch_size, kl_weight, seed
+                model, dataset.subset(dataset.labels == k), batch_size, seed
             )
     return report
 
@@ -228,7 +205,6 @@ def evaluate_files(
     split: str | None = "test",
     batch_size: int = 100,
     *,
-    kl_weight: float = 1.0,
     seed: int = 0,
     device: str | torch.device = "cpu",
     raw_ndjson: str = "auto",
@@ -241,7 +217,6 @@ def evaluate_files(
         split,
         batch_size,
         raw_ndjson=raw_ndjson,
-        kl_weight=kl_weight,
         seed=seed,
         device=device,
     ).total

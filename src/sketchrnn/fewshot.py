@@ -25,8 +25,12 @@ import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
 
+from sketchrnn.image_data import ImageOnlyDataset
+from sketchrnn.models.conv_vae import ConvVAE, ConvVAEConfig
+from sketchrnn.models.sketch_embed_net import SketchEmbedNet
 from sketchrnn.nn.encoders import ImageEncoder
 from sketchrnn.progress import progress_bar
+from sketchrnn.train import TrainConfig, Trainer
 
 __all__ = [
     "BASELINES",
@@ -385,18 +389,20 @@ def format_fewshot_table(rows: Sequence[FewShotRow]) -> str:
 BASELINES = ("conv-vae", "random-conv4", "pixels")
 
 
-def model_embedding(model: torch.nn.Module, image_size: int, batch_size: int = 256) -> EmbedFn:
-    """An :data:`EmbedFn` from any model with ``embed(images) -> mu`` and a ``config`` holding
-    ``image_size`` and ``in_channels`` (SketchEmbedNet, ConvVAE).
+def model_embedding(
+    model: SketchEmbedNet | ConvVAE | torch.nn.Module, image_size: int, batch_size: int = 256
+) -> EmbedFn:
+    """An :data:`EmbedFn` from a model with an image encoder (SketchEmbedNet, ConvVAE): its
+    ``embed(images) -> mu``, given images of the ``config.image_size`` it was trained at.
 
     Greyscale ``(N, S, S)`` images are given a channel axis (repeated for RGB encoders).
-    ValueError when ``image_size`` differs from the size the model was trained at.
+    ValueError for another model, or when ``image_size`` differs from the model's.
     """
-    config = getattr(model, "config", None)
-    if not hasattr(model, "embed") or config is None or not hasattr(config, "image_size"):
+    if not isinstance(model, SketchEmbedNet | ConvVAE):
         raise ValueError(
             f"{type(model).__name__} has no image encoder: few-shot needs a SketchEmbedNet"
         )
+    config = model.config
     if config.image_size != image_size:
         raise ValueError(
             f"the model takes {config.image_size}x{config.image_size} images but the episodes "
@@ -433,15 +439,37 @@ def omniglot_background_images(root: str, image_size: int = 28) -> np.ndarray:
 
 def train_quick_conv_vae(
     images: np.ndarray, steps: int = 1500, seed: int = 0, z_size: int = 256, progress: bool = True
-) -> torch.nn.Module:
-    """A Conv4 Conv-VAE trained for ``steps`` (batch 128) on ``images`` ``(N, S, S)``."""
-    from sketchrnn.models.conv_vae import ConvVAE, ConvVAEConfig, train_conv_vae
+) -> ConvVAE:
+    """A Conv4 Conv-VAE trained by the Trainer for ``steps`` on ``images`` ``(N, S, S)`` in
+    ``[0, 1]`` (ink 1), with the Conv-VAE's training defaults (batches of 128, or all the
+    images when there are fewer), on the CPU, writing no files; in eval mode.
 
+    Seeded by ``seed`` (weights, data order, noise) without touching torch's global random
+    state. ValueError for images of the wrong shape or range.
+    """
+    data = ImageOnlyDataset(images)
+    config = TrainConfig.for_model(
+        ConvVAE,
+        max_steps=steps,
+        batch_size=min(ConvVAE.TRAIN_DEFAULTS["batch_size"], len(data)),
+        seed=seed,
+        log_every=0,
+        eval_every=0,
+        save_every=0,
+        progress=progress,
+        out_dir=None,
+        device="cpu",
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = ConvVAE(ConvVAEConfig(image_size=images.shape[-1], z_size=z_size))
-    train_conv_vae(model, images, steps=steps, batch_size=128, seed=seed, progress=progress)
-    return model
+        model = ConvVAE(ConvVAEConfig(image_size=data.images.shape[-1], z_size=z_size))
+        model.encoder.check_images(data.images[:1])
+        trainer = Trainer(model, config, data)
+        try:
+            trainer.fit()
+        finally:
+            trainer.close()
+    return model.eval()
 
 
 def parse_baselines(spec: str) -> list[tuple[str, str | None]]:
@@ -500,3 +528,98 @@ def write_fewshot_table(path: str, rows: Sequence[FewShotRow]) -> None:
                     )
         else:
             Path(tmp).write_text(format_fewshot_table(rows) + "\n", encoding="utf-8")
+
+
+# ----------------------------------------------------------------------------- embedders
+
+#: Where ``sketchrnn fewshot`` looks for the Omniglot data (``--omniglot``) by default.
+DEFAULT_OMNIGLOT = "../shared/data/omniglot"
+
+
+def build_embedders(
+    model: torch.nn.Module,
+    baselines: str | Sequence[tuple[str, str | None]],
+    image_size: int = 28,
+    *,
+    seed: int = 0,
+    omniglot: str = DEFAULT_OMNIGLOT,
+    conv_vae_steps: int | None = None,
+    conv_vae_data: Sequence[str] | None = None,
+    conv_vae_out: str | None = None,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, EmbedFn]:
+    """The embedders to score on the same episodes: ``"sketchembednet"`` (``model``'s) first,
+    then each of ``baselines`` (a :func:`parse_baselines` spec or its result), in order.
+
+    ``conv-vae:PATH`` loads a saved ConvVAE; ``conv-vae`` alone trains one with
+    :func:`train_quick_conv_vae` (``conv_vae_steps``, default that function's) on the images
+    of ``conv_vae_data`` (stroke files rendered as SketchEmbedNet's training images), else on
+    the Omniglot background set under ``omniglot``, and saves it to ``conv_vae_out`` if
+    given. ``random-conv4`` is seeded by ``seed``. ``log`` receives one line per such step.
+    """
+    from sketchrnn.models.conv_vae import ConvVAE
+
+    say = log or (lambda _message: None)
+    if isinstance(baselines, str):
+        baselines = parse_baselines(baselines)
+    embedders: dict[str, EmbedFn] = {"sketchembednet": model_embedding(model, image_size)}
+    for name, path in baselines:
+        if name == "pixels":
+            embedders[name] = raw_pixel_embedding
+        elif name == "random-conv4":
+            embedders[name] = random_conv4_embedding(seed, image_size)
+        elif path is not None:
+            embedders[name] = model_embedding(ConvVAE.from_pretrained(path), image_size)
+        else:
+            embedders[name] = model_embedding(
+                _quick_conv_vae(
+                    image_size, seed, omniglot, conv_vae_steps, conv_vae_data, conv_vae_out, say
+                ),
+                image_size,
+            )
+    return embedders
+
+
+def _quick_conv_vae(
+    image_size: int,
+    seed: int,
+    omniglot: str,
+    steps: int | None,
+    files: Sequence[str] | None,
+    out: str | None,
+    say: Callable[[str], None],
+) -> torch.nn.Module:
+    """The ``conv-vae`` baseline without a path: trained here (see :func:`build_embedders`)."""
+    import inspect
+    from typing import Any
+
+    if steps is None:
+        steps = inspect.signature(train_quick_conv_vae).parameters["steps"].default
+    files = list(files or [])
+    source = (
+        "the Omniglot background"
+        if not files
+        else files[0]
+        if len(files) == 1
+        else f"{len(files)} files ({files[0]}, ...)"
+    )
+    say(
+        f"conv-vae: no path given, training one for {steps} steps (batch 128) on images of "
+        + source
+    )
+    if files:
+        # The images the SketchEmbedNet under test learned from (rendered the same way).
+        from sketchrnn.image_data import load_image_datasets
+
+        train: Any = load_image_datasets(files, image_size).train
+        images = train.images.astype(np.float32) / 255.0
+    else:
+        images = omniglot_background_images(omniglot, image_size)
+    vae: Any = train_quick_conv_vae(images, steps, seed)
+    if out:
+        vae.save_pretrained(out)
+        say(f"conv-vae: saved to {out}")
+    return vae
+
+
+__all__ += ["DEFAULT_OMNIGLOT", "build_embedders"]

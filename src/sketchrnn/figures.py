@@ -22,10 +22,15 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from sketchrnn import generate
 from sketchrnn import strokes as S
 from sketchrnn.embeddings import load_embed_net, read_image_file
+from sketchrnn.fewshot import l2_normalise
 from sketchrnn.image_data import render_images
 from sketchrnn.io.files import atomic_path
+from sketchrnn.io.formats import read_sketches
+from sketchrnn.io.omniglot_images import load_omniglot_split
+from sketchrnn.models import ConvVAE, SketchEmbedNet
 from sketchrnn.synthetic import synthetic_sketch
 
 __all__ = [
@@ -104,14 +109,13 @@ def load_input_images(
     an Omniglot evaluation character ``alphabet/characterNN`` (its first drawer's image). No
     inputs: the first character of each of the first ``n_characters`` evaluation alphabets.
     """
-    from sketchrnn.io.omniglot_images import load_omniglot_split
-
     images, names = [], []
     wanted = [name for name in inputs if not Path(name).is_file()]
     split = None
     if wanted or not inputs:
         split = load_omniglot_split(omniglot, "lake", image_size)
     if not inputs:
+        assert split is not None
         first_of_alphabet: dict[str, str] = {}
         for label, alphabet in split.alphabet_of.items():
             first_of_alphabet.setdefault(alphabet, label)
@@ -121,6 +125,7 @@ def load_input_images(
         if path.is_file():
             images.append(read_image_file(path, image_size))
         else:
+            assert split is not None  # every such name is in `wanted`
             if name not in split.images:
                 raise ValueError(
                     f"{name!r} is neither an image file nor an Omniglot evaluation character "
@@ -131,7 +136,7 @@ def load_input_images(
     return np.stack(images), names
 
 
-def _model_images(model: torch.nn.Module, images: np.ndarray) -> torch.Tensor:
+def _model_images(model: SketchEmbedNet | ConvVAE, images: np.ndarray) -> torch.Tensor:
     """``(n, S, S)`` ink images -> ``(n, C, S, S)`` for ``model``; ValueError for a wrong size."""
     size, channels = model.config.image_size, model.config.in_channels
     if images.shape[-2:] != (size, size):
@@ -150,7 +155,7 @@ def _render(sketches: Sequence[np.ndarray], image_size: int) -> np.ndarray:
 def _tile(image: np.ndarray) -> Image.Image:
     """An ink image ``(S, S)`` in [0, 1] as a ``CELL`` square tile, black ink on white."""
     grey = np.rint(255 * (1.0 - np.clip(image, 0, 1))).astype(np.uint8)
-    return Image.fromarray(grey, "L").resize((CELL, CELL), Image.NEAREST).convert("RGB")
+    return Image.fromarray(grey, "L").resize((CELL, CELL), Image.Resampling.NEAREST).convert("RGB")
 
 
 def _sketch_tile(sketch: np.ndarray) -> Image.Image:
@@ -265,7 +270,7 @@ def one_shot_figure(
     model = load_embed_net(model_path)
     images, names = load_input_images(inputs, omniglot, model.config.image_size, n_characters)
     drawings = model.generate(_model_images(model, images), temperature=temperature, seed=seed)
-    rows = [
+    rows: list[list[Image.Image | str | None]] = [
         [name, _tile(image), _sketch_tile(drawing)]
         for name, image, drawing in zip(names, images, drawings, strict=True)
     ]
@@ -281,8 +286,6 @@ def _composition_inputs(
         raise ValueError(f"count must be at least 1, got {count}")
     if examples is None:
         return [[synthetic_sketch(name, rng) for _ in range(count)] for name in COMPOSED]
-    from sketchrnn.io.formats import read_sketches
-
     if len(examples) != 3:
         raise ValueError(
             f"examples: give three sketch files (snowmen, circles, squares), got {len(examples)}"
@@ -314,9 +317,6 @@ def composition_figure(
     with that model's decoded pixels for the same arithmetic on its own embeddings.
     Returns the number of drawings per concept used.
     """
-    from sketchrnn.generate import decode
-    from sketchrnn.models.conv_vae import ConvVAE
-
     model = load_embed_net(model_path)
     parts = _composition_inputs(examples, count, np.random.default_rng(seed))
     n, shown = len(parts[0]), min(n_rows, len(parts[0]))
@@ -324,8 +324,9 @@ def composition_figure(
     images = [_render(p, size) for p in parts]
     z = [model.embed(_model_images(model, im)) for im in images]
     of_means = (z[0].mean(0) - z[1].mean(0) + z[2].mean(0)).expand(4, -1)
-    mean_drawings = decode(model, of_means, temperature=temperature, seed=seed)
-    drawings = decode(model, (z[0] - z[1] + z[2])[:shown], temperature=temperature, seed=seed)
+    mean_drawings = generate.decode(model, of_means, temperature=temperature, seed=seed)
+    singles = (z[0] - z[1] + z[2])[:shown]
+    drawings = generate.decode(model, singles, temperature=temperature, seed=seed)
     rows: list[list[Image.Image | str | None]] = [
         [f"mean of {n} each: snowman - circle + square =", None, None, None]
         + [_sketch_tile(d) for d in mean_drawings]
@@ -358,9 +359,6 @@ def arrangements_figure(
 ) -> int:
     """UMAP panels of the model's (and, if given, a Conv-VAE's) embeddings of
     ``per_arrangement`` sketches of each :data:`ARRANGEMENTS`. Returns the number of points."""
-    from sketchrnn.fewshot import l2_normalise
-    from sketchrnn.models.conv_vae import ConvVAE
-
     if per_arrangement < 2:
         raise ValueError(f"per_arrangement must be at least 2, got {per_arrangement}")
     model = load_embed_net(model_path)

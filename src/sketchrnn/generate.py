@@ -1,33 +1,46 @@
-"""Drawing with a trained sketch-rnn: sampling, completion, reconstruction, latent-space tricks.
+"""Drawing with a trained model: sampling, completion, reconstruction, latent-space tricks.
 
-Every function takes and returns stroke-3 sketches ``(n, 3)`` in the model's *pixel* units
-when the model knows its ``scale_factor`` (models from :func:`load_model` do): inputs are
-divided by it before they enter the network and outputs multiplied by it. A model without a
-scale factor works in normalised units throughout.
+Every function takes and returns stroke-3 sketches ``(n, 3)`` in the model's *pixel* units:
+inputs are divided by the model's ``scale_factor`` before they enter the network and outputs
+multiplied by it (:mod:`sketchrnn.models.units`). A model whose scale factor is unknown is an
+error, not a silent 1.0: models from :func:`load_model` and from the Trainer carry theirs.
+:func:`scale_inputs` brings sketches of another size to the model's.
 
 Temperature ``tau`` follows the paper (eq. 8): mixture weights and pen logits are divided by
 ``tau``, variances multiplied by it. ``tau = 0`` is allowed where sampling happens and means
 greedy decoding (the most likely component's mean and the most likely pen state).
 
-All sampling is batched: each sketch stops at its own end-of-sketch and leaves the batch, so
-the decoder only runs for the sketches still drawing and the loop ends when the last one has.
+All sampling is batched (:mod:`sketchrnn.models.decoding`): each sketch stops at its own
+end-of-sketch and leaves the batch, so the decoder only runs for the sketches still drawing.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator, Sequence
-from typing import Any, Literal
+import os
+from collections.abc import Sequence
+from typing import Any, Literal, cast, overload
 
 import numpy as np
 import torch
 
 from sketchrnn import strokes
 from sketchrnn.data import make_batch
-from sketchrnn.models import load_model
+from sketchrnn.models import SketchModel, is_magenta_json_model, load_model
+from sketchrnn.models.decoding import (
+    check_count,
+    check_temperature,
+    class_indices,
+    decode,
+    draw,
+    inference,
+    max_length,
+    rows_to_pixels,
+    sample,
+    seeded_generator,
+)
 from sketchrnn.models.sketch_rnn import SketchRNN
-from sketchrnn.nn import mixture
+from sketchrnn.models.units import to_model_units
 
 __all__ = [
     "load_model",
@@ -43,256 +56,49 @@ __all__ = [
     "variations",
     "typical_extent",
     "fit_to_model_size",
+    "input_scale_factor",
+    "scale_inputs",
+    "INPUT_SCALE_CHOICES",
 ]
 
 SketchOrLatent = np.ndarray | torch.Tensor
 
 
-# ----------------------------------------------------------------------------- loading
-
-
-# ----------------------------------------------------------------------------- checks
-
-
-def _check_temperature(tau: float, name: str = "temperature") -> float:
-    tau = float(tau)
-    if not math.isfinite(tau) or tau < 0:
-        raise ValueError(f"{name} must be >= 0 (0 = greedy), got {tau}")
-    return tau
-
-
-def _check_count(n: int, name: str = "n") -> int:
-    if isinstance(n, bool) or int(n) != n or n < 1:
-        raise ValueError(f"{name} must be a positive integer, got {n!r}")
-    return int(n)
-
-
-def _require_encoder(model: SketchRNN, what: str) -> None:
-    if not model.config.conditional:
+def _require_encoder(model: SketchModel, what: str) -> None:
+    if not model.has_encoder:
         raise ValueError(
             f"{what} needs a model with an encoder (a VAE); this model is decoder-only "
             "(config.conditional=False)"
         )
 
 
-def _max_len(model: SketchRNN, max_len: int | None) -> int:
-    if max_len is None:
-        return int(model.config.max_seq_len)
-    return _check_count(max_len, "max_len")
-
-
-def _scale(model: SketchRNN) -> float:
-    sf = getattr(model, "scale_factor", None)
-    return float(sf) if sf else 1.0
-
-
-def _device(model: SketchRNN) -> torch.device:
-    return next(model.parameters()).device
-
-
-def _generator(model: SketchRNN, seed: int | None) -> torch.Generator | None:
-    if seed is None:
-        return None
-    return torch.Generator(device=_device(model)).manual_seed(int(seed))
-
-
-def _labels(model: SketchRNN, labels: Any, n: int) -> torch.Tensor | None:
-    """Class indices ``(n,)`` for a class-conditional model (names or ints, one or ``n``)."""
-    num_classes = int(model.config.num_classes)
-    if num_classes <= 0:
-        if labels is not None:
-            raise ValueError("labels given, but the model is not class-conditional")
-        return None
-    if labels is None:
-        raise ValueError(
-            f"the model is class-conditional ({num_classes} classes): pass labels "
-            "(class indices or names)"
-        )
-    if isinstance(labels, torch.Tensor | np.ndarray):
-        labels = labels.reshape(-1).tolist()
-    items = [labels] if isinstance(labels, int | str | np.integer) else list(labels)
-    classes = list(getattr(model, "classes", None) or [])
-    idx = []
-    for item in items:
-        if isinstance(item, str):
-            if item not in classes:
-                raise ValueError(f"unknown class {item!r}; the model knows {classes}")
-            item = classes.index(item)
-        if not 0 <= int(item) < num_classes:
-            raise ValueError(f"class index {item} out of range [0, {num_classes})")
-        idx.append(int(item))
-    if len(idx) == 1:
-        idx = idx * n
-    if len(idx) != n:
-        raise ValueError(f"expected 1 or {n} labels, got {len(idx)}")
-    return torch.tensor(idx, dtype=torch.long, device=_device(model))
-
-
-def _as_stroke5_rows(model: SketchRNN, s3: np.ndarray, where: str) -> torch.Tensor:
+def _as_stroke5_rows(model: SketchModel, s3: np.ndarray, where: str) -> torch.Tensor:
     """A pixel stroke-3 sketch as normalised stroke-5 rows ``(n, 5)`` (no start, no end row)."""
     s3 = strokes.validate_stroke3(s3, where=where)
-    s5 = strokes.stroke3_to_stroke5(strokes.normalize([s3], _scale(model))[0], n_max=len(s3))
-    return torch.from_numpy(s5).to(_device(model))
-
-
-# ----------------------------------------------------------------------------- decoder loop
-
-
-@contextlib.contextmanager
-def _inference(model: SketchRNN) -> Iterator[None]:
-    """Eval mode (no dropout) and no gradients, restoring the model's mode afterwards, so
-    that drawing in the middle of training does not switch training off."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        model.train(was_training)
-
-
-def _select(state: Any, keep: torch.Tensor) -> Any:
-    """The rows ``keep`` of every tensor in a decoder state (tensors are ``(batch, ...)``)."""
-    if isinstance(state, torch.Tensor):
-        return state.index_select(0, keep)
-    if isinstance(state, tuple | list):
-        return type(state)(_select(s, keep) for s in state)
-    return state
-
-
-def _draw(
-    model: SketchRNN,
-    x: torch.Tensor,
-    state: Any,
-    z: torch.Tensor | None,
-    labels: torch.Tensor | None,
-    max_len: int,
-    temperature: float,
-    pen_temperature: float | None,
-    generator: torch.Generator | None,
-) -> list[np.ndarray]:
-    """Run the decoder from input rows ``x`` ``(B, 5)`` and ``state`` until every sketch ends.
-
-    Returns ``B`` arrays of sampled stroke-5 rows ``(k, 5)`` in normalised units, each up to
-    and excluding its end-of-sketch row (at most ``max_len`` rows).
-    """
-    batch = x.shape[0]
-    active = torch.arange(batch, device=x.device)  # original index of each row still drawing
-    step_rows, step_owners = [], []
-    for _ in range(max_len):
-        params, state = model.decode_step(x, state, z=z, labels=labels)
-        x = mixture.sample(params, temperature, pen_temperature, generator=generator)
-        ended = x[:, 4] > 0.5
-        going = torch.nonzero(~ended).squeeze(1)
-        step_rows.append(x[going])
-        step_owners.append(active[going])
-        if going.numel() < active.numel():
-            if going.numel() == 0:
-                break
-            active, x = active[going], x[going]
-            state = _select(state, going)
-            z = None if z is None else z[going]
-            labels = None if labels is None else labels[going]
-    # Group the recorded rows by sketch; a stable sort keeps each sketch's rows in order.
-    rows = torch.cat(step_rows).cpu().numpy()
-    owners = torch.cat(step_owners).cpu().numpy()
-    order = np.argsort(owners, kind="stable")
-    counts = np.bincount(owners, minlength=batch)
-    return np.split(rows[order], np.cumsum(counts)[:-1])
-
-
-def _to_pixels(model: SketchRNN, s5_rows: np.ndarray) -> np.ndarray:
-    s3 = strokes.stroke5_to_stroke3(s5_rows) if len(s5_rows) else np.zeros((0, 3), np.float32)
-    s3[:, 0:2] *= _scale(model)
-    return s3
-
-
-# ----------------------------------------------------------------------------- sampling
-
-
-def decode(
-    model: SketchRNN,
-    z: torch.Tensor | None,
-    n: int | None = None,
-    *,
-    temperature: float = 0.5,
-    pen_temperature: float | None = None,
-    labels: Any = None,
-    max_len: int | None = None,
-    seed: int | None = None,
-) -> list[np.ndarray]:
-    """Draw one sketch per latent row ``z`` ``(B, z_size)`` (or ``n`` for a decoder-only
-    model, ``z=None``). Returns stroke-3 sketches in pixels."""
-    temperature = _check_temperature(temperature)
-    if pen_temperature is not None:
-        pen_temperature = _check_temperature(pen_temperature, "pen_temperature")
-    if z is not None:
-        if not model.config.conditional:
-            raise ValueError("z given, but the model is decoder-only (no latent space)")
-        z = z.to(_device(model), dtype=torch.float32)
-        if z.ndim == 1:
-            z = z.unsqueeze(0)
-        if z.ndim != 2 or z.shape[1] != model.config.z_size:
-            raise ValueError(f"z must be (n, {model.config.z_size}), got {tuple(z.shape)}")
-        n = z.shape[0]
-    elif model.config.conditional:
-        raise ValueError("the model is a VAE: decode needs z (use sample() to draw z ~ N(0, I))")
-    if n is None:
-        raise ValueError("decode needs n for a decoder-only model")
-    n = _check_count(n)
-    label_idx, limit = _labels(model, labels, n), _max_len(model, max_len)
-    x = torch.from_numpy(np.tile(strokes.START_TOKEN, (n, 1))).to(_device(model))
-    with _inference(model):
-        state = model.initial_state(z, n)
-        gen = _generator(model, seed)
-        rows = _draw(model, x, state, z, label_idx, limit, temperature, pen_temperature, gen)
-    return [_to_pixels(model, r) for r in rows]
-
-
-def sample(
-    model: SketchRNN,
-    n: int,
-    *,
-    temperature: float = 0.5,
-    pen_temperature: float | None = None,
-    z: torch.Tensor | None = None,
-    labels: Any = None,
-    max_len: int | None = None,
-    seed: int | None = None,
-) -> list[np.ndarray]:
-    """``n`` unconditional sketches, stroke-3 in pixels.
-
-    A decoder-only model draws from its own prior; a VAE uses ``z`` ``(n, z_size)`` when
-    given, else ``z ~ N(0, I)``. ``labels`` (class indices or names, one or ``n``) are needed
-    for a class-conditional model. ``max_len`` defaults to ``model.config.max_seq_len``. A
-    fixed ``seed`` makes the result reproducible; ``temperature=0`` is greedy and
-    deterministic.
-    """
-    n = _check_count(n)
-    if model.config.conditional and z is None:
-        gen = _generator(model, seed)
-        z = torch.randn(n, model.config.z_size, generator=gen, device=_device(model))
-    if z is not None and z.shape[0] != n:
-        raise ValueError(f"z has {z.shape[0]} rows, expected n={n}")
-    return decode(
-        model,
-        z,
-        n,
-        temperature=temperature,
-        pen_temperature=pen_temperature,
-        labels=labels,
-        max_len=max_len,
-        seed=None if seed is None else seed + 1,
-    )
+    s5 = strokes.stroke3_to_stroke5(to_model_units(model, [s3])[0], n_max=len(s3))
+    return torch.from_numpy(s5).to(model.device)
 
 
 # ----------------------------------------------------------------------------- latent space
 
 
+@overload
 def encode(
-    model: SketchRNN, sketches: Sequence[np.ndarray], *, with_sigma: bool = False
+    model: SketchModel, sketches: Sequence[np.ndarray], *, with_sigma: Literal[False] = False
+) -> torch.Tensor: ...
+
+
+@overload
+def encode(
+    model: SketchModel, sketches: Sequence[np.ndarray], *, with_sigma: Literal[True]
+) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+def encode(
+    model: SketchModel, sketches: Sequence[np.ndarray], *, with_sigma: bool = False
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """Latent means ``(B, z_size)`` of pixel stroke-3 sketches (and ``sigma_hat`` on request).
+    """Latent means ``(B, z_size)`` of pixel stroke-3 sketches (and ``sigma_hat`` on request),
+    through a sketch-rnn VAE's stroke encoder.
 
     The mean of ``q(z | sketch)`` is used so that encoding is deterministic.
     """
@@ -304,17 +110,18 @@ def encode(
     for i, s in enumerate(checked):
         if len(s) > max_len:
             raise ValueError(f"sketch {i} has {len(s)} points, more than max_seq_len={max_len}")
-    normalised = strokes.normalize(checked, _scale(model))
+    normalised = to_model_units(model, checked)
     batch = make_batch(normalised, [0] * len(normalised), max(len(s) for s in normalised))
-    with _inference(model):
-        mu, sigma_hat = model.encode(batch.strokes.to(_device(model)), batch.lengths)
+    vae = cast(SketchRNN, model)  # the stroke encoder: SketchRNN.encode(strokes, lengths)
+    with inference(model):
+        mu, sigma_hat = vae.encode(batch.strokes.to(model.device), batch.lengths)
     return (mu, sigma_hat) if with_sigma else mu
 
 
-def _latent(model: SketchRNN, item: SketchOrLatent) -> torch.Tensor:
+def _latent(model: SketchModel, item: SketchOrLatent) -> torch.Tensor:
     """A latent vector ``(z_size,)``: a tensor is used as is, a stroke-3 array is encoded."""
     if isinstance(item, torch.Tensor):
-        z = item.detach().to(_device(model), dtype=torch.float32).reshape(-1)
+        z = item.detach().to(model.device, dtype=torch.float32).reshape(-1)
         if z.shape[0] != model.config.z_size:
             raise ValueError(f"latent has size {z.shape[0]}, the model's is {model.config.z_size}")
         return z
@@ -333,7 +140,7 @@ def interpolate_latents(
     from a Gaussian prior; it falls back to linear when the two vectors are (anti)parallel
     enough for the sine to vanish.
     """
-    steps = _check_count(steps, "steps")
+    steps = check_count(steps, "steps")
     if method not in ("slerp", "linear"):
         raise ValueError(f"method must be 'slerp' or 'linear', got {method!r}")
     t = torch.linspace(0.0, 1.0, steps, dtype=torch.float64).unsqueeze(1)
@@ -351,7 +158,7 @@ def interpolate_latents(
 
 
 def reconstruct(
-    model: SketchRNN,
+    model: SketchModel,
     s3: np.ndarray,
     temperatures: Sequence[float] = (0.01, 0.2, 0.4, 0.6, 0.8, 1.0),
     *,
@@ -371,7 +178,7 @@ def reconstruct(
 
 
 def variations(
-    model: SketchRNN,
+    model: SketchModel,
     s3: np.ndarray,
     n: int,
     temperature: float = 0.3,
@@ -381,10 +188,10 @@ def variations(
 ) -> list[np.ndarray]:
     """``n`` sketches "similar but unique" to ``s3``: latents drawn from the posterior
     ``q(z | s3) = N(mu, sigma^2)`` and each decoded at ``temperature``."""
-    n = _check_count(n)
+    n = check_count(n)
     mu, sigma_hat = encode(model, [s3], with_sigma=True)
     sigma = torch.exp(sigma_hat / 2)  # sigma_hat is the log variance (paper section 3.1)
-    gen = _generator(model, seed)
+    gen = seeded_generator(model, seed)
     eps = torch.randn(n, mu.shape[1], generator=gen, device=mu.device)
     z = mu + sigma * eps
     return decode(
@@ -397,7 +204,7 @@ def variations(
 
 
 def interpolate(
-    model: SketchRNN,
+    model: SketchModel,
     a: SketchOrLatent,
     b: SketchOrLatent,
     steps: int = 10,
@@ -415,7 +222,7 @@ def interpolate(
 
 
 def four_corner_grid(
-    model: SketchRNN,
+    model: SketchModel,
     corners: Sequence[SketchOrLatent],
     size: int = 5,
     *,
@@ -433,7 +240,7 @@ def four_corner_grid(
     _require_encoder(model, "a four-corner grid")
     if len(corners) != 4:
         raise ValueError(f"expected 4 corners, got {len(corners)}")
-    size = _check_count(size, "size")
+    size = check_count(size, "size")
     tl, tr, bl, br = (_latent(model, c) for c in corners)
     left = interpolate_latents(tl, bl, size, method)
     right = interpolate_latents(tr, br, size, method)
@@ -442,7 +249,7 @@ def four_corner_grid(
 
 
 def analogy(
-    model: SketchRNN,
+    model: SketchModel,
     a: SketchOrLatent,
     minus: SketchOrLatent,
     plus: SketchOrLatent,
@@ -455,7 +262,7 @@ def analogy(
     """Draw ``z_a - z_minus + z_plus`` ``n`` times (paper section 4.3: cat head - pig head +
     full pig = full cat)."""
     _require_encoder(model, "an analogy")
-    n = _check_count(n)
+    n = check_count(n)
     z = _latent(model, a) - _latent(model, minus) + _latent(model, plus)
     return decode(model, z.expand(n, -1), temperature=temperature, max_len=max_len, seed=seed)
 
@@ -464,7 +271,7 @@ def analogy(
 
 
 def complete(
-    model: SketchRNN,
+    model: SketchModel,
     prefix_s3: np.ndarray,
     n: int,
     temperature: float = 0.8,
@@ -484,10 +291,10 @@ def complete(
     ``z ~ N(0, I)`` per ending (more varied). ``max_len`` bounds the whole sketch, prefix
     included (default ``model.config.max_seq_len``).
     """
-    n = _check_count(n)
-    temperature = _check_temperature(temperature)
+    n = check_count(n)
+    temperature = check_temperature(temperature)
     s3 = strokes.validate_stroke3(prefix_s3, where="prefix")
-    limit = _max_len(model, max_len)
+    limit = max_length(model, max_len)
     if len(s3) >= limit:
         raise ValueError(
             f"prefix has {len(s3)} points; it must be shorter than max_len={limit} to leave "
@@ -495,26 +302,26 @@ def complete(
         )
     if z_from not in ("prefix", "prior"):
         raise ValueError(f"z_from must be 'prefix' or 'prior', got {z_from!r}")
-    gen = _generator(model, seed)
+    gen = seeded_generator(model, seed)
     z = None
-    if model.config.conditional:
+    if model.has_encoder:
         if z_from == "prefix":
             z = encode(model, [s3]).expand(n, -1).contiguous()
         else:
-            z = torch.randn(n, model.config.z_size, generator=gen, device=_device(model))
-    label_idx = _labels(model, labels, n)
+            z = torch.randn(n, model.config.z_size, generator=gen, device=model.device)
+    label_idx = class_indices(model, labels, n)
     rows = _as_stroke5_rows(model, s3, "prefix")
     start = torch.from_numpy(strokes.START_TOKEN).to(rows.device).unsqueeze(0)
-    inputs = torch.cat([start, rows[:-1]])  # the last prefix row is fed by _draw below
-    pen_temperature = None if pen_temperature is None else _check_temperature(pen_temperature)
-    with _inference(model):
+    inputs = torch.cat([start, rows[:-1]])  # the last prefix row is fed by draw() below
+    pen_temperature = None if pen_temperature is None else check_temperature(pen_temperature)
+    with inference(model):
         state = model.initial_state(z, n)
         for row in inputs:
             _, state = model.decode_step(row.expand(n, 5), state, z=z, labels=label_idx)
         last = rows[-1].expand(n, 5).contiguous()
         room = limit - len(s3)
-        endings = _draw(model, last, state, z, label_idx, room, temperature, pen_temperature, gen)
-    return [np.concatenate([s3, _to_pixels(model, e)]) for e in endings]
+        endings = draw(model, last, state, z, label_idx, room, temperature, pen_temperature, gen)
+    return [np.concatenate([s3, e]) for e in rows_to_pixels(model, endings)]
 
 
 # ----------------------------------------------------------------------------- input size
@@ -530,7 +337,7 @@ TYPICAL_EXTENT_SAMPLES = 16
 TYPICAL_EXTENT_TEMPERATURE = 0.5
 
 
-def typical_extent(model: SketchRNN) -> float:
+def typical_extent(model: SketchModel) -> float:
     """Median longer side of the bounding boxes of a few of the model's own sketches."""
     sketches = sample(model, TYPICAL_EXTENT_SAMPLES, temperature=TYPICAL_EXTENT_TEMPERATURE, seed=0)
     sides = []
@@ -541,7 +348,7 @@ def typical_extent(model: SketchRNN) -> float:
     return float(np.median(sides)) if sides else 0.0
 
 
-def fit_to_model_size(model: SketchRNN, sketches: Sequence[np.ndarray]) -> list[np.ndarray]:
+def fit_to_model_size(model: SketchModel, sketches: Sequence[np.ndarray]) -> list[np.ndarray]:
     """Scale each stroke-3 sketch uniformly so its longer side is the model's
     :func:`typical_extent`: for drawing with a model trained on drawings of another size
     (e.g. a magenta.js model, in raw pixels, given a 0-255 simplified Quick, Draw! drawing)."""
@@ -553,5 +360,67 @@ def fit_to_model_size(model: SketchRNN, sketches: Sequence[np.ndarray]) -> list[
         extent = max(hi_x - lo_x, hi_y - lo_y)
         if extent > 0 and target > 0:
             s3[:, 0:2] *= target / extent
+        out.append(s3)
+    return out
+
+
+# ----------------------------------------------------------------------------- input scale
+
+#: What :func:`scale_inputs` takes besides a positive number.
+INPUT_SCALE_CHOICES = ("auto", "none")
+
+
+def input_scale_factor(
+    model: SketchModel,
+    input_scale: str | float = "auto",
+    model_path: str | os.PathLike | None = None,
+) -> float | None:
+    """The factor input sketches' offsets are multiplied by, or ``None`` for "fit each sketch
+    to the model's size" (:func:`fit_to_model_size`).
+
+    ``"none"`` is 1; a positive number (or its string) is itself; ``"auto"`` is ``None`` for a
+    magenta.js model (``model_path`` a ``.json`` file, the model with a scale factor), whose
+    units are the raw drawings' pixels while inputs are often a 0-255 box (simplified ndjson) or
+    any other size, and 1 for models trained here, which take their own training files' units.
+    ValueError for anything else.
+    """
+    if isinstance(input_scale, str):
+        if input_scale == "none":
+            return 1.0
+        if input_scale == "auto":
+            magenta = model_path is not None and is_magenta_json_model(model_path)
+            return None if magenta and model.scale_factor else 1.0
+        try:
+            factor = float(input_scale)
+        except ValueError:
+            raise ValueError(
+                f"input_scale must be auto, none or a number, got {input_scale!r}"
+            ) from None
+    elif isinstance(input_scale, bool) or not isinstance(input_scale, int | float):
+        raise ValueError(f"input_scale must be auto, none or a number, got {input_scale!r}")
+    else:
+        factor = float(input_scale)
+    if not factor > 0 or not math.isfinite(factor):
+        raise ValueError(f"input_scale must be a positive number, got {input_scale!r}")
+    return factor
+
+
+def scale_inputs(
+    model: SketchModel,
+    sketches: Sequence[np.ndarray],
+    input_scale: str | float = "auto",
+    model_path: str | os.PathLike | None = None,
+) -> list[np.ndarray]:
+    """Pixel stroke-3 sketches brought to the model's size by ``input_scale`` (see
+    :func:`input_scale_factor`): each scaled by the factor, or fitted to the model's
+    :func:`typical_extent`. New float32 arrays; ValueError for an invalid sketch or spec."""
+    factor = input_scale_factor(model, input_scale, model_path)
+    checked = [strokes.validate_stroke3(s, where=f"sketch {i}") for i, s in enumerate(sketches)]
+    if factor is None:
+        return fit_to_model_size(model, checked)
+    out = []
+    for s3 in checked:
+        s3 = s3.copy()
+        s3[:, 0:2] *= factor
         out.append(s3)
     return out

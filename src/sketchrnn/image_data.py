@@ -39,6 +39,8 @@ from sketchrnn.raster import rasterize_batch
 __all__ = [
     "ImageBatch",
     "ImageSketchDataset",
+    "ImageOnlyBatch",
+    "ImageOnlyDataset",
     "image_padding",
     "render_images",
     "load_image_datasets",
@@ -59,6 +61,13 @@ class ImageBatch(NamedTuple):
     strokes: torch.Tensor
     lengths: torch.Tensor
     labels: torch.Tensor
+
+
+class ImageOnlyBatch(NamedTuple):
+    """A batch of images alone (what the Conv-VAE trains on): ``images`` ``(batch, C, S, S)``
+    float32 in ``[0, 1]`` (1 = ink)."""
+
+    images: torch.Tensor
 
 
 def image_padding(image_size: int) -> float:
@@ -178,7 +187,7 @@ def load_image_datasets(
     scale_factor: float | None = None,
     limit_per_file: int | None = None,
     skip_invalid: bool = False,
-) -> DataSplits:
+) -> DataSplits[ImageSketchDataset]:
     """Read every file in ``paths`` and build train/valid/test image datasets from them.
 
     ``rdp_epsilon`` RDP-simplifies every sketch first (in the file's units; the Quick, Draw!
@@ -239,3 +248,46 @@ def _simplified(s3: np.ndarray, epsilon: float, path: PathLike, index: int) -> n
         return S.simplify_stroke3(S.validate_stroke3(s3, where=f"sketch #{index}"), epsilon)
     except S.SketchError as error:
         raise SketchFileError(path, str(error)) from None
+
+
+class ImageOnlyDataset:
+    """Images without strokes, for models of pixels alone (the Conv-VAE): ``len`` and
+    ``batch`` as the Trainer asks of a dataset.
+
+    ``images`` ``(N, S, S)`` (greyscale, given a channel axis) or ``(N, C, S, S)``, in
+    ``[0, 1]`` with ink 1 (the Bernoulli likelihood needs that range); ValueError otherwise.
+    """
+
+    def __init__(self, images: np.ndarray | torch.Tensor):
+        data = torch.as_tensor(np.asarray(images, dtype=np.float32))
+        if data.dim() == 3:
+            data = data.unsqueeze(1)  # greyscale (N, S, S) -> (N, 1, S, S)
+        if data.dim() != 4:
+            raise ValueError(f"images must be (N, S, S) or (N, C, S, S), got {tuple(data.shape)}")
+        if len(data) == 0:
+            raise ValueError("no images to train on")
+        if float(data.min()) < 0 or float(data.max()) > 1:
+            raise ValueError("images must lie in [0, 1] (1 = ink) for the Bernoulli likelihood")
+        self.images = data
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __repr__(self) -> str:
+        return f"ImageOnlyDataset({len(self)} images of {tuple(self.images.shape[1:])})"
+
+    def batch(
+        self,
+        indices: Sequence[int] | np.ndarray,
+        augment: bool = False,
+        rng: np.random.Generator | None = None,
+        *,
+        drop_prob: float = 0.0,
+    ) -> ImageOnlyBatch:
+        """The images at ``indices``. There is no image augmentation: ``augment`` must be off."""
+        if augment or drop_prob > 0:
+            raise ValueError(
+                "image-only datasets are not augmented: train with augment=False and drop_prob=0"
+            )
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        return ImageOnlyBatch(self.images[torch.from_numpy(indices)])

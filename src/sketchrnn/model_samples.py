@@ -102,8 +102,8 @@ def sample_magenta_models(
         # A drawing that ended at once has no points: nothing to render or learn from.
         drawn = [s for s in drawn if len(s)]
         if simplify:
-            drawn = [_quickdraw_simplified(s) for s in drawn]
-            drawn = [s for s in drawn if s is not None]
+            simplified = [_quickdraw_simplified(s) for s in drawn]
+            drawn = [s for s in simplified if s is not None]
         strokes += drawn
         labels += [name] * len(drawn)
     sketches = assign_splits(SketchSet(strokes, labels), split_fractions, seed, name="samples")

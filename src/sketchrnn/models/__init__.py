@@ -1,25 +1,36 @@
-"""Models: sketch-rnn (VAE and decoder-only), SketchEmbedNet, and :func:`load_model` for any
-saved one."""
+"""Models: one interface (:class:`SketchModel`), sketch-rnn (VAE and decoder-only),
+SketchEmbedNet, the Conv-VAE baseline, their registry by class name, and :func:`load_model`
+for any saved one."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
-from sketchrnn.models.base import CONFIG_FILE, ModelFileError
-from sketchrnn.models.sketch_embed_net import FORMAT_NAME as _SKETCH_EMBED_NET_FORMAT
+import torch
+
+from sketchrnn.models.checkpoint import CHECKPOINT_NAME, model_from_checkpoint
+from sketchrnn.models.conv_vae import ConvVAE, ConvVAEConfig
+from sketchrnn.models.interface import SketchModel
+from sketchrnn.models.magenta import load_magenta_json
+from sketchrnn.models.pretrained import CONFIG_FILE, ModelFileError, read_format
+from sketchrnn.models.registry import MODEL_CLASSES, model_class_for_format
 from sketchrnn.models.sketch_embed_net import SketchEmbedNet, SketchEmbedNetConfig
 from sketchrnn.models.sketch_rnn import SketchRNN, SketchRNNConfig, SketchRNNOutput
 
 __all__ = [
+    "SketchModel",
     "SketchRNN",
     "SketchRNNConfig",
     "SketchRNNOutput",
     "SketchEmbedNet",
     "SketchEmbedNetConfig",
+    "ConvVAE",
+    "ConvVAEConfig",
+    "MODEL_CLASSES",
     "ModelFileError",
     "load_model",
+    "is_magenta_json_model",
 ]
 
 _EXPECTED = (
@@ -28,35 +39,29 @@ _EXPECTED = (
 )
 
 
-def load_model(path: str | os.PathLike, device: str = "cpu") -> SketchRNN | SketchEmbedNet:
-    """A trained model from any place one is saved, in eval mode with ``scale_factor`` and
-    ``classes`` set: a pretrained folder (``save_pretrained``), a run folder or its
-    ``checkpoint.pt`` (``sketchrnn train``), or a magenta.js ``.json`` model. The saved
-    config says which model it is (SketchRNN or SketchEmbedNet)."""
+def is_magenta_json_model(path: str | os.PathLike) -> bool:
+    """Whether ``path`` names a magenta.js ``.json`` model (as :func:`load_model` sees it)."""
+    p = Path(path)
+    return p.is_file() and p.suffix.lower() == ".json"
+
+
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> SketchModel:
+    """A trained model from any place one is saved, in eval mode, its units (``scale_factor``,
+    ``classes``) in its config: a pretrained folder (``save_pretrained``), a run folder or its
+    ``checkpoint.pt`` (``sketchrnn train``), or a magenta.js ``.json`` model. The saved format
+    says which model it is (any of :data:`MODEL_CLASSES`)."""
     p = Path(path)
     if not p.exists():
         raise ModelFileError(p, f"no such file or folder; expected {_EXPECTED}")
+    model: SketchModel
     if p.is_dir() and (p / CONFIG_FILE).exists():
-        model_class = SketchEmbedNet if _is_sketch_embed_net(p / CONFIG_FILE) else SketchRNN
-        model = model_class.from_pretrained(p)
-    elif (p.is_dir() and (p / "checkpoint.pt").exists()) or p.suffix == ".pt":
-        from sketchrnn.train import model_from_checkpoint
-
+        fmt = read_format(p)
+        # Anything unreadable or foreign is left to SketchRNN.from_pretrained to explain.
+        model = (model_class_for_format(fmt) or SketchRNN).from_pretrained(p)
+    elif (p.is_dir() and (p / CHECKPOINT_NAME).exists()) or p.suffix == ".pt":
         model = model_from_checkpoint(p)
-    elif p.is_file() and p.suffix.lower() == ".json":
-        from sketchrnn.models.magenta import load_magenta_json
-
+    elif is_magenta_json_model(p):
         model = load_magenta_json(p)
     else:
         raise ModelFileError(p, f"not a model: expected {_EXPECTED}")
     return model.to(device).eval()
-
-
-def _is_sketch_embed_net(config_path: Path) -> bool:
-    """Whether a pretrained folder's ``config.json`` names SketchEmbedNet's format (anything
-    unreadable is left to ``SketchRNN.from_pretrained``, whose errors explain it)."""
-    try:
-        meta = json.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return False
-    return isinstance(meta, dict) and meta.get("format") == _SKETCH_EMBED_NET_FORMAT

@@ -8,53 +8,52 @@ convolutions back up to ``16 b`` pixels, centre-cropped to the image size; its o
 Bernoulli logits. Loss per image: binary cross-entropy summed over pixels plus
 ``kl_weight`` times the KL divergence to ``N(0, I)``, averaged over the batch.
 
-Typical use::
+Typical use (:func:`sketchrnn.fewshot.train_quick_conv_vae` does the same in one call)::
 
     model = ConvVAE(ConvVAEConfig(z_size=64))
-    train_conv_vae(model, images, steps=2000)   # images (N, 1, 28, 28) in [0, 1]
-    mu = model.embed(images)                    # (N, 64), the few-shot embedding
+    config = TrainConfig.for_model(ConvVAE, max_steps=2000, out_dir=None)
+    Trainer(model, config, ImageOnlyDataset(images)).fit()   # images (N, S, S) in [0, 1]
+    mu = model.embed(images)                                 # (N, 64), the few-shot embedding
 
-It is trained by :func:`train_conv_vae`, a plain loop: the shared Trainer is built around
-stroke batches (stroke targets, scale factors, stroke validation losses), which this model does
-not have.
+Batches are anything with ``images`` ``(batch, C, S, S)``
+(:class:`sketchrnn.image_data.ImageOnlyBatch`).
 """
 
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
+from typing import Any, ClassVar, cast
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sketchrnn.models.base import (
-    ConfigDict,
-    load_pretrained_model,
-    save_pretrained_files,
-)
+from sketchrnn.models.config import CLASSES_HELP, UnitsConfig, option
+from sketchrnn.models.interface import SketchModel
 from sketchrnn.nn.encoders import BACKBONES, ImageEncoder
-from sketchrnn.progress import progress_bar
 
-__all__ = ["ConvVAEConfig", "ConvVAE", "train_conv_vae", "FORMAT_NAME"]
+__all__ = ["ConvVAEConfig", "ConvVAE"]
 
-FORMAT_NAME = "sketchrnn.ConvVAE"
-FORMAT_VERSION = 1
 _N_UPSAMPLES = 4  # mirrors the encoder's four 2x poolings
 
 
 @dataclass
-class ConvVAEConfig(ConfigDict):
-    """Hyperparameters of :class:`ConvVAE`, saved beside its weights."""
+class ConvVAEConfig(UnitsConfig):
+    """Hyperparameters of :class:`ConvVAE`, saved beside its weights. Its units are those of
+    every model config; a Conv-VAE takes and gives pixels, so its ``scale_factor`` stays
+    ``None`` (no strokes to normalise)."""
 
-    backbone: str = "conv4"
-    in_channels: int = 1
-    image_size: int = 28
-    z_size: int = 256
-    decoder_width: int = 64
-    kl_weight: float = 1.0
+    backbone: str = option("conv4", "image encoder", choices=BACKBONES)
+    in_channels: int = option(1, "image channels", cli=False)
+    image_size: int = option(28, "image side in pixels")
+    z_size: int = option(256, "embedding (latent) size")
+    decoder_width: int = option(64, "channels of the transposed-conv decoder")
+    kl_weight: float = option(1.0, "weight of the KL term")
+    scale_factor: float | None = option(
+        None, "unused: a Conv-VAE has no strokes (kept for the shared interface)", cli=False
+    )
+    classes: list[str] = option(factory=list, help=CLASSES_HELP, cli=False)
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
@@ -65,16 +64,34 @@ class ConvVAEConfig(ConfigDict):
             raise ValueError("in_channels, z_size and decoder_width must be positive")
         if self.kl_weight < 0:
             raise ValueError(f"kl_weight must be >= 0, got {self.kl_weight}")
+        self._check_units()
 
 
-class ConvVAE(nn.Module):
+class ConvVAE(SketchModel):
     """Image encoder -> ``z`` -> transposed-conv decoder -> Bernoulli logits of the image."""
 
+    config_class = ConvVAEConfig
+    # 2: scale_factor and classes joined the config.
+    FORMAT_VERSION = 2
+    FILE_LABEL = "Conv-VAE"
+    # A plain loop: Adam at a constant 1e-3 (no decay, no clipping), batches of 128 images.
+    TRAIN_DEFAULTS: ClassVar[dict[str, Any]] = {
+        "batch_size": 128,
+        "lr": 1e-3,
+        "lr_decay": 1.0,
+        "min_lr": 0.0,
+        "grad_clip": math.inf,
+        "augment": False,
+        "max_steps": 2000,
+    }
+    PROGRESS_TERMS = {"loss": "loss"}
+
+    config: ConvVAEConfig
+
     def __init__(self, config: ConvVAEConfig):
-        super().__init__()
-        self.config = config
+        super().__init__(config)
         self.encoder = ImageEncoder(
-            config.backbone, config.in_channels, config.z_size, config.image_size
+            cast(Any, config.backbone), config.in_channels, config.z_size, config.image_size
         )
         self.base_size = math.ceil(config.image_size / 2**_N_UPSAMPLES)
         width = config.decoder_width
@@ -109,9 +126,11 @@ class ConvVAE(nn.Module):
         z = mu + torch.exp(0.5 * sigma_hat) * torch.randn_like(mu)
         return self.decode(z), mu, sigma_hat
 
-    def losses(self, images: Tensor) -> dict[str, Tensor]:
-        """``loss = recon + kl_weight * kl`` for ``images`` ``(batch, C, S, S)`` in ``[0, 1]``:
-        BCE summed over pixels and KL summed over ``z``, each averaged over the batch."""
+    def losses(self, batch: Any, step: int | None = None) -> dict[str, Tensor]:
+        """``loss = recon + kl_weight * kl`` for ``batch.images`` ``(batch, C, S, S)`` in
+        ``[0, 1]``: BCE summed over pixels and KL summed over ``z``, each averaged over the
+        batch (the same objective at every ``step``)."""
+        images = batch.images
         logits, mu, sigma_hat = self(images)
         recon = F.binary_cross_entropy_with_logits(logits, images, reduction="sum")
         recon = recon / len(images)
@@ -134,62 +153,3 @@ class ConvVAE(nn.Module):
     def reconstruct(self, images: Tensor) -> Tensor:
         """Pixel probabilities ``(batch, C, S, S)`` decoded from ``mu`` of ``images``."""
         return torch.sigmoid(self.decode(self.embed(images)))
-
-    def save_pretrained(self, directory: str | os.PathLike) -> None:
-        """Write ``config.json`` and ``model.safetensors`` into ``directory``, each atomically."""
-        save_pretrained_files(
-            directory, FORMAT_NAME, FORMAT_VERSION, self.config.to_dict(), self.state_dict()
-        )
-
-    @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike) -> ConvVAE:
-        """Load a model written by :meth:`save_pretrained`; :class:`ModelFileError` for a
-        missing, foreign or truncated file or a config that does not match the weights."""
-        model, _ = load_pretrained_model(
-            directory, cls, ConvVAEConfig, FORMAT_NAME, FORMAT_VERSION, label="Conv-VAE"
-        )
-        return model
-
-
-def train_conv_vae(
-    model: ConvVAE,
-    images: np.ndarray | Tensor,
-    steps: int = 2000,
-    batch_size: int = 128,
-    lr: float = 1e-3,
-    seed: int = 0,
-    progress: bool = True,
-) -> list[float]:
-    """Train ``model`` on ``images`` ``(N, C, S, S)`` or ``(N, S, S)`` in ``[0, 1]`` with Adam,
-    sampling batches with replacement from a seeded generator. Returns each step's loss.
-
-    Leaves the model in eval mode. ValueError for images of the wrong shape or range.
-    """
-    if steps < 1 or batch_size < 1:
-        raise ValueError(f"steps and batch_size must be positive, got {steps}, {batch_size}")
-    data = torch.as_tensor(np.asarray(images, dtype=np.float32))
-    if data.dim() == 3:
-        data = data.unsqueeze(1)  # greyscale (N, S, S) -> (N, 1, S, S)
-    if len(data) == 0:
-        raise ValueError("no images to train on")
-    model.encoder.check_images(data[:1])
-    if float(data.min()) < 0 or float(data.max()) > 1:
-        raise ValueError("images must lie in [0, 1] (1 = ink) for the Bernoulli likelihood")
-    generator = torch.Generator().manual_seed(seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)  # the reparameterisation noise, without touching global state
-        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-        device = model.project.weight.device
-        model.train()
-        history = []
-        bar = progress_bar(range(steps), desc="conv-vae", unit="step", disable=not progress)
-        for _ in bar:
-            indices = torch.randint(len(data), (batch_size,), generator=generator)
-            loss = model.losses(data[indices].to(device))["loss"]
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            history.append(loss.item())
-            bar.set_postfix(loss=f"{history[-1]:.2f}", refresh=False)
-    model.eval()
-    return history

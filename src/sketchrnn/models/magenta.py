@@ -59,7 +59,7 @@ def magenta_to_state_dict(weights: MagentaWeights) -> dict[str, np.ndarray]:
 def load_magenta_json(path: str | os.PathLike) -> SketchRNN:
     """A magenta.js model as our decoder-only SketchRNN (cell ``"lstm"``, 20 mixtures, no
     dropout), with ``scale_factor`` and ``max_seq_len`` from the file's ``info`` and
-    ``classes`` = ``[info.name]``."""
+    ``classes`` = ``[info.name]``, in eval mode."""
     weights = read_magenta_json(path)
     config = SketchRNNConfig(
         dec_hidden=weights.hidden_size,
@@ -68,12 +68,12 @@ def load_magenta_json(path: str | os.PathLike) -> SketchRNN:
         conditional=False,
         recurrent_dropout=0.0,
         max_seq_len=int(weights.info["max_seq_len"]),
+        scale_factor=weights.scale_factor,
+        classes=[str(weights.info["name"])],
     )
     model = SketchRNN(config)
     tensors = {k: torch.from_numpy(v) for k, v in magenta_to_state_dict(weights).items()}
     model.load_state_dict(tensors)
-    model.scale_factor = weights.scale_factor
-    model.classes = [str(weights.info["name"])]
     return model.eval()
 
 
@@ -107,10 +107,12 @@ def export_magenta_json(
     scale = model.scale_factor if scale_factor is None else scale_factor
     if scale is None:
         raise SketchFileError(
-            path, "cannot export to magenta.js: no scale_factor (set model.scale_factor)"
+            path,
+            "cannot export to magenta.js: no scale_factor (pass scale_factor, or record it "
+            "with model.set_units(scale_factor=...))",
         )
     if name is None:
-        name = model.classes[0] if getattr(model, "classes", None) else "sketch"
+        name = model.classes[0] if model.classes else "sketch"
     state = {k: v.detach().cpu().double().numpy() for k, v in model.state_dict().items()}
     hidden = config.dec_hidden
     cols = _gate_columns(hidden)  # its own inverse (it swaps gates 1 and 2)

@@ -15,19 +15,16 @@ Loss (section 3): ``L = L_pen + (1 - alpha) L_stroke + alpha L_pixel (+ kl_weigh
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from sketchrnn.models.base import (
-    ConfigDict,
-    load_pretrained_model,
-    save_pretrained_files,
-)
+from sketchrnn.models.config import CLASSES_HELP, SCALE_FACTOR_HELP, UnitsConfig, option
+from sketchrnn.models.decoding import decode
+from sketchrnn.models.interface import SketchModel
 from sketchrnn.models.sketch_rnn import SketchRNNOutput
 from sketchrnn.nn.cells import CELL_TYPES, State
 from sketchrnn.nn.decoder import MixtureDecoder
@@ -35,44 +32,40 @@ from sketchrnn.nn.encoders import BACKBONES, ImageEncoder
 from sketchrnn.nn.mixture import MixtureParams, reconstruction_losses
 from sketchrnn.nn.pixel_loss import curriculum_alpha, pixel_loss, sketchembednet_loss
 
-__all__ = ["SketchEmbedNetConfig", "SketchEmbedNet", "FORMAT_NAME"]
-
-FORMAT_NAME = "sketchrnn.SketchEmbedNet"
-# 2: the decoder's weights moved under decoder.* (cell, init_state, output).
-FORMAT_VERSION = 2
+__all__ = ["SketchEmbedNetConfig", "SketchEmbedNet"]
 
 
 @dataclass
-class SketchEmbedNetConfig(ConfigDict):
-    """Hyper-parameters of :class:`SketchEmbedNet`; saved beside the weights as ``config.json``.
+class SketchEmbedNetConfig(UnitsConfig):
+    """Hyper-parameters of :class:`SketchEmbedNet` and its units; saved beside the weights as
+    ``config.json``.
 
     ``pixel_size`` is the raster side used by ``L_pixel`` (``None``: ``image_size``);
     ``blur_sigma`` the Gaussian blur in pixels. ``kl_weight > 0`` adds the optional KL prior
     (the paper trains without it). ``alpha_*`` is the pixel-loss curriculum.
     """
 
-    backbone: str = "conv4"
-    in_channels: int = 1
-    image_size: int = 28
-    z_size: int = 256
-    dec_hidden: int = 1024
-    cell: str = "hyper"
-    hyper_hidden: int = 256
-    hyper_embed: int = 64
-    num_mixtures: int = 30
-    recurrent_dropout: float = 0.0
-    kl_weight: float = 0.0
-    alpha_max: float = 0.5
-    alpha_increment: float = 0.05
-    alpha_every: int = 10_000
-    pixel_size: int | None = None
-    blur_sigma: float = 2.0
-    max_seq_len: int = 64
-
-    # Class constants (no annotation, so not dataclass fields): what generate.py asks of a
-    # model. The decoder always has a z, and there is no class embedding.
-    conditional = True
-    num_classes = 0
+    backbone: str = option("conv4", "image encoder", choices=BACKBONES)
+    in_channels: int = option(1, "image channels the encoder takes", cli=False)
+    image_size: int = option(28, "image side in pixels")
+    z_size: int = option(256, "embedding (latent) size")
+    dec_hidden: int = option(1024, "decoder cell size")
+    cell: str = option("hyper", "decoder cell", choices=CELL_TYPES)
+    hyper_hidden: int = option(256, "HyperLSTM: size of the hyper network")
+    hyper_embed: int = option(64, "HyperLSTM: size of its embedding")
+    num_mixtures: int = option(30, "Gaussian mixture components M of the offsets")
+    recurrent_dropout: float = option(
+        0.0, "probability of dropping the decoder cell's update (0: off)"
+    )
+    kl_weight: float = option(0.0, "weight of the optional KL prior (the paper: 0)")
+    alpha_max: float = option(0.5, "pixel-loss weight alpha: its cap")
+    alpha_increment: float = option(0.05, "pixel-loss weight alpha: its step")
+    alpha_every: int = option(10_000, "pixel-loss weight alpha: training steps between steps")
+    pixel_size: int | None = option(None, "raster side of the pixel loss (None: image_size)")
+    blur_sigma: float = option(2.0, "Gaussian blur of the pixel loss, in pixels")
+    max_seq_len: int = option(64, "N_max: the longest sketch, in points (from the data)", cli=False)
+    scale_factor: float | None = option(None, SCALE_FACTOR_HELP, cli=False)
+    classes: list[str] = option(factory=list, help=CLASSES_HELP, cli=False)
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
@@ -96,8 +89,9 @@ class SketchEmbedNetConfig(ConfigDict):
             raise ValueError(f"blur_sigma must be positive, got {self.blur_sigma}")
         # Validates alpha_max, alpha_every (raises ValueError with the reason).
         curriculum_alpha(0, self.alpha_max, self.alpha_increment, self.alpha_every)
+        self._check_units()
 
-    PRESETS = {
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         # Appendix B: latent 256, HyperLSTM of output size 1024, hyper embedding 64, M = 30.
         "paper": dict(z_size=256, dec_hidden=1024, cell="hyper", hyper_embed=64, num_mixtures=30),
         # Trains on a laptop CPU: a LayerNorm LSTM of 256 (the HyperLSTM is ~2x slower).
@@ -124,19 +118,31 @@ class SketchEmbedNetConfig(ConfigDict):
         return curriculum_alpha(step, self.alpha_max, self.alpha_increment, self.alpha_every)
 
 
-class SketchEmbedNet(nn.Module):
+class SketchEmbedNet(SketchModel):
     """Image encoder -> ``z`` -> autoregressive mixture-density stroke decoder."""
 
-    #: The Trainer passes ``images`` and the step to :meth:`losses` for models that say so.
-    uses_images = True
+    config_class = SketchEmbedNetConfig
+    # 2: the decoder's weights moved under decoder.* (cell, init_state, output).
+    # 3: scale_factor and classes joined the config.
+    FORMAT_VERSION = 3
+    # Appendix B: batch 256, the learning rate x0.85 every 15k steps; images are rendered
+    # once, so the strokes are not augmented (they would stop matching their images).
+    TRAIN_DEFAULTS: ClassVar[dict[str, Any]] = {
+        "batch_size": 256,
+        "lr_decay": 0.85,
+        "lr_decay_every": 15_000,
+        "augment": False,
+    }
+    PROGRESS_TERMS = {name: name for name in ("L_pen", "L_stroke", "L_pixel", "alpha")}
+    # Its L_stroke and L_pen are sketch-rnn's L_s and L_p (the same normalisation).
+    LOG_ALIASES = {"L_s": "L_stroke", "L_p": "L_pen"}
+
+    config: SketchEmbedNetConfig
 
     def __init__(self, config: SketchEmbedNetConfig):
-        super().__init__()
-        self.config = config
-        self.scale_factor: float | None = None
-        self.classes: list[str] = []
+        super().__init__(config)
         self.encoder = ImageEncoder(
-            config.backbone, config.in_channels, config.z_size, config.image_size
+            cast(Any, config.backbone), config.in_channels, config.z_size, config.image_size
         )
         # The decoder is sketch-rnn's conditional decoder with the image's z in place of the
         # stroke encoder's (the same MixtureDecoder as SketchRNN's), z as its conditioning.
@@ -150,6 +156,11 @@ class SketchEmbedNet(nn.Module):
             hyper_hidden=config.hyper_hidden,
             hyper_embed=config.hyper_embed,
         )
+
+    @property
+    def has_encoder(self) -> bool:
+        """Always: its z is the embedding of an image (``z ~ N(0, I)`` also decodes)."""
+        return True
 
     # ------------------------------------------------------------------------- encoder
 
@@ -191,7 +202,7 @@ class SketchEmbedNet(nn.Module):
 
     def initial_state(self, z: Tensor | None, batch_size: int | None = None) -> State:
         """Decoder state before the first step: ``tanh(W z + b)`` split into the cell's state
-        tensors. ``z`` ``(batch, z_size)``; ``batch_size`` is accepted for generate.py."""
+        tensors. ``z`` ``(batch, z_size)`` (``batch_size`` is z's first dimension)."""
         if z is None:
             raise ValueError("SketchEmbedNet needs z (the embedding of an image) to decode")
         return self.decoder.initial_state(z, z.shape[0])
@@ -208,7 +219,7 @@ class SketchEmbedNet(nn.Module):
     ) -> tuple[MixtureParams, State]:
         """One generation step: previous point ``x_t`` ``(batch, 5)``, ``z`` ``(batch, z_size)``
         -> mixture for the next point (``(batch, M)`` / ``(batch, 3)``) and the new state.
-        ``labels`` is accepted (and must be ``None``) so generate.py drives both models."""
+        ``labels`` is part of the interface and must be ``None`` (no class embedding)."""
         if z is None:
             raise ValueError("SketchEmbedNet needs z to decode")
         if labels is not None:
@@ -231,15 +242,10 @@ class SketchEmbedNet(nn.Module):
         return SketchRNNOutput(self.decode(strokes[:, :-1], z), mu, sigma_hat, z)
 
     def losses(
-        self,
-        images: Tensor,
-        strokes: Tensor,
-        lengths: Tensor,
-        step: int | None = None,
-        *,
-        use_mean: bool = False,
+        self, batch: Any, step: int | None = None, *, use_mean: bool = False
     ) -> dict[str, Tensor]:
-        """The loss terms as scalars, each averaged over the batch:
+        """The loss terms of an :class:`sketchrnn.image_data.ImageBatch` (``images``,
+        ``strokes``, ``lengths``) as scalars, each averaged over the batch:
 
         * ``L_stroke = -1/N_max sum_{i<=n} log p(dx_i, dy_i)`` (sketch-rnn's ``L_s``);
         * ``L_pen = -1/N_max sum_{i<=N_max} sum_k p_k,i log q_k,i``, padding included
@@ -250,8 +256,12 @@ class SketchEmbedNet(nn.Module):
         * ``L_KL`` as in sketch-rnn (eq. 10), weighted by ``config.kl_weight`` (0 by default);
         * ``alpha`` = ``config.alpha_at(step)`` (``step=None``: ``alpha_max``);
         * ``L_R = L_stroke + L_pen`` (sketch-rnn's reconstruction loss, for comparison);
-        * ``loss = L_pen + (1 - alpha) L_stroke + alpha L_pixel + kl_weight L_KL``.
+        * ``loss = L_pen + (1 - alpha) L_stroke + alpha L_pixel + kl_weight L_KL``;
+        * ``kl_weight``: ``config.kl_weight``, for the logs.
+
+        ``use_mean=True`` takes ``z = mu`` instead of a sample.
         """
+        images, strokes, lengths = batch.images, batch.strokes, batch.lengths
         cfg = self.config
         alpha = cfg.alpha_at(step)
         out = self(images, strokes, lengths, use_mean=use_mean)
@@ -275,6 +285,7 @@ class SketchEmbedNet(nn.Module):
             "L_KL": loss_kl,
             "L_R": loss_stroke + loss_pen,
             "alpha": torch.tensor(alpha),
+            "kl_weight": torch.tensor(float(cfg.kl_weight), dtype=torch.float64),
             "loss": loss,
         }
 
@@ -289,47 +300,11 @@ class SketchEmbedNet(nn.Module):
         seed: int | None = None,
     ) -> list[np.ndarray]:
         """Draw each image: ``images`` ``(batch, C, S, S)`` -> ``batch`` stroke-3 ``(k, 3)``
-        arrays, decoded from the deterministic embedding ``mu``. Units as everywhere in
-        :mod:`sketchrnn.generate`: pixels when ``scale_factor`` is known, else normalised.
+        arrays in pixels, decoded from the deterministic embedding ``mu``
+        (:func:`sketchrnn.models.decoding.decode`); ValueError while ``scale_factor`` is
+        unknown.
         """
-        from sketchrnn.generate import decode
-
         return decode(self, self.embed(images), temperature=temperature, max_len=max_len, seed=seed)
-
-    # ------------------------------------------------------------------------- files
-
-    def save_pretrained(
-        self,
-        directory: str | os.PathLike,
-        scale_factor: float | None = None,
-        classes: list[str] | None = None,
-    ) -> None:
-        """Write ``config.json`` (format, config, scale factor, class names) and
-        ``model.safetensors`` into ``directory``, each atomically."""
-        scale_factor = self.scale_factor if scale_factor is None else float(scale_factor)
-        save_pretrained_files(
-            directory,
-            FORMAT_NAME,
-            FORMAT_VERSION,
-            self.config.to_dict(),
-            self.state_dict(),
-            {
-                "scale_factor": scale_factor,
-                "classes": list(self.classes if classes is None else classes),
-            },
-        )
-
-    @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike) -> SketchEmbedNet:
-        """Load a model written by :meth:`save_pretrained`. Raises :class:`ModelFileError`
-        for a missing, truncated or foreign file, or a config that does not match the weights."""
-        model, meta = load_pretrained_model(
-            directory, cls, SketchEmbedNetConfig, FORMAT_NAME, FORMAT_VERSION
-        )
-        scale_factor = meta.get("scale_factor")
-        model.scale_factor = None if scale_factor is None else float(scale_factor)
-        model.classes = [str(c) for c in meta.get("classes") or []]
-        return model
 
 
 def _check_strokes(images: Tensor, strokes: Tensor, lengths: Tensor) -> None:

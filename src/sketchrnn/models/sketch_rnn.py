@@ -5,58 +5,78 @@ the start token ``(0, 0, 1, 0, 0)``, rows ``1..n`` the sketch in stroke-5 and th
 padding ``(0, 0, 0, 0, 1)``; ``lengths`` ``(batch,)`` = n; ``labels`` ``(batch,)`` class ids.
 
 The decoder reads rows ``0..N_max-1`` and predicts rows ``1..N_max``; the encoder reads rows
-``1..n``. Losses are the paper's eq. 9-10 (see :meth:`SketchRNN.losses`).
+``1..n``. Losses are the paper's eq. 9-10 (see :meth:`SketchRNN.losses`); the objective
+anneals the KL term as the paper's supplement (section 2) says, at training step ``step``::
+
+    eta_step   = 1 - (1 - eta_min) * R ** step
+    loss_train = L_R + w_KL * eta_step * max(L_KL, KL_min)
+
+while validation and test use the plain eq. 11 loss ``L_R + w_KL * L_KL``.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from sketchrnn.models.base import (
-    ConfigDict,
-    ModelFileError,
-    load_pretrained_model,
-    save_pretrained_files,
-)
+from sketchrnn.models.config import CLASSES_HELP, SCALE_FACTOR_HELP, UnitsConfig, option
+from sketchrnn.models.decoding import decode, sample
+from sketchrnn.models.interface import SketchModel
+from sketchrnn.models.pretrained import ModelFileError
 from sketchrnn.nn.cells import CELL_TYPES, State
 from sketchrnn.nn.decoder import MixtureDecoder
 from sketchrnn.nn.encoders import BiLSTMEncoder
 from sketchrnn.nn.mixture import MixtureParams, reconstruction_losses
 
-__all__ = ["SketchRNNConfig", "SketchRNN", "SketchRNNOutput", "ModelFileError"]
-
-FORMAT_NAME = "sketchrnn.SketchRNN"
-# 2: the decoder's weights moved under decoder.* (cell, init_state, output).
-FORMAT_VERSION = 2
+__all__ = [
+    "SketchRNNConfig",
+    "SketchRNN",
+    "SketchRNNOutput",
+    "ModelFileError",
+    "kl_weight_at",
+    "sketch_rnn_loss",
+]
 
 
 @dataclass
-class SketchRNNConfig(ConfigDict):
-    """Hyper-parameters of :class:`SketchRNN`; saved beside the weights as ``config.json``.
+class SketchRNNConfig(UnitsConfig):
+    """Hyper-parameters of :class:`SketchRNN` and its units; saved beside the weights as
+    ``config.json``.
 
     ``conditional=False`` is the decoder-only model (no encoder, no z); ``num_classes > 0``
     adds a learned class embedding of ``class_embed_size`` to every decoder input.
     ``recurrent_dropout`` is the probability of dropping the decoder's cell update (0 = off).
+    ``kl_*`` is the KL term of the objective and its annealing (defaults: magenta's).
     """
 
-    enc_hidden: int = 256
-    dec_hidden: int = 512
-    z_size: int = 128
-    num_mixtures: int = 20
-    cell: str = "layernorm"
-    conditional: bool = True
-    num_classes: int = 0
-    class_embed_size: int = 32
-    recurrent_dropout: float = 0.1
-    hyper_hidden: int = 256
-    hyper_embed: int = 32
-    max_seq_len: int = 250
+    enc_hidden: int = option(256, "encoder LSTM size (each direction)")
+    dec_hidden: int = option(512, "decoder cell size")
+    z_size: int = option(128, "latent size N_z")
+    num_mixtures: int = option(20, "Gaussian mixture components M of the offsets")
+    cell: str = option("layernorm", "decoder cell", choices=CELL_TYPES)
+    conditional: bool = option(True, "the VAE (encoder and z); False: the decoder alone", cli=False)
+    num_classes: int = option(0, "classes of the learned class embedding (0: none)", cli=False)
+    class_embed_size: int = option(32, "size of the class embedding")
+    recurrent_dropout: float = option(
+        0.1, "probability of dropping the decoder cell's update (0: off)"
+    )
+    hyper_hidden: int = option(256, "HyperLSTM: size of the hyper network")
+    hyper_embed: int = option(32, "HyperLSTM: size of its embedding")
+    max_seq_len: int = option(
+        250, "N_max: the longest sketch, in points (from the data)", cli=False
+    )
+    kl_weight: float = option(0.5, "w_KL: the weight of the KL term")
+    kl_min: float = option(0.2, "KL_min: the floor of the KL term in the training loss")
+    kl_decay_rate: float = option(
+        0.99995, "R: the KL weight anneals as w_KL (1 - (1 - eta_min) R^step)"
+    )
+    kl_eta_min: float = option(0.01, "eta_min: the fraction of w_KL at step 0")
+    scale_factor: float | None = option(None, SCALE_FACTOR_HELP, cli=False)
+    classes: list[str] = option(factory=list, help=CLASSES_HELP, cli=False)
 
     def __post_init__(self) -> None:
         if self.cell not in CELL_TYPES:
@@ -68,9 +88,22 @@ class SketchRNNConfig(ConfigDict):
             raise ValueError(f"num_classes must be >= 0, got {self.num_classes}")
         if not 0.0 <= self.recurrent_dropout < 1.0:
             raise ValueError(f"recurrent_dropout must be in [0, 1), got {self.recurrent_dropout}")
+        if self.kl_weight < 0 or self.kl_min < 0:
+            raise ValueError(
+                f"kl_weight and kl_min must be >= 0, got {self.kl_weight}, {self.kl_min}"
+            )
+        if not 0.0 < self.kl_decay_rate <= 1.0:
+            raise ValueError(f"kl_decay_rate must be in (0, 1], got {self.kl_decay_rate}")
+        if not 0.0 <= self.kl_eta_min <= 1.0:
+            raise ValueError(f"kl_eta_min must be in [0, 1], got {self.kl_eta_min}")
+        self._check_units()
+        if self.num_classes and self.classes and len(self.classes) != self.num_classes:
+            raise ValueError(
+                f"{len(self.classes)} class names for a model of {self.num_classes} classes"
+            )
 
-    # A class constant, not a dataclass field (it has no annotation).
-    PRESETS = {
+    # A class constant, not a dataclass field (ClassVar).
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         # The paper's supplement: encoder 512, HyperLSTM decoder 2048, N_z 128, M 20.
         "paper": dict(enc_hidden=512, dec_hidden=2048, cell="hyper", z_size=128, num_mixtures=20),
         # magenta's sketch_rnn defaults.
@@ -87,6 +120,27 @@ class SketchRNNConfig(ConfigDict):
         return cls(**{**cls.PRESETS[name], **overrides})
 
 
+def kl_weight_at(step: int, config: SketchRNNConfig) -> float:
+    """Annealed KL weight ``w_KL * (1 - (1 - eta_min) * R**step)`` (supplement eq. 4)."""
+    eta = 1.0 - (1.0 - config.kl_eta_min) * config.kl_decay_rate**step
+    return config.kl_weight * eta
+
+
+def sketch_rnn_loss(
+    loss_r: Tensor, loss_kl: Tensor, step: int | None, config: SketchRNNConfig
+) -> tuple[Tensor, float]:
+    """The objective and the KL weight in it: at training ``step``
+    ``L_R + kl_weight_at(step) * max(L_KL, KL_min)``; for evaluation (``step=None``) the
+    plain eq. 11 ``L_R + w_KL * L_KL``; for the decoder-only model ``L_R`` (its L_KL is zero
+    and the floor would only add a constant) and weight 0."""
+    if not config.conditional:
+        return loss_r, 0.0
+    if step is None:
+        return loss_r + config.kl_weight * loss_kl, float(config.kl_weight)
+    weight = kl_weight_at(step, config)
+    return loss_r + weight * torch.clamp(loss_kl, min=config.kl_min), weight
+
+
 class SketchRNNOutput(NamedTuple):
     """``mixture``: next-point distributions for the ``N_max`` targets, shapes
     ``(batch, N_max, M)`` / ``(batch, N_max, 3)``; ``mu``, ``sigma_hat``, ``z`` ``(batch, z)``
@@ -98,14 +152,20 @@ class SketchRNNOutput(NamedTuple):
     z: Tensor | None
 
 
-class SketchRNN(nn.Module):
+class SketchRNN(SketchModel):
     """sketch-rnn: bidirectional LSTM encoder, z, autoregressive mixture-density decoder."""
 
+    config_class = SketchRNNConfig
+    # 2: the decoder's weights moved under decoder.* (cell, init_state, output).
+    # 3: scale_factor, classes and the KL settings joined the config.
+    FORMAT_VERSION = 3
+    TRAIN_DEFAULTS: ClassVar[dict[str, Any]] = {}
+    PROGRESS_TERMS = {"L_R": "L_R", "L_KL": "L_KL", "klw": "kl_weight"}
+
+    config: SketchRNNConfig
+
     def __init__(self, config: SketchRNNConfig):
-        super().__init__()
-        self.config = config
-        self.scale_factor: float | None = None
-        self.classes: list[str] = []
+        super().__init__(config)
         cond_size = 0
         if config.conditional:
             self.encoder = BiLSTMEncoder(5, config.enc_hidden, config.z_size)
@@ -123,6 +183,15 @@ class SketchRNN(nn.Module):
             hyper_hidden=config.hyper_hidden,
             hyper_embed=config.hyper_embed,
         )
+
+    @property
+    def has_encoder(self) -> bool:
+        """The VAE (``config.conditional``); the decoder-only model has no z."""
+        return bool(self.config.conditional)
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.config.num_classes)
 
     # ------------------------------------------------------------------------- encoder
 
@@ -208,14 +277,11 @@ class SketchRNN(nn.Module):
         return SketchRNNOutput(mixture, mu, sigma_hat, z)
 
     def losses(
-        self,
-        strokes: Tensor,
-        lengths: Tensor,
-        labels: Tensor | None = None,
-        *,
-        use_mean: bool = False,
+        self, batch: Any, step: int | None = None, *, use_mean: bool = False
     ) -> dict[str, Tensor]:
-        """The paper's loss terms as scalars, each averaged over the batch:
+        """The paper's loss terms of a :class:`sketchrnn.data.Batch` (``strokes``,
+        ``lengths``; ``labels`` for a class-conditional model) as scalars, each averaged over
+        the batch:
 
         * ``L_s = -1/N_max sum_{i<=n} log p(dx_i, dy_i)`` - the offsets of the real points
           only, but divided by ``N_max`` (eq. 9);
@@ -223,8 +289,14 @@ class SketchRNN(nn.Module):
           ``N_max`` steps, padding included: that is how the model learns to stop;
         * ``L_R = L_s + L_p``;
         * ``L_KL = -1/(2 N_z) sum (1 + sigma_hat - mu^2 - exp(sigma_hat))`` (eq. 10), zero
-          for the decoder-only model.
+          for the decoder-only model;
+        * ``kl_weight`` and ``loss``: the KL weight and the objective at ``step``
+          (:func:`sketch_rnn_loss`; ``step=None``: the evaluation loss ``L_R + w_KL L_KL``).
+
+        ``use_mean=True`` takes ``z = mu`` instead of a sample.
         """
+        strokes, lengths = batch.strokes, batch.lengths
+        labels = batch.labels if self.config.num_classes > 0 else None
         out = self(strokes, lengths, labels, use_mean=use_mean)
         loss_s, loss_p = reconstruction_losses(out.mixture, strokes[:, 1:], lengths)
         if out.mu is not None and out.sigma_hat is not None:
@@ -232,7 +304,16 @@ class SketchRNN(nn.Module):
             loss_kl = (-0.5 * kl_terms.mean(1)).mean()
         else:
             loss_kl = strokes.new_zeros(())
-        return {"L_s": loss_s, "L_p": loss_p, "L_R": loss_s + loss_p, "L_KL": loss_kl}
+        loss_r = loss_s + loss_p
+        loss, kl_weight = sketch_rnn_loss(loss_r, loss_kl, step, self.config)
+        return {
+            "L_s": loss_s,
+            "L_p": loss_p,
+            "L_R": loss_r,
+            "L_KL": loss_kl,
+            "kl_weight": torch.tensor(kl_weight, dtype=torch.float64),  # as computed, for logs
+            "loss": loss,
+        }
 
     # ------------------------------------------------------------------------- generation
 
@@ -247,58 +328,19 @@ class SketchRNN(nn.Module):
         max_len: int | None = None,
         seed: int | None = None,
     ) -> list[np.ndarray]:
-        """Sample ``n`` sketches as stroke-3 ``(k, 3)`` float32 arrays, in pixels when
-        ``scale_factor`` is known (else normalised units): :func:`sketchrnn.generate.sample`,
-        or :func:`sketchrnn.generate.decode` for given ``z`` ``(n, z_size)``.
+        """Sample ``n`` sketches as stroke-3 ``(k, 3)`` float32 arrays in pixels
+        (:func:`sketchrnn.models.decoding.sample`, or :func:`~sketchrnn.models.decoding.decode`
+        for given ``z`` ``(n, z_size)``); ValueError while ``scale_factor`` is unknown.
 
         ``labels`` is one class id for all or ``(n,)``; sampling stops at the end-of-sketch
         state or ``max_len`` points (default ``config.max_seq_len``), in eval mode.
         """
-        from sketchrnn import generate
-
-        options = dict(temperature=temperature, labels=labels, max_len=max_len, seed=seed)
+        options: dict[str, Any] = dict(
+            temperature=temperature, labels=labels, max_len=max_len, seed=seed
+        )
         if z is not None:
-            return generate.decode(self, z, n, **options)
-        return generate.sample(self, n, **options)
-
-    # ------------------------------------------------------------------------- files
-
-    def save_pretrained(
-        self,
-        directory: str | os.PathLike,
-        scale_factor: float | None = None,
-        classes: list[str] | None = None,
-    ) -> None:
-        """Write ``config.json`` (config, scale factor, class names, format version) and
-        ``model.safetensors`` into ``directory``. Defaults: ``self.scale_factor`` and
-        ``self.classes``. Each file is replaced atomically."""
-        scale_factor = self.scale_factor if scale_factor is None else float(scale_factor)
-        classes = list(self.classes if classes is None else classes)
-        if self.config.num_classes and classes and len(classes) != self.config.num_classes:
-            raise ValueError(
-                f"{len(classes)} class names for a model of {self.config.num_classes} classes"
-            )
-        save_pretrained_files(
-            directory,
-            FORMAT_NAME,
-            FORMAT_VERSION,
-            self.config.to_dict(),
-            self.state_dict(),
-            {"scale_factor": scale_factor, "classes": classes},
-        )
-
-    @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike) -> SketchRNN:
-        """Load a model written by :meth:`save_pretrained`; sets ``scale_factor`` and
-        ``classes``. Raises :class:`ModelFileError` for a missing, truncated or foreign file,
-        or a config that does not match the weights."""
-        model, meta = load_pretrained_model(
-            directory, cls, SketchRNNConfig, FORMAT_NAME, FORMAT_VERSION
-        )
-        scale_factor = meta.get("scale_factor")
-        model.scale_factor = None if scale_factor is None else float(scale_factor)
-        model.classes = [str(c) for c in meta.get("classes") or []]
-        return model
+            return decode(self, z, n, **options)
+        return sample(self, n, **options)
 
     # ------------------------------------------------------------------------- checks
 

@@ -1,23 +1,24 @@
-"""The one on-disk form of every model: ``config.json`` beside ``model.safetensors``.
+"""The one on-disk form of every model, a pretrained folder: ``config.json`` beside
+``model.safetensors`` (:meth:`sketchrnn.models.interface.SketchModel.save_pretrained` writes it).
 
-``config.json`` holds ``format`` (which model), ``format_version``, ``config`` (the model's
-dataclass as a dict) and any extra fields a model keeps (scale factor, class names).
-Every file is written through :func:`sketchrnn.io.files.atomic_path`, so a failed save never
-leaves a half-written model; every problem on loading is a :class:`ModelFileError` naming the
-file and what to do.
+``config.json`` holds ``format`` (``"sketchrnn."`` + the model's class name), ``format_version``
+and ``config`` (the model's config dataclass as a dict, its units included). Files written
+before the units joined the config keep ``scale_factor`` and ``classes`` beside it; readers
+fold them in. Every file is written through :func:`sketchrnn.io.files.atomic_path`, so a
+failed save never leaves a half-written model; every problem on loading is a
+:class:`ModelFileError` naming the file and what to do.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
-from torch import Tensor, nn
+from torch import Tensor
 
 from sketchrnn.io.files import SketchFileError, atomic_path
 
@@ -28,7 +29,7 @@ __all__ = [
     "save_pretrained_files",
     "load_pretrained_files",
     "check_weights_match",
-    "load_pretrained_model",
+    "read_format",
 ]
 
 CONFIG_FILE = "config.json"
@@ -46,18 +47,12 @@ def save_pretrained_files(
     format_version: int,
     config_dict: dict[str, Any],
     state_dict: dict[str, Tensor],
-    extra_meta: dict[str, Any] | None = None,
 ) -> None:
     """Write ``model.safetensors`` (``state_dict`` on the CPU) and ``config.json``
-    (``format``, ``format_version``, ``config`` and ``extra_meta``) into ``directory``,
-    each replaced atomically. The weights go first: a config never points at missing weights."""
+    (``format``, ``format_version``, ``config``) into ``directory``, each replaced
+    atomically. The weights go first: a config never points at missing weights."""
     directory = Path(directory)
-    meta = {
-        "format": format_name,
-        "format_version": format_version,
-        "config": config_dict,
-        **(extra_meta or {}),
-    }
+    meta = {"format": format_name, "format_version": format_version, "config": config_dict}
     tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
     with atomic_path(directory / WEIGHTS_FILE) as tmp:
         save_file(tensors, os.fspath(tmp), metadata={"format": format_name})
@@ -77,7 +72,8 @@ def load_pretrained_files(
     Checks that ``config.json`` is JSON of ``format_name`` at a version up to
     ``format_version`` and that the weights are a readable safetensors file; the caller builds
     its config from ``meta["config"]`` and then calls :func:`check_weights_match`
-    (:func:`load_pretrained_model` does all of it). ``label`` names the model kind in the errors.
+    (``SketchModel.from_pretrained`` does all of it). ``label`` names the model kind in the
+    errors.
     """
     directory = Path(directory)
     if not directory.is_dir():
@@ -99,55 +95,6 @@ def load_pretrained_files(
             "re-save or re-download the model",
         ) from None
     return meta, tensors
-
-
-class ConfigDict:
-    """``to_dict``/``from_dict`` for the config dataclasses (models' and training's), so that
-    configs round-trip through JSON and checkpoints; unknown keys are an error, not dropped."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)  # type: ignore[call-overload]
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> Any:
-        known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown {cls.__name__} fields: {', '.join(unknown)}")
-        return cls(**values)
-
-
-class _Config(Protocol):
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> Any: ...
-
-
-ModelT = TypeVar("ModelT", bound=nn.Module)
-
-
-def load_pretrained_model(
-    directory: str | os.PathLike,
-    model_class: type[ModelT],
-    config_class: type[_Config],
-    format_name: str,
-    format_version: int,
-    *,
-    label: str = "model",
-) -> tuple[ModelT, dict[str, Any]]:
-    """``model_class(config_class.from_dict(meta["config"]))`` with the saved weights loaded,
-    and ``meta`` (the whole ``config.json``) for the fields a model keeps beside its config.
-    Every problem is a :class:`ModelFileError` (see :func:`load_pretrained_files`)."""
-    meta, tensors = load_pretrained_files(directory, format_name, format_version, label=label)
-    try:
-        config = config_class.from_dict(meta["config"])
-    except (KeyError, TypeError, ValueError) as err:
-        raise ModelFileError(
-            Path(directory) / CONFIG_FILE, f"invalid model config: {err}"
-        ) from None
-    model = model_class(config)
-    check_weights_match(directory, model.state_dict(), tensors)
-    model.load_state_dict(tensors)
-    return model, meta
 
 
 def _read_meta(config_path: Path, format_name: str, format_version: int) -> dict[str, Any]:
@@ -201,3 +148,14 @@ def check_weights_match(
             + "; ".join(problems)
             + "; save config and weights together with save_pretrained",
         )
+
+
+def read_format(directory: str | os.PathLike) -> str | None:
+    """The ``format`` a pretrained folder's ``config.json`` names, or ``None`` when it cannot
+    be read (the loader of the folder then explains what is wrong)."""
+    try:
+        meta = json.loads((Path(directory) / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    fmt = meta.get("format") if isinstance(meta, dict) else None
+    return fmt if isinstance(fmt, str) else None

@@ -1,0 +1,101 @@
+"""The ``sketchrnn`` command. Thin: parses arguments and calls the library.
+
+One module per command group, each registering its subcommands next to their handlers:
+:mod:`~sketchrnn.cli.data` (``data ...``), :mod:`~sketchrnn.cli.draw` (``sample``,
+``reconstruct``, ``complete``, ``interpolate``, ``analogy``), :mod:`~sketchrnn.cli.demo`,
+:mod:`~sketchrnn.cli.train`, :mod:`~sketchrnn.cli.evaluate`, :mod:`~sketchrnn.cli.fewshot`
+and :mod:`~sketchrnn.cli.embed`. Options come from the library's config dataclasses and
+function defaults (:mod:`~sketchrnn.cli.options`), so each default lives once.
+
+Library modules are imported inside each command (and each command's options are built when
+it is parsed), so that ``sketchrnn --help`` is instant and commands that need no torch do not
+load it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from sketchrnn.cli import data, demo, draw, embed, evaluate, fewshot, train
+from sketchrnn.cli.common import CLIError
+from sketchrnn.cli.options import LazyParser
+
+# In the order `sketchrnn --help` lists them.
+COMMAND_GROUPS = (data, draw, demo, train, evaluate, fewshot, embed)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from sketchrnn import __version__
+
+    p = LazyParser(
+        prog="sketchrnn",
+        description="Generative models of vector sketches (sketch-rnn, SketchEmbedNet).",
+    )
+    p.add_argument("--version", action="version", version=f"sketchrnn {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    for group in COMMAND_GROUPS:
+        group.register(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = train.rewrite_model_option(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        # A group without its subcommand (or no command at all): its help, as a usage error.
+        _parser_of(parser, argv).print_help(sys.stderr)
+        return 2
+    try:
+        func(args)
+    except KeyboardInterrupt:
+        print("sketchrnn: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # user-facing errors of this package become one line
+        if _is_user_error(e):
+            print(f"sketchrnn: error: {e}", file=sys.stderr)
+            return 2
+        raise
+    return 0
+
+
+def _parser_of(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.ArgumentParser:
+    """The (sub)parser that ``argv``'s leading command words name."""
+    for word in argv:
+        choices = next(
+            (a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction)),
+            None,
+        )
+        if not choices or word not in choices:
+            break
+        parser = choices[word]
+    return parser
+
+
+def _is_user_error(e: BaseException) -> bool:
+    """Errors that describe bad input or environment, not bugs: shown without a traceback.
+
+    Those are the package's own error classes (each names the file and what is wrong), and
+    ``ValueError``/``OSError`` raised by the package's own code (its argument checks), as
+    opposed to ones escaping from inside a library. ``SKETCHRNN_DEBUG=1`` shows the traceback.
+    """
+    import traceback
+
+    if os.environ.get("SKETCHRNN_DEBUG"):
+        return False
+    if isinstance(e, CLIError | FileNotFoundError | PermissionError | IsADirectoryError):
+        return True
+    if type(e).__module__.startswith("sketchrnn."):
+        return True
+    if isinstance(e, ValueError | OSError):
+        frames = traceback.extract_tb(e.__traceback__)
+        package_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        return bool(frames) and os.path.abspath(frames[-1].filename).startswith(package_dir)
+    return False
+
+
+__all__ = ["main", "build_parser", "CLIError"]

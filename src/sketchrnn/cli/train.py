@@ -1,0 +1,333 @@
+"""``sketchrnn train sketch-rnn|sketchembednet``: train a model on sketch files.
+
+Each model has its own subcommand, so only the options that apply to it are offered: its
+config dataclass's fields (``SketchRNNConfig`` / ``SketchEmbedNetConfig``, over ``--preset``)
+and ``TrainConfig``'s, with the defaults the model trains with (``TrainConfig.for_model``).
+``sketchrnn train --data ...`` (no model named) trains sketch-rnn, and ``--model NAME`` picks
+the model as it always did (:func:`rewrite_model_option`). An option of the other model is an
+error that names where it belongs, not silently ignored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sketchrnn.cli.common import CLIError, add_skip_invalid, report_skipped
+from sketchrnn.cli.options import (
+    add_command,
+    add_config_options,
+    defaults_of,
+    given_options,
+    show,
+)
+
+
+@dataclass(frozen=True)
+class _Model:
+    """What the command knows of a model: its class, its label in messages, its default
+    preset and the TrainConfig fields that do not apply to it. (Its config fields that come
+    from the data, such as ``max_seq_len``, say ``cli=False`` themselves.)"""
+
+    class_name: str
+    label: str
+    help: str
+    default_preset: str
+    train_fields_not_offered: tuple[str, ...] = ()
+
+
+MODELS = {
+    "sketch-rnn": _Model(
+        "SketchRNN",
+        "sketch-rnn",
+        "strokes in, strokes out (a VAE, or --decoder-only)",
+        "magenta",
+    ),
+    "sketchembednet": _Model(
+        "SketchEmbedNet",
+        "SketchEmbedNet",
+        "images (rendered from the strokes) in, strokes out",
+        "paper",
+        # Images are rendered once: augmenting the strokes would make them disagree.
+        ("augment", "drop_prob"),
+    ),
+}
+ALIASES = {"sketch-rnn": ["sketchrnn"]}
+
+# TrainConfig fields under their old, shorter names too.
+_TRAIN_ALIASES = {"max_steps": ["--steps"], "out_dir": ["--out"]}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    train = subparsers.add_parser(
+        "train",
+        help="train sketch-rnn or SketchEmbedNet on sketch files (torchrun for DDP)",
+        description="Train a model on sketch files; run it under torchrun --nproc-per-node N "
+        "for DDP. `sketchrnn train --data ...` trains sketch-rnn; --model NAME picks the model.",
+    )
+    sub = train.add_subparsers(dest="train_model", metavar="MODEL")
+    for name, model in MODELS.items():
+        q = add_command(
+            sub,
+            name,
+            _train,
+            functools.partial(_arguments, name),
+            help=model.help,
+            aliases=ALIASES.get(name, []),
+        )
+        q.set_defaults(train_model=name)
+
+
+def rewrite_model_option(argv: Sequence[str]) -> list[str]:
+    """``train [--model NAME] ARGS`` -> ``train NAME ARGS`` (NAME: sketch-rnn by default), so
+    that the commands written before the model subcommands keep working."""
+    argv = list(argv)
+    if len(argv) < 2 or argv[0] != "train":
+        return argv
+    rest = argv[1:]
+    if rest[0] in ("-h", "--help") or not rest[0].startswith("-"):
+        return argv
+    name, kept, i = "sketch-rnn", [], 0
+    while i < len(rest):
+        if rest[i] == "--model" and i + 1 < len(rest):
+            name, i = rest[i + 1], i + 2
+        elif rest[i].startswith("--model="):
+            name, i = rest[i].partition("=")[2], i + 1
+        else:
+            kept.append(rest[i])
+            i += 1
+    return ["train", name, *kept]
+
+
+# ----------------------------------------------------------------------------- options
+
+
+def _model_class(name: str) -> Any:
+    from sketchrnn.models import MODEL_CLASSES
+
+    return MODEL_CLASSES[MODELS[name].class_name]
+
+
+def _field_defaults(config_class: type) -> dict[str, Any]:
+    return {
+        f.name: f.default
+        for f in dataclasses.fields(config_class)
+        if f.default is not dataclasses.MISSING
+    }
+
+
+def _preset_notes(config_class: type, default_preset: str) -> dict[str, str]:
+    """``"by preset: magenta 512 (default), paper 2048, small 256"`` for the fields a
+    preset sets."""
+    presets: dict[str, dict[str, Any]] = config_class.PRESETS  # type: ignore[attr-defined]
+    fields = _field_defaults(config_class)
+    order = [default_preset, *(p for p in presets if p != default_preset)]
+    notes = {}
+    for name in {k for values in presets.values() for k in values}:
+        values = [
+            f"{preset} {show(presets[preset].get(name, fields.get(name)))}"
+            + (" (default)" if preset == default_preset else "")
+            for preset in order
+        ]
+        notes[name] = "by preset: " + ", ".join(values)
+    return notes
+
+
+def _arguments(name: str, q: argparse.ArgumentParser, others: bool = True) -> None:
+    from sketchrnn.train import TrainConfig
+
+    spec = MODELS[name]
+    model_class = _model_class(name)
+    config_class = model_class.config_class
+    image_model = name == "sketchembednet"
+
+    data = q.add_argument_group("data")
+    data.add_argument(
+        "--data",
+        nargs="+",
+        required=True,
+        metavar="FILE",
+        help="any readable files: .npz .ndjson .bin .svg (or folders) .zip; all used",
+    )
+    data.add_argument(
+        "--max-len",
+        type=int,
+        default=_field_defaults(config_class)["max_seq_len"],
+        help="longest sketch kept, in points (the model's N_max: the longest kept)",
+    )
+    if image_model:
+        from sketchrnn.image_data import load_image_datasets
+
+        data.add_argument(
+            "--rdp-epsilon",
+            type=float,
+            default=defaults_of(load_image_datasets)["rdp_epsilon"],
+            help="RDP-simplify sketches first (file units; Omniglot: about 2)",
+        )
+    else:
+        from sketchrnn.data import load_datasets
+
+        data.add_argument(
+            "--too-long",
+            choices=["drop", "error"],
+            default=defaults_of(load_datasets)["too_long"],
+            help="what to do with longer sketches (drop: with a count)",
+        )
+    add_skip_invalid(data)
+
+    model = q.add_argument_group(
+        f"model ({config_class.__name__}; options given override the preset's values)"
+    )
+    model.add_argument(
+        "--preset",
+        choices=list(config_class.PRESETS),
+        default=spec.default_preset,
+        help="model size",
+    )
+    if not image_model:
+        model.add_argument("--decoder-only", action="store_true", help="no encoder, no z")
+        model.add_argument(
+            "--class-conditional",
+            action="store_true",
+            help="a learned class embedding (one per class of the data) joins the decoder input",
+        )
+    add_config_options(
+        model,
+        config_class,
+        "model",
+        notes=_preset_notes(config_class, spec.default_preset),
+    )
+
+    training = q.add_argument_group("training (TrainConfig)")
+    add_config_options(
+        training,
+        TrainConfig,
+        "train",
+        exclude=("max_seconds", *spec.train_fields_not_offered),
+        defaults=model_class.TRAIN_DEFAULTS,
+        notes={"save_every": "default: the value of --eval-every"},
+        aliases=_TRAIN_ALIASES,
+    )
+    training.add_argument(
+        "--minutes", type=float, default=None, metavar="FLOAT", help="wall-time budget"
+    )
+    training.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
+    training.add_argument(
+        "--fast-matmul",
+        action="store_true",
+        help="CPU: bfloat16 hardware matmuls at float32 accuracy (checked first)",
+    )
+    if others:
+        _refuse_other_models_options(name, q)
+
+
+class _OtherModelsOption(argparse.Action):
+    """An option of another model's subcommand: remembered, then refused by the command with
+    a message naming where it belongs (argparse would only say "unrecognized")."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any):
+        super().__init__(
+            option_strings, dest, nargs="*", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+        )
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        setattr(namespace, self.dest, [*getattr(namespace, self.dest, []), option_string])
+
+
+def _refuse_other_models_options(name: str, q: argparse.ArgumentParser) -> None:
+    ours = set(q._option_string_actions)
+    for other in MODELS:
+        if other == name:
+            continue
+        probe = argparse.ArgumentParser(add_help=False)
+        _arguments(other, probe, others=False)
+        flags = sorted(set(probe._option_string_actions) - ours)
+        for flag in flags:
+            q.add_argument(flag, action=_OtherModelsOption, dest=f"other_options.{other}")
+
+
+# ----------------------------------------------------------------------------- the command
+
+
+def _train(args: argparse.Namespace) -> None:
+    from sketchrnn.train import TrainConfig, Trainer
+
+    name = args.train_model
+    spec = MODELS[name]
+    for other in MODELS:
+        flags = getattr(args, f"other_options.{other}", None)
+        if flags:
+            raise CLIError(
+                f"{', '.join(flags)}: not for {spec.label}; among the {MODELS[other].label} "
+                f"options (see sketchrnn train {other} --help)"
+            )
+    if args.fast_matmul:
+        from sketchrnn.nn.cells import fast_fp32_matmul
+
+        on = fast_fp32_matmul()
+        print("fast float32 matmul: " + ("on" if on else "not available here; default kept"))
+
+    model_class = _model_class(name)
+    config = model_class.config_class.preset(args.preset, **given_options(args, "model"))
+    if name == "sketchembednet":
+        from sketchrnn.image_data import load_image_datasets
+
+        data = load_image_datasets(
+            args.data,
+            config.image_size,
+            args.max_len,
+            rdp_epsilon=args.rdp_epsilon,
+            in_channels=config.in_channels,
+            skip_invalid=args.skip_invalid,
+        )
+        config = dataclasses.replace(config, max_seq_len=data.max_len)
+    else:
+        from sketchrnn.data import load_datasets
+
+        data = load_datasets(
+            args.data, max_len=args.max_len, too_long=args.too_long, skip_invalid=args.skip_invalid
+        )
+        num_classes = len(data.classes) if args.class_conditional else config.num_classes
+        config = dataclasses.replace(
+            config,
+            max_seq_len=data.max_len,
+            conditional=not args.decoder_only,
+            num_classes=num_classes,
+        )
+    for path, skipped in data.skipped_invalid.items():
+        report_skipped(path, skipped)
+    for path, n in data.dropped_too_long.items():
+        if n:
+            print(f"{path}: left out {n} sketches longer than {args.max_len} points")
+    print(
+        f"data: {len(data.train)} train / {len(data.valid)} valid / {len(data.test)} test "
+        f"sketches, {len(data.classes)} classes, N_max {data.max_len}, "
+        f"scale factor {data.scale_factor:.4f}"
+    )
+
+    overrides = given_options(args, "train")
+    if args.minutes is not None:
+        overrides["max_seconds"] = args.minutes * 60.0
+    if "eval_every" in overrides:  # checkpoints follow validation unless told otherwise
+        overrides.setdefault("save_every", overrides["eval_every"])
+    train_config = TrainConfig.for_model(model_class, **overrides)
+    if args.resume:
+        trainer = Trainer.from_checkpoint(train_config, data.train, data.valid)
+    else:
+        trainer = Trainer(model_class(config), train_config, data.train, data.valid)
+    try:
+        result = trainer.fit()
+    finally:
+        trainer.close()
+    if trainer.ctx.is_main:
+        print(
+            f"trained {result['step']} steps in {result['seconds']:.0f} s; "
+            f"model in {train_config.out_dir}"
+        )
+
+
+__all__ = ["register", "rewrite_model_option", "MODELS"]

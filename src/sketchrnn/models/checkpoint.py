@@ -1,0 +1,151 @@
+"""The training checkpoint, ``checkpoint.pt``: one ``torch.save`` of plain values and tensors
+(read back ``weights_only``, so nothing is unpickled) holding
+
+- ``format``, ``version``; ``model_class`` (a name of :data:`MODEL_CLASSES`), ``model_config``
+  (its config as a dict, the model's units included) and ``model`` (the weights);
+- what resuming needs: ``optimizer``, ``train_config``, ``step``, ``best_valid_loss``,
+  ``skipped_steps``, ``batches_per_epoch``, ``max_len``, ``rng``.
+
+The Trainer (:mod:`sketchrnn.train`) writes it; :func:`model_from_checkpoint` rebuilds the
+model from it. Checkpoints of version 1 keep ``scale_factor`` and ``classes`` at the top level
+and sketch-rnn's KL settings in ``train_config``; they are folded into the model config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from sketchrnn.io.files import SketchFileError, atomic_path
+from sketchrnn.models.interface import LEGACY_UNIT_KEYS, SketchModel
+from sketchrnn.models.registry import MODEL_CLASSES
+
+__all__ = [
+    "CHECKPOINT_NAME",
+    "CHECKPOINT_FORMAT",
+    "CHECKPOINT_VERSION",
+    "CheckpointError",
+    "save_checkpoint",
+    "load_checkpoint",
+    "checkpoint_model_class",
+    "checkpoint_model_config",
+    "load_weights",
+    "model_from_checkpoint",
+]
+
+CHECKPOINT_NAME = "checkpoint.pt"
+CHECKPOINT_FORMAT = "sketchrnn.train.checkpoint"
+# 2: the model's units (scale_factor, classes) and sketch-rnn's KL settings in model_config.
+CHECKPOINT_VERSION = 2
+# Version 1 kept sketch-rnn's KL settings in the train config.
+_LEGACY_KL_KEYS = ("kl_weight", "kl_min", "kl_decay_rate", "kl_eta_min")
+
+
+class CheckpointError(SketchFileError):
+    """A checkpoint that is missing, unreadable, foreign, or does not fit the model or data."""
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
+    """Write ``state`` with ``torch.save`` atomically (never a half-written file).
+
+    Refuses (:class:`CheckpointError`) a state whose weights are not all finite.
+    """
+    for name, t in state.get("model", {}).items():
+        if torch.is_tensor(t) and t.is_floating_point() and not torch.isfinite(t).all():
+            raise CheckpointError(path, f"refusing to write it: parameter {name} is not finite")
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a checkpoint written by the Trainer (``weights_only``: nothing is unpickled).
+
+    ``path`` may be the file or a run directory holding ``checkpoint.pt``.
+    Raises :class:`CheckpointError` for a missing, truncated or foreign file.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT_NAME
+    if not path.exists():
+        raise CheckpointError(
+            path, "no checkpoint here; check the path, or start a fresh run without --resume"
+        )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated zip, foreign pickle, not a torch file at all
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(
+            path, f"not a readable checkpoint (truncated or not written by sketchrnn): {reason}"
+        ) from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(path, "not a sketchrnn training checkpoint")
+    if state.get("version", 0) > CHECKPOINT_VERSION:
+        raise CheckpointError(
+            path,
+            f"checkpoint format version {state.get('version')} is newer than this sketchrnn "
+            f"reads ({CHECKPOINT_VERSION}); upgrade sketchrnn",
+        )
+    missing = [k for k in ("model", "model_config", "optimizer", "step") if k not in state]
+    if missing:
+        raise CheckpointError(path, f"checkpoint lacks {', '.join(missing)}")
+    return state
+
+
+def checkpoint_model_class(state: dict[str, Any], path: str | os.PathLike) -> type[SketchModel]:
+    """The model class a checkpoint holds (``model_class``; older ones are sketch-rnn)."""
+    name = state.get("model_class", "SketchRNN")
+    if name not in MODEL_CLASSES:
+        raise CheckpointError(
+            path, f"unknown model class {name!r} (this sketchrnn knows {', '.join(MODEL_CLASSES)})"
+        )
+    return MODEL_CLASSES[name]
+
+
+def checkpoint_model_config(state: dict[str, Any], path: str | os.PathLike) -> Any:
+    """The model config a checkpoint holds, as its dataclass (older checkpoints upgraded:
+    their top-level units and train-config KL settings folded in)."""
+    config_class = checkpoint_model_class(state, path).config_class
+    values = dict(state["model_config"])
+    fields = {f.name for f in dataclasses.fields(config_class)}
+    for key in LEGACY_UNIT_KEYS:
+        if key in fields and key not in values and state.get(key) is not None:
+            values[key] = state[key]
+    if state.get("version", 1) < 2:
+        saved_training = state.get("train_config") or {}
+        for key in _LEGACY_KL_KEYS:
+            if key in fields and key not in values and key in saved_training:
+                values[key] = saved_training[key]
+    try:
+        return config_class.from_dict(values)
+    except (TypeError, ValueError, KeyError) as e:
+        raise CheckpointError(path, f"model config in the checkpoint is not valid: {e}") from None
+
+
+def load_weights(model: nn.Module, weights: dict[str, torch.Tensor], path: Path) -> None:
+    """``model.load_state_dict(weights)``, a :class:`CheckpointError` when they do not fit."""
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()
+        detail = first[1].strip() if len(first) > 1 else first[0] if first else ""
+        raise CheckpointError(
+            path, f"weights do not match the model config stored with them ({detail})"
+        ) from None
+
+
+def model_from_checkpoint(
+    path: str | os.PathLike, device: str | torch.device = "cpu"
+) -> SketchModel:
+    """The model a ``checkpoint.pt`` (or a run directory) holds, rebuilt from its class and
+    config with its units, in eval mode on ``device``."""
+    path = Path(path)
+    file = path / CHECKPOINT_NAME if path.is_dir() else path
+    state = load_checkpoint(file)
+    model = checkpoint_model_class(state, file)(checkpoint_model_config(state, file))
+    load_weights(model, state["model"], file)
+    return model.to(device).eval()

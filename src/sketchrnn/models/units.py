@@ -1,0 +1,48 @@
+"""Pixels <-> model units: the one place sketches cross between the two.
+
+A model learns in normalised units: stroke-3 offsets divided by its ``scale_factor`` (the std
+of its training offsets, kept in its config). Everything that gives a model pixel sketches or
+takes pixel sketches from it (drawing, evaluation on files, the demo) converts here. A model
+whose scale factor is unknown cannot draw in pixels: that is an error, never a silent 1.0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from sketchrnn import strokes
+from sketchrnn.models.interface import SketchModel
+
+__all__ = ["model_scale_factor", "to_model_units", "to_pixels"]
+
+
+def model_scale_factor(model: SketchModel) -> float:
+    """The model's ``scale_factor``; ValueError when it is unknown (``None``)."""
+    factor = model.scale_factor
+    if factor is None:
+        raise ValueError(
+            f"model has no scale_factor; its pixels are unknown. Models trained by the Trainer "
+            f"and loaded by load_model carry theirs; for a model built by hand call "
+            f"model.set_units(scale_factor=...) ({type(model).__name__})"
+        )
+    return float(factor)
+
+
+def to_model_units(model: SketchModel, sketches: Iterable[np.ndarray]) -> list[np.ndarray]:
+    """Pixel stroke-3 sketches ``(n, 3)`` -> the model's normalised units (new float32
+    arrays: offsets divided by the scale factor)."""
+    return strokes.normalize(sketches, model_scale_factor(model))
+
+
+def to_pixels(model: SketchModel, sketches: Iterable[np.ndarray]) -> list[np.ndarray]:
+    """Stroke-3 sketches ``(n, 3)`` in the model's units -> pixels (new float32 arrays:
+    offsets multiplied by the scale factor)."""
+    factor = model_scale_factor(model)
+    out = []
+    for s in sketches:
+        t = np.array(s, dtype=np.float32, copy=True)
+        t[:, 0:2] *= factor
+        out.append(t)
+    return out
