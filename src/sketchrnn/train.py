@@ -1,20 +1,17 @@
-"""Training sketch-rnn and SketchEmbedNet: schedules, one Trainer (one process or DDP), logs.
+"""Training any model of :mod:`sketchrnn.models`: the learning-rate schedule, one Trainer (one
+process or DDP), logs.
 
-The loop follows the paper's supplement (section 2): Adam, gradient clipping (each gradient
+The loop follows sketch-rnn's supplement (section 2): Adam, gradient clipping (each gradient
 value clipped to ``[-1, 1]``, as magenta's sketch-rnn and SketchEmbedNet's Appendix B do;
-clipping the global norm instead is an option), a learning rate that decays exponentially
-towards ``min_lr`` (every step, or in stairs of ``lr_decay_every`` steps: SketchEmbedNet's
-0.85 every 15k), and the annealed KL term
+clipping the global norm instead is an option), and a learning rate that decays exponentially
+towards ``min_lr`` (every step, or in stairs of ``lr_decay_every`` steps: SketchEmbedNet's 0.85
+every 15k). What it minimises is the model's own ``losses(batch, step)["loss"]``: the model
+holds its objective and its schedules (sketch-rnn's KL annealing, SketchEmbedNet's pixel-loss
+curriculum); validation scores ``losses(batch, None)``, the evaluation objective. Defaults that
+differ per model come from its ``TRAIN_DEFAULTS`` (:meth:`TrainConfig.for_model`).
 
-    eta_step   = 1 - (1 - eta_min) * R ** step
-    loss_train = L_R + w_KL * eta_step * max(L_KL, KL_min)
-
-while validation and test use the plain eq. 11 loss ``L_R + w_KL * L_KL``.
-
-A SketchEmbedNet (a model with ``uses_images = True``) trains on image batches
-(:mod:`sketchrnn.image_data`); its ``losses`` get the step, apply their own alpha curriculum
-and return the objective as ``"loss"``, which the Trainer optimises as it is. log.csv then
-fills ``L_pixel`` and ``alpha`` too (``L_s``/``L_p`` hold its ``L_stroke``/``L_pen``).
+The Trainer gives the model the training data's units (scale factor and classes) when the
+model has none yet, so that a model drawn with right after training, or saved, gives pixels.
 
 Run it on several processes with ``torchrun --nproc-per-node N ...``: the Trainer reads
 ``WORLD_SIZE``/``RANK``/``LOCAL_RANK``, joins the process group (gloo on CPU, nccl on GPU),
@@ -42,9 +39,26 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
-from sketchrnn.io.files import SketchFileError, atomic_path
-from sketchrnn.models.base import ConfigDict
+from sketchrnn.data import to_device
+from sketchrnn.evaluate import evaluate
+from sketchrnn.io.files import atomic_path
+from sketchrnn.models.checkpoint import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_NAME,
+    CHECKPOINT_VERSION,
+    CheckpointError,
+    checkpoint_model_class,
+    checkpoint_model_config,
+    load_checkpoint,
+    load_weights,
+    model_from_checkpoint,
+    save_checkpoint,
+)
+from sketchrnn.models.config import ConfigDict, option
+from sketchrnn.models.interface import SketchModel
+from sketchrnn.progress import progress_bar
 
 __all__ = [
     "TrainConfig",
@@ -52,9 +66,7 @@ __all__ = [
     "TrainingError",
     "CheckpointError",
     "DistributedContext",
-    "kl_weight_at",
     "learning_rate_at",
-    "training_loss",
     "save_checkpoint",
     "load_checkpoint",
     "model_from_checkpoint",
@@ -62,9 +74,6 @@ __all__ = [
     "LOG_COLUMNS",
 ]
 
-CHECKPOINT_NAME = "checkpoint.pt"
-CHECKPOINT_FORMAT = "sketchrnn.train.checkpoint"
-CHECKPOINT_VERSION = 1
 LOG_COLUMNS = (
     "step",
     "split",
@@ -79,10 +88,8 @@ LOG_COLUMNS = (
     "L_pixel",
     "alpha",
 )
-# Loss terms averaged over a log window and written to log.csv (absent ones are left blank).
-_LOSS_COLUMNS = ("L_R", "L_s", "L_p", "L_KL", "loss", "L_pixel", "alpha")
-# SketchEmbedNet's L_stroke and L_pen are sketch-rnn's L_s and L_p (same normalisation).
-_LOSS_ALIASES = {"L_s": "L_stroke", "L_p": "L_pen"}
+# The columns filled from the model's losses (blank for the terms a model does not have).
+_LOSS_COLUMNS = ("L_R", "L_s", "L_p", "L_KL", "loss", "kl_weight", "L_pixel", "alpha")
 
 
 class TrainingError(RuntimeError):
@@ -90,48 +97,51 @@ class TrainingError(RuntimeError):
     smaller than one batch, ...). The message says what happened and what to do."""
 
 
-class CheckpointError(SketchFileError):
-    """A checkpoint that is missing, unreadable, foreign, or does not fit the model or data."""
-
-
 # ----------------------------------------------------------------------------- config
 
 
 @dataclass
 class TrainConfig(ConfigDict):
-    """Hyper-parameters of a training run (defaults: magenta's sketch-rnn settings).
+    """Hyper-parameters of a training run (defaults: magenta's sketch-rnn settings; a model's
+    own are :meth:`for_model`).
 
     ``max_seconds`` adds a wall-time budget (checked after every step) on top of ``max_steps``.
     ``eval_every``/``save_every``/``log_every`` count optimizer steps; 0 turns them off
     (a final checkpoint is always written when ``out_dir`` is set).
     """
 
-    batch_size: int = 100
-    lr: float = 1e-3
-    lr_decay: float = 0.9999
-    lr_decay_every: int = 1  # decay in stairs: lr_decay ** (step // lr_decay_every)
-    min_lr: float = 1e-5
-    grad_clip: float = 1.0
-    grad_clip_mode: str = "value"  # "value": clip each gradient value; "norm": the global norm
-    kl_weight: float = 0.5
-    kl_min: float = 0.2
-    kl_decay_rate: float = 0.99995
-    kl_eta_min: float = 0.01
-    augment: bool = True  # the paper's random x/y scaling by U(0.9, 1.1) (strokes.augment)
-    drop_prob: float = 0.0  # probability of dropping an interior pen-down point (augmentation)
-    max_steps: int = 10_000
-    max_seconds: float | None = None
-    eval_every: int = 500
-    save_every: int = 500
-    log_every: int = 20
-    eval_batch_size: int | None = None  # None: batch_size
-    seed: int = 0
-    nan_policy: str = "skip"  # "skip" drops a non-finite update, "stop" raises TrainingError
-    log_csv: bool = True
-    tensorboard: bool = False
-    progress: bool = True  # tqdm progress bar (rank 0 only)
-    out_dir: str | None = "runs/sketchrnn"
-    device: str = "auto"  # "auto": cuda:LOCAL_RANK when available, else cpu
+    batch_size: int = option(100, "sketches per optimizer step (split over the DDP processes)")
+    lr: float = option(1e-3, "Adam learning rate at step 0")
+    lr_decay: float = option(0.9999, "learning-rate factor per decay (towards min_lr)")
+    lr_decay_every: int = option(1, "steps between decays: lr_decay ** (step // lr_decay_every)")
+    min_lr: float = option(1e-5, "learning-rate floor")
+    grad_clip: float = option(1.0, "gradient clip: each value (grad_clip_mode value) or the norm")
+    grad_clip_mode: str = option(
+        "value", "value: clip each gradient value; norm: the global norm", choices=("value", "norm")
+    )
+    augment: bool = option(True, "random x/y scaling of the strokes by U(0.9, 1.1)")
+    drop_prob: float = option(
+        0.0, "augmentation: probability of dropping an interior pen-down point"
+    )
+    max_steps: int = option(10_000, "optimizer steps")
+    max_seconds: float | None = option(None, "wall-time budget in seconds (None: none)")
+    eval_every: int = option(500, "validate every N steps (0: only at the end)")
+    save_every: int = option(500, "write checkpoint.pt every N steps (0: only at the end)")
+    log_every: int = option(20, "log.csv row every N steps (0: none)")
+    eval_batch_size: int | None = option(None, "validation batch size (None: batch_size)")
+    seed: int = option(0, "seed of the data order, augmentation and noise")
+    nan_policy: str = option(
+        "skip",
+        "on a non-finite loss: skip the update, or stop with an error",
+        choices=("skip", "stop"),
+    )
+    log_csv: bool = option(True, "write log.csv")
+    tensorboard: bool = option(False, "write TensorBoard event files too")
+    progress: bool = option(True, "show a progress bar")
+    out_dir: str | None = option(
+        "runs/sketchrnn", "run folder: checkpoint.pt, best/, log.csv (None: no files)"
+    )
+    device: str = option("auto", "auto (cuda:LOCAL_RANK when available, else cpu), cpu, cuda:1")
 
     def __post_init__(self) -> None:
         if self.grad_clip_mode not in ("value", "norm"):
@@ -149,31 +159,22 @@ class TrainConfig(ConfigDict):
         if self.drop_prob > 0 and not self.augment:
             raise ValueError("drop_prob > 0 needs augment=True (point dropping is augmentation)")
 
-
-def kl_weight_at(step: int, cfg: TrainConfig) -> float:
-    """Annealed KL weight ``w_KL * (1 - (1 - eta_min) * R**step)`` (supplement eq. 4)."""
-    eta = 1.0 - (1.0 - cfg.kl_eta_min) * cfg.kl_decay_rate**step
-    return cfg.kl_weight * eta
+    @classmethod
+    def for_model(cls, model_class: type[SketchModel], **overrides: Any) -> TrainConfig:
+        """The defaults, then ``model_class.TRAIN_DEFAULTS`` (SketchEmbedNet: batch 256, the
+        learning rate x0.85 every 15k steps, no augmentation), then ``overrides``."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {**model_class.TRAIN_DEFAULTS, **overrides}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields: {', '.join(unknown)}")
+        return cls(**values)
 
 
 def learning_rate_at(step: int, cfg: TrainConfig) -> float:
     """``(lr - min_lr) * lr_decay**(step // lr_decay_every) + min_lr``: exponential decay
     towards ``min_lr``, every step by default (sketch-rnn) or in stairs (SketchEmbedNet)."""
     return (cfg.lr - cfg.min_lr) * cfg.lr_decay ** (step // cfg.lr_decay_every) + cfg.min_lr
-
-
-def training_loss(
-    losses: dict[str, torch.Tensor], step: int, cfg: TrainConfig, conditional: bool
-) -> torch.Tensor:
-    """``L_R + kl_weight_at(step) * max(L_KL, KL_min)``; just ``L_R`` for a decoder-only model
-    (its L_KL is zero and the floor would only add a constant). A model whose ``losses``
-    return its own objective as ``"loss"`` (SketchEmbedNet, with its alpha curriculum and
-    optional KL) is trained on that."""
-    if "loss" in losses:
-        return losses["loss"]
-    if not conditional:
-        return losses["L_R"]
-    return losses["L_R"] + kl_weight_at(step, cfg) * torch.clamp(losses["L_KL"], min=cfg.kl_min)
 
 
 def _clip_gradients(parameters: Any, cfg: TrainConfig) -> torch.Tensor:
@@ -254,122 +255,41 @@ class DistributedContext:
 
 
 class _LossModule(nn.Module):
-    """``model.losses`` as a ``forward`` so that DDP sees the call and averages gradients.
+    """``model.losses(batch, step)`` as a ``forward``, so that DDP sees the call and averages
+    the gradients."""
 
-    A model with ``uses_images = True`` (SketchEmbedNet) gets ``(images, strokes, lengths,
-    step)``, the step driving its loss curriculum; sketch-rnn gets ``(strokes, lengths,
-    labels)``."""
-
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: SketchModel):
         super().__init__()
         self.model = model
 
-    def forward(
-        self, strokes: torch.Tensor, lengths: torch.Tensor, labels=None, images=None, step=None
-    ):
-        if images is not None:
-            return self.model.losses(images, strokes, lengths, step)
-        return self.model.losses(strokes, lengths, labels)
+    def forward(self, batch: Any, step: int | None) -> dict[str, torch.Tensor]:
+        return self.model.losses(batch, step)
 
 
-# ----------------------------------------------------------------------------- checkpoints
-
-
-def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
-    """Write ``state`` with ``torch.save`` atomically (never a half-written file).
-
-    Refuses a state whose weights are not all finite.
-    """
-    for name, t in state.get("model", {}).items():
-        if torch.is_tensor(t) and t.is_floating_point() and not torch.isfinite(t).all():
-            raise TrainingError(f"refusing to write {path}: parameter {name} is not finite")
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-
-
-def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a checkpoint written by :class:`Trainer` (``weights_only``: nothing is unpickled).
-
-    ``path`` may be the file or a run directory holding ``checkpoint.pt``.
-    Raises :class:`CheckpointError` for a missing, truncated or foreign file.
-    """
-    path = Path(path)
-    if path.is_dir():
-        path = path / CHECKPOINT_NAME
-    if not path.exists():
-        raise CheckpointError(
-            path, "no checkpoint here; check the path, or start a fresh run without --resume"
-        )
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # truncated zip, foreign pickle, not a torch file at all
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(
-            path, f"not a readable checkpoint (truncated or not written by sketchrnn): {reason}"
-        ) from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(path, "not a sketchrnn training checkpoint")
-    if state.get("version", 0) > CHECKPOINT_VERSION:
-        raise CheckpointError(
-            path,
-            f"checkpoint format version {state.get('version')} is newer than this sketchrnn "
-            f"reads ({CHECKPOINT_VERSION}); upgrade sketchrnn",
-        )
-    missing = [k for k in ("model", "model_config", "optimizer", "step") if k not in state]
-    if missing:
-        raise CheckpointError(path, f"checkpoint lacks {', '.join(missing)}")
-    return state
-
-
-def _load_weights(model: nn.Module, weights: dict[str, torch.Tensor], path: Path) -> None:
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as e:
-        first = str(e).strip().splitlines()
-        detail = first[1].strip() if len(first) > 1 else first[0] if first else ""
-        raise CheckpointError(
-            path, f"weights do not match the model config stored with them ({detail})"
-        ) from None
-
-
-def _model_classes() -> dict[str, tuple[type, type]]:
-    """Model class name -> (model class, config class), for rebuilding from a checkpoint."""
-    from sketchrnn.models.sketch_embed_net import SketchEmbedNet, SketchEmbedNetConfig
-    from sketchrnn.models.sketch_rnn import SketchRNN, SketchRNNConfig
-
-    return {
-        "SketchRNN": (SketchRNN, SketchRNNConfig),
-        "SketchEmbedNet": (SketchEmbedNet, SketchEmbedNetConfig),
-    }
-
-
-def model_from_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu"):
-    """A model (:class:`SketchRNN` or :class:`SketchEmbedNet`, as the checkpoint's
-    ``model_class`` says; older checkpoints are sketch-rnn) rebuilt from a ``checkpoint.pt``
-    (or a run directory), with ``model.scale_factor`` and ``model.classes`` set, in eval mode."""
-    path = Path(path)
-    file = path / CHECKPOINT_NAME if path.is_dir() else path
-    state = load_checkpoint(file)
-    known = _model_classes()
-    name = state.get("model_class", "SketchRNN")
-    if name not in known:
-        raise CheckpointError(
-            file, f"unknown model class {name!r} (this sketchrnn knows {', '.join(known)})"
-        )
-    model_class, config_class = known[name]
-    try:
-        config = config_class.from_dict(state["model_config"])
-    except (TypeError, ValueError, KeyError) as e:
-        raise CheckpointError(file, f"model config in the checkpoint is not valid: {e}") from None
-    model = model_class(config)
-    _load_weights(model, state["model"], file)
-    model.scale_factor = state.get("scale_factor")
-    model.classes = state.get("classes")
-    return model.to(device).eval()
-
-
-def _config_dict(model: nn.Module) -> dict[str, Any]:
-    return model.config.to_dict()
+def _adopt_data_units(model: SketchModel, data: Any) -> None:
+    """Give ``model`` the data's scale factor and classes where it has none; TrainingError
+    where it has others (it would learn in other units than it draws in)."""
+    scale = getattr(data, "scale_factor", None)
+    classes = list(getattr(data, "classes", None) or [])
+    changes: dict[str, Any] = {}
+    if scale is not None:
+        if model.scale_factor is None:
+            changes["scale_factor"] = float(scale)
+        elif not math.isclose(model.scale_factor, float(scale), rel_tol=1e-6):
+            raise TrainingError(
+                f"the model's scale factor is {model.scale_factor:.6g} but the training data's "
+                f"is {float(scale):.6g}: load the data with the model's scale factor "
+                "(load_datasets(..., scale_factor=model.scale_factor)) or train a new model"
+            )
+    if classes:
+        if not model.classes:
+            changes["classes"] = classes
+        elif model.classes != classes:
+            raise TrainingError(
+                f"the model's classes are {model.classes} but the training data's are "
+                f"{classes}: train on data of the same classes, or a new model"
+            )
+    model.set_units(**changes)
 
 
 def _seed_for(*parts: int) -> int:
@@ -380,7 +300,7 @@ def _seed_for(*parts: int) -> int:
 
 def _rng_states() -> dict[str, Any]:
     """The global RNG states, as plain Python values and tensors (``weights_only``-loadable)."""
-    np_state = np.random.get_state()
+    np_state: Any = np.random.get_state()
     states: dict[str, Any] = {
         "torch": torch.get_rng_state(),
         "numpy": [np_state[0], np_state[1].tolist(), *[v for v in np_state[2:]]],
@@ -408,23 +328,29 @@ def _set_rng_states(states: dict[str, Any]) -> None:
 
 
 class Trainer:
-    """One training loop for a single process and for DDP (launched with ``torchrun``).
+    """One training loop for a single process and for DDP (launched with ``torchrun``), for
+    any :class:`~sketchrnn.models.interface.SketchModel`: it minimises
+    ``model.losses(batch, step)["loss"]``.
 
     Files under ``config.out_dir`` (written by rank 0 only, each atomically):
 
-    - ``checkpoint.pt``: the latest state: weights, optimizer, model and train config, data
-      scale factor and classes, step, best validation loss, RNG states;
+    - ``checkpoint.pt``: the latest state (:mod:`sketchrnn.models.checkpoint`): weights,
+      optimizer, model class and config (its units included), train config, step, best
+      validation loss, RNG states;
     - ``best/``: the weights with the lowest validation loss as a pretrained directory
-      (``SketchRNN.from_pretrained(out_dir / "best")``) plus its ``checkpoint.pt``;
+      (``load_model(out_dir / "best")``) plus its ``checkpoint.pt``;
     - ``log.csv`` (:data:`LOG_COLUMNS`) and, if asked, TensorBoard event files.
 
-    ``train`` and ``valid`` are :class:`sketchrnn.data.SketchDataset`; ``resume=True``
-    continues from ``out_dir/checkpoint.pt``.
+    ``train`` and ``valid`` are datasets of the model's batch type (``len`` and
+    ``batch(indices, augment, rng, drop_prob=...)``: :class:`sketchrnn.data.SketchDataset`,
+    :class:`sketchrnn.image_data.ImageSketchDataset`, ...); the model takes the training set's
+    ``scale_factor`` and ``classes`` when it has none. ``resume=True`` continues from
+    ``out_dir/checkpoint.pt``.
     """
 
     def __init__(
         self,
-        model: nn.Module,
+        model: SketchModel,
         config: TrainConfig,
         train: Any,
         valid: Any | None = None,
@@ -434,10 +360,11 @@ class Trainer:
         self.config = config
         self.train_set = train
         self.valid_set = valid
-        # The model learns in the data's normalised units: tell it the scale (and classes), so
-        # that drawing with it right after training gives pixels, as a saved model does.
-        model.scale_factor = getattr(train, "scale_factor", None)
-        model.classes = list(getattr(train, "classes", None) or []) or None
+        self.out_dir = Path(config.out_dir) if config.out_dir else None
+        resumed = self._read_resume_state(model) if resume else None
+        # The model learns in the data's normalised units: it keeps their scale (and classes),
+        # so that drawing with it right after training gives pixels, as a saved model does.
+        _adopt_data_units(model, train)
         self.ctx = DistributedContext.from_env(config.device)
         if self.ctx.distributed and self.ctx.device.type == "cuda":
             # Batch statistics over the global batch, not each GPU's slice (SketchEmbedNet's
@@ -445,11 +372,6 @@ class Trainer:
             # keep per-rank statistics. The weights' names do not change.
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         self.model = model.to(self.ctx.device)
-        self.out_dir = Path(config.out_dir) if config.out_dir else None
-        # SketchEmbedNet: image batches, and its losses carry their own objective and schedule.
-        self.uses_images = bool(getattr(model, "uses_images", False))
-        self.conditional = bool(getattr(model.config, "conditional", True)) and not self.uses_images
-        self.use_labels = int(getattr(model.config, "num_classes", 0) or 0) > 0
 
         world = self.ctx.world_size
         if config.batch_size % world:
@@ -470,17 +392,15 @@ class Trainer:
         self.best_valid_loss = math.inf
         self.skipped_steps = 0
         self._log_rows: list[dict[str, Any]] = []
-        self._tb = None
+        self._tb: Any = None
         if config.tensorboard and self.ctx.is_main:
             _check_tensorboard()  # fail now, not after the first steps
-        if resume:
-            self._resume()
+        if resumed is not None:
+            self._resume(*resumed)
 
         # Every rank starts from the same weights (rank 0's); then DDP averages gradients.
         self.loss_module: nn.Module = _LossModule(self.model)
         if self.ctx.distributed:
-            from torch.nn.parallel import DistributedDataParallel
-
             self.loss_module = DistributedDataParallel(
                 self.loss_module,
                 device_ids=[self.ctx.device.index] if self.ctx.device.type == "cuda" else None,
@@ -489,6 +409,12 @@ class Trainer:
     def close(self) -> None:
         """Leave the process group if this Trainer joined it."""
         self.ctx.close()
+
+    @property
+    def log_rows(self) -> list[dict[str, Any]]:
+        """The rows of log.csv so far (kept also without an ``out_dir``): ``step``,
+        ``split``, the loss columns (``""`` for terms the model does not have), ``lr``, ..."""
+        return self._log_rows
 
     # ------------------------------------------------------------------ resume / save
 
@@ -500,21 +426,34 @@ class Trainer:
         model = model_from_checkpoint(Path(config.out_dir) / CHECKPOINT_NAME)
         return cls(model.train(), config, train, valid, resume=True)
 
-    def _resume(self) -> None:
+    def _read_resume_state(self, model: SketchModel) -> tuple[dict[str, Any], Path]:
+        """The checkpoint to resume from, checked against the model's class and the data's
+        scale factor (before the model takes the data's units)."""
         if self.out_dir is None:
             raise TrainingError("resuming needs an out_dir holding checkpoint.pt")
         path = self.out_dir / CHECKPOINT_NAME
         state = load_checkpoint(path)
-        mine_class = type(self.model).__name__
-        theirs_class = state.get("model_class", "SketchRNN")
-        if mine_class != theirs_class:
+        theirs_class = checkpoint_model_class(state, path)
+        if type(model) is not theirs_class:
             raise CheckpointError(
                 path,
-                f"the checkpoint holds a {theirs_class}, not a {mine_class}; resume with the "
-                "same --model, or use a new --out-dir",
+                f"the checkpoint holds a {theirs_class.__name__}, not a {type(model).__name__}; "
+                "resume with the same --model, or use a new --out-dir",
             )
-        mine = _config_dict(self.model)
-        theirs = state["model_config"]
+        theirs = checkpoint_model_config(state, path)
+        data_scale = getattr(self.train_set, "scale_factor", None)
+        if theirs.scale_factor is not None and data_scale is not None:
+            if not math.isclose(theirs.scale_factor, data_scale, rel_tol=1e-6):
+                raise CheckpointError(
+                    path,
+                    f"trained on data with scale factor {theirs.scale_factor:.6g} but this data "
+                    f"has {data_scale:.6g}; resume with the same --data",
+                )
+        return state, path
+
+    def _resume(self, state: dict[str, Any], path: Path) -> None:
+        mine = self.model.config.to_dict()
+        theirs = checkpoint_model_config(state, path).to_dict()
         differing = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
         if differing:
             detail = ", ".join(
@@ -525,16 +464,7 @@ class Trainer:
                 f"the checkpoint's model config differs ({detail}); resume with the same "
                 "model settings, or use a new --out-dir",
             )
-        data_scale = getattr(self.train_set, "scale_factor", None)
-        ckpt_scale = state.get("scale_factor")
-        if ckpt_scale is not None and data_scale is not None:
-            if not math.isclose(ckpt_scale, data_scale, rel_tol=1e-6):
-                raise CheckpointError(
-                    path,
-                    f"trained on data with scale factor {ckpt_scale:.6g} but this data has "
-                    f"{data_scale:.6g}; resume with the same --data",
-                )
-        _load_weights(self.model, state["model"], path)
+        load_weights(self.model, state["model"], path)
         try:
             self.optimizer.load_state_dict(state["optimizer"])
         except (ValueError, KeyError, RuntimeError) as e:
@@ -560,10 +490,8 @@ class Trainer:
             "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
             "optimizer": self.optimizer.state_dict(),
             "model_class": type(self.model).__name__,
-            "model_config": _config_dict(self.model),
+            "model_config": self.model.config.to_dict(),  # the model's units included
             "train_config": self.config.to_dict(),
-            "scale_factor": _plain_float(getattr(self.train_set, "scale_factor", None)),
-            "classes": list(getattr(self.train_set, "classes", []) or []),
             "step": self.step,
             "best_valid_loss": self.best_valid_loss,
             "skipped_steps": self.skipped_steps,
@@ -591,11 +519,7 @@ class Trainer:
         for d in (tmp, old):
             shutil.rmtree(d, ignore_errors=True)
         try:
-            self.model.save_pretrained(
-                tmp,
-                scale_factor=_plain_float(getattr(self.train_set, "scale_factor", None)),
-                classes=list(getattr(self.train_set, "classes", []) or []) or None,
-            )
+            self.model.save_pretrained(tmp)
             save_checkpoint(tmp / CHECKPOINT_NAME, self.state_dict())
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -637,19 +561,11 @@ class Trainer:
         lr = learning_rate_at(step, cfg)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        klw = self._kl_weight(step)
 
-        batch = self.local_batch(step)
-        dev = self.ctx.device
-        labels = batch.labels.to(dev) if self.use_labels else None
+        batch = to_device(self.local_batch(step), self.ctx.device)
         self.model.train()
-        if self.uses_images:
-            losses = self.loss_module(
-                batch.strokes.to(dev), batch.lengths.to(dev), images=batch.images.to(dev), step=step
-            )
-        else:
-            losses = self.loss_module(batch.strokes.to(dev), batch.lengths.to(dev), labels)
-        loss = training_loss(losses, step, cfg, self.conditional)
+        losses = self.loss_module(batch, step)
+        loss = losses["loss"]
 
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -669,7 +585,7 @@ class Trainer:
             self.skipped_steps += 1
         self.step += 1
         out = {k: float(v.detach()) for k, v in losses.items()}
-        out.update(loss=float(loss.detach()), lr=lr, kl_weight=klw, finite=float(finite))
+        out.update(lr=lr, finite=float(finite))
         return out
 
     # ------------------------------------------------------------------ loop
@@ -693,7 +609,8 @@ class Trainer:
                 window.append(out)
                 if bar is not None:
                     bar.update(1)
-                    bar.set_postfix(_progress_terms(out, self.uses_images), refresh=False)
+                    terms = _progress_terms(out, type(self.model).PROGRESS_TERMS)
+                    bar.set_postfix(terms, refresh=False)
                 if not out["finite"] and main:
                     print(f"step {self.step - 1}: non-finite loss or gradient, update skipped")
                 done = self.step >= cfg.max_steps
@@ -741,16 +658,8 @@ class Trainer:
         """Evaluate on the validation set (rank 0), log it, keep ``best/`` up to date."""
         if self.valid_set is None or not self.ctx.is_main:
             return None
-        from sketchrnn.evaluate import evaluate
-
         batch_size = self.config.eval_batch_size or self.config.batch_size
-        result = evaluate(
-            self.model,
-            self.valid_set,
-            batch_size,
-            kl_weight=self.config.kl_weight if self.conditional else 0.0,
-            seed=self.config.seed,
-        )
+        result = evaluate(self.model, self.valid_set, batch_size, seed=self.config.seed)
         self._log("valid", result, None)
         if math.isfinite(result["loss"]) and result["loss"] < self.best_valid_loss:
             self.best_valid_loss = result["loss"]
@@ -759,28 +668,18 @@ class Trainer:
 
     # ------------------------------------------------------------------ logs
 
-    def _kl_weight(self, step: int) -> float:
-        """The KL weight in force at ``step`` (SketchEmbedNet: its config's fixed weight)."""
-        if self.uses_images:
-            return float(getattr(self.model.config, "kl_weight", 0.0))
-        return kl_weight_at(step, self.config) if self.conditional else 0.0
-
     def _log(self, split: str, losses: dict[str, float], rate: float | None) -> None:
         if not self.ctx.is_main:
             return
         step = self.step
-        values = {
-            k: losses.get(k, losses.get(_LOSS_ALIASES.get(k, ""), float("nan")))
-            for k in _LOSS_COLUMNS
-        }
-        # Blank, not NaN, for terms this model does not have (sketch-rnn: L_pixel, alpha).
-        blank = () if self.uses_images else ("L_pixel", "alpha")
+        aliases = type(self.model).LOG_ALIASES
+        # Blank, not NaN, for the terms this model does not have (sketch-rnn: L_pixel, alpha).
+        values = {k: losses.get(aliases.get(k, k), "") for k in _LOSS_COLUMNS}
         row = {
             "step": step,
             "split": split,
-            **{k: "" if k in blank else values[k] for k in _LOSS_COLUMNS},
+            **values,
             "lr": learning_rate_at(max(step - 1, 0), self.config),
-            "kl_weight": self._kl_weight(max(step - 1, 0)),
             "sketches_per_s": rate if rate is not None else "",
         }
         self._log_rows.append(row)
@@ -788,11 +687,10 @@ class Trainer:
             self._write_log()
         if self._tb is not None:
             for k in _LOSS_COLUMNS:
-                if row[k] != "":
+                if row[k] != "" and (k != "kl_weight" or split == "train"):
                     self._tb.add_scalar(f"{split}/{k}", row[k], step)
             if split == "train":
                 self._tb.add_scalar("train/lr", row["lr"], step)
-                self._tb.add_scalar("train/kl_weight", row["kl_weight"], step)
 
     def _write_log(self) -> None:
         assert self.out_dir is not None
@@ -823,27 +721,20 @@ def _fmt(v: Any) -> Any:
     return f"{v:.6g}" if isinstance(v, float) else v
 
 
-def _plain_float(v: Any) -> float | None:
-    return None if v is None else float(v)
-
-
 def _mean_losses(rows: list[dict[str, float]]) -> dict[str, float]:
-    keys = (*_LOSS_COLUMNS, *_LOSS_ALIASES.values())
+    """Each term's mean over the rows of a log window (the finite steps, when there are)."""
     good = [r for r in rows if r.get("finite", 1.0)] or rows
-    return {k: float(np.mean([r[k] for r in good])) for k in keys if k in good[0]}
+    return {k: float(np.mean([r[k] for r in good])) for k in good[0] if k not in ("finite", "lr")}
 
 
-def _progress_terms(out: dict[str, float], uses_images: bool) -> dict[str, str]:
-    """What the progress bar shows of a step: sketch-rnn's L_R, L_KL and KL weight, or
-    SketchEmbedNet's objective terms and its pixel-loss weight alpha."""
-    names = ("L_pen", "L_stroke", "L_pixel", "alpha") if uses_images else ("L_R", "L_KL")
-    terms = {name: f"{out[name]:.3f}" for name in names} | {"lr": f"{out['lr']:.2e}"}
-    return terms if uses_images else terms | {"klw": f"{out['kl_weight']:.3f}"}
+def _progress_terms(out: dict[str, float], terms: dict[str, str]) -> dict[str, str]:
+    """What the progress bar shows of a step: the model's ``PROGRESS_TERMS`` (label -> key of
+    its losses) and the learning rate."""
+    shown = {label: f"{out[key]:.3f}" for label, key in terms.items() if key in out}
+    return shown | {"lr": f"{out['lr']:.2e}"}
 
 
 def _progress_bar(total: int, initial: int):
-    from sketchrnn.progress import progress_bar
-
     return progress_bar(total=total, initial=initial, desc="train", unit="step", dynamic_ncols=True)
 
 
