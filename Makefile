@@ -11,7 +11,7 @@ $(BIN)/sketchrnn: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev,figures]'
+	$(BIN)/pip install --quiet -e '.[dev,figures,web]'
 	touch $@
 
 demo: $(BIN)/sketchrnn          ## train a small model on built-in shapes and draw with it

@@ -1,24 +1,11 @@
-"""Shared fixtures: where the public sketch data lives, and skipping when it is absent."""
+"""Shared fixtures (helper functions are in helpers.py)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
-
-# ../shared/data beside the checkout; SKETCHRNN_SHARED_DATA overrides it.
-SHARED_DATA = Path(
-    os.environ.get("SKETCHRNN_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
-)
-
-
-def shared_file(relative: str) -> Path:
-    """Path of a file under the shared data folder, or skip the test saying what is missing."""
-    path = SHARED_DATA / relative
-    if not path.exists():
-        pytest.skip(f"shared data not found: {path} (set SKETCHRNN_SHARED_DATA)")
-    return path
+from helpers import SHARED_DATA, shared_file  # noqa: F401  (shared_file: for old imports)
 
 
 @pytest.fixture

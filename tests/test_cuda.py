@@ -12,7 +12,7 @@ import socket
 import numpy as np
 import pytest
 import torch
-from test_sketch_embed_net import random_sketches
+from helpers import random_sketches
 
 from sketchrnn.data import datasets_from_sketchset, to_device
 from sketchrnn.generate import decode, sample
@@ -23,7 +23,10 @@ from sketchrnn.models.sketch_rnn import SketchRNN, SketchRNNConfig
 from sketchrnn.nn.diff_raster import absolute_bounds, rasterize_differentiable
 from sketchrnn.train import TrainConfig, Trainer, load_checkpoint
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here"),
+]
 
 
 def walks(n: int = 48, seed: int = 0) -> SketchSet:

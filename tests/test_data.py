@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pytest
 import torch
-from conftest import shared_file
+from helpers import shared_file
 
 from sketchrnn.data import (
     Batch,

@@ -16,6 +16,8 @@ from sketchrnn.io.sketchset import SketchSet
 from sketchrnn.models.sketch_rnn import SketchRNN, SketchRNNConfig
 from sketchrnn.train import TrainConfig, Trainer
 
+pytestmark = pytest.mark.slow  # see pyproject: `make test` skips these
+
 WORLD = 2
 STEPS = 3
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+import pytest
 from PIL import Image
 
 from sketchrnn.demo import run_demo
 from sketchrnn.models.sketch_rnn import SketchRNN
+
+pytestmark = pytest.mark.slow  # see pyproject: `make test` skips these
 
 
 def test_tiny_demo_writes_png_svg_and_model(tmp_path):

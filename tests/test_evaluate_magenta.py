@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import shared_file
+from helpers import shared_file
 
 from sketchrnn.cli import main
 from sketchrnn.evaluate import evaluate_files, evaluate_files_by_class, resolve_raw_ndjson

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import shared_file
+from helpers import shared_file
 
 from sketchrnn.fewshot import (
     FewShotResult,
@@ -177,6 +177,7 @@ def test_table_shares_episodes_across_embedders_and_formats():
     assert "20 episodes" in table
 
 
+@pytest.mark.slow
 def test_real_omniglot_pixel_baseline_beats_chance():
     from sketchrnn.io.omniglot_images import load_omniglot_split
 

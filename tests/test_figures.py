@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import save_tiny_model, write_fake_omniglot
 from PIL import Image
-from test_fewshot_cli import save_tiny_model, write_fake_omniglot
 
 from sketchrnn import strokes as S
 from sketchrnn.cli import main
@@ -118,6 +118,7 @@ def test_compose_decodes_the_arithmetic_of_the_embeddings(setup, monkeypatch):
     torch.testing.assert_close(singles, (snowman - circle + square)[:2])
 
 
+@pytest.mark.slow
 @pytest.mark.slow  # UMAP compiles itself with numba on first use: about a minute
 def test_arrangements_beside_a_conv_vae(setup, capsys):
     pytest.importorskip("umap", reason="umap-learn is not installed (the 'figures' extra)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import shared_file
+from helpers import shared_file
 
 from sketchrnn import generate, strokes
 from sketchrnn.io.files import SketchFileError

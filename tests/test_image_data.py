@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import shared_file
+from helpers import random_sketches, shared_file
 
 from sketchrnn import strokes as S
 from sketchrnn.data import datasets_from_sketchset
@@ -20,20 +20,6 @@ from sketchrnn.io.files import SketchFileError
 from sketchrnn.io.npz import read_npz, write_npz
 from sketchrnn.io.sketchset import SketchSet
 from sketchrnn.model_samples import read_sample_info, sample_magenta_models
-
-
-def random_sketches(n: int, seed: int = 0, lengths: tuple[int, int] = (4, 12)) -> list[np.ndarray]:
-    """Random-walk stroke-3 sketches with 1-3 strokes, integer offsets."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(n):
-        k = int(rng.integers(*lengths))
-        s3 = np.zeros((k, 3), dtype=np.float32)
-        s3[:, :2] = rng.integers(-20, 21, size=(k, 2))
-        s3[rng.choice(k - 1, size=int(rng.integers(0, 3)), replace=False), 2] = 1
-        s3[-1, 2] = 1
-        out.append(s3)
-    return out
 
 
 def test_padding_is_ten_percent_rounded_to_whole_pixels():

@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from conftest import shared_file
+from helpers import shared_file
 from PIL import Image
 
 from sketchrnn.io.png import write_png

@@ -164,6 +164,7 @@ def test_train_config_round_trips_and_rejects_bad_values():
 # ----------------------------------------------------------------------------- resume
 
 
+@pytest.mark.slow
 def test_resume_continues_exactly_like_an_unbroken_run(data, tmp_path):
     straight = tiny_model(data)
     Trainer(straight, tiny_config(tmp_path / "a"), data.train, data.valid).fit()
@@ -341,6 +342,7 @@ def test_evaluate_is_deterministic_batch_size_free_and_leaves_rng_alone(data):
     assert c["L_KL"] == 0.0
 
 
+@pytest.mark.slow
 def test_training_lowers_the_validation_loss(data, tmp_path):
     model = tiny_model(data, recurrent_dropout=0.0)
     before = evaluate(model, data.valid, 8)["L_R"]

@@ -4,8 +4,9 @@ One module per command group, each registering its subcommands next to their han
 :mod:`~sketchrnn.cli.data` (``data ...``), :mod:`~sketchrnn.cli.draw` (``sample``,
 ``reconstruct``, ``complete``, ``interpolate``, ``analogy``), :mod:`~sketchrnn.cli.demo`,
 :mod:`~sketchrnn.cli.train`, :mod:`~sketchrnn.cli.evaluate`, :mod:`~sketchrnn.cli.fewshot`
-and :mod:`~sketchrnn.cli.embed`. Options come from the library's config dataclasses and
-function defaults (:mod:`~sketchrnn.cli.options`), so each default lives once.
+and :mod:`~sketchrnn.cli.embed`; :mod:`~sketchrnn.cli.serve` starts the web page. Options
+come from the library's config dataclasses and function defaults
+(:mod:`~sketchrnn.cli.options`), so each default lives once.
 
 Library modules are imported inside each command (and each command's options are built when
 it is parsed), so that ``sketchrnn --help`` is instant and commands that need no torch do not
@@ -19,12 +20,12 @@ import os
 import sys
 from collections.abc import Sequence
 
-from sketchrnn.cli import data, demo, draw, embed, evaluate, fewshot, train
+from sketchrnn.cli import data, demo, draw, embed, evaluate, fewshot, serve, train
 from sketchrnn.cli.common import CLIError
 from sketchrnn.cli.options import LazyParser
 
 # In the order `sketchrnn --help` lists them.
-COMMAND_GROUPS = (data, draw, demo, train, evaluate, fewshot, embed)
+COMMAND_GROUPS = (data, draw, demo, serve, train, evaluate, fewshot, embed)
 
 
 def build_parser() -> argparse.ArgumentParser:

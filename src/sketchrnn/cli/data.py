@@ -1,4 +1,4 @@
-"""``sketchrnn data info|convert|render|download|synthetic|sample``: sketch files."""
+"""``sketchrnn data info|convert|pack|render|download|synthetic|sample``: sketch files."""
 
 from __future__ import annotations
 
@@ -17,6 +17,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_command(
         sub, "convert", _convert, _convert_args, help="convert between formats (by file extension)"
+    )
+    add_command(
+        sub,
+        "pack",
+        _pack,
+        _pack_args,
+        help="pack sketch files into one memory-mapped store (for millions of sketches)",
     )
     add_command(
         sub,
@@ -89,15 +96,62 @@ def _info(args: argparse.Namespace) -> None:
 def _convert_args(q: argparse.ArgumentParser) -> None:
     q.add_argument("input", metavar="IN")
     q.add_argument("output", metavar="OUT", help=".npz, .ndjson, .bin, .svg or .png")
+    q.add_argument(
+        "--label", default=None, help="class name for a file that holds none (.bin, unlabelled npz)"
+    )
     add_skip_invalid(q)
 
 
 def _convert(args: argparse.Namespace) -> None:
-    from sketchrnn.io.formats import write_sketches
+    import sys
 
-    ss = read(args.input, args)
-    write_sketches(args.output, ss)
-    print(f"wrote {len(ss)} sketches to {args.output}")
+    from sketchrnn.io.formats import convert_file
+
+    # One line for everything the conversion changes or the target cannot hold.
+    notes = convert_file(args.input, args.output, skip_invalid=args.skip_invalid, label=args.label)
+    for note in notes:
+        print(note, file=sys.stderr)
+    print(f"wrote {notes.written} sketches to {args.output}")
+
+
+# ----------------------------------------------------------------------------- pack
+
+
+def _pack_args(q: argparse.ArgumentParser) -> None:
+    from sketchrnn.store import pack
+
+    defaults = defaults_of(pack)
+    q.add_argument("sources", nargs="+", metavar="FILE", help="any readable sketch files")
+    q.add_argument("--out", required=True, help="the store folder (written atomically)")
+    q.add_argument(
+        "--split-fractions",
+        nargs=3,
+        type=float,
+        default=defaults["split_fractions"],
+        metavar=("TRAIN", "VALID", "TEST"),
+        help="splits of files that have none (default %(default)s)",
+    )
+    q.add_argument("--split-seed", type=int, default=defaults["split_seed"])
+    q.add_argument("--overwrite", action="store_true", help="replace an existing store")
+    q.add_argument(
+        "--restart", action="store_true", help="start over instead of resuming a killed pack"
+    )
+    add_skip_invalid(q)
+
+
+def _pack(args: argparse.Namespace) -> None:
+    from sketchrnn.store import pack
+
+    report = pack(
+        args.sources,
+        args.out,
+        split_fractions=tuple(args.split_fractions),
+        split_seed=args.split_seed,
+        skip_invalid=args.skip_invalid,
+        overwrite=args.overwrite,
+        resume=not args.restart,
+    )
+    print(report)
 
 
 # ----------------------------------------------------------------------------- render

@@ -1,4 +1,25 @@
-"""File utilities every reader and writer shares: the one error type, atomic writes."""
+"""File utilities every reader and writer shares: the one error type, atomic writes, limits.
+
+**Limits.** Readers refuse input that would take unbounded time or memory, before allocating
+for it. Each limit has a default that real data sits far below and an environment variable
+that lifts it (a whole number):
+
+=================================  ============  =================================================
+variable                           default       what it bounds
+=================================  ============  =================================================
+``SKETCHRNN_MAX_INFLATE_BYTES``    1 GiB         bytes inflated from one archive (npz or zip), all
+                                                 members together
+``SKETCHRNN_NPZ_MAX_MEMBER_BYTES`` 256 MiB       bytes one ``.npy`` member of an npz inflates to
+``SKETCHRNN_MAX_LINE_BYTES``       16 MiB        bytes of one ndjson line (one drawing)
+``SKETCHRNN_MAX_POINTS``           200,000       points of one drawing in a text format (ndjson,
+                                                 Omniglot stroke files, SVG), after sampling
+``SKETCHRNN_MAX_JSON_BYTES``       256 MiB       bytes of a whole JSON file (magenta.js models)
+``SKETCHRNN_MAX_SVG_BYTES``        64 MiB        bytes of one SVG file
+=================================  ============  =================================================
+
+(The largest Quick, Draw! raw drawing in the shared data has 1,174 points on a 37 KB line; a
+magenta.js model is 3 MB; a sketch-rnn npz of a 75K-drawing class inflates to ~50 MB.)
+"""
 
 from __future__ import annotations
 
@@ -8,18 +29,64 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["SketchFileError", "atomic_path"]
+__all__ = [
+    "SketchFileError",
+    "atomic_path",
+    "env_limit",
+    "limit_hint",
+    "size_text",
+    "LIMIT_DEFAULTS",
+]
 
 
 class SketchFileError(ValueError):
-    """A file that cannot be read or written as asked. The message names the file (and the
-    line or record where that helps) and says what is wrong."""
+    """A file that cannot be read or written as asked. The message is one line: it names the
+    file (and the line or record where that helps) and says what is wrong."""
 
     def __init__(self, path: str | os.PathLike, message: str, line: int | None = None):
         where = f"{os.fspath(path)}:{line}" if line is not None else os.fspath(path)
-        super().__init__(f"{where}: {message}")
+        text = f"{where}: {message}"
+        # One line, whatever the message quotes (an exception's text, a file name).
+        super().__init__(" ".join(text.splitlines()) if "\n" in text or "\r" in text else text)
         self.path = os.fspath(path)
         self.line = line
+
+
+LIMIT_DEFAULTS = {
+    "SKETCHRNN_MAX_INFLATE_BYTES": 1 << 30,
+    "SKETCHRNN_NPZ_MAX_MEMBER_BYTES": 256 << 20,
+    "SKETCHRNN_MAX_LINE_BYTES": 16 << 20,
+    "SKETCHRNN_MAX_POINTS": 200_000,
+    "SKETCHRNN_MAX_JSON_BYTES": 256 << 20,
+    "SKETCHRNN_MAX_SVG_BYTES": 64 << 20,
+}
+
+
+def env_limit(name: str) -> int:
+    """The limit ``name`` (see the module docstring): its environment variable if set, else
+    its default. Read at each call, so a running program (or a test) can change it."""
+    text = os.environ.get(name, "").strip().replace("_", "")
+    if not text:
+        return LIMIT_DEFAULTS[name]
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"${name} must be a whole number, got {os.environ[name]!r}") from None
+    if value <= 0:
+        raise ValueError(f"${name} must be positive, got {value}")
+    return value
+
+
+def size_text(n_bytes: int) -> str:
+    """``"3.5 MiB"``, or ``"812 bytes"`` below a MiB."""
+    return f"{n_bytes / 2**20:,.1f} MiB" if n_bytes >= 2**20 else f"{n_bytes:,} bytes"
+
+
+def limit_hint(name: str) -> str:
+    """``"over the limit of N; $NAME raises it"``, for error messages."""
+    value = env_limit(name)
+    shown = size_text(value) if name.endswith("_BYTES") else f"{value:,}"
+    return f"over the limit of {shown}; ${name} raises it"
 
 
 @contextlib.contextmanager

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from sketchrnn.io.files import SketchFileError, atomic_path
+from sketchrnn.io.files import SketchFileError, atomic_path, env_limit, limit_hint, size_text
 
 __all__ = [
     "MAGENTA_NUM_MIXTURES",
@@ -51,6 +51,7 @@ ARRAY_NAMES = ("output kernel", "output bias", "LSTM input kernel", "LSTM recurr
 # released models: mode 2 is magenta.js's decoder-only generator, format version 6).
 DEFAULT_MODE = 2
 DEFAULT_VERSION = 6
+_MAX_SEQ_LEN = 1_000_000  # the released models say 250
 
 
 @dataclass
@@ -105,10 +106,14 @@ def _check_info(path: str | os.PathLike, info: Any) -> dict[str, Any]:
         raise SketchFileError(path, f"info is missing {', '.join(missing)}")
     sf = info["scale_factor"]
     if isinstance(sf, bool) or not isinstance(sf, int | float) or not math.isfinite(sf) or sf <= 0:
-        raise SketchFileError(path, f"info.scale_factor must be a positive number, got {sf!r}")
+        raise SketchFileError(path, f"info.scale_factor must be a positive number, got {sf!r:.60}")
     msl = info["max_seq_len"]
-    if isinstance(msl, bool) or not isinstance(msl, int) or msl <= 0:
-        raise SketchFileError(path, f"info.max_seq_len must be a positive integer, got {msl!r}")
+    if isinstance(msl, bool) or not isinstance(msl, int) or not 0 < msl <= _MAX_SEQ_LEN:
+        raise SketchFileError(
+            path,
+            f"info.max_seq_len must be a positive integer (at most {_MAX_SEQ_LEN:,}), "
+            f"got {msl!r:.60}",
+        )
     if not isinstance(info["name"], str):
         raise SketchFileError(path, f"info.name must be a string, got {_kind(info['name'])}")
     return dict(info)
@@ -129,6 +134,8 @@ def _check_shapes(path: str | os.PathLike, shapes: Any) -> int:
             f"expected {len(ARRAY_NAMES)} weight arrays (a decoder-only sketch-rnn with a basic "
             f"LSTM), the file has {len(shapes)}",
         )
+    if any(d < 0 for s in shapes for d in s):
+        raise SketchFileError(path, "shapes hold a negative size")
     if len(shapes[0]) != 2 or shapes[0][0] <= 0:
         raise SketchFileError(path, f"output kernel shape must be [H, 123], got {shapes[0]}")
     hidden = shapes[0][0]
@@ -146,11 +153,17 @@ def _check_shapes(path: str | os.PathLike, shapes: Any) -> int:
 def _decode_array(path: str | os.PathLike, name: str, text: Any, shape: list[int]) -> np.ndarray:
     if not isinstance(text, str):
         raise SketchFileError(path, f"{name}: weights must be a base64 string, got {_kind(text)}")
+    count = math.prod(shape)
+    if len(text) > 4 * ((2 * count + 2) // 3) + 4:  # far more text than the shape needs
+        raise SketchFileError(
+            path,
+            f"{name}: {len(text)} characters of base64, expected {4 * ((2 * count + 2) // 3)} "
+            f"({count} int16 values for shape {shape})",
+        )
     try:
         raw = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as e:
         raise SketchFileError(path, f"{name}: invalid base64 ({e})") from None
-    count = int(np.prod(shape))
     if len(raw) != 2 * count:
         raise SketchFileError(
             path,
@@ -168,6 +181,11 @@ def read_magenta_json(path: str | os.PathLike) -> MagentaWeights:
     that is not a sketch-rnn model, missing ``info`` fields, wrong shapes and bad base64.
     """
     try:
+        size = os.stat(path).st_size
+        if size > env_limit("SKETCHRNN_MAX_JSON_BYTES"):
+            raise SketchFileError(
+                path, f"{size_text(size)}, " + limit_hint("SKETCHRNN_MAX_JSON_BYTES")
+            )
         with open(path, encoding="utf-8") as f:
             doc = json.load(f)
     except OSError as e:
@@ -176,6 +194,12 @@ def read_magenta_json(path: str | os.PathLike) -> MagentaWeights:
         raise SketchFileError(path, "not a text file (invalid UTF-8)") from None
     except json.JSONDecodeError as e:
         raise SketchFileError(path, f"invalid JSON: {e.msg}", line=e.lineno) from None
+    except RecursionError:
+        raise SketchFileError(path, "invalid JSON: nested too deeply") from None
+    except SketchFileError:
+        raise
+    except (ValueError, MemoryError) as e:  # e.g. an integer of more than 4300 digits
+        raise SketchFileError(path, f"invalid JSON: {type(e).__name__}: {str(e)[:80]}") from None
     if not isinstance(doc, list) or len(doc) != 3:
         raise SketchFileError(
             path, "not a magenta.js sketch-rnn model: expected a JSON list [info, shapes, weights]"

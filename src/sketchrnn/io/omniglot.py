@@ -13,15 +13,16 @@ matching PNG in ``images_background*.zip``.
 
 from __future__ import annotations
 
+import math
 import os
 import re
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from sketchrnn.io.files import SketchFileError
+from sketchrnn.io.archive import Archive
+from sketchrnn.io.files import SketchFileError, env_limit, limit_hint
 from sketchrnn.io.sketchset import SketchSet
 from sketchrnn.strokes import polylines_to_stroke3, rdp_polylines
 
@@ -72,6 +73,8 @@ def parse_omniglot_text(text: str, where: str) -> list[np.ndarray]:
     strokes: list[np.ndarray] = []
     current: list[tuple[float, float, float]] = []
     started = False
+    points = 0
+    limit = env_limit("SKETCHRNN_MAX_POINTS")
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line:
@@ -97,9 +100,14 @@ def parse_omniglot_text(text: str, where: str) -> list[np.ndarray]:
             raise SketchFileError(
                 where, f"expected 'x,y,t' numbers, START or BREAK, got {line[:40]!r}", line=number
             ) from None
-        if not np.isfinite((x, y, t)).all():
+        if not (math.isfinite(x) and math.isfinite(y) and math.isfinite(t)):
             raise SketchFileError(where, f"non-finite value in {line[:40]!r}", line=number)
         current.append((x, -y, t))
+        points += 1
+        if points > limit:
+            raise SketchFileError(
+                where, f"more than {limit:,} points, " + limit_hint("SKETCHRNN_MAX_POINTS")
+            )
     if current:  # a last stroke without its closing BREAK
         strokes.append(np.array(current, dtype=np.float64))
     if not strokes:
@@ -107,44 +115,52 @@ def parse_omniglot_text(text: str, where: str) -> list[np.ndarray]:
     return strokes
 
 
+# A stroke file is a few KB (the largest of the shared ones 14 KB, 537 lines) and compresses
+# about 5:1; members far larger, or inflating far more, are refused before they are read.
+MAX_STROKE_FILE_BYTES = 4 << 20
+_MAX_TEXT_RATIO = 100
+
+
 def read_omniglot_drawings(zip_path: str | os.PathLike) -> list[OmniglotDrawing]:
     """Every drawing in an Omniglot strokes zip, sorted by alphabet, character and drawer.
 
     The archive is read in place. Files other than ``<alphabet>/characterNN/<id>_<drawer>.txt``
     (folders, ``.DS_Store``, ``__MACOSX``) are skipped. Raises :class:`SketchFileError` for a
-    missing or broken zip, a zip without stroke files, or a malformed line (naming the
-    member and line).
+    missing or broken zip (bad CRC, damaged deflate data, a lying directory), a zip without
+    stroke files, a stroke file over 4 MiB or inflating more than 100:1 (a decompression
+    bomb), a drawing with more points than ``SKETCHRNN_MAX_POINTS``, or a malformed line
+    (naming the member and line).
     """
     zip_path = Path(zip_path)
     if not zip_path.is_file():
         raise SketchFileError(zip_path, "no such file")
     drawings = []
-    try:
-        with zipfile.ZipFile(zip_path) as archive:
-            for info in archive.infolist():
-                parts = PurePosixPath(info.filename).parts
-                if info.is_dir() or "__MACOSX" in parts or len(parts) < 3:
-                    continue
-                match = _FILE_NAME.match(parts[-1])
-                if not match:
-                    continue
-                where = f"{zip_path}/{info.filename}"
-                try:
-                    text = archive.read(info).decode("utf-8")
-                except UnicodeDecodeError as e:
-                    raise SketchFileError(where, f"not a text file ({e})") from e
-                drawings.append(
-                    OmniglotDrawing(
-                        alphabet=parts[-3],
-                        character=parts[-2],
-                        character_id=int(match.group(1)),
-                        drawer=int(match.group(2)),
-                        points=parse_omniglot_text(text, where),
-                        member=info.filename,
-                    )
+    with Archive(zip_path) as archive:
+        for info in archive.infolist():
+            parts = PurePosixPath(info.filename).parts
+            if info.is_dir() or "__MACOSX" in parts or len(parts) < 3:
+                continue
+            match = _FILE_NAME.match(parts[-1])
+            if not match:
+                continue
+            where = f"{zip_path}/{info.filename}"
+            data = archive.read(
+                info, max_bytes=MAX_STROKE_FILE_BYTES, max_ratio=_MAX_TEXT_RATIO, kind="stroke text"
+            )
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise SketchFileError(where, f"not a text file ({e})") from None
+            drawings.append(
+                OmniglotDrawing(
+                    alphabet=parts[-3],
+                    character=parts[-2],
+                    character_id=int(match.group(1)),
+                    drawer=int(match.group(2)),
+                    points=parse_omniglot_text(text, where),
+                    member=info.filename,
                 )
-    except (zipfile.BadZipFile, zipfile.LargeZipFile) as e:
-        raise SketchFileError(zip_path, f"not a readable zip archive ({e})") from e
+            )
     if not drawings:
         raise SketchFileError(zip_path, "zip holds no Omniglot stroke files (<id>_<drawer>.txt)")
     drawings.sort(key=lambda d: (d.alphabet, d.character, d.drawer))
@@ -161,4 +177,10 @@ def read_omniglot_strokes(
     id of each sketch use :func:`read_omniglot_drawings`.
     """
     drawings = read_omniglot_drawings(zip_path)
-    return SketchSet([d.stroke3(epsilon) for d in drawings], [d.label for d in drawings])
+    sketches = SketchSet([d.stroke3(epsilon) for d in drawings], [d.label for d in drawings])
+    sketches.notes.append(
+        f"{os.fspath(zip_path)}: Omniglot stroke files: the point times, drawer and character "
+        "id are not kept (labels are alphabet/characterNN)"
+        + (f"; strokes simplified (RDP epsilon {epsilon:g} px)" if epsilon else "")
+    )
+    return sketches

@@ -23,7 +23,6 @@ This module reads only numpy arrays (``allow_pickle=False``) and text: nothing i
 from __future__ import annotations
 
 import os
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -31,6 +30,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
+from sketchrnn.io.archive import Archive
 from sketchrnn.io.files import SketchFileError
 
 __all__ = [
@@ -51,6 +51,7 @@ VINYALS_SPLITS = ("train", "val", "trainval", "test")
 SplitName = Literal["train", "val", "trainval", "test", "lake"]
 _SUBSET_FILES = {"background": "images_background.npz", "evaluation": "images_evaluation.npz"}
 _ALLOWED_ROTATIONS = (0, 90, 180, 270)
+_MAX_MEMBER_BYTES = 16 << 20  # a 105x105 PNG or a class_labels.txt is a few hundred bytes
 
 
 @dataclass(frozen=True)
@@ -154,21 +155,21 @@ def load_character_images(
 ) -> np.ndarray:
     """The raw ``images`` array of an Omniglot npz: bool ``(C, 20, 105, 105)``, True = paper.
 
-    Loaded with ``allow_pickle=False``; a file that is not such an npz raises SketchFileError.
+    Nothing is unpickled, and the archive is read within the limits of
+    :mod:`sketchrnn.io.archive`; a file that is not such an npz raises SketchFileError.
     """
     path = Path(path)
     if not path.is_file():
         raise SketchFileError(path, "file not found")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            if "images" not in archive.files:
-                raise SketchFileError(path, f"no 'images' array (found {archive.files})")
-            images = archive["images"]
-    except SketchFileError:
-        raise
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
-        # allow_pickle=False turns an object array into a ValueError: report it, never unpickle.
-        raise SketchFileError(path, f"not a readable numpy .npz file ({err})") from None
+    from sketchrnn.io.npz import read_npy_member
+
+    with Archive(path, "a readable numpy .npz file") as archive:
+        names = archive.namelist()
+        if "images.npy" not in names:
+            found = sorted(n.removesuffix(".npy") for n in names)[:20]
+            raise SketchFileError(path, f"no 'images' array (found {found})")
+        # Never unpickled: an object array is refused, and the header must match the data.
+        images = read_npy_member(archive, "images.npy", allow_objects=False, kinds="b")
     expected = (OMNIGLOT_DRAWERS, OMNIGLOT_RAW_SIZE, OMNIGLOT_RAW_SIZE)
     if images.ndim != 4 or images.shape[1:] != expected:
         raise SketchFileError(
@@ -311,42 +312,48 @@ def load_one_shot_runs(path: str | os.PathLike, image_size: int = 28) -> OneShot
     path = Path(path)
     if not path.is_file():
         raise SketchFileError(path, "file not found (Lake et al.'s all_runs.zip)")
-    try:
-        with zipfile.ZipFile(path) as zf:
-            names = set(zf.namelist())
-            run_names = sorted({n.split("/")[0] for n in names if n.endswith("class_labels.txt")})
-            if not run_names:
-                raise SketchFileError(path, "no runNN/class_labels.txt inside: not all_runs.zip")
-            images: dict[str, np.ndarray] = {}
-            runs: list[list[str]] = []
-            for run in run_names:
-                label_file = f"{run}/class_labels.txt"
-                pairs = [line.split() for line in zf.read(label_file).decode().splitlines()]
-                pairs = [p for p in pairs if p]
-                if any(len(p) != 2 for p in pairs):
-                    raise SketchFileError(path, f"{label_file}: expected 'test.png training.png'")
-                test_of = {}
-                for test, training in pairs:
-                    if training in test_of:
-                        raise SketchFileError(
-                            path, f"{label_file}: {training} has two test images; "
-                            "a run holds one test image per class"
-                        )  # fmt: skip
-                    test_of[training] = test
-                classes = []
-                for training, test in sorted(test_of.items()):
-                    for member in (training, test):
-                        if member not in names:
-                            raise SketchFileError(path, f"{label_file} names missing {member}")
-                    raw = np.stack(
-                        [_png_paper(zf.read(m), f"{path}:{m}") for m in (training, test)]
-                    )
-                    key = training.removesuffix(".png")
-                    images[key] = resize_ink_images(raw, image_size)
-                    classes.append(key)
-                runs.append(classes)
-    except (zipfile.BadZipFile, OSError, UnicodeDecodeError) as err:
-        raise SketchFileError(path, f"not a readable zip archive ({err})") from None
+    with Archive(path) as zf:
+        names = set(zf.namelist())
+        run_names = sorted({n.split("/")[0] for n in names if n.endswith("class_labels.txt")})
+        if not run_names:
+            raise SketchFileError(path, "no runNN/class_labels.txt inside: not all_runs.zip")
+        images: dict[str, np.ndarray] = {}
+        runs: list[list[str]] = []
+        for run in run_names:
+            label_file = f"{run}/class_labels.txt"
+            text = zf.read(zf.getinfo(label_file), max_bytes=_MAX_MEMBER_BYTES)
+            try:
+                lines = text.decode("utf-8").splitlines()
+            except UnicodeDecodeError as err:
+                raise SketchFileError(path, f"{label_file}: not UTF-8 text ({err})") from None
+            pairs = [p for p in (line.split() for line in lines) if p]
+            if any(len(p) != 2 for p in pairs):
+                raise SketchFileError(path, f"{label_file}: expected 'test.png training.png'")
+            test_of = {}
+            for test, training in pairs:
+                if training in test_of:
+                    raise SketchFileError(
+                        path, f"{label_file}: {training} has two test images; "
+                        "a run holds one test image per class"
+                    )  # fmt: skip
+                test_of[training] = test
+            classes = []
+            for training, test in sorted(test_of.items()):
+                for member in (training, test):
+                    if member not in names:
+                        raise SketchFileError(path, f"{label_file} names missing {member}")
+                raw = np.stack(
+                    [
+                        _png_paper(
+                            zf.read(zf.getinfo(m), max_bytes=_MAX_MEMBER_BYTES), f"{path}:{m}"
+                        )
+                        for m in (training, test)
+                    ]
+                )
+                key = training.removesuffix(".png")
+                images[key] = resize_ink_images(raw, image_size)
+                classes.append(key)
+            runs.append(classes)
     return OneShotRuns(images, runs)
 
 
@@ -355,9 +362,13 @@ def _png_paper(data: bytes, where: str) -> np.ndarray:
     import io
 
     try:
-        image = Image.open(io.BytesIO(data)).convert("L")
-    except OSError as err:
-        raise SketchFileError(where, f"not a readable PNG ({err})") from None
-    if image.size != (105, 105):
-        raise SketchFileError(where, f"expected a 105x105 Omniglot image, got {image.size}")
+        image = Image.open(io.BytesIO(data))
+        # The size comes from the header: check it before decoding a single pixel.
+        if image.size != (105, 105):
+            raise SketchFileError(where, f"expected a 105x105 Omniglot image, got {image.size}")
+        image = image.convert("L")
+    except SketchFileError:
+        raise
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+        raise SketchFileError(where, f"not a readable PNG ({type(err).__name__}: {err})") from None
     return np.asarray(image) > 127

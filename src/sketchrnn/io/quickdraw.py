@@ -15,25 +15,40 @@ A drawing is a :class:`QuickDrawDrawing`: the record's metadata plus its strokes
 What counts as an invalid drawing (an error, or skipped and counted with ``skip_invalid``):
 no ``drawing``, a ``drawing`` that is not a list of ``[x, y]`` / ``[x, y, t]`` number lists of
 equal length, NaN/inf, a coordinate beyond +-1e6, **fewer than two points in all** (a
-single-point drawing has no extent to normalise and draws no line, so it is refused), and a
-raw drawing whose points all coincide. Empty strokes are dropped silently. Unreadable metadata
-is not fatal: a missing ``word`` becomes the file stem, an unparseable ``timestamp`` becomes 0.
+single-point drawing has no extent to normalise and draws no line, so it is refused), more
+points than ``SKETCHRNN_MAX_POINTS``, a raw drawing whose points all coincide, JSON nested
+deeper than Python's parser allows, a line longer than ``SKETCHRNN_MAX_LINE_BYTES``, and
+metadata of the wrong type (``word``/``countrycode`` not strings, ``recognized`` not a boolean,
+``key_id`` not a 64-bit unsigned integer, ``timestamp`` not a date). Empty strokes are dropped.
+
+**Nothing is made up.** A field the record lacks (or holds ``null``) is ``None`` in the
+:class:`QuickDrawDrawing` and left out when the drawing is written back to ndjson; only a
+missing ``word`` falls back to the file stem (the class is named by the file). Timestamps keep
+their fractions of a second (``"2017-03-02 23:25:10.07453 UTC"`` reads as a float and writes
+back the same). Simplified drawings are never changed, so ndjson -> ndjson is exact.
+
+**Splits.** A record may carry ``"split": "train"`` (or ``valid``/``test``): not part of
+Google's files, written by :func:`write_ndjson` for sketches that have a split (so an npz's
+train/valid/test survive a trip through ndjson) and read back; other readers ignore it.
 """
 
 from __future__ import annotations
 
+import calendar
 import json
 import os
+import re
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
-from sketchrnn.io.files import SketchFileError, atomic_path
-from sketchrnn.io.sketchset import SketchSet
+from sketchrnn.io.files import SketchFileError, atomic_path, env_limit, limit_hint
+from sketchrnn.io.sketchset import SPLITS, SketchSet
 from sketchrnn.strokes import SketchError, polylines_to_stroke3, rdp_line_distance
 
 __all__ = [
@@ -68,21 +83,39 @@ _UINT16_MAX = 2**16 - 1
 
 @dataclass(eq=False)
 class QuickDrawDrawing:
-    """One Quick, Draw! drawing; ``polylines`` are absolute ``(k, 2)`` float64 strokes."""
+    """One Quick, Draw! drawing; ``polylines`` are absolute ``(k, 2)`` float64 strokes.
 
-    key_id: int
+    Metadata the source does not hold is ``None`` (a ``.bin`` record always holds all of it).
+    ``timestamp`` is unix seconds: an int, or a float when the source has fractions of a
+    second. ``split`` is ``"train"``/``"valid"``/``"test"`` or ``""`` (see the module text).
+    """
+
+    key_id: int | None
     word: str
-    countrycode: str
-    recognized: bool
-    timestamp: int  # unix seconds, 0 when unknown
+    countrycode: str | None
+    recognized: bool | None
+    timestamp: int | float | None
     polylines: list[np.ndarray] = field(default_factory=list)
+    split: str = ""
+
+    def metadata(self) -> dict[str, Any]:
+        """The fields this drawing has, as in :data:`sketchrnn.io.sketchset.META_FIELDS`."""
+        fields = {
+            "key_id": self.key_id,
+            "countrycode": self.countrycode,
+            "recognized": self.recognized,
+            "timestamp": self.timestamp,
+        }
+        return {k: v for k, v in fields.items() if v is not None}
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, QuickDrawDrawing):
             return NotImplemented
+        mine = (self.key_id, self.word, self.countrycode, self.recognized, self.timestamp)
+        theirs = (other.key_id, other.word, other.countrycode, other.recognized, other.timestamp)
         return (
-            (self.key_id, self.word, self.countrycode, self.recognized, self.timestamp)
-            == (other.key_id, other.word, other.countrycode, other.recognized, other.timestamp)
+            mine == theirs
+            and self.split == other.split
             and len(self.polylines) == len(other.polylines)
             and all(
                 np.array_equal(a, b) for a, b in zip(self.polylines, other.polylines, strict=True)
@@ -96,11 +129,16 @@ class QuickDrawDrawing:
 
 class DrawingList(list[QuickDrawDrawing]):
     """What :func:`read_ndjson` returns: the drawings, plus ``skipped`` (how many invalid lines
-    ``skip_invalid=True`` passed over) and ``skip_reasons`` (``"line N: why"`` for each)."""
+    ``skip_invalid=True`` passed over), ``skip_reasons`` (``"line N: why"`` for each),
+    ``simplified_raw`` / ``raw_kept`` (raw drawings simplified / kept unsimplified, their
+    times dropped) and ``words_from_stem`` (records without a ``word``)."""
 
     def __init__(self, drawings: list[QuickDrawDrawing] | None = None) -> None:
         super().__init__(drawings or [])
         self.skip_reasons: list[str] = []
+        self.simplified_raw = 0
+        self.raw_kept = 0
+        self.words_from_stem = 0
 
     @property
     def skipped(self) -> int:
@@ -121,11 +159,14 @@ def _drawing_problem(polylines: list[np.ndarray]) -> str | None:
         return "empty drawing (no points)"
     if n_points == 1:
         return "single-point drawing (at least two points are needed)"
-    for p in polylines:
-        if not np.isfinite(p).all():
-            return "contains NaN or infinite coordinates"
-        if len(p) and np.abs(p).max() > MAX_ABS_COORDINATE:
-            return f"coordinate {np.abs(p).max():g} is beyond +-{MAX_ABS_COORDINATE:g}"
+    if n_points > env_limit("SKETCHRNN_MAX_POINTS"):
+        return f"{n_points:,} points in one drawing, " + limit_hint("SKETCHRNN_MAX_POINTS")
+    xy = np.concatenate([p for p in polylines if len(p)])
+    if not np.isfinite(xy).all():
+        return "contains NaN or infinite coordinates"
+    peak = float(np.abs(xy).max())
+    if peak > MAX_ABS_COORDINATE:
+        return f"coordinate {peak:g} is beyond +-{MAX_ABS_COORDINATE:g}"
     return None
 
 
@@ -188,10 +229,16 @@ def simplify_raw_drawing(polylines: list[np.ndarray]) -> list[np.ndarray]:
     if extent <= 0:
         raise SketchError("all points of the drawing coincide (nothing to scale)")
     scale = _SIMPLIFIED_MAX / extent
-    return [
-        np.round(rdp_line_distance(_resample((p - origin) * scale, 1.0), RAW_SIMPLIFY_EPSILON))
-        for p in lines
-    ]
+    scaled = [(p - origin) * scale for p in lines]
+    # Resampling at 1 pixel makes a point per pixel of ink: bound it before allocating.
+    length = sum(float(np.hypot(*np.diff(p, axis=0).T).sum()) for p in scaled if len(p) > 1)
+    limit = env_limit("SKETCHRNN_MAX_POINTS")
+    if length > limit:
+        raise SketchError(
+            f"strokes {length:,.0f} pixels long in the 0-255 box would resample to more points "
+            f"than the limit of {limit:,} ($SKETCHRNN_MAX_POINTS raises it)"
+        )
+    return [np.round(rdp_line_distance(_resample(p, 1.0), RAW_SIMPLIFY_EPSILON)) for p in scaled]
 
 
 def simplify_raw_drawing_sketchrnn(polylines: list[np.ndarray]) -> list[np.ndarray]:
@@ -220,61 +267,117 @@ def simplify_raw_drawing_sketchrnn(polylines: list[np.ndarray]) -> list[np.ndarr
     return [np.round(rdp_line_distance(p - origin, RAW_SIMPLIFY_EPSILON)) for p in lines]
 
 
-# ----------------------------------------------------------------------------- ndjson
+# ----------------------------------------------------------------------------- metadata
 
 
 _MILLISECONDS_FROM = 10**11  # a "unix time" this large is in ms (10**11 s is year 5138)
+_MAX_TIMESTAMP = 253402300799  # 9999-12-31 23:59:59 UTC, the last second datetime can write
+_DIGITS = re.compile(r"^[0-9]{1,20}$")
+_DATE_LAYOUTS = ("%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S.%f",
+                 "%Y-%m-%dT%H:%M:%S")  # fmt: skip
 
 
-def _parse_timestamp(value: Any) -> int:
+def _seconds(whole: int, micro: int = 0) -> int | float:
+    """Unix seconds from whole seconds and microseconds: an int when there is no fraction,
+    else the float nearest to the exact value (which formats back to the same microsecond)."""
+    if not 0 <= whole <= _MAX_TIMESTAMP:
+        raise _InvalidDrawing(f"timestamp {whole} s is not a date between 1970 and 9999")
+    return whole if micro == 0 else (whole * 10**6 + micro) / 10**6
+
+
+def _parse_timestamp(value: Any) -> int | float | None:
     """Unix seconds from a number, a numeric string or ``"2017-03-27 00:14:57.31033 UTC"``
-    (numbers of ``10**11`` and more are taken as milliseconds); 0 when it cannot be read
-    (metadata is not worth refusing a drawing over)."""
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
+    (numbers of ``10**11`` and more are taken as milliseconds); ``None`` when absent. Anything
+    else is an invalid record (no date is made up)."""
+    if value is None:
+        return None
+    if isinstance(value, str) and _DIGITS.match(value.strip()):
+        value = int(value.strip())
     if isinstance(value, bool):
-        return 0
-    if isinstance(value, int | float):
-        if not np.isfinite(value) or value < 0:
-            return 0
-        return int(value // 1000 if value >= _MILLISECONDS_FROM else value)
+        raise _InvalidDrawing(f"timestamp must be a date or a number, got {value!r}")
+    if isinstance(value, int):
+        if value >= _MILLISECONDS_FROM:
+            whole_ms, ms = divmod(value, 1000)
+            return _seconds(whole_ms, ms * 1000)
+        return _seconds(value)
+    if isinstance(value, float):
+        if not (np.isfinite(value) and value >= 0):
+            raise _InvalidDrawing(f"timestamp {value!r} is not a date")
+        given = value
+        if value >= _MILLISECONDS_FROM:
+            value /= 1000
+        if value > _MAX_TIMESTAMP:
+            raise _InvalidDrawing(f"timestamp {given!r} is not a date between 1970 and 9999")
+        if value.is_integer():
+            return _seconds(int(value))
+        return _seconds(*divmod(round(value * 10**6), 10**6))
     if not isinstance(value, str):
-        return 0
+        raise _InvalidDrawing(f"timestamp must be a date or a number, got {type(value).__name__}")
     text = value.strip().removesuffix("UTC").removesuffix("Z").strip()
-    for layout in ("%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S.%f"):
+    for layout in _DATE_LAYOUTS:
         try:
-            return int(datetime.strptime(text, layout).replace(tzinfo=UTC).timestamp())
+            when = datetime.strptime(text, layout).replace(tzinfo=UTC)
         except ValueError:
             continue
-    return 0
+        return _seconds(calendar.timegm(when.utctimetuple()), when.microsecond)
+    raise _InvalidDrawing(f"timestamp {value[:40]!r} is not a date")
 
 
-def _format_timestamp(seconds: int) -> str:
-    try:
-        return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    except (OverflowError, OSError, ValueError):
-        raise _InvalidDrawing(f"timestamp {seconds} is not a date") from None
+def _format_timestamp(seconds: int | float) -> str:
+    """Google's layout: ``"2017-03-02 23:25:10.07453 UTC"`` (fraction only when there is one)."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        raise _InvalidDrawing(f"timestamp {seconds!r:.40} is not a number")
+    if not 0 <= seconds < _MAX_TIMESTAMP + 1:  # also false for NaN
+        raise _InvalidDrawing(f"timestamp {seconds} is not a date between 1970 and 9999")
+    when = datetime.fromtimestamp(seconds, tz=UTC)
+    text = when.strftime("%Y-%m-%d %H:%M:%S")
+    if when.microsecond:
+        text += f".{when.microsecond:06d}".rstrip("0")
+    return text + " UTC"
 
 
-def _parse_recognized(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("true", "1")
-    return bool(value) if isinstance(value, bool | int | float) else False
-
-
-def _parse_key_id(value: Any) -> int:
-    if value is None:
-        return 0
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+def _parse_recognized(value: Any) -> bool | None:
+    if value is None or isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    raise _InvalidDrawing(f"key_id must be a non-negative integer, got {value!r}")
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise _InvalidDrawing(f"recognized must be true or false, got {value!r:.40}")
+
+
+def _parse_key_id(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, str) and _DIGITS.match(value.strip()):
+        value = int(value.strip())
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _UINT64_MAX:
+        return value
+    raise _InvalidDrawing(f"key_id must be a non-negative 64-bit integer, got {value!r:.40}")
+
+
+def _parse_text(record: dict, name: str) -> str | None:
+    value = record.get(name)
+    if value is None or isinstance(value, str):
+        return value
+    raise _InvalidDrawing(f"{name!r} must be a string, got {type(value).__name__}")
+
+
+def _parse_split(value: Any) -> str:
+    if value is None or value == "":
+        return ""
+    if isinstance(value, str) and value in SPLITS:
+        return value
+    raise _InvalidDrawing(f"'split' must be train, valid or test, got {value!r:.40}")
+
+
+# ----------------------------------------------------------------------------- ndjson
 
 
 def _parse_record(
     record: Any, default_word: str, simplify_raw: bool, raw_simplification: str = "quickdraw"
-) -> QuickDrawDrawing:
+) -> tuple[QuickDrawDrawing, bool, bool]:
+    """The drawing of one record, whether it was raw, and whether its word was missing."""
     if not isinstance(record, dict):
         raise _InvalidDrawing(f"expected a JSON object, got {type(record).__name__}")
     if "drawing" not in record:
@@ -290,7 +393,8 @@ def _parse_record(
     problem = _drawing_problem(polylines)
     if problem:
         raise _InvalidDrawing(problem)
-    if kinds == {3} and simplify_raw:
+    raw = kinds == {3}
+    if raw and simplify_raw:
         simplify = (
             simplify_raw_drawing_sketchrnn
             if raw_simplification == "sketch-rnn"
@@ -300,16 +404,34 @@ def _parse_record(
             polylines = simplify(polylines)
         except SketchError as e:
             raise _InvalidDrawing(str(e)) from None
-    word = record.get("word")
-    countrycode = record.get("countrycode")
-    return QuickDrawDrawing(
+    word = _parse_text(record, "word")
+    drawing = QuickDrawDrawing(
         key_id=_parse_key_id(record.get("key_id")),
-        word=word if isinstance(word, str) else default_word,
-        countrycode=countrycode if isinstance(countrycode, str) else "",
+        word=default_word if word is None else word,
+        countrycode=_parse_text(record, "countrycode"),
         recognized=_parse_recognized(record.get("recognized")),
         timestamp=_parse_timestamp(record.get("timestamp")),
         polylines=polylines,
+        split=_parse_split(record.get("split")),
     )
+    return drawing, raw, word is None
+
+
+def _lines(f: IO[bytes], limit: int) -> Iterator[tuple[int, bytes | None]]:
+    """``(line number, bytes)`` of each line; ``None`` for a line longer than ``limit``
+    (whose rest is read past in bounded pieces)."""
+    number = 0
+    while True:
+        line = f.readline(limit + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) > limit and not (len(line) == limit + 1 and line.endswith(b"\n")):
+            while line and not line.endswith(b"\n"):
+                line = f.readline(1 << 20)
+            yield number, None
+        else:
+            yield number, line
 
 
 def read_ndjson(
@@ -339,73 +461,136 @@ def read_ndjson(
     if not path.is_file():
         raise SketchFileError(path, "no such file")
     out = DrawingList()
-    with open(path, "rb") as f:
-        for line_number, raw_line in enumerate(f, start=1):
-            if not raw_line.strip():
-                continue
+    limit = env_limit("SKETCHRNN_MAX_LINE_BYTES")
+    try:
+        f = open(path, "rb")
+    except OSError as e:
+        raise SketchFileError(path, f"cannot read file ({e.strerror or e})") from None
+    with f:
+        for line_number, raw_line in _lines(f, limit):
             try:
-                try:
-                    record = json.loads(raw_line)
-                except UnicodeDecodeError:
-                    raise _InvalidDrawing("not UTF-8 text") from None
-                except json.JSONDecodeError as e:
-                    raise _InvalidDrawing(f"malformed JSON ({e.msg} at column {e.colno})") from None
-                out.append(_parse_record(record, path.stem, simplify_raw, raw_simplification))
+                if raw_line is None:
+                    hint = limit_hint("SKETCHRNN_MAX_LINE_BYTES")
+                    raise _InvalidDrawing(f"line longer than the limit ({hint})")
+                if not raw_line.strip():
+                    continue
+                record = _loads(raw_line)
+                drawing, raw, no_word = _parse_record(
+                    record, path.stem, simplify_raw, raw_simplification
+                )
             except _InvalidDrawing as e:
                 if not skip_invalid:
                     raise SketchFileError(path, str(e), line=line_number) from None
                 out.skip_reasons.append(f"line {line_number}: {e}")
+                continue
+            out.append(drawing)
+            if raw:
+                if simplify_raw:
+                    out.simplified_raw += 1
+                else:
+                    out.raw_kept += 1
+            out.words_from_stem += no_word
     return out
 
 
+def _loads(line: bytes) -> Any:
+    try:
+        return json.loads(line)
+    except UnicodeDecodeError:
+        raise _InvalidDrawing("not UTF-8 text") from None
+    except json.JSONDecodeError as e:
+        raise _InvalidDrawing(f"malformed JSON ({e.msg} at column {e.colno})") from None
+    except RecursionError:
+        raise _InvalidDrawing("malformed JSON (nested too deeply)") from None
+    except (ValueError, MemoryError) as e:  # e.g. an integer of more than 4300 digits
+        raise _InvalidDrawing(f"malformed JSON ({type(e).__name__}: {str(e)[:80]})") from None
+
+
 def _drawings_to_sketchset(drawings: list[QuickDrawDrawing]) -> SketchSet:
-    return SketchSet([d.to_stroke3() for d in drawings], [d.word for d in drawings])
+    return SketchSet(
+        [d.to_stroke3() for d in drawings],
+        [d.word for d in drawings],
+        [d.split for d in drawings],
+        metadata=[d.metadata() for d in drawings],
+    )
 
 
 def read_quickdraw_ndjson(path: str | os.PathLike, **kwargs: Any) -> SketchSet:
-    """A Quick, Draw! ``.ndjson`` file as a :class:`SketchSet` labelled by ``word`` (no
-    splits). Keyword arguments go to :func:`read_ndjson`; lines passed over with
-    ``skip_invalid=True`` are listed in the set's ``skipped``."""
+    """A Quick, Draw! ``.ndjson`` file as a :class:`SketchSet` labelled by ``word``, with the
+    records' metadata and splits. Keyword arguments go to :func:`read_ndjson`; lines passed
+    over with ``skip_invalid=True`` are listed in the set's ``skipped``, and what reading
+    changed (raw drawings simplified, words taken from the file name) in its ``notes``."""
     drawings = read_ndjson(path, **kwargs)
     sketches = _drawings_to_sketchset(drawings)
     sketches.skipped = [
         f"{os.fspath(path)}:{reason.removeprefix('line ')}" for reason in drawings.skip_reasons
     ]
+    if drawings.simplified_raw:
+        how = (
+            "as sketch-rnn's npz files (pixel units, RDP epsilon 2)"
+            if kwargs.get("raw_simplification") == "sketch-rnn"
+            else "as Google's simplified files (0-255 box, 1-pixel resampling, RDP epsilon 2)"
+        )
+        sketches.notes.append(
+            f"{os.fspath(path)}: {drawings.simplified_raw} raw drawings simplified {how}; "
+            "their point times are not kept"
+        )
+    if drawings.raw_kept:
+        sketches.notes.append(
+            f"{os.fspath(path)}: the point times of {drawings.raw_kept} raw drawings are not kept"
+        )
+    no_word = drawings.words_from_stem
+    if no_word:
+        sketches.notes.append(
+            f"{os.fspath(path)}: {no_word} drawings have no 'word': labelled "
+            f"{Path(path).stem!r} after the file name"
+        )
     return sketches
 
 
-def _json_numbers(values: np.ndarray) -> list[int] | list[float]:
-    integral = np.array_equal(values, np.round(values))
-    return [int(v) for v in values] if integral else [float(v) for v in values]
+def _json_strokes(polylines: list[np.ndarray]) -> list[list[list[int]] | list[list[float]]]:
+    """``[[x...], [y...]]`` per stroke: integers when the whole drawing is whole numbers (as in
+    Google's files), else floats (their shortest repr, which reads back exactly)."""
+    xy = np.concatenate(polylines)
+    integral = bool(np.array_equal(xy, np.round(xy)))
+    return [(p.T.astype(np.int64) if integral else p.T).tolist() for p in polylines]
 
 
 def write_ndjson(path: str | os.PathLike, drawings: list[QuickDrawDrawing]) -> None:
     """Write drawings in the simplified ndjson format, one JSON object a line, atomically.
 
-    Coordinates are written as integers when they are whole numbers (as in Google's simplified
-    files), else as floats; ``key_id`` as a string and ``timestamp`` as
-    ``"YYYY-MM-DD HH:MM:SS UTC"``, as Google writes them. An invalid drawing raises
+    Coordinates are written as integers when the drawing's are all whole numbers (as in
+    Google's simplified files), else as floats (exactly: :func:`read_ndjson` reads back the
+    same numbers); ``key_id`` as a string and ``timestamp`` as
+    ``"YYYY-MM-DD HH:MM:SS[.ffffff] UTC"``, as Google writes them. A field that is ``None``
+    is left out, and ``split`` is written when set. An invalid drawing raises
     :class:`SketchFileError` naming its index, and nothing is written.
     """
     path = Path(path)
     lines = []
     for i, d in enumerate(drawings):
         polylines = [np.asarray(p, dtype=np.float64).reshape(-1, 2) for p in d.polylines]
+        polylines = [p for p in polylines if len(p)]
+        record: dict[str, Any] = {"word": d.word}
         try:
             problem = _drawing_problem(polylines)
             if problem:
                 raise _InvalidDrawing(problem)
-            timestamp = _format_timestamp(d.timestamp)
+            if not isinstance(d.word, str):
+                raise _InvalidDrawing(f"word must be a string, got {type(d.word).__name__}")
+            if d.countrycode is not None:
+                record["countrycode"] = str(d.countrycode)
+            if d.timestamp is not None:
+                record["timestamp"] = _format_timestamp(d.timestamp)
+            if d.recognized is not None:
+                record["recognized"] = bool(d.recognized)
+            if d.key_id is not None:
+                record["key_id"] = str(_parse_key_id(d.key_id))
+            if d.split:
+                record["split"] = _parse_split(d.split)
         except _InvalidDrawing as e:
             raise SketchFileError(path, f"cannot write drawing {i}: {e}") from None
-        record = {
-            "word": d.word,
-            "countrycode": d.countrycode,
-            "timestamp": timestamp,
-            "recognized": bool(d.recognized),
-            "key_id": str(d.key_id),
-            "drawing": [[_json_numbers(p[:, 0]), _json_numbers(p[:, 1])] for p in polylines],
-        }
+        record["drawing"] = _json_strokes(polylines)
         lines.append(json.dumps(record, separators=(",", ":")))
     with atomic_path(path) as tmp:
         tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
@@ -414,8 +599,9 @@ def write_ndjson(path: str | os.PathLike, drawings: list[QuickDrawDrawing]) -> N
 # ----------------------------------------------------------------------------- .bin
 
 
-def read_bin(path: str | os.PathLike) -> list[QuickDrawDrawing]:
-    """Read a Quick, Draw! ``.bin`` file; every drawing's ``word`` is the file stem.
+def read_bin(path: str | os.PathLike, word: str | None = None) -> list[QuickDrawDrawing]:
+    """Read a Quick, Draw! ``.bin`` file; every drawing's ``word`` is ``word``, else the file
+    stem (the format names the class by its file and stores no word).
 
     Raises :class:`SketchFileError` naming the file, record and byte offset for a truncated
     record, a non-ASCII country code, or a drawing with fewer than two points. Empty strokes
@@ -424,8 +610,11 @@ def read_bin(path: str | os.PathLike) -> list[QuickDrawDrawing]:
     path = Path(path)
     if not path.is_file():
         raise SketchFileError(path, "no such file")
-    data = path.read_bytes()
-    word = path.stem
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise SketchFileError(path, f"cannot read file ({e.strerror or e})") from None
+    word = path.stem if word is None else word
     drawings = []
     position = 0
 
@@ -459,6 +648,8 @@ def read_bin(path: str | os.PathLike) -> list[QuickDrawDrawing]:
         problem = _drawing_problem(polylines)
         if problem:
             raise SketchFileError(path, f"{where}: {problem}")
+        if recognized > 1:
+            raise SketchFileError(path, f"{where}: recognized must be 0 or 1, got {recognized}")
         drawings.append(
             QuickDrawDrawing(key_id, word, countrycode, bool(recognized), timestamp, polylines)
         )
@@ -466,13 +657,20 @@ def read_bin(path: str | os.PathLike) -> list[QuickDrawDrawing]:
 
 
 def _bin_record(d: QuickDrawDrawing) -> bytes:
-    """One drawing in the .bin layout; raises _InvalidDrawing saying what does not fit."""
-    if not 0 <= d.key_id <= _UINT64_MAX:
-        raise _InvalidDrawing(f"key_id {d.key_id} does not fit uint64")
-    if not 0 <= d.timestamp <= _UINT32_MAX:
-        raise _InvalidDrawing(f"timestamp {d.timestamp} does not fit uint32")
+    """One drawing in the .bin layout; raises _InvalidDrawing saying what does not fit.
+
+    Unknown metadata (``None``) is written as 0, ``""``, false and 0 (the layout has no way to
+    say "unknown"); a timestamp's fraction of a second is dropped."""
+    key_id = 0 if d.key_id is None else d.key_id
+    timestamp = 0 if d.timestamp is None else d.timestamp
+    if not (isinstance(key_id, int) and 0 <= key_id <= _UINT64_MAX):
+        raise _InvalidDrawing(f"key_id {key_id} does not fit uint64")
+    if isinstance(timestamp, bool) or not (
+        isinstance(timestamp, int | float) and 0 <= timestamp <= _UINT32_MAX
+    ):
+        raise _InvalidDrawing(f"timestamp {timestamp} does not fit uint32")
     try:
-        country = d.countrycode.encode("ascii")
+        country = (d.countrycode or "").encode("ascii")
     except UnicodeEncodeError:
         raise _InvalidDrawing(f"country code {d.countrycode!r} is not ASCII") from None
     if len(country) > 2:
@@ -486,7 +684,7 @@ def _bin_record(d: QuickDrawDrawing) -> bytes:
         raise _InvalidDrawing(f"{len(polylines)} strokes, more than {_UINT16_MAX}")
     parts = [
         _BIN_HEADER.pack(
-            d.key_id, country.ljust(2, b"\0"), int(bool(d.recognized)), d.timestamp, len(polylines)
+            key_id, country.ljust(2, b"\0"), int(bool(d.recognized)), int(timestamp), len(polylines)
         )
     ]
     for i, p in enumerate(polylines):
@@ -507,7 +705,8 @@ def write_bin(path: str | os.PathLike, drawings: list[QuickDrawDrawing]) -> None
 
     Coordinates must be integers 0-255 (the simplified form); anything that does not fit the
     layout raises :class:`SketchFileError` naming the drawing, and nothing is written. The
-    ``word`` is not stored: the format keeps it in the file name.
+    ``word`` and ``split`` are not stored (the format names the class by the file name);
+    unknown metadata is written as 0 / ``""`` / false (see :func:`_bin_record`).
     """
     path = Path(path)
     records = []
@@ -520,6 +719,13 @@ def write_bin(path: str | os.PathLike, drawings: list[QuickDrawDrawing]) -> None
         tmp.write_bytes(b"".join(records))
 
 
-def read_quickdraw_bin(path: str | os.PathLike) -> SketchSet:
-    """A Quick, Draw! ``.bin`` file as a :class:`SketchSet` labelled by the file stem."""
-    return _drawings_to_sketchset(read_bin(path))
+def read_quickdraw_bin(path: str | os.PathLike, word: str | None = None) -> SketchSet:
+    """A Quick, Draw! ``.bin`` file as a :class:`SketchSet` labelled ``word`` (default: the
+    file stem, and the set's ``notes`` say so), with every record's metadata."""
+    sketches = _drawings_to_sketchset(read_bin(path, word))
+    if word is None:
+        sketches.notes.append(
+            f"{os.fspath(path)}: .bin files hold no class word: drawings labelled "
+            f"{Path(path).stem!r} after the file name"
+        )
+    return sketches

@@ -20,7 +20,7 @@ from typing import Literal
 
 import numpy as np
 
-from sketchrnn.io.files import SketchFileError, atomic_path
+from sketchrnn.io.files import SketchFileError, atomic_path, env_limit, limit_hint, size_text
 from sketchrnn.io.sketchset import SketchSet
 from sketchrnn.raster import fit_polylines, grid_shape
 from sketchrnn.strokes import (
@@ -30,12 +30,17 @@ from sketchrnn.strokes import (
     validate_stroke3,
 )
 
-__all__ = ["read_svg", "read_svg_set", "write_svg"]
+__all__ = ["read_svg", "read_svg_set", "write_svg", "write_svg_drawing"]
 
 # Points used to estimate a curve's length before sampling it (cheaper than exact arc length).
 _LENGTH_PROBES = 16
 # An untrusted file could hold a curve millions of units long: cap its samples, and memory.
 _MAX_SAMPLES_PER_CURVE = 10_000
+# ... or millions of segments (svgpathtools is pure Python, ~3 us a segment), or of elements:
+# cap the path data before it is parsed, the segments, and the elements.
+_MAX_PATH_DATA = 1 << 20  # characters of path data (d, points, ...) in a file
+_MAX_SEGMENTS = 100_000
+_MAX_ELEMENTS = 200_000
 
 
 def _sample_segment(segment, samples_per_unit: float) -> np.ndarray:
@@ -81,14 +86,15 @@ _NOT_DRAWN = {
 }
 
 
-def _drawn_paths(root: ET.Element) -> list:
+def _drawn_paths(path: Path, root: ET.Element) -> list:
     """svgpathtools Paths of every drawable element, in document order, transforms applied."""
     from svgpathtools import parse_path
     from svgpathtools.document import CONVERSIONS
     from svgpathtools.parser import parse_transform
     from svgpathtools.path import transform
 
-    paths = []
+    found = []
+    data = 0
     # depth-first in document order: (element, transform of its parent), children pushed reversed
     stack = [(root, np.identity(3))]
     while stack:
@@ -96,13 +102,32 @@ def _drawn_paths(root: ET.Element) -> list:
         tag = element.tag.rsplit("}", 1)[-1] if isinstance(element.tag, str) else ""
         if tag in _NOT_DRAWN:
             continue
-        tf = parent_tf.dot(parse_transform(element.get("transform")))
+        own = element.get("transform")
+        tf = parent_tf if own is None else parent_tf.dot(parse_transform(own))
         if tag in CONVERSIONS:
             d = CONVERSIONS[tag](element)
             if d and d.strip():
-                paths.append(transform(parse_path(d), tf))
+                data += len(d)
+                if data > _MAX_PATH_DATA:
+                    raise SketchFileError(
+                        path, f"more than {_MAX_PATH_DATA:,} characters of path data: too complex"
+                    )
+                found.append((d, tf))
         stack.extend((child, tf) for child in reversed(element))
-    return paths
+    return [transform(parse_path(d), tf) for d, tf in found]
+
+
+def _parse_xml(path: Path) -> ET.Element:
+    """The root element, refusing a file of more than ``_MAX_ELEMENTS`` elements as it is
+    parsed (so an element bomb never builds its whole tree)."""
+    root = None
+    for count, (_event, element) in enumerate(ET.iterparse(path, events=("start",)), 1):
+        if root is None:
+            root = element
+        if count > _MAX_ELEMENTS:
+            raise SketchFileError(path, f"more than {_MAX_ELEMENTS:,} XML elements: too complex")
+    assert root is not None
+    return root
 
 
 def read_svg(
@@ -121,20 +146,43 @@ def read_svg(
     path = Path(path)
     if not path.is_file():
         raise SketchFileError(path, "no such file")
+    size = path.stat().st_size
+    if size > env_limit("SKETCHRNN_MAX_SVG_BYTES"):
+        raise SketchFileError(path, f"{size_text(size)}, " + limit_hint("SKETCHRNN_MAX_SVG_BYTES"))
     try:
-        root = ET.parse(path).getroot()
+        root = _parse_xml(path)
+    except SketchFileError:
+        raise
     except ET.ParseError as e:
-        raise SketchFileError(path, f"not an XML/SVG file ({e})") from e
+        raise SketchFileError(path, f"not an XML/SVG file ({e})") from None
+    except (OSError, RecursionError, MemoryError, ValueError) as e:
+        raise SketchFileError(path, f"cannot read as XML ({type(e).__name__}: {e})") from None
     if root.tag.rsplit("}", 1)[-1] != "svg":
         raise SketchFileError(path, f"root element is <{root.tag}>, not <svg>")
     polylines = []
+    max_points = env_limit("SKETCHRNN_MAX_POINTS")
+    points = segments = 0
     try:
-        for element_path in _drawn_paths(root):
+        for element_path in _drawn_paths(path, root):
+            segments += len(element_path)
+            if segments > _MAX_SEGMENTS:
+                raise SketchFileError(
+                    path, f"more than {_MAX_SEGMENTS:,} path segments: too complex to read"
+                )
             for subpath in element_path.continuous_subpaths():
                 if len(subpath):
                     polylines.append(_subpath_polyline(subpath, samples_per_unit))
+                    points += len(polylines[-1])
+                    if points > max_points:
+                        raise SketchFileError(
+                            path,
+                            f"more than {max_points:,} points once sampled, "
+                            + limit_hint("SKETCHRNN_MAX_POINTS"),
+                        )
+    except SketchFileError:
+        raise
     except Exception as e:  # svgpathtools raises many kinds on malformed attributes
-        raise SketchFileError(path, f"cannot read SVG drawing: {type(e).__name__}: {e}") from e
+        raise SketchFileError(path, f"cannot read SVG drawing: {type(e).__name__}: {e}") from None
     polylines = [p for p in polylines if len(p) and np.isfinite(p).all()]
     if not polylines:
         raise SketchFileError(path, "SVG has no drawable paths")
@@ -165,7 +213,13 @@ def read_svg_set(
     else:
         files, labels = [root], [""]
     strokes = [read_svg(f, epsilon=epsilon, samples_per_unit=samples_per_unit) for f in files]
-    return SketchSet(strokes, labels)
+    sketches = SketchSet(strokes, labels)
+    sketches.notes.append(
+        f"{os.fspath(path)}: SVG shapes are sampled into points"
+        + (f" and simplified (RDP epsilon {epsilon:g} user units)" if epsilon > 0 else "")
+        + "; fills, colours and text are not kept"
+    )
+    return sketches
 
 
 def _number(v: float) -> str:
@@ -235,6 +289,38 @@ def write_svg(
             out.append(f'<path stroke="{_escape(color)}" d="M{points}"/>')
         out.append("</g>")
     out.append("</svg>\n")
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(out), encoding="utf-8")
+
+
+def write_svg_drawing(
+    path: str | os.PathLike, s3: np.ndarray, *, stroke_width: float = 2.0
+) -> None:
+    """Write one stroke-3 sketch as SVG in its own coordinates, atomically.
+
+    Unlike :func:`write_svg` nothing is scaled or moved: one ``<path>`` per stroke at the
+    sketch's absolute coordinates (written to 0.001), and a ``viewBox`` around them, so that
+    :func:`read_svg` with ``epsilon=0`` reads back the same points. A single-point stroke is
+    written as a zero-length line (a dot), which reads back as its one point.
+    """
+    lines = stroke3_to_polylines(validate_stroke3(s3, where="sketch"))
+    xy = np.concatenate(lines)
+    pad = stroke_width
+    lo = xy.min(axis=0) - pad
+    size = np.maximum(xy.max(axis=0) + pad - lo, 1.0)
+    x0, y0, w, h = (_number(v) for v in (lo[0], lo[1], size[0], size[1]))
+    out = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
+        f'viewBox="{x0} {y0} {w} {h}">',
+        f'<g fill="none" stroke="black" stroke-width="{_number(stroke_width)}" '
+        'stroke-linecap="round" stroke-linejoin="round">',
+    ]
+    for line in lines:
+        if len(line) == 1:
+            line = np.repeat(line, 2, axis=0)
+        out.append(f'<path d="M{" L".join(f"{_number(x)},{_number(y)}" for x, y in line)}"/>')
+    out += ["</g>", "</svg>\n"]
     with atomic_path(path) as tmp:
         tmp.write_text("\n".join(out), encoding="utf-8")
 

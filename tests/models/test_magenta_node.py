@@ -18,15 +18,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import shared_file
-from test_magenta_json import probe_rows, reference_pdfs
+from helpers import probe_rows, reference_pdfs, shared_file
 
 from sketchrnn.io.magenta_json import read_magenta_json
 from sketchrnn.models.magenta import export_magenta_json, load_magenta_json
 from sketchrnn.models.sketch_rnn import SketchRNN, SketchRNNConfig
 
+pytestmark = pytest.mark.slow  # see pyproject: `make test` skips these
+
 PACKAGE = "@magenta/sketch@0.2.0"
-SCRIPT = Path(__file__).parent / "node" / "magenta_pdf.js"
+SCRIPT = Path(__file__).resolve().parents[1] / "node" / "magenta_pdf.js"
 FIELDS = ("pi", "mu_x", "mu_y", "sigma_x", "sigma_y", "rho", "pen")
 TOLERANCE = 1e-4
 

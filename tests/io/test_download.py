@@ -9,7 +9,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import shared_file
+from helpers import shared_file
 
 from sketchrnn.io.download import (
     DownloadError,

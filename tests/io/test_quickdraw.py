@@ -7,7 +7,7 @@ import struct
 
 import numpy as np
 import pytest
-from conftest import shared_file
+from helpers import shared_file
 
 from sketchrnn.io.files import SketchFileError
 from sketchrnn.io.quickdraw import (
@@ -114,23 +114,44 @@ def test_read_quickdraw_ndjson_gives_a_labelled_sketchset():
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        ("2017-03-27 00:14:57.31033 UTC", 1490573697),
+        ("2017-03-27 00:14:57.31033 UTC", 1490573697.31033),  # the fraction is kept
         ("2017-03-27 00:14:57 UTC", 1490573697),
         (1490573697, 1490573697),
         ("1490573697", 1490573697),
-        (1490573697310, 1490573697),  # milliseconds
-        ("yesterday", 0),
-        (None, 0),
+        (1490573697310, 1490573697.31),  # milliseconds
+        (None, None),  # unknown, not made up
     ],
 )
 def test_timestamps(tmp_path, value, expected):
     path = tmp_path / "t.ndjson"
     path.write_text(_line(timestamp=value) + "\n")
-    assert read_ndjson(path)[0].timestamp == expected
+    (drawing,) = read_ndjson(path)
+    assert drawing.timestamp == expected
+    write_ndjson(tmp_path / "again.ndjson", [drawing])
+    record = json.loads((tmp_path / "again.ndjson").read_text())
+    if value is None:
+        assert "timestamp" not in record
+    else:
+        assert read_ndjson(tmp_path / "again.ndjson")[0].timestamp == expected
+        if isinstance(value, str) and not value.isdigit():
+            assert record["timestamp"] == value  # Google's layout, written back the same
+
+
+def test_missing_metadata_stays_missing(tmp_path):
+    path = tmp_path / "bare.ndjson"
+    path.write_text(json.dumps({"word": "cat", "drawing": [[[0, 10], [0, 5]]]}) + "\n")
+    (d,) = read_ndjson(path)
+    assert (d.key_id, d.countrycode, d.recognized, d.timestamp) == (None, None, None, None)
+    write_ndjson(tmp_path / "out.ndjson", [d])
+    assert json.loads((tmp_path / "out.ndjson").read_text()) == {
+        "word": "cat",
+        "drawing": [[[0, 10], [0, 5]]],
+    }
 
 
 @pytest.mark.parametrize(
-    ("value", "expected"), [(True, True), (False, False), ("false", False), ("true", True)]
+    ("value", "expected"),
+    [(True, True), (False, False), ("false", False), ("true", True), (None, None)],
 )
 def test_recognized(tmp_path, value, expected):
     path = tmp_path / "r.ndjson"
@@ -163,7 +184,16 @@ BAD_LINES = [
     (_line(drawing=[[[0, 1], [0, 1]], [[0, 1], [0, 1], [0, 9]]]), "mixes"),
     (_line(drawing=[[[0, 2e7], [0, 1]]]), "beyond"),
     (_line(drawing=[[[0.5, 0.5, 0.5], [1.0, 1.0, 1.0], [0, 5, 9]]]), "all points .* coincide"),
-    (_line(key_id="abc"), "key_id must be a non-negative integer"),
+    (_line(key_id="abc"), "key_id must be a non-negative 64-bit integer"),
+    (_line(key_id=str(2**64)), "key_id must be a non-negative 64-bit integer"),
+    (_line(timestamp="yesterday"), "timestamp 'yesterday' is not a date"),
+    (_line(timestamp=True), "timestamp must be a date or a number"),
+    (_line(recognized="maybe"), "recognized must be true or false"),
+    (_line(word=7), "'word' must be a string"),
+    (_line(countrycode=["US"]), "'countrycode' must be a string"),
+    (_line(split="training"), "'split' must be train, valid or test"),
+    ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    ('{"word": "cat", "drawing": [[[' + "1" * 5000 + "]]]}", "malformed JSON"),
 ]
 
 
@@ -286,9 +316,15 @@ def test_bin_round_trip_real_drawings(tmp_path):
     drawings = read_ndjson(_simplified("cat"))
     path = tmp_path / "cat.bin"
     write_bin(path, drawings)
+    # .bin holds whole seconds: the fraction of each timestamp is the one thing dropped.
+    for d in drawings:
+        d.timestamp = int(d.timestamp)
     assert read_bin(path) == drawings
     sketches = read_quickdraw_bin(path)
     assert len(sketches) == 25 and sketches.classes == ["cat"]
+    assert sketches.metadata[0] == drawings[0].metadata()
+    assert any("hold no class word" in n for n in sketches.notes)
+    assert read_quickdraw_bin(path, word="kitten").classes == ["kitten"]
 
 
 def test_truncated_bin_names_the_record(tmp_path):
@@ -331,3 +367,43 @@ def test_write_bin_refuses_what_does_not_fit(tmp_path, change, message):
     with pytest.raises(SketchFileError, match=rf"out\.bin: cannot write drawing 1: .*{message}"):
         write_bin(path, [good, bad])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_splits_and_metadata_survive_ndjson(tmp_path):
+    path = tmp_path / "s.ndjson"
+    path.write_text(_line(split="valid") + "\n" + _line(key_id="3") + "\n")
+    first, second = read_ndjson(path)
+    assert (first.split, second.split) == ("valid", "")
+    sketches = read_quickdraw_ndjson(path)
+    assert sketches.splits == ["valid", ""] and sketches.notes == []
+    assert sketches.metadata[1] == {
+        "key_id": 3,
+        "countrycode": "US",
+        "recognized": True,
+        "timestamp": 1490573697.31033,
+    }
+    write_ndjson(tmp_path / "again.ndjson", [first, second])
+    again = [json.loads(line) for line in (tmp_path / "again.ndjson").read_text().splitlines()]
+    assert again == [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_read_notes_say_what_reading_changed(tmp_path):
+    raw = tmp_path / "raw.ndjson"
+    raw.write_text(_line(drawing=[[[0.5, 30.0, 70.0], [1.0, 9.0, 2.0], [0, 10, 20]]]) + "\n")
+    (note,) = read_quickdraw_ndjson(raw).notes
+    assert note.startswith(f"{raw}: 1 raw drawings simplified as Google's simplified files")
+    record = json.loads(_line())
+    del record["word"]
+    unnamed = tmp_path / "owl.ndjson"
+    unnamed.write_text(json.dumps(record) + "\n")
+    (note,) = read_quickdraw_ndjson(unnamed).notes
+    assert note == f"{unnamed}: 1 drawings have no 'word': labelled 'owl' after the file name"
+
+
+def test_an_overlong_line_is_refused_or_skipped_in_bounded_memory(tmp_path, monkeypatch):
+    monkeypatch.setenv("SKETCHRNN_MAX_LINE_BYTES", "4096")
+    path = tmp_path / "long.ndjson"
+    path.write_text(_line() + "\n" + " " * 10_000 + "{}\n" + _line(key_id="9") + "\n")
+    with pytest.raises(SketchFileError, match=r"long\.ndjson:2: line longer than the limit"):
+        read_ndjson(path)
+    assert [d.key_id for d in read_ndjson(path, skip_invalid=True)] == [5201136883597312, 9]

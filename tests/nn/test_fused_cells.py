@@ -11,6 +11,8 @@ import torch
 from sketchrnn.nn import cells, fused
 from sketchrnn.nn.cells import make_cell, set_loop_compiler
 
+pytestmark = pytest.mark.slow  # see pyproject: `make test` skips these
+
 INPUT, HIDDEN, BATCH, STEPS = 6, 5, 3, 4
 
 

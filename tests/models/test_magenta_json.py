@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import shared_file
+from helpers import probe_rows, reference_pdfs, shared_file
 
 from sketchrnn.io.files import SketchFileError
 from sketchrnn.io.magenta_json import (
@@ -46,54 +46,6 @@ def valid_doc(hidden: int = 8) -> list:
 
 
 # ----------------------------------------------------------------------------- numpy reference
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
-
-
-def reference_pdfs(w: MagentaWeights, rows: np.ndarray) -> dict[str, np.ndarray]:
-    """magenta.js's update + getPDF (temperature 1) after each stroke-5 row, in float64.
-
-    ``rows`` ``(T, 5)`` in pixels; returns arrays ``(T, 20)`` (``pen`` ``(T, 3)``) of
-    probabilities, means, standard deviations and correlations.
-    """
-    hidden = w.hidden_size
-    kernel = np.concatenate([w.input_kernel, w.recurrent_kernel]).astype(np.float64)
-    h, c = np.zeros(hidden), np.zeros(hidden)
-    out: dict[str, list] = {k: [] for k in ("pi", "mu_x", "mu_y", "sigma_x", "sigma_y", "rho")}
-    out["pen"] = []
-    for row in np.asarray(rows, dtype=np.float64):
-        x = row.copy()
-        x[:2] /= w.scale_factor
-        i, j, f, o = np.split(np.concatenate([x, h]) @ kernel + w.lstm_bias, 4)
-        c = c * _sigmoid(f + 1.0) + _sigmoid(i) * np.tanh(j)
-        h = np.tanh(c) * _sigmoid(o)
-        y = h @ w.output_kernel + w.output_bias
-        pi, mu_x, mu_y, log_sx, log_sy, raw_rho = np.split(y[3:], 6)
-        for name, v in (
-            ("pi", np.exp(pi - pi.max()) / np.exp(pi - pi.max()).sum()),
-            ("mu_x", mu_x),
-            ("mu_y", mu_y),
-            ("sigma_x", np.exp(log_sx)),
-            ("sigma_y", np.exp(log_sy)),
-            ("rho", np.tanh(raw_rho)),
-            ("pen", np.exp(y[:3] - y[:3].max()) / np.exp(y[:3] - y[:3].max()).sum()),
-        ):
-            out[name].append(v)
-    return {k: np.array(v) for k, v in out.items()}
-
-
-def probe_rows(seed: int = 0, n: int = 30, spread: float = 40.0) -> np.ndarray:
-    """Start token plus ``n`` random stroke-5 rows in pixels (strokes of a few points)."""
-    rng = np.random.default_rng(seed)
-    lifted = rng.random(n) < 0.2
-    rows = np.zeros((n + 1, 5))
-    rows[0] = (0, 0, 1, 0, 0)
-    rows[1:, :2] = rng.normal(0, spread, (n, 2))
-    rows[1:, 2] = ~lifted
-    rows[1:, 3] = lifted
-    return rows
 
 
 # ----------------------------------------------------------------------------- reading

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from conftest import shared_file
+from helpers import shared_file
 
 import sketchrnn.nn.diff_raster as diff_raster
 from sketchrnn.io.npz import read_npz

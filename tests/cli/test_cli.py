@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import shared_file
+from helpers import shared_file
 
 from sketchrnn.cli import main
 from sketchrnn.io.formats import read_sketches
@@ -24,8 +24,8 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 # Every command and subcommand, by group, in the order the help lists them.
 COMMANDS = {
     (): ["data", "sample", "reconstruct", "complete", "interpolate", "analogy", "demo",
-         "train", "evaluate", "fewshot", "embed"],
-    ("data",): ["info", "convert", "render", "download", "synthetic", "sample"],
+         "serve", "train", "evaluate", "fewshot", "embed"],
+    ("data",): ["info", "convert", "pack", "render", "download", "synthetic", "sample"],
     ("train",): ["sketch-rnn", "sketchembednet"],
     ("embed",): ["vectors", "one-shot", "compose", "arrangements"],
 }  # fmt: skip
@@ -36,6 +36,7 @@ def _listed(help_text: str) -> list[str]:
     return [m.group(1) for m in re.finditer(r"^    (\S+)", help_text, re.MULTILINE)]
 
 
+@pytest.mark.slow
 def test_help_lists_commands():
     for group, names in COMMANDS.items():
         out = run_cli(*group, "--help")
@@ -65,6 +66,7 @@ def test_every_command_has_its_own_help():
         assert text.startswith(f"usage: sketchrnn {' '.join(path)}") and "--help" in text
 
 
+@pytest.mark.slow
 def test_top_level_help_is_fast_and_imports_no_torch():
     code = (
         "import sys\nfrom sketchrnn.cli import main\n"
@@ -75,6 +77,7 @@ def test_top_level_help_is_fast_and_imports_no_torch():
     assert out.returncode == 0, out.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("group", [(), ("data",), ("train",), ("embed",)])
 def test_a_group_without_its_command_is_a_usage_error(group):
     out = run_cli(*group)
@@ -135,6 +138,7 @@ def test_render_grid(tmp_path, name):
     assert data.startswith(b"\x89PNG") if name.endswith(".png") else b"<svg" in data
 
 
+@pytest.mark.slow
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path):
     bad = tmp_path / "bad.ndjson"
     bad.write_text('{"word": "cat", "drawing": [[[0, 10], [0, 10]]]}\n{"word": oops}\n')
@@ -147,6 +151,7 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == [bad]  # no temporary file left behind either
 
 
+@pytest.mark.slow
 def test_unsupported_output_keeps_existing_file(tmp_path):
     cat = shared_file("quickdraw/simplified/cat.ndjson")
     out = tmp_path / "out.txt"
@@ -156,6 +161,7 @@ def test_unsupported_output_keeps_existing_file(tmp_path):
     assert out.read_text() == "precious"
 
 
+@pytest.mark.slow
 def test_download_offline_is_a_clear_error(tmp_path):
     # A port nobody listens on: the command must say it cannot reach the server.
     import socket

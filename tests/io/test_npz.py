@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import shared_file
+from helpers import shared_file
 
 from sketchrnn.io.files import SketchFileError
 from sketchrnn.io.npz import read_npz, write_npz
@@ -279,17 +279,78 @@ def test_other_globals_are_refused(tmp_path, name):
 
 
 def test_a_member_that_would_decompress_past_the_limit_is_refused_unread(tmp_path, monkeypatch):
-    import sketchrnn.io.npz as npz
-
     zeros = io.BytesIO()
     np.save(zeros, np.zeros(3 << 18, dtype=np.int16))  # 1.5 MiB of zeros: a tiny compressed file
     path = tmp_path / "bomb.npz"
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("train.npy", zeros.getvalue())
     assert path.stat().st_size < 20_000
-    monkeypatch.setattr(npz, "MAX_MEMBER_BYTES", 1 << 20)
-    read = []
-    monkeypatch.setattr(zipfile.ZipFile, "read", lambda *a, **k: read.append(a) or b"")
-    with pytest.raises(SketchFileError, match=r"bomb\.npz.*'train' would decompress to 2 MiB"):
+    monkeypatch.setenv("SKETCHRNN_NPZ_MAX_MEMBER_BYTES", str(1 << 20))
+    opened = []
+    monkeypatch.setattr(zipfile.ZipFile, "open", lambda *a, **k: opened.append(a) or b"")
+    with pytest.raises(
+        SketchFileError,
+        match=r"bomb\.npz.*'train\.npy' would inflate to 1\.5 MiB, over the limit of 1.0 MiB; "
+        r"\$SKETCHRNN_NPZ_MAX_MEMBER_BYTES raises it",
+    ):
         read_npz(path)
-    assert read == []  # refused from the zip's directory, before decompressing anything
+    assert opened == []  # refused from the zip's directory, before decompressing anything
+
+
+def test_strings_numpy_cannot_hold_are_refused(tmp_path):
+    # numpy's fixed-width strings drop trailing NULs: a label "a\0" would read back as "a".
+    path = tmp_path / "nul.npz"
+    with pytest.raises(SketchFileError, match="npz strings cannot end in NUL"):
+        write_npz(path, SketchSet([_sketch(3)], ["a\0"], ["train"]))
+    assert not path.exists()
+
+
+def test_metadata_and_float64_notes_round_trip(tmp_path):
+    meta = {"key_id": 2**64 - 1, "countrycode": "DE", "recognized": False, "timestamp": 1.5}
+    original = SketchSet([_sketch(3), _sketch(4)], ["a", "b"], ["train", "test"],
+                         metadata=[meta, dict(meta, key_id=3)])  # fmt: skip
+    path = tmp_path / "meta.npz"
+    write_npz(path, original)
+    back = read_npz(path)
+    assert back.metadata == original.metadata and back.notes == []
+    with np.load(path) as plain:  # plain arrays, no pickle
+        assert plain["train_key_id"].dtype == np.uint64
+        assert plain["test_countrycode"].tolist() == ["DE"]
+    column = np.empty(1, dtype=object)
+    column[0] = np.array([[0.1, 0.2, 1.0]])  # float64 that float32 cannot hold
+    np.savez(tmp_path / "f64.npz", train=column)
+    (note, rounded) = read_npz(tmp_path / "f64.npz").notes
+    assert "labelled 'f64'" in note and "rounded to float32" in rounded
+
+
+def test_pickle_whose_list_is_shorter_than_its_shape_is_refused_not_a_crash(tmp_path):
+    # numpy's own ndarray.__setstate__ reads past the list (a segfault under np.load).
+    column = _objects_of(_sketch(4))
+    state = list(column.__reduce__()[2])
+    state[1] = (1000,)
+
+    class Forged:
+        def __reduce__(self):
+            return (column.__reduce__()[0], column.__reduce__()[1], tuple(state))
+
+    payload = pickle.dumps(Forged(), protocol=3)
+    path = _zip(tmp_path / "short.npz", {"train.npy": _npy_bytes_with_pickle(payload, (1000,))})
+    with pytest.raises(SketchFileError, match="object array of 1000 items holds 1 items"):
+        read_npz(path)
+
+
+def test_header_declaring_more_data_than_the_member_holds_is_refused(tmp_path):
+    f = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        f, {"descr": "<i2", "fortran_order": False, "shape": (3 << 40, 1, 3)}
+    )
+    path = _zip(tmp_path / "liar.npz", {"train.npy": f.getvalue() + bytes(200)})
+    with pytest.raises(SketchFileError, match=r"liar\.npz: member 'train': its header declares"):
+        read_npz(path)
+
+
+def _objects_of(*items) -> np.ndarray:
+    column = np.empty(len(items), dtype=object)
+    for i, item in enumerate(items):
+        column[i] = item
+    return column

@@ -2,7 +2,7 @@ import re
 
 import numpy as np
 import pytest
-from conftest import shared_file
+from helpers import shared_file
 
 from sketchrnn.io.files import SketchFileError
 from sketchrnn.io.svg import read_svg, read_svg_set, write_svg

@@ -55,6 +55,7 @@ def test_embedding_does_not_depend_on_the_batch():
     torch.testing.assert_close(model.embed(images)[:2], model.embed(images[:2]))
 
 
+@pytest.mark.slow
 def test_training_lowers_the_loss():
     torch.manual_seed(0)
     model = ConvVAE(ConvVAEConfig(z_size=16, decoder_width=16))

@@ -9,7 +9,7 @@ import zipfile
 import numpy as np
 import pytest
 import torch
-from conftest import shared_file
+from helpers import random_sketches, shared_file
 
 from sketchrnn.cli import main
 from sketchrnn.data import datasets_from_sketchset
@@ -25,19 +25,6 @@ def tiny_config(**overrides) -> SketchEmbedNetConfig:
         image_size=16, z_size=8, dec_hidden=24, num_mixtures=3, cell="lstm", max_seq_len=16
     )
     return SketchEmbedNetConfig(**{**values, **overrides})
-
-
-def random_sketches(n: int, seed: int = 0) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(n):
-        k = int(rng.integers(4, 12))
-        s3 = np.zeros((k, 3), dtype=np.float32)
-        s3[:, :2] = rng.integers(-20, 21, size=(k, 2))
-        s3[rng.choice(k - 1, size=int(rng.integers(0, 3)), replace=False), 2] = 1
-        s3[-1, 2] = 1
-        out.append(s3)
-    return out
 
 
 def image_splits(n: int = 24, image_size: int = 16):
@@ -346,6 +333,7 @@ def _ddp_worker(rank: int, port: int, tmp: str) -> None:
     trainer.close()
 
 
+@pytest.mark.slow
 def test_ddp_ranks_train_identical_weights(tmp_path):
     import socket
 

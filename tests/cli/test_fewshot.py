@@ -5,48 +5,11 @@ from __future__ import annotations
 
 import csv
 
-import numpy as np
 import pytest
-import torch
+from helpers import save_tiny_model, write_fake_omniglot, write_fake_runs
 
 from sketchrnn import fewshot
 from sketchrnn.cli import main
-from sketchrnn.models import SketchEmbedNet, SketchEmbedNetConfig
-
-BACKGROUND = {"Bg": 4}
-EVALUATION = {"EvA": 6, "EvB": 6}
-
-
-def write_fake_omniglot(root) -> None:
-    """An Omniglot folder in the real layout: 4 background and 12 evaluation characters, the
-    Vinyals test split holding every evaluation character at 0 and 90 degrees (24 classes)."""
-    rng = np.random.default_rng(0)
-    root.mkdir(parents=True, exist_ok=True)
-    lines, next_id = ["set\tfirst_id\tlast_id\talphabet"], 1
-    test_lines = []
-    for subset, alphabets in (("background", BACKGROUND), ("evaluation", EVALUATION)):
-        total = sum(alphabets.values())
-        # Each character a random blot pattern, each drawer a noisy copy; True is the paper.
-        patterns = rng.random((total, 1, 105, 105)) < 0.15
-        noise = rng.random((total, 20, 105, 105)) < 0.03
-        np.savez(root / f"images_{subset}.npz", images=~(patterns ^ noise))
-        for name, count in alphabets.items():
-            lines.append(f"{subset}\t{next_id}\t{next_id + count - 1}\t{name}")
-            next_id += count
-            if subset == "evaluation":
-                for index in range(1, count + 1):
-                    test_lines += [f"{name}/character{index:02d}/rot{d:03d}" for d in (0, 90)]
-    (root / "alphabets.tsv").write_text("\n".join(lines) + "\n")
-    (root / "vinyals_splits").mkdir()
-    (root / "vinyals_splits" / "test.txt").write_text("\n".join(test_lines) + "\n")
-
-
-def save_tiny_model(path) -> None:
-    torch.manual_seed(0)
-    config = SketchEmbedNetConfig(
-        image_size=16, z_size=8, dec_hidden=24, num_mixtures=3, cell="lstm", max_seq_len=16
-    )
-    SketchEmbedNet(config).save_pretrained(path, scale_factor=10.0)
 
 
 @pytest.fixture
@@ -78,6 +41,7 @@ def fewshot_args(tmp_path, *extra):
     ]
 
 
+@pytest.mark.slow
 def test_table_has_every_embedder_and_replays_with_the_seed(setup, capsys):
     args = fewshot_args(
         setup, "--baselines", "conv-vae,random-conv4,pixels", "--conv-vae-steps", "2"
@@ -171,8 +135,6 @@ def test_conv_vae_can_learn_from_the_models_own_stroke_files(setup, capsys):
 
 
 def test_the_original_one_shot_runs_as_a_split(setup, capsys):
-    from test_omniglot_images import write_fake_runs
-
     write_fake_runs(setup / "omniglot" / "all_runs.zip", n_runs=3)
     args = fewshot_args(setup, "--baselines", "pixels", "--split", "all-runs")
     assert main(args) == 0

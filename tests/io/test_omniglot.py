@@ -3,7 +3,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import shared_file
+from helpers import shared_file
 from PIL import Image
 
 from sketchrnn.io.files import SketchFileError
@@ -118,3 +118,28 @@ def test_epsilon_simplifies():
     assert all(
         s[:, 2].sum() == r[:, 2].sum() for s, r in zip(simple.strokes, raw.strokes, strict=True)
     )
+
+
+def test_a_flipped_bit_in_the_deflate_data_is_one_clear_error(tmp_path):
+    name = "r/A/character01/0001_01.txt"
+    path = _zip(tmp_path, {name: "START\n" + "".join(f"{i},{-i},{i * 16}\n" for i in range(400))})
+    data = bytearray(path.read_bytes())
+    start = 30 + len(name)  # the member's compressed data follows its local header
+    for offset in range(start, start + 200, 7):  # zlib.error or a bad CRC, whichever it hits
+        damaged = bytearray(data)
+        damaged[offset] ^= 0x08
+        path.write_bytes(bytes(damaged))
+        try:
+            read_omniglot_strokes(path)
+        except SketchFileError as e:
+            assert "strokes.zip" in str(e) and "\n" not in str(e)
+
+
+def test_a_stroke_file_bomb_is_refused_from_the_directory(tmp_path):
+    text = "START\n" + "12.5,-34.5,1234\n" * (1 << 16)  # 1 MiB of one line, 1.5 KB compressed
+    path = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for d in range(1, 21):
+            archive.writestr(f"r/A/character01/0001_{d:02d}.txt", text)
+    with pytest.raises(SketchFileError, match="refused as a likely decompression bomb"):
+        read_omniglot_strokes(path)

@@ -1,0 +1,51 @@
+"""The packed, memory-mapped data store for millions of sketches.
+
+::
+
+    from sketchrnn.store import pack, store_datasets
+
+    pack(["cat.npz", "dog.ndjson"], "pets.store")   # streaming, atomic, resumable
+    data = store_datasets("pets.store", max_len=250)  # a DataSplits, as load_datasets gives
+    batch = data.train.batch(range(100), augment=True, rng=np.random.default_rng(0))
+
+:mod:`~sketchrnn.store.format` describes the layout (numpy ``.npy`` files mapped read-only)
+and validates a store at open, :mod:`~sketchrnn.store.writer` writes one,
+:mod:`~sketchrnn.store.dataset` reads batches from one.
+"""
+
+from sketchrnn.store.dataset import (
+    BatchLoader,
+    EpochBatches,
+    StoreDataset,
+    augment_packed,
+    batch_loader,
+    gather_points,
+    packed_to_stroke5,
+    store_datasets,
+)
+from sketchrnn.store.format import (
+    FORMAT_VERSION,
+    PackedStore,
+    is_store,
+    open_store,
+)
+from sketchrnn.store.writer import PackReport, StoreWriter, pack, source_fingerprint
+
+__all__ = [
+    "FORMAT_VERSION",
+    "PackReport",
+    "PackedStore",
+    "StoreDataset",
+    "StoreWriter",
+    "BatchLoader",
+    "EpochBatches",
+    "augment_packed",
+    "batch_loader",
+    "gather_points",
+    "is_store",
+    "open_store",
+    "pack",
+    "packed_to_stroke5",
+    "source_fingerprint",
+    "store_datasets",
+]

@@ -1,0 +1,182 @@
+"""What a loaded model can do on the page, read from the model alone.
+
+The model classes are being moved onto one interface (``sketchrnn.models.interface``:
+``has_encoder``, ``num_classes``, read-only ``scale_factor``/``classes`` from the config);
+older ones keep ``scale_factor``/``classes`` as plain attributes and say "has an encoder" with
+``config.conditional``. The small readers below accept both, so the server works before and
+after the move; once it has landed they can read the interface directly.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "ModelInfo",
+    "describe",
+    "model_scale_factor",
+    "model_classes",
+    "model_num_classes",
+    "has_stroke_encoder",
+    "is_image_model",
+    "draws_strokes",
+    "CAPABILITIES",
+]
+
+#: Everything the API offers, in the order the page lists it.
+CAPABILITIES = (
+    "sample",  # draw from scratch (the model's prior)
+    "complete",  # continue a drawing (also streamed, stroke by stroke)
+    "reconstruct",  # redraw a drawing in the model's own hand (a VAE: Mimic)
+    "interpolate",  # morph between drawings through the latent space (a VAE: Morph)
+    "imitate",  # redraw the drawing's image (SketchEmbedNet: Imitate)
+    "embed",  # a vector for a drawing (the latent mean, or SketchEmbedNet's embedding)
+    "classify",  # few-shot: which of a few taught concepts a drawing is
+)
+
+
+def model_scale_factor(model: Any) -> float:
+    """Pixels per model unit; 1.0 when the model does not know it (then the model's pixels
+    are its normalised units, as :mod:`sketchrnn.generate` treats it)."""
+    factor = getattr(model, "scale_factor", None)
+    try:
+        factor = float(factor) if factor is not None else 1.0
+    except (TypeError, ValueError):
+        return 1.0
+    return factor if math.isfinite(factor) and factor > 0 else 1.0
+
+
+def model_classes(model: Any) -> list[str]:
+    """The model's class names (empty when unknown)."""
+    return [str(c) for c in (getattr(model, "classes", None) or [])]
+
+
+def model_num_classes(model: Any) -> int:
+    """Classes of a class-conditional model's embedding (0: not class-conditional)."""
+    return int(getattr(getattr(model, "config", None), "num_classes", 0) or 0)
+
+
+def is_image_model(model: Any) -> bool:
+    """Whether the model reads images (SketchEmbedNet, ConvVAE): it has ``embed(images)`` and
+    an ``image_size`` in its config."""
+    config = getattr(model, "config", None)
+    return callable(getattr(model, "embed", None)) and hasattr(config, "image_size")
+
+
+def draws_strokes(model: Any) -> bool:
+    """Whether the model has a stroke decoder (``initial_state`` + ``decode_step``) whose
+    ``max_seq_len`` bounds what it draws (not ConvVAE, which draws pixels)."""
+    config = getattr(model, "config", None)
+    if not hasattr(config, "max_seq_len"):
+        return False
+    try:
+        # The interface's base raises TypeError for a model that does not draw strokes.
+        return type(model).decode_step is not _base_decode_step()
+    except AttributeError:
+        return False
+
+
+def _base_decode_step() -> Any:
+    try:
+        from sketchrnn.models.interface import SketchModel
+    except ImportError:  # before the interface exists every model with decode_step draws
+        return None
+    return SketchModel.decode_step
+
+
+def has_stroke_encoder(model: Any) -> bool:
+    """Whether the model encodes *strokes* to a latent ``z`` (a sketch-rnn VAE): not an image
+    model, and ``has_encoder`` (the interface) or ``config.conditional`` (before it)."""
+    if is_image_model(model):
+        return False
+    flag = getattr(model, "has_encoder", None)
+    if isinstance(flag, bool):
+        return flag
+    return bool(getattr(getattr(model, "config", None), "conditional", False))
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the page and the API say about one served model."""
+
+    name: str
+    kind: str  # "SketchRNN VAE", "SketchRNN decoder-only", "SketchEmbedNet", ...
+    capabilities: dict[str, bool]
+    reasons: dict[str, str]  # capability -> why it is missing (for the page's greyed tabs)
+    classes: list[str]
+    num_classes: int
+    max_seq_len: int | None
+    scale_factor: float
+    z_size: int | None
+    image_size: int | None
+    cell: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "capabilities": dict(self.capabilities),
+            "reasons": dict(self.reasons),
+            "classes": list(self.classes),
+            "class_conditional": self.num_classes > 0,
+            "max_seq_len": self.max_seq_len,
+            "scale_factor": self.scale_factor,
+            "z_size": self.z_size,
+            "image_size": self.image_size,
+            "cell": self.cell,
+        }
+
+
+def describe(name: str, model: Any) -> ModelInfo:
+    """The :class:`ModelInfo` of ``model`` served as ``name``."""
+    config: Any = getattr(model, "config", None)
+    strokes_out = draws_strokes(model)
+    image_in = is_image_model(model)
+    vae = has_stroke_encoder(model) and strokes_out
+    decoder_only = strokes_out and not image_in and not vae
+    num_classes = model_num_classes(model)
+    classes = model_classes(model)
+    if num_classes and len(classes) != num_classes:
+        classes = [str(i) for i in range(num_classes)]  # no names saved: the indices
+
+    can = {
+        "sample": strokes_out and not image_in,
+        "complete": strokes_out and not image_in,
+        "reconstruct": vae,
+        "interpolate": vae,
+        "imitate": image_in and strokes_out,
+        "embed": vae or image_in,
+        "classify": vae or image_in,
+    }
+    if image_in:
+        kind = type(model).__name__
+        why_not = "reads images: it does not continue or sample stroke drawings"
+    elif vae:
+        kind = "SketchRNN VAE"
+        why_not = "is a sketch-rnn VAE: it draws from strokes, not from an image"
+    elif decoder_only:
+        kind = "SketchRNN decoder-only"
+        why_not = "is decoder-only: it has no encoder (no latent space)"
+    else:
+        kind = type(model).__name__
+        why_not = "does not draw strokes"
+    if num_classes:
+        kind += f", {num_classes} classes"
+    reasons = {c: f"this model {why_not}" for c, ok in can.items() if not ok}
+    if not image_in and "imitate" in reasons:
+        reasons["imitate"] = "needs a SketchEmbedNet model (it draws from an image)"
+    return ModelInfo(
+        name=name,
+        kind=kind,
+        capabilities=can,
+        reasons=reasons,
+        classes=classes,
+        num_classes=num_classes,
+        max_seq_len=int(config.max_seq_len) if strokes_out else None,
+        scale_factor=model_scale_factor(model),
+        z_size=int(config.z_size) if hasattr(config, "z_size") else None,
+        image_size=int(config.image_size) if image_in else None,
+        cell=str(config.cell) if hasattr(config, "cell") else None,
+    )

@@ -1,0 +1,290 @@
+"""Request validation for the web API: every field is checked here, before any model runs.
+
+Each check raises :class:`ApiError` (an HTTP status, a short machine-readable ``code`` and a
+message a person can act on); the app turns it into a JSON error response and goes on
+serving. The bounds live in :class:`Limits` so that a test (or a deployment) can tighten them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "ApiError",
+    "Limits",
+    "parse_json",
+    "Fields",
+]
+
+
+class ApiError(Exception):
+    """An error answered to the client: ``status`` (4xx/5xx), ``code``, ``message``."""
+
+    def __init__(self, status: int, code: str, message: str, **extra: Any):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.extra = extra
+
+    def to_json(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message, **self.extra}}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The bounds of one request."""
+
+    max_body_bytes: int = 1_000_000
+    max_points: int = 2000  # per drawing, as sent (before simplification)
+    max_total_points: int = 20_000  # over all the drawings of one request (few-shot examples)
+    max_sketches: int = 32  # drawings in one request (few-shot examples + queries)
+    max_n: int = 64  # sketches asked for in one request (n, steps, grid cells)
+    max_grid_size: int = 8  # a four-corner grid of size x size (64 cells)
+    max_coordinate: float = 100_000.0  # |dx|, |dy| and every absolute position, in pixels
+    max_temperature: float = 5.0
+    max_canvas_side: float = 20_000.0
+    min_canvas_side: float = 8.0
+    max_concepts: int = 8  # few-shot: concepts taught in one request
+    max_name_length: int = 100
+
+
+def parse_json(body: bytes) -> dict[str, Any]:
+    """The request body as a JSON object; 400 ``bad_json`` otherwise."""
+    try:
+        value = json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ApiError(400, "bad_json", "the request body is not UTF-8 text") from None
+    except json.JSONDecodeError as err:
+        raise ApiError(
+            400, "bad_json", f"the request body is not valid JSON: {err.msg} at {err.pos}"
+        ) from None
+    except RecursionError:
+        raise ApiError(400, "bad_json", "the request body is nested too deeply") from None
+    if not isinstance(value, dict):
+        raise ApiError(
+            400, "bad_json", f"the request body must be a JSON object, got {_kind(value)}"
+        )
+    return value
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _invalid(field: str, message: str) -> ApiError:
+    return ApiError(422, "invalid_field", f"{field}: {message}", field=field)
+
+
+class Fields:
+    """Typed access to the fields of one request body; unknown fields are refused (a typo
+    such as ``"temprature"`` would otherwise be silently ignored).
+
+    Every getter raises :class:`ApiError` 422 ``invalid_field`` naming the field.
+    """
+
+    def __init__(self, body: Mapping[str, Any], allowed: Sequence[str], limits: Limits):
+        unknown = sorted(set(body) - set(allowed))
+        if unknown:
+            raise ApiError(
+                422,
+                "unknown_field",
+                f"unknown field(s): {', '.join(unknown)}; this endpoint takes {', '.join(allowed)}",
+                fields=unknown,
+            )
+        self.body = body
+        self.limits = limits
+        self._points = 0  # points of the drawings read so far (max_total_points)
+        self._sketches = 0
+
+    # ------------------------------------------------------------------------- scalars
+
+    def has(self, name: str) -> bool:
+        return self.body.get(name) is not None
+
+    def string(self, name: str, default: str | None = None, *, required: bool = False) -> Any:
+        value = self.body.get(name)
+        if value is None:
+            if required:
+                raise _invalid(name, "is required")
+            return default
+        if not isinstance(value, str):
+            raise _invalid(name, f"must be a string, got {_kind(value)}")
+        if len(value) > self.limits.max_name_length:
+            raise _invalid(name, f"is longer than {self.limits.max_name_length} characters")
+        return value
+
+    def choice(self, name: str, options: Sequence[str], default: str) -> str:
+        value = self.string(name, default)
+        if value not in options:
+            raise _invalid(name, f"must be one of {', '.join(options)}, got {value!r}")
+        return value
+
+    def integer(self, name: str, default: int | None, lo: int, hi: int, *, what: str = "") -> Any:
+        value = self.body.get(name)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _invalid(name, f"must be an integer, got {_kind(value)}")
+        if isinstance(value, float) and (not math.isfinite(value) or value != int(value)):
+            raise _invalid(name, f"must be an integer, got {value!r}")
+        value = int(value)
+        if not lo <= value <= hi:
+            raise _invalid(name, f"must be between {lo} and {hi}{what}, got {value}")
+        return value
+
+    def number(self, name: str, default: float, lo: float, hi: float) -> float:
+        value = self.body.get(name)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _invalid(name, f"must be a number, got {_kind(value)}")
+        value = float(value)
+        if not math.isfinite(value):
+            raise _invalid(name, "must be a finite number")
+        if not lo <= value <= hi:
+            raise _invalid(name, f"must be between {lo:g} and {hi:g}, got {value:g}")
+        return value
+
+    # ------------------------------------------------------------------------- common
+
+    def count(self, name: str = "n", default: int = 1) -> int:
+        return self.integer(name, default, 1, self.limits.max_n)
+
+    def temperature(self, default: float = 0.5) -> float:
+        return self.number("temperature", default, 0.0, self.limits.max_temperature)
+
+    def seed(self) -> int | None:
+        return self.integer("seed", None, 0, 2**31 - 1)
+
+    def max_len(self, model_max: int | None) -> int | None:
+        """``max_len``: the most points to draw, at most the model's ``max_seq_len``."""
+        if model_max is None:
+            return self.integer("max_len", None, 1, 1)  # unused by this model: only None
+        return self.integer(
+            "max_len", None, 1, model_max, what=f" (the model's max_seq_len is {model_max})"
+        )
+
+    def canvas(self) -> tuple[float, float] | None:
+        """``canvas: {"width": W, "height": H}`` (pixels the drawing lives in), or None."""
+        value = self.body.get("canvas")
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            shape = '{"width": W, "height": H}'
+            raise _invalid("canvas", f"must be an object {shape}, got {_kind(value)}")
+        unknown = sorted(set(value) - {"width", "height"})
+        if unknown:
+            raise _invalid("canvas", f"unknown field(s) {', '.join(unknown)}")
+        sides = []
+        lo, hi = self.limits.min_canvas_side, self.limits.max_canvas_side
+        for key in ("width", "height"):
+            side = value.get(key)
+            if isinstance(side, bool) or not isinstance(side, int | float):
+                raise _invalid(f"canvas.{key}", f"must be a number, got {_kind(side)}")
+            if not math.isfinite(side) or not lo <= side <= hi:
+                raise _invalid(f"canvas.{key}", f"must be between {lo:g} and {hi:g} pixels")
+            sides.append(float(side))
+        return sides[0], sides[1]
+
+    def label(self, classes: Sequence[str], num_classes: int, name: str = "label") -> int | None:
+        """A class index for a class-conditional model (a name or an index), else None."""
+        value = self.body.get(name)
+        if num_classes <= 0:
+            if value is not None:
+                raise _invalid(name, "the model is not class-conditional: leave it out")
+            return None
+        if value is None:
+            raise _invalid(
+                name, f"the model is class-conditional: pick one of {', '.join(classes)}"
+            )
+        if isinstance(value, str):
+            if value not in classes:
+                known = ", ".join(classes)
+                raise _invalid(name, f"unknown class {value!r}; the model knows {known}")
+            return list(classes).index(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _invalid(name, f"must be a class name or index, got {_kind(value)}")
+        if not 0 <= value < num_classes:
+            raise _invalid(name, f"class index {value} is out of range [0, {num_classes})")
+        return value
+
+    # ------------------------------------------------------------------------- drawings
+
+    def sketch(self, name: str) -> np.ndarray:
+        """A stroke-3 drawing ``[[dx, dy, pen], ...]`` in pixels as float32 ``(n, 3)``."""
+        value = self.body.get(name)
+        if value is None:
+            raise _invalid(name, "is required (a stroke-3 drawing [[dx, dy, pen], ...])")
+        return self.read_sketch(value, name)
+
+    def sketches(self, name: str, lo: int, hi: int) -> list[np.ndarray]:
+        value = self.body.get(name)
+        if not isinstance(value, list):
+            raise _invalid(name, f"must be an array of stroke-3 drawings, got {_kind(value)}")
+        if not lo <= len(value) <= hi:
+            raise _invalid(name, f"must hold {lo} to {hi} drawings, got {len(value)}")
+        return [self.read_sketch(v, f"{name}[{i}]") for i, v in enumerate(value)]
+
+    def read_sketch(self, value: Any, where: str) -> np.ndarray:
+        limits = self.limits
+        if not isinstance(value, list):
+            raise _invalid(where, f"must be an array of [dx, dy, pen] rows, got {_kind(value)}")
+        if len(value) == 0:
+            raise _invalid(where, "is an empty drawing (no points)")
+        if len(value) > limits.max_points:
+            raise ApiError(
+                422,
+                "too_many_points",
+                f"{where}: the drawing has {len(value)} points, more than the limit of "
+                f"{limits.max_points}; undo or clear some strokes",
+                field=where,
+                points=len(value),
+                limit=limits.max_points,
+            )
+        self._points += len(value)
+        self._sketches += 1
+        if self._points > limits.max_total_points:
+            raise ApiError(
+                422,
+                "too_many_points",
+                f"the request holds more than {limits.max_total_points} points in all",
+                limit=limits.max_total_points,
+            )
+        if self._sketches > limits.max_sketches:
+            raise _invalid(where, f"a request holds at most {limits.max_sketches} drawings")
+        for i, row in enumerate(value):
+            if not isinstance(row, list) or len(row) != 3:
+                raise _invalid(f"{where}[{i}]", "each row must be [dx, dy, pen]")
+            for v in row:
+                if isinstance(v, bool) or not isinstance(v, int | float):
+                    raise _invalid(f"{where}[{i}]", f"values must be numbers, got {_kind(v)}")
+        a = np.asarray(value, dtype=np.float64)
+        if not np.isfinite(a).all():
+            raise _invalid(where, "holds NaN or infinite values")
+        if not np.isin(a[:, 2], (0.0, 1.0)).all():
+            raise _invalid(where, "the pen column (third) must be 0 or 1")
+        bound = limits.max_coordinate
+        if np.abs(a[:, 0:2]).max() > bound or np.abs(np.cumsum(a[:, 0:2], axis=0)).max() > bound:
+            raise _invalid(
+                where, f"coordinates beyond +-{bound:g} pixels: not a drawing on a screen"
+            )
+        return a.astype(np.float32)

@@ -1,0 +1,115 @@
+"""A live server on 127.0.0.1 in a thread, for the browser tests and the screenshots."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import uvicorn
+
+from sketchrnn.web import create_app
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def live_server(models: dict[str, Any], **app_kwargs: Any) -> Iterator[str]:
+    """Serve ``models`` on a free loopback port; yields the base URL."""
+    app = create_app(models, **app_kwargs)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def chromium_missing() -> str | None:
+    """Why the browser tests cannot run here, or None."""
+    import importlib.util
+    import os
+
+    if importlib.util.find_spec("playwright") is None:
+        return "playwright is not installed (pip install -e .[dev])"
+    if not os.path.exists(CHROMIUM):
+        return f"Debian's chromium is not installed at {CHROMIUM} (apt-get install chromium)"
+    return None
+
+
+@contextmanager
+def chromium() -> Iterator[Any]:
+    """Debian's Chromium under Playwright (nothing is downloaded)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def open_page(browser: Any, base_url: str, *, width: int = 1280, height: int = 900) -> Any:
+    """A new page at ``base_url`` once its models are listed; ``page.errors`` collects script
+    errors and ``page.outside`` requests to anywhere but the server (both should stay empty)."""
+    context = browser.new_context(
+        viewport={"width": width, "height": height}, accept_downloads=True
+    )
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base_url)
+    page = context.new_page()
+    page.errors = []
+    page.outside = []
+    page.on("pageerror", lambda e: page.errors.append(str(e)))
+
+    def console(message: Any) -> None:
+        # A refused request (4xx) is logged as a console error by Chromium: expected there.
+        if message.type == "error" and "Failed to load resource" not in message.text:
+            page.errors.append(message.text)
+
+    page.on("console", console)
+    local = (base_url, "data:", "blob:")
+    page.on("request", lambda r: None if r.url.startswith(local) else page.outside.append(r.url))
+    page.set_default_timeout(20_000)
+    page.goto(base_url + "/")
+    page.wait_for_selector("body[data-ready=true]")
+    return page
+
+
+def draw(page: Any, selector: str, points: list[tuple[float, float]]) -> None:
+    """One stroke with the mouse through ``points`` (fractions of the canvas's size)."""
+    box = page.locator(selector).bounding_box()
+    xy = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in points]
+    page.mouse.move(*xy[0])
+    page.mouse.down()
+    for x, y in xy[1:]:
+        page.mouse.move(x, y, steps=4)
+    page.mouse.up()
