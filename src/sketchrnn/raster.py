@@ -109,10 +109,10 @@ def parse_color(color: str | Sequence[float]) -> np.ndarray:
         from PIL import ImageColor
 
         try:
-            rgb = ImageColor.getrgb(color)[:3]
+            named = ImageColor.getrgb(color)[:3]
         except ValueError as e:
             raise ValueError(f"unknown colour {color!r}") from e
-        return np.asarray(rgb, dtype=np.float32) / 255.0
+        return np.asarray(named, dtype=np.float32) / 255.0
     rgb = np.asarray(color, dtype=np.float32)
     if rgb.shape != (3,) or not ((rgb >= 0) & (rgb <= 1)).all():
         raise ValueError(f"a colour triple must be 3 floats in [0, 1], got {color!r}")

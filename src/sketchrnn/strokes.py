@@ -285,7 +285,7 @@ def random_drop_points(s3: np.ndarray, prob: float, rng: np.random.Generator) ->
     # A kept row sits at output index (kept rows before it); a dropped row merges into the
     # next kept row, whose output index is the number of kept rows before the dropped one.
     keep = ~drop
-    group = np.cumsum(keep) - keep
+    group: np.ndarray = np.cumsum(keep) - keep
     out = np.zeros((int(keep.sum()), 3), dtype=np.float32)
     np.add.at(out[:, 0], group, s3[:, 0])
     np.add.at(out[:, 1], group, s3[:, 1])

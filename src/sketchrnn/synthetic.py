@@ -55,12 +55,12 @@ def _polygon(rng: np.random.Generator, corners: np.ndarray, closed: bool = True)
     elif rng.random() < 0.5:
         corners = corners[::-1]
     scale = np.linalg.norm(np.ptp(corners, axis=0))
-    points = [corners[0]]
+    visited = [corners[0]]
     for a, b in zip(corners[:-1], corners[1:], strict=True):
         if rng.random() < 0.35:
-            points.append((a + b) / 2 + rng.normal(0.0, 0.015 * scale, 2))
-        points.append(b)
-    points = np.array(points)
+            visited.append((a + b) / 2 + rng.normal(0.0, 0.015 * scale, 2))
+        visited.append(b)
+    points = np.array(visited)
     if closed:  # the pen rarely lands exactly where it started
         points[-1] += rng.normal(0.0, 0.02 * scale, 2)
     return points

@@ -288,7 +288,7 @@ def _train(args: argparse.Namespace) -> None:
     else:
         from sketchrnn.data import load_datasets
 
-        data = load_datasets(
+        data = load_datasets(  # type: ignore[assignment]
             args.data, max_len=args.max_len, too_long=args.too_long, skip_invalid=args.skip_invalid
         )
         num_classes = len(data.classes) if args.class_conditional else config.num_classes

@@ -395,6 +395,8 @@ def write_grid(
     """
     path = Path(path)
     suffix = path.suffix.lower()
+    by: Literal["stroke", "sketch"]
+    colors: list[str] | None
     if color_by == "stroke":
         n = max((int(np.asarray(s)[:, 2].sum()) + 1 for s in sketches), default=1)
         colors, by = _rainbow(n), "stroke"

@@ -163,7 +163,7 @@ def _array_from_state(state: Any) -> np.ndarray:
                     raise pickle.UnpicklingError("an inner array has no data")
                 item = item.array
             out[i] = item
-        return out.reshape(shape, order=order)
+        return out.reshape(shape, order=order)  # type: ignore[call-overload]
     if isinstance(data, str):  # Python 2 pickles read with encoding="latin1"
         data = data.encode("latin1")
     if not isinstance(data, bytes | bytearray):
@@ -173,7 +173,8 @@ def _array_from_state(state: Any) -> np.ndarray:
             f"array data holds {len(data)} bytes, its shape {shape} of {dt} needs "
             f"{count * dt.itemsize}"
         )
-    return np.frombuffer(data, dtype=dt, count=count).reshape(shape, order=order).copy(order="K")
+    flat = np.frombuffer(data, dtype=dt, count=count)
+    return flat.reshape(shape, order=order).copy(order="K")  # type: ignore[call-overload]
 
 
 class _NumpyOnlyUnpickler(pickle.Unpickler):
@@ -232,11 +233,11 @@ def _read_header(path: Path, key: str, stream: IO[bytes]) -> tuple[tuple, bool, 
     """``(shape, fortran_order, dtype, header_bytes)`` of a .npy stream."""
     counting = _Counting(stream)
     try:
-        version = np.lib.format.read_magic(counting)  # type: ignore[arg-type]
+        version = np.lib.format.read_magic(counting)
         if version == (1, 0):
-            header = np.lib.format.read_array_header_1_0(counting)  # type: ignore[arg-type]
+            header = np.lib.format.read_array_header_1_0(counting)
         elif version == (2, 0):
-            header = np.lib.format.read_array_header_2_0(counting)  # type: ignore[arg-type]
+            header = np.lib.format.read_array_header_2_0(counting)
         else:
             raise ValueError(f"unsupported .npy format version {version}")
     except SketchFileError:
@@ -292,7 +293,7 @@ def read_npy_member(
                     f"({declared:,} bytes), the member holds {present:,} bytes of data",
                 )
             array = np.empty(count, dtype=dtype)
-            got = _read_into(stream, memoryview(array).cast("B"))
+            got = _read_into(stream, memoryview(array).cast("B"))  # type: ignore[arg-type]
             if got != declared or stream.read(1):
                 raise SketchFileError(path, f"member {key!r} is truncated")
             if fortran_order:
@@ -328,7 +329,8 @@ def read_npy_member(
             ) from None
         if trailing:
             raise SketchFileError(path, f"member {key!r} has data after its object array")
-    array = result.array if isinstance(result, _PendingArray) else result
+    loaded: Any = result.array if isinstance(result, _PendingArray) else result
+    array = loaded
     if not isinstance(array, np.ndarray) or array.shape != tuple(shape):
         raise SketchFileError(
             path, f"member {key!r}: the pickle does not hold an array of shape {shape}"
@@ -539,7 +541,7 @@ def write_npz(path: str | os.PathLike, sketches: SketchSet) -> None:
         payload["scale_factor"] = np.array(sketches.scale_factor, dtype=np.float64)
 
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez_compressed(f, **payload)
+        np.savez_compressed(f, **payload)  # type: ignore[arg-type]
 
 
 def _strings(path: Path, what: str, values: list[str]) -> np.ndarray:

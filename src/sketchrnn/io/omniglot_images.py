@@ -362,11 +362,11 @@ def _png_paper(data: bytes, where: str) -> np.ndarray:
     import io
 
     try:
-        image = Image.open(io.BytesIO(data))
+        opened = Image.open(io.BytesIO(data))
         # The size comes from the header: check it before decoding a single pixel.
-        if image.size != (105, 105):
-            raise SketchFileError(where, f"expected a 105x105 Omniglot image, got {image.size}")
-        image = image.convert("L")
+        if opened.size != (105, 105):
+            raise SketchFileError(where, f"expected a 105x105 Omniglot image, got {opened.size}")
+        image = opened.convert("L")
     except SketchFileError:
         raise
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:

@@ -615,7 +615,7 @@ def read_bin(path: str | os.PathLike, word: str | None = None) -> list[QuickDraw
     except OSError as e:
         raise SketchFileError(path, f"cannot read file ({e.strerror or e})") from None
     word = path.stem if word is None else word
-    drawings = []
+    drawings: list[QuickDrawDrawing] = []
     position = 0
 
     def take(n_bytes: int, what: str) -> int:

@@ -31,6 +31,8 @@ to oneDNN as well.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -294,6 +296,14 @@ def _forget_bias_(bias: Tensor, hidden_size: int, value: float = 1.0) -> None:
         bias.view(4, hidden_size)[1].fill_(value)
 
 
+def _lstm_parameters(lstm: nn.LSTM) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """A one-layer ``nn.LSTM``'s ``weight_ih, weight_hh, bias_ih, bias_hh`` (typed: the module
+    creates them by name at run time)."""
+    names = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
+    w_ih, w_hh, b_ih, b_hh = (cast(Tensor, getattr(lstm, name)) for name in names)
+    return w_ih, w_hh, b_ih, b_hh
+
+
 def _check_dropout(p: float) -> float:
     if not 0.0 <= p < 1.0:
         raise ValueError(f"recurrent_dropout must be in [0, 1), got {p}")
@@ -333,11 +343,12 @@ class LSTM(_Cell):
         self.state_sizes = (hidden_size, hidden_size)
         self.recurrent_dropout = _check_dropout(recurrent_dropout)
         self.lstm = nn.LSTM(input_size, hidden_size, batch_first=True)
-        nn.init.xavier_uniform_(self.lstm.weight_ih_l0)
-        _orthogonal_blocks_(self.lstm.weight_hh_l0, 4)
-        nn.init.zeros_(self.lstm.bias_ih_l0)
-        nn.init.zeros_(self.lstm.bias_hh_l0)
-        _forget_bias_(self.lstm.bias_ih_l0, hidden_size)
+        w_ih, w_hh, b_ih, b_hh = _lstm_parameters(self.lstm)
+        nn.init.xavier_uniform_(w_ih)
+        _orthogonal_blocks_(w_hh, 4)
+        nn.init.zeros_(b_ih)
+        nn.init.zeros_(b_hh)
+        _forget_bias_(b_ih, hidden_size)
 
     def forward(self, x_seq: Tensor, state: State) -> tuple[Tensor, State]:
         """``x_seq`` ``(batch, time, input)`` -> ``h_seq`` ``(batch, time, hidden)``, state."""
@@ -349,15 +360,15 @@ class LSTM(_Cell):
 
     def forward_loop(self, x_seq: Tensor, state: State) -> tuple[Tensor, State]:
         """The step-loop path (same maths and weights as the fused one, plus dropout)."""
-        lstm = self.lstm
+        w_ih, w_hh, b_ih, b_hh = _lstm_parameters(self.lstm)
         h, c = state
-        fused_on = _fused_on(x_seq, h, c, lstm.weight_hh_l0)
-        bias = lstm.bias_ih_l0 + lstm.bias_hh_l0
-        x_proj = _input_projection(x_seq, lstm.weight_ih_l0, bias, fused_on)
+        fused_on = _fused_on(x_seq, h, c, w_hh)
+        bias = b_ih + b_hh
+        x_proj = _input_projection(x_seq, w_ih, bias, fused_on)
         masks = _dropout_masks(
             self.recurrent_dropout, self.training, x_proj.size(0), h.size(0), h.size(1), x_proj
         )
-        h_seq, h, c = _loop("_lstm_loop", fused_on)(x_proj, h, c, lstm.weight_hh_l0, masks)
+        h_seq, h, c = _loop("_lstm_loop", fused_on)(x_proj, h, c, w_hh, masks)
         return h_seq.transpose(0, 1), (h, c)
 
 
