@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from sketchrnn.models.builtin import builtin_models
 from sketchrnn.web.drawing import ServedModel
 from sketchrnn.web.limits import Limits
 
@@ -29,9 +30,9 @@ __all__ = [
     "is_loopback",
 ]
 
-#: The built-in models served when no MODEL is given. A stub: the lead fills it with the
-#: built-in models' specs (names or paths load_model accepts) once the models issue lands.
-BUILTIN_MODELS: list[str] = []
+#: The built-in models served when no MODEL is given (``NAME=PATH`` of each folder of
+#: :mod:`sketchrnn.models.builtin`).
+BUILTIN_MODELS: list[str] = [f"{name}={path}" for name, path in builtin_models().items()]
 
 
 def model_cache_dir() -> Path:
