@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test test-all lint clean
+.PHONY: demo pictures test test-all lint clean
 
 # The virtual environment: the CPU build of torch first (a plain `pip install torch` would pull
 # gigabytes of CUDA packages), then this package with its dev extra.
@@ -14,7 +14,10 @@ $(BIN)/sketchrnn: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,figures,web]'
 	touch $@
 
-demo: $(BIN)/sketchrnn          ## train a small model on built-in shapes and draw with it
+demo: $(BIN)/sketchrnn          ## the draw-together page with the built-in models (prints the URL; Ctrl-C stops it)
+	$(BIN)/sketchrnn serve
+
+pictures: $(BIN)/sketchrnn      ## train a small model on built-in shapes and draw PNG/SVG with it
 	$(BIN)/sketchrnn demo
 
 test: $(BIN)/sketchrnn          ## the fast tests (the ones marked slow are skipped)

@@ -24,10 +24,11 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 # Every command and subcommand, by group, in the order the help lists them.
 COMMANDS = {
     (): ["data", "sample", "reconstruct", "complete", "interpolate", "analogy", "demo",
-         "serve", "train", "evaluate", "fewshot", "embed"],
+         "serve", "train", "evaluate", "fewshot", "embed", "export", "models"],
     ("data",): ["info", "convert", "pack", "render", "download", "synthetic", "sample"],
     ("train",): ["sketch-rnn", "sketchembednet"],
     ("embed",): ["vectors", "one-shot", "compose", "arrangements"],
+    ("models",): ["list", "download"],
 }  # fmt: skip
 
 

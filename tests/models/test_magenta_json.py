@@ -227,10 +227,10 @@ def test_export_then_load_keeps_the_model(tmp_path):
     )
 
 
+# (VAEs export as .vae.json: tests/models/test_magenta_vae.py.)
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (dict(conditional=True), "it has an encoder"),
         (dict(cell="layernorm"), "its cell is 'layernorm'"),
         (dict(num_mixtures=5), "it has 5 mixtures"),
         (dict(num_classes=3), "class-conditional"),

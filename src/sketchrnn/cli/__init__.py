@@ -3,8 +3,10 @@
 One module per command group, each registering its subcommands next to their handlers:
 :mod:`~sketchrnn.cli.data` (``data ...``), :mod:`~sketchrnn.cli.draw` (``sample``,
 ``reconstruct``, ``complete``, ``interpolate``, ``analogy``), :mod:`~sketchrnn.cli.demo`,
-:mod:`~sketchrnn.cli.train`, :mod:`~sketchrnn.cli.evaluate`, :mod:`~sketchrnn.cli.fewshot`
-and :mod:`~sketchrnn.cli.embed`; :mod:`~sketchrnn.cli.serve` starts the web page. Options
+:mod:`~sketchrnn.cli.train`, :mod:`~sketchrnn.cli.evaluate`, :mod:`~sketchrnn.cli.fewshot`,
+:mod:`~sketchrnn.cli.embed`, :mod:`~sketchrnn.cli.export` (``export``) and
+:mod:`~sketchrnn.cli.models` (``models list``, ``models download``); :mod:`~sketchrnn.cli.serve`
+starts the web page. Options
 come from the library's config dataclasses and function defaults
 (:mod:`~sketchrnn.cli.options`), so each default lives once.
 
@@ -20,12 +22,23 @@ import os
 import sys
 from collections.abc import Sequence
 
-from sketchrnn.cli import data, demo, draw, embed, evaluate, fewshot, serve, train
+from sketchrnn.cli import (
+    data,
+    demo,
+    draw,
+    embed,
+    evaluate,
+    export,
+    fewshot,
+    models,
+    serve,
+    train,
+)
 from sketchrnn.cli.common import CLIError
 from sketchrnn.cli.options import LazyParser
 
 # In the order `sketchrnn --help` lists them.
-COMMAND_GROUPS = (data, draw, demo, serve, train, evaluate, fewshot, embed)
+COMMAND_GROUPS = (data, draw, demo, serve, train, evaluate, fewshot, embed, export, models)
 
 
 def build_parser() -> argparse.ArgumentParser:

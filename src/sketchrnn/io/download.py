@@ -15,7 +15,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "default_cache_dir",
     "quickdraw_url",
     "download_quickdraw",
+    "fetch_file",
 ]
 
 QUICKDRAW_URL = "https://storage.googleapis.com/quickdraw_dataset/sketchrnn/"
@@ -71,8 +72,20 @@ def _open(url: str, start: int, timeout: float):
     return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
 
 
-def _fetch(url: str, part: Path, class_name: str, progress: bool, timeout: float) -> None:
-    """Append the rest of ``url`` to ``part`` (starting it over if the server sends it whole)."""
+def _fetch(
+    url: str,
+    part: Path,
+    class_name: str,
+    progress: bool,
+    timeout: float,
+    *,
+    desc: str | None = None,
+    not_found: str | None = None,
+) -> None:
+    """Append the rest of ``url`` to ``part`` (starting it over if the server sends it whole).
+
+    ``desc`` labels the progress bar (default ``<class_name>.npz``); ``not_found`` is what a
+    404 error says after the URL (default: the Quick, Draw! class name is probably wrong)."""
     start = part.stat().st_size if part.exists() else 0
     try:
         try:
@@ -99,7 +112,7 @@ def _fetch(url: str, part: Path, class_name: str, progress: bool, timeout: float
                     unit="B",
                     unit_scale=True,
                     unit_divisor=1024,
-                    desc=f"{class_name}.npz",
+                    desc=desc or f"{class_name}.npz",
                     disable=not progress,
                     leave=False,
                 ) as bar,
@@ -110,8 +123,12 @@ def _fetch(url: str, part: Path, class_name: str, progress: bool, timeout: float
     except urllib.error.HTTPError as e:
         if e.code == 404:
             raise DownloadError(
-                f"{url}: not found (HTTP 404); the class name {class_name!r} is probably wrong "
-                "(names are lower case with spaces, e.g. 'cat', 'the eiffel tower')"
+                f"{url}: "
+                + (
+                    not_found
+                    or f"not found (HTTP 404); the class name {class_name!r} is probably wrong "
+                    "(names are lower case with spaces, e.g. 'cat', 'the eiffel tower')"
+                )
             ) from None
         raise DownloadError(f"{url}: HTTP {e.code} {e.reason}") from None
     except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
@@ -155,3 +172,31 @@ def download_quickdraw(
             raise DownloadError(f"{url}: the downloaded file is not a valid npz (zip) archive")
         os.replace(part, target)
     return paths
+
+
+def fetch_file(
+    url: str,
+    target: str | os.PathLike,
+    *,
+    check: Callable[[Path], str | None] | None = None,
+    label: str | None = None,
+    not_found: str | None = None,
+    progress: bool = True,
+    timeout: float = 60.0,
+) -> Path:
+    """Download ``url`` to ``target``: resumable through ``<target>.part``, atomic (renamed
+    into place only when complete and, with ``check``, when ``check(part)`` returns ``None``
+    rather than a reason it is not the expected file), with a progress bar labelled
+    ``label``. Raises :class:`DownloadError` (one line, naming the URL) and leaves no
+    ``.part`` behind for a file that fails ``check``. ``not_found`` replaces the text of an
+    HTTP 404 error after the URL."""
+    target = Path(target)
+    part = target.with_name(target.name + ".part")
+    _fetch(url, part, target.name, progress, timeout, desc=label or target.name,
+           not_found=not_found)  # fmt: skip
+    reason = check(part) if check is not None else None
+    if reason is not None:
+        part.unlink(missing_ok=True)  # a corrupt partial file must not be resumed
+        raise DownloadError(f"{url}: {reason}")
+    os.replace(part, target)
+    return target

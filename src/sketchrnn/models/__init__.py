@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from sketchrnn.models import zoo
 from sketchrnn.models.checkpoint import CHECKPOINT_NAME, model_from_checkpoint
 from sketchrnn.models.conv_vae import ConvVAE, ConvVAEConfig
 from sketchrnn.models.interface import SketchModel
@@ -49,8 +50,17 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> S
     """A trained model from any place one is saved, in eval mode, its units (``scale_factor``,
     ``classes``) in its config: a pretrained folder (``save_pretrained``), a run folder or its
     ``checkpoint.pt`` (``sketchrnn train``), or a magenta.js ``.json`` model. The saved format
-    says which model it is (any of :data:`MODEL_CLASSES`)."""
+    says which model it is (any of :data:`MODEL_CLASSES`). Where no such path exists, a model
+    name: a built-in model or one of the official collection (``cat``, ``cat.gen``,
+    ``cat.vae``; downloaded on first use, :func:`sketchrnn.models.zoo.resolve_model`)."""
     p = Path(path)
+    if not p.exists() and zoo.looks_like_model_name(os.fspath(path)):
+        # A model name: a built-in model or one of the official collection (downloaded on
+        # first use), see sketchrnn.models.zoo.
+        try:
+            p = zoo.resolve_model(os.fspath(path))
+        except zoo.ModelNameError as e:
+            raise ModelFileError(p, f"no such file or folder, and {e}") from None
     if not p.exists():
         raise ModelFileError(p, f"no such file or folder; expected {_EXPECTED}")
     model: SketchModel
