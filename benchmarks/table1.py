@@ -11,15 +11,8 @@ numbers, from short runs:
         --data ../shared/data/sketchrnn/aaron_sheep.npz
     python benchmarks/table1.py --preset small --steps 3 --cells lstm   # a smoke run
 
-Measured on 2 CPU cores (aaron_sheep, small preset, 400 steps each, ``--eval-every 200``;
-test L_R / L_KL, minutes): the paper's ordering where the run is long enough to show it -
-HyperLSTM < LayerNorm < LSTM in L_R, L_KL rising and (LayerNorm, Hyper) L_R falling as w_KL
-falls, the decoder-only model worse than the VAEs for LayerNorm and Hyper::
-
-    cell       w_KL=1.00          w_KL=0.50          w_KL=0.25          decoder only
-    lstm       0.781 0.363 3.4    0.825 0.718 3.4    0.729 1.424 3.4    0.769   -   2.0
-    layernorm  0.638 0.921 3.8    0.615 1.533 3.5    0.610 2.080 3.6    0.875   -   2.2
-    hyper      0.558 1.018 7.5    0.537 1.925 7.3    0.541 2.543 7.3    0.769   -   6.2
+The figures measured on this project's 2 CPU cores, with the command, are in
+``docs/performance.md``.
 """
 
 from __future__ import annotations
