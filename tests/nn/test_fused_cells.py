@@ -5,6 +5,8 @@ build, CUDA or other dtypes)."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -328,3 +330,21 @@ def test_non_contiguous_states(kind, loop_compiler):
         results.append((h_seq, torch.autograd.grad(h_seq.pow(2).sum(), flat)[0]))
     torch.testing.assert_close(results[1][0], results[0][0])
     torch.testing.assert_close(results[1][1], results[0][1])
+
+
+def test_a_stale_build_lock_is_removed_and_a_fresh_one_kept(tmp_path, capsys):
+    lock = tmp_path / "lock"
+    lock.touch()
+    fused._remove_stale_lock(tmp_path)  # a build may be running right now: keep it
+    assert lock.exists()
+    old = lock.stat().st_mtime - fused._STALE_LOCK_SECONDS - 60
+    os.utime(lock, (old, old))
+    fused._remove_stale_lock(tmp_path)
+    assert not lock.exists() and "stopped half-way" in capsys.readouterr().err
+
+
+def test_the_source_is_built_from_a_copy_beside_the_build(tmp_path):
+    copy = fused._source_in(tmp_path)
+    assert copy.parent == tmp_path and copy.read_bytes() == fused._SOURCE.read_bytes()
+    before = copy.stat().st_mtime_ns
+    assert fused._source_in(tmp_path) == copy and copy.stat().st_mtime_ns == before

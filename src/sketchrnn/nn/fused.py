@@ -35,6 +35,7 @@ import os
 import platform
 import sys
 import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -90,6 +91,38 @@ def _build_directory(name: str) -> Path:
     return Path(root) / name
 
 
+# A build killed half-way (Ctrl-C, a timeout) leaves torch's lock file behind, and every later
+# process would wait for it forever; a build takes about a minute, so an older lock is stale.
+_STALE_LOCK_SECONDS = 600
+
+
+def _source_in(build_dir: Path) -> Path:
+    """The kernels' source copied into the build folder (replaced only when it changed), so
+    that checkouts in other folders share one build instead of rebuilding it in turn (the
+    build file records the source's path)."""
+    copy = build_dir / _SOURCE.name
+    text = _SOURCE.read_bytes()
+    if not copy.exists() or copy.read_bytes() != text:
+        copy.write_bytes(text)
+    return copy
+
+
+def _remove_stale_lock(build_dir: Path) -> None:
+    lock = build_dir / "lock"
+    try:
+        age = time.time() - lock.stat().st_mtime
+    except FileNotFoundError:
+        return
+    if age > _STALE_LOCK_SECONDS:
+        print(
+            f"sketchrnn: removing {lock}, left {age / 60:.0f} minutes ago by a build that was "
+            "stopped half-way",
+            file=sys.stderr,
+            flush=True,
+        )
+        lock.unlink(missing_ok=True)
+
+
 def _load():
     """The compiled module, building it first if needed; ``None`` where that fails."""
     global _module, _failed
@@ -104,8 +137,10 @@ def _load():
             name = _extension_name()
             build_dir = _build_directory(name)
             build_dir.mkdir(parents=True, exist_ok=True)
+            source = _source_in(build_dir)
+            _remove_stale_lock(build_dir)
             built = build_dir / f"{name}.so"
-            if not built.exists() or built.stat().st_mtime < _SOURCE.stat().st_mtime:
+            if not built.exists() or built.stat().st_mtime < source.stat().st_mtime:
                 print(
                     f"sketchrnn: compiling the fused cell kernels into {build_dir} "
                     "(once, about a minute)...",
@@ -114,7 +149,7 @@ def _load():
                 )
             _module = load(
                 name=name,
-                sources=[str(_SOURCE)],
+                sources=[str(source)],
                 extra_cflags=_FLAGS,
                 extra_ldflags=_LDFLAGS,
                 build_directory=str(build_dir),
