@@ -15,7 +15,7 @@ from sketchrnn.web.server import BUILTIN_MODELS
 
 def test_every_builtin_model_loads_as_float32_with_its_units_and_card():
     models = builtin_models()
-    assert {"shapes_vae", "shapes_gen", "omniglot_vae"} <= set(models)
+    assert {"shapes_vae", "shapes_gen", "omniglot_vae", "shapes_omniglot_sen"} <= set(models)
     for name, path in models.items():
         model = load_model(path)
         assert all(p.dtype == torch.float32 for p in model.parameters()), name
