@@ -5,8 +5,8 @@ person would (mouse strokes on the canvas), with the best models at hand.
 
 Models: the magenta.js sheep (``../shared/data/magenta_models/sheep.gen.json``) for Draw
 together and Many endings; a trained sketch-rnn VAE (``--vae``, default the shapes model of
-``/work/zoo`` when it is there, else a random tiny one) for Mimic and Morph; a tiny random
-SketchEmbedNet for Imitate (no trained one is at hand: its drawings are scribbles).
+the package's built-in ``shapes_vae``) for Mimic and Morph; the built-in SketchEmbedNet
+``shapes_omniglot_sen`` for Imitate (``--embednet`` for another).
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ from web.fixtures import MAGENTA_MODEL, tiny_models  # noqa: E402
 from web.live import chromium, draw, live_server, open_page  # noqa: E402
 
 from sketchrnn.models import load_model  # noqa: E402
+from sketchrnn.models.builtin import builtin_models  # noqa: E402
 
-ZOO_VAE = Path("/work/zoo/runs/shapes-vae/best")
+BUILTIN = builtin_models()
 
 
 def circle(cx, cy, r, n=24):
@@ -37,9 +38,15 @@ def circle(cx, cy, r, n=24):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default="docs/figures")
-    parser.add_argument("--vae", default=str(ZOO_VAE) if ZOO_VAE.exists() else None)
+    parser.add_argument(
+        "--vae", default=str(BUILTIN["shapes_vae"]) if "shapes_vae" in BUILTIN else None
+    )
     parser.add_argument("--sheep", default=str(MAGENTA_MODEL / "sheep.gen.json"))
-    parser.add_argument("--embednet", default=None, help="a trained SketchEmbedNet")
+    parser.add_argument(
+        "--embednet",
+        default=str(BUILTIN["shapes_omniglot_sen"]) if "shapes_omniglot_sen" in BUILTIN else None,
+        help="a trained SketchEmbedNet",
+    )
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

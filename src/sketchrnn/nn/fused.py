@@ -79,9 +79,13 @@ def _cpu_tag() -> str:
 def _extension_name() -> str:
     # The compiled module depends on the Python and PyTorch versions and the CPU: name it
     # after them, so that an upgrade builds a new one instead of loading a stale binary.
+    # Also after the environment (its torch headers are in the build file): two virtual
+    # environments sharing one build folder would rebuild it in turn, and a build killed
+    # half-way leaves a lock the other one would wait on.
     version = torch.__version__.replace(".", "_").replace("+", "_")
     python = f"py{sys.version_info[0]}{sys.version_info[1]}"
-    return f"sketchrnn_cell_kernels_{python}_torch{version}_{_cpu_tag()}"
+    env = hashlib.sha1(sys.prefix.encode()).hexdigest()[:8]
+    return f"sketchrnn_cell_kernels_{python}_torch{version}_{_cpu_tag()}_{env}"
 
 
 def _build_directory(name: str) -> Path:
