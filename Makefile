@@ -17,7 +17,7 @@ $(BIN)/sketchrnn: pyproject.toml
 demo: $(BIN)/sketchrnn          ## the draw-together page with the built-in models (prints the URL; Ctrl-C stops it)
 	$(BIN)/sketchrnn serve
 
-pictures: $(BIN)/sketchrnn      ## train a small model on built-in shapes and draw PNG/SVG with it
+pictures: $(BIN)/sketchrnn      ## draw PNG/SVG with the built-in shapes models (sketchrnn demo)
 	$(BIN)/sketchrnn demo
 
 test: $(BIN)/sketchrnn          ## the fast tests (the ones marked slow are skipped)

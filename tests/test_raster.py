@@ -115,6 +115,30 @@ def test_render_grid_layout_and_stroke_colours():
         render_grid([one], colors=["no-such-colour"])
 
 
+def test_render_grid_draws_a_completions_prefix_apart_from_the_rest(tmp_path):
+    from sketchrnn.io.svg import write_svg
+
+    # One horizontal stroke of 4 points, then a second stroke below: the first 2 points given.
+    s3 = np.array([[0, 0, 0], [5, 0, 0], [5, 0, 1], [-10, 8, 0], [10, 0, 1]], dtype=np.float32)
+    rgb = render_grid([s3], cell=40, colors=["blue", "red"], prefix_points=[2])
+    blue = (rgb[..., 2] > 0.9) & (rgb[..., 0] < 0.5)
+    red = (rgb[..., 0] > 0.9) & (rgb[..., 2] < 0.5)
+    assert blue.any() and red.any()
+    top = slice(0, np.flatnonzero(blue.any(axis=1)).max() + 1)  # the rows of the first line
+    blue_cols = np.flatnonzero(blue[top].any(axis=0))
+    red_cols = np.flatnonzero(red[top].any(axis=0))
+    assert blue_cols.min() < red_cols.min()  # the given half of the top line is on the left
+    assert blue_cols.max() < red_cols.max()
+    assert np.flatnonzero(red.any(axis=1)).max() > np.flatnonzero(blue.any(axis=1)).max()
+    write_svg(tmp_path / "c.svg", [s3, s3], colors=["blue", "red"], prefix_points=[2, 5])
+    text = (tmp_path / "c.svg").read_text()
+    assert text.count('stroke="blue"') == 1 + 2 and text.count('stroke="red"') == 2
+    with pytest.raises(ValueError, match="2 counts for 1"):
+        render_grid([s3], colors=["blue", "red"], prefix_points=[1, 2])
+    with pytest.raises(ValueError, match="two colours"):
+        render_grid([s3], prefix_points=[1])
+
+
 def test_grid_shape():
     assert grid_shape(1) == (1, 1)
     assert grid_shape(10) == (3, 4)

@@ -333,3 +333,20 @@ def test_validate_rejects_bad_sketches_naming_where(array, message):
     with pytest.raises(SketchError, match=message) as info:
         validate_stroke3(array, where="cat.npz[3]")
     assert "cat.npz[3]" in str(info.value)
+
+
+def test_split_polylines_keeps_every_point_and_joins_the_rest_to_the_prefix():
+    from sketchrnn.strokes import split_polylines, stroke3_to_polylines
+
+    s3 = np.array([[0, 0, 0], [1, 0, 0], [1, 0, 1], [0, 5, 0], [1, 0, 0], [1, 0, 1]], np.float32)
+    lines = stroke3_to_polylines(s3)
+    prefix, rest = split_polylines(lines, 2)  # inside the first stroke
+    assert [len(x) for x in prefix] == [2] and [len(x) for x in rest] == [2, 3]
+    np.testing.assert_array_equal(rest[0][0], prefix[-1][-1])  # the drawn line stays joined
+    prefix, rest = split_polylines(lines, 3)  # at the pen lift: nothing shared
+    assert [len(x) for x in prefix] == [3] and [len(x) for x in rest] == [3]
+    assert split_polylines(lines, 0) == ([], lines)
+    prefix, rest = split_polylines(lines, 99)
+    assert len(prefix) == 2 and rest == []
+    with pytest.raises(ValueError, match="n_points"):
+        split_polylines(lines, -1)

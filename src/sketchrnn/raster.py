@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
-from sketchrnn.strokes import SketchError, stroke3_to_polylines, validate_stroke3
+from sketchrnn.strokes import SketchError, split_polylines, stroke3_to_polylines, validate_stroke3
 
 __all__ = [
     "Sketch",
@@ -30,6 +30,7 @@ __all__ = [
     "rasterize",
     "rasterize_batch",
     "render_grid",
+    "check_prefix_points",
 ]
 
 # A sketch is a stroke-3 array (n, 3) or a list of absolute (k, 2) polylines.
@@ -219,6 +220,7 @@ def render_grid(
     padding: float = 0.1,
     colors: Sequence[str | Sequence[float]] | None = None,
     color_by: Literal["stroke", "sketch"] = "stroke",
+    prefix_points: Sequence[int] | None = None,
 ) -> np.ndarray:
     """Draw sketches in a grid of ``cell x cell`` squares, row by row.
 
@@ -227,9 +229,14 @@ def render_grid(
     colour list is indexed by stroke number within each sketch (``color_by="stroke"``, so
     colour shows drawing order) or by sketch number (``"sketch"``), cycling when too short.
     Later strokes are painted over earlier ones.
+
+    ``prefix_points`` (one count per sketch) draws a completion the paper's way: the first
+    ``prefix_points[i]`` points of sketch ``i`` (what was given) in ``colors[0]`` and the rest
+    (what the model drew) in ``colors[1]``; ``color_by`` is then not used.
     """
     if color_by not in ("stroke", "sketch"):
         raise ValueError(f"color_by must be 'stroke' or 'sketch', got {color_by!r}")
+    check_prefix_points(prefix_points, len(sketches), colors)
     rows, cols = grid_shape(len(sketches), ncols)
     palette = [parse_color(c) for c in colors] if colors else None
     if palette is None:
@@ -245,8 +252,29 @@ def render_grid(
         if palette is None:
             target[...] = rasterize_polylines(lines, cell, cell, line_width)
             continue
-        for k, line in enumerate(lines):
-            color = palette[(k if color_by == "stroke" else i) % len(palette)]
+        if prefix_points is not None:
+            given, drawn = split_polylines(lines, prefix_points[i])
+            painted = [(line, palette[0]) for line in given] + [(x, palette[1]) for x in drawn]
+        else:
+            painted = [
+                (line, palette[(k if color_by == "stroke" else i) % len(palette)])
+                for k, line in enumerate(lines)
+            ]
+        for line, color in painted:
             ink = rasterize_polylines([line], cell, cell, line_width)[..., None]
             target[...] = target * (1 - ink) + color * ink
     return image
+
+
+def check_prefix_points(
+    prefix_points: Sequence[int] | None, n_sketches: int, colors: Sequence[Any] | None
+) -> None:
+    """Refuse a ``prefix_points`` list that does not fit the grid it colours."""
+    if prefix_points is None:
+        return
+    if len(prefix_points) != n_sketches:
+        raise ValueError(f"prefix_points has {len(prefix_points)} counts for {n_sketches} sketches")
+    if not colors or len(colors) < 2:
+        raise ValueError("prefix_points needs two colours: the given prefix's, the model's")
+    if min(prefix_points, default=0) < 0:
+        raise ValueError("prefix_points must be >= 0")

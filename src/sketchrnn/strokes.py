@@ -32,6 +32,7 @@ __all__ = [
     "stroke5_to_stroke3",
     "stroke3_to_polylines",
     "polylines_to_stroke3",
+    "split_polylines",
     "rdp_polylines",
     "rdp_line_distance",
     "simplify_stroke3",
@@ -139,6 +140,33 @@ def stroke3_to_polylines(s3: np.ndarray) -> list[np.ndarray]:
         ends = np.append(ends, len(s3))
     starts = np.concatenate([[0], ends[:-1]])
     return [xy[a:b] for a, b in zip(starts, ends, strict=True) if b > a]
+
+
+def split_polylines(
+    polylines: Sequence[np.ndarray], n_points: int
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The first ``n_points`` points of a drawing's polylines, and the rest (a completion:
+    the prefix that was given, then what the model drew).
+
+    When the split falls inside a stroke, the rest's first line starts at the last given
+    point, so the drawn line stays joined to the prefix.
+    """
+    if n_points < 0:
+        raise ValueError(f"n_points must be >= 0, got {n_points}")
+    given: list[np.ndarray] = []
+    rest: list[np.ndarray] = []
+    seen = 0
+    for line in polylines:
+        k = n_points - seen
+        if k >= len(line):
+            given.append(line)
+        elif k <= 0:
+            rest.append(line)
+        else:
+            given.append(line[:k])
+            rest.append(line[k - 1 :])
+        seen += len(line)
+    return given, rest
 
 
 def polylines_to_stroke3(polylines: Sequence[np.ndarray]) -> np.ndarray:

@@ -1,9 +1,9 @@
 """A built-in synthetic sketch data set: simple shapes drawn the way a person would draw them.
 
-Used by ``sketchrnn demo`` to train a model in minutes with no download. Each sketch is short
-(about 5-35 points, in units where a figure is about 100 across, integer offsets like Quick,
-Draw! data) and each shape is one stroke, started at a random point and drawn in a random
-direction, with a little hand-drawn wobble::
+Used to train the built-in shapes models, and by ``sketchrnn demo --train`` to train one in
+minutes with no download. Each sketch is short (about 5-35 points, in units where a figure is
+about 100 across, integer offsets like Quick, Draw! data) and each shape is one stroke, started
+at a random point and drawn in a random direction, with a little hand-drawn wobble::
 
     sketches = synthetic_sketchset(n_per_class=500, seed=0)   # a SketchSet, 6 classes
 

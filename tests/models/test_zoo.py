@@ -198,3 +198,23 @@ def test_cli_export(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "its cell is 'layernorm'" in err and len(err.strip().splitlines()) == 1
     assert not list(tmp_path.glob("x*"))
+
+
+def test_a_bare_official_name_counts_as_a_magenta_model_for_the_input_defaults(tmp_path):
+    """``evaluate cat`` and ``sample cat`` take the magenta defaults (fit inputs to the model's
+    size, raw ndjson read as sketch-rnn's files), as ``cat.gen.json`` does; built-in models
+    and unknown names do not."""
+    from sketchrnn.evaluate import resolve_raw_ndjson
+    from sketchrnn.generate import input_scale_factor
+    from sketchrnn.models import is_magenta_json_model
+
+    assert is_magenta_json_model("cat") and is_magenta_json_model("cat.vae")
+    assert not is_magenta_json_model("shapes_vae") and not is_magenta_json_model("no_such_cat")
+    (tmp_path / "cat").mkdir()  # a folder of that name, where it exists, is a folder
+    assert not is_magenta_json_model(tmp_path / "cat")
+    model = _toy(conditional=False)
+    model.config.scale_factor = 20.0
+    assert input_scale_factor(model, "auto", "cat") is None
+    assert input_scale_factor(model, "auto", "shapes_gen") == 1.0
+    assert resolve_raw_ndjson("auto", "cat.gen") == "sketch-rnn"
+    assert resolve_raw_ndjson("auto", "shapes_vae") == "quickdraw"

@@ -1,4 +1,5 @@
-"""``sketchrnn demo``: train a small model on the built-in shapes and draw with it."""
+"""``sketchrnn demo``: draw with the built-in shapes models (or train one first) and write
+pictures."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "demo",
         _demo,
         _arguments,
-        help="train a small model on built-in shapes and draw with it",
+        help="draw with the built-in shapes models and write pictures (--train: train one first)",
     )
 
 
@@ -23,15 +24,33 @@ def _arguments(q: argparse.ArgumentParser) -> None:
     defaults = defaults_of(run_demo)
     q.add_argument("--out", default="sketchrnn-demo", help="output folder")
     q.add_argument(
-        "--seconds", type=float, default=defaults["seconds"], help="training time budget"
+        "--train",
+        action="store_true",
+        help="first train a small VAE on the synthetic shapes (about --seconds) and draw with it",
+    )
+    q.add_argument(
+        "--seconds",
+        type=_positive_seconds,
+        default=defaults["seconds"],
+        help="with --train: the training time budget",
     )
     q.add_argument("--seed", type=int, default=defaults["seed"])
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a positive, finite number, got {text}")
+    return value
 
 
 def _demo(args: argparse.Namespace) -> None:
     from sketchrnn.demo import run_demo
 
-    paths = run_demo(args.out, seconds=args.seconds, seed=args.seed)
+    paths = run_demo(args.out, train=args.train, seconds=args.seconds, seed=args.seed)
     print("the demo wrote:")
     for name, path in paths.items():
         print(f"  {name:20s} {path}")

@@ -39,6 +39,7 @@ def write_png(
     padding: float = 0.1,
     colors: Sequence[str | Sequence[float]] | None = None,
     color_by: Literal["stroke", "sketch"] = "stroke",
+    prefix_points: Sequence[int] | None = None,
 ) -> None:
     """Write one sketch, a grid of sketches, or an already rendered image as a PNG file.
 
@@ -48,7 +49,8 @@ def write_png(
     * any other 2-D array ``(H, W)``: an ink image in ``[0, 1]`` (1 = ink), saved as dark ink
       on white; a 3-D array ``(H, W, 3)``: an RGB image in ``[0, 1]``;
     * a list of sketches (stroke-3 arrays or polyline lists): a grid, see
-      :func:`sketchrnn.raster.render_grid` for ``ncols``, ``cell``, ``colors`` and ``color_by``.
+      :func:`sketchrnn.raster.render_grid` for ``ncols``, ``cell``, ``colors``, ``color_by``
+      and ``prefix_points`` (completions: the given prefix in one colour, the rest in another).
 
     The file appears only once it is completely written.
     """
@@ -58,7 +60,14 @@ def write_png(
     else:
         sketches = [data] if isinstance(data, np.ndarray) else list(data)
         image = render_grid(
-            sketches, ncols, cell, line_width, padding, colors=colors, color_by=color_by
+            sketches,
+            ncols,
+            cell,
+            line_width,
+            padding,
+            colors=colors,
+            color_by=color_by,
+            prefix_points=prefix_points,
         )
     pixels = image_to_uint8(image)
 

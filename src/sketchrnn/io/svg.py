@@ -22,10 +22,11 @@ import numpy as np
 
 from sketchrnn.io.files import SketchFileError, atomic_path, env_limit, limit_hint, size_text
 from sketchrnn.io.sketchset import SketchSet
-from sketchrnn.raster import fit_polylines, grid_shape
+from sketchrnn.raster import check_prefix_points, fit_polylines, grid_shape
 from sketchrnn.strokes import (
     polylines_to_stroke3,
     rdp_polylines,
+    split_polylines,
     stroke3_to_polylines,
     validate_stroke3,
 )
@@ -238,6 +239,7 @@ def write_svg(
     stroke_width: float = 2.0,
     colors: Sequence[str] | None = None,
     color_by: Literal["stroke", "sketch"] = "stroke",
+    prefix_points: Sequence[int] | None = None,
 ) -> None:
     """Write one stroke-3 sketch ``(n, 3)`` or a list of them as an SVG grid.
 
@@ -249,11 +251,12 @@ def write_svg(
     (``"sketch"``), cycling when too short; default black. The file appears only once it is
     completely written. Raises :class:`SketchError` naming the sketch for an invalid one (or
     a lone empty one; in a grid an empty sketch leaves its cell blank), before anything is
-    written.
+    written. ``prefix_points`` draws completions: see :func:`sketchrnn.raster.render_grid`.
     """
     if color_by not in ("stroke", "sketch"):
         raise ValueError(f"color_by must be 'stroke' or 'sketch', got {color_by!r}")
     items = [sketches] if isinstance(sketches, np.ndarray) else list(sketches)
+    check_prefix_points(prefix_points, len(items), colors)
     rows, cols = grid_shape(len(items), ncols)
     if canvas_size is None:
         width, height = cols * cell_size, rows * cell_size
@@ -281,8 +284,15 @@ def write_svg(
             f'<g fill="none" stroke-width="{_number(stroke_width)}" '
             'stroke-linecap="round" stroke-linejoin="round">'
         )
-        for k, line in enumerate(lines):
-            color = palette[(k if color_by == "stroke" else i) % len(palette)]
+        if prefix_points is not None:
+            given, drawn = split_polylines(lines, prefix_points[i])
+            painted = [(line, palette[0]) for line in given] + [(x, palette[1]) for x in drawn]
+        else:
+            painted = [
+                (line, palette[(k if color_by == "stroke" else i) % len(palette)])
+                for k, line in enumerate(lines)
+            ]
+        for line, color in painted:
             if len(line) == 1:  # a dot: a zero-length line shows as a round cap
                 line = np.repeat(line, 2, axis=0)
             points = " L".join(f"{_number(x)},{_number(y)}" for x, y in line)

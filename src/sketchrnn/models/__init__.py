@@ -41,8 +41,18 @@ _EXPECTED = (
 
 
 def is_magenta_json_model(path: str | os.PathLike) -> bool:
-    """Whether ``path`` names a magenta.js ``.json`` model (as :func:`load_model` sees it)."""
+    """Whether ``path`` names a magenta.js ``.json`` model (as :func:`load_model` sees it): a
+    ``.json`` file, or the name of an official model (``cat``, ``cat.vae``; not a built-in
+    one), cached or not."""
     p = Path(path)
+    if not p.exists() and zoo.looks_like_model_name(os.fspath(path)):
+        if os.fspath(path) in zoo.BUILTIN_MODELS:
+            return False
+        try:
+            zoo.parse_model_name(os.fspath(path))
+        except zoo.ModelNameError:
+            return False
+        return True
     return p.is_file() and p.suffix.lower() == ".json"
 
 
