@@ -28,6 +28,7 @@ import torch
 
 from sketchrnn.data import datasets_from_sketchset
 from sketchrnn.generate import complete, decode, encode
+from sketchrnn.io.formats import PREFIX_COLORS
 from sketchrnn.io.png import write_png
 from sketchrnn.io.svg import write_svg
 from sketchrnn.models import SketchModel, load_model
@@ -73,7 +74,6 @@ HELD_BACK_PER_CLASS = 40
 RECONSTRUCTIONS = 12  # pairs in reconstructions.png
 COMPLETION_ROWS = 6  # one prefix per class (six classes), each with COMPLETION_ENDINGS endings
 COMPLETION_ENDINGS = 3
-GIVEN, DRAWN = "black", "red"  # the input (or the given prefix), and what the model drew
 
 
 def run_demo(
@@ -121,7 +121,7 @@ def run_demo(
     write_png(paths["samples_png"], samples, ncols=6)
     write_svg(paths["samples_svg"], samples, ncols=6)
     # Input and reconstruction alternate, so with an even column count they sit side by side.
-    colors = [GIVEN, DRAWN]
+    colors = list(PREFIX_COLORS)  # the input (or the given prefix), then what the model drew
     write_png(paths["reconstructions_png"], pairs, ncols=6, colors=colors, color_by="sketch")
     write_svg(paths["reconstructions_svg"], pairs, ncols=6, colors=colors, color_by="sketch")
     ncols = 1 + COMPLETION_ENDINGS

@@ -9,6 +9,7 @@ dependencies.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -380,18 +381,25 @@ def _quickdraw_drawings(path: Path, sketches: SketchSet, strokes: list[np.ndarra
     return drawings, notes
 
 
+#: A completion's colours: the given prefix, then what the model drew (the paper's Fig. 7 style).
+PREFIX_COLORS = ("black", "red")
+
+
 def write_grid(
     path: str | os.PathLike,
     sketches: list[np.ndarray],
     *,
     ncols: int | None = None,
     color_by: Literal["none", "stroke", "position"] = "none",
+    prefix_points: Sequence[int] | None = None,
 ) -> None:
     """Draw sketches as one grid to ``.svg`` or ``.png`` (by extension), atomically.
 
     ``color_by="stroke"`` colours strokes by drawing order (red through blue over the stroke
     index), ``"position"`` colours each sketch by its place in the list (for interpolations),
-    ``"none"`` draws in black.
+    ``"none"`` draws in black. ``prefix_points`` (completions, one count per sketch) draws the
+    first ``prefix_points[i]`` points of each sketch, the given prefix, in black and the
+    model's strokes after them in red, whatever ``color_by`` says.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -406,14 +414,30 @@ def write_grid(
         colors, by = None, "stroke"
     else:
         raise ValueError(f"color_by must be 'none', 'stroke' or 'position', got {color_by!r}")
+    if prefix_points is not None:
+        colors = list(PREFIX_COLORS)
     if suffix == ".svg":
         from sketchrnn.io.svg import write_svg
 
-        write_svg(path, list(sketches), ncols=ncols, colors=colors, color_by=by)
+        write_svg(
+            path,
+            list(sketches),
+            ncols=ncols,
+            colors=colors,
+            color_by=by,
+            prefix_points=prefix_points,
+        )
     elif suffix == ".png":
         from sketchrnn.io.png import write_png
 
-        write_png(path, list(sketches), ncols=ncols, colors=colors, color_by=by)
+        write_png(
+            path,
+            list(sketches),
+            ncols=ncols,
+            colors=colors,
+            color_by=by,
+            prefix_points=prefix_points,
+        )
     else:
         raise SketchFileError(path, f"unknown picture format {suffix!r}: use .svg or .png")
 
