@@ -371,3 +371,22 @@ def test_cli_skip_invalid_reaches_the_image_loader(tmp_path, capsys):
     assert "cats.ndjson" in capsys.readouterr().err
     assert main([*argv, "--skip-invalid"]) == 0
     assert "skipped 1 invalid drawings" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_read_prefix_reaches_the_state_of_single_steps(training):
+    torch.manual_seed(0)
+    model = SketchEmbedNet(tiny_config()).train(training)
+    inputs = torch.randn(2, 7, 5)
+    z = torch.randn(2, model.config.z_size)
+    with torch.no_grad():
+        torch.manual_seed(1)
+        fast = model.read_prefix(inputs, model.initial_state(z, 2), z=z)
+        torch.manual_seed(1)
+        slow = model.initial_state(z, 2)
+        for t in range(inputs.shape[1]):
+            _, slow = model.decode_step(inputs[:, t], slow, z=z)
+    for a, b in zip(fast, slow, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="needs z"):
+        model.eval().read_prefix(inputs, model.initial_state(z, 2), z=None)

@@ -49,7 +49,7 @@ def test_prime_reads_a_prefix_like_single_steps(cell, conditional):
     z = torch.randn(1, 4) if conditional else None
     labels = torch.tensor([1])
     with torch.no_grad():
-        fast = streaming.prime(model, inputs, model.initial_state(z, 1), z, labels)
+        fast = model.read_prefix(inputs[None], model.initial_state(z, 1), z=z, labels=labels)
         slow = model.initial_state(z, 1)
         for row in inputs:
             _, slow = model.decode_step(row[None], slow, z=z, labels=labels)
@@ -64,7 +64,7 @@ def test_stream_is_the_same_ending_as_complete(conditional):
     assert streamed and all(s[-1, 2] == 1 for s in streamed)
     ending = generate.complete(model, PREFIX, 1, 0.4, seed=3)[0][len(PREFIX) :]
     ending[-1, 2] = 1
-    np.testing.assert_allclose(np.concatenate(streamed), ending, atol=1e-3)
+    np.testing.assert_allclose(np.concatenate(streamed), ending, atol=1e-5)  # one decoding loop
 
 
 def test_stream_stops_when_cancelled():

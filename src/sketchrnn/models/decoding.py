@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -33,6 +33,8 @@ __all__ = [
     "decode",
     "sample",
     "draw",
+    "prime",
+    "stream",
     "inference",
     "rows_to_pixels",
     "check_temperature",
@@ -172,6 +174,51 @@ def draw(
     order = np.argsort(owners, kind="stable")
     counts = np.bincount(owners, minlength=batch)
     return np.split(rows[order], np.cumsum(counts)[:-1])
+
+
+def prime(
+    model: SketchModel,
+    rows: torch.Tensor,
+    n: int,
+    z: torch.Tensor | None,
+    labels: torch.Tensor | None,
+) -> tuple[torch.Tensor, Any]:
+    """The decoder ready to continue a prefix ``n`` times: ``rows`` ``(T, 5)`` are the prefix's
+    stroke-5 rows in normalised units. The state reads the start token and every row but the
+    last in one :meth:`~sketchrnn.models.interface.SketchModel.read_prefix` call; the last row
+    ``(n, 5)`` is the input of the first new step. Returns ``(last_row, state)`` for
+    :func:`draw` or :func:`stream`. Call it in :func:`inference`."""
+    start = torch.from_numpy(strokes.START_TOKEN).to(rows.device).unsqueeze(0)
+    inputs = torch.cat([start, rows[:-1]]).unsqueeze(0).expand(n, -1, -1)
+    state = model.read_prefix(inputs, model.initial_state(z, n), z=z, labels=labels)
+    return rows[-1].expand(n, 5).contiguous(), state
+
+
+def stream(
+    model: SketchModel,
+    x: torch.Tensor,
+    state: Any,
+    z: torch.Tensor | None,
+    labels: torch.Tensor | None,
+    max_len: int,
+    temperature: float,
+    pen_temperature: float | None,
+    generator: torch.Generator | None,
+    cancelled: Callable[[], bool] = lambda: False,
+) -> Iterator[np.ndarray]:
+    """:func:`draw` for one sketch (``x`` ``(1, 5)``), yielding each sampled stroke-5 row
+    ``(5,)`` (normalised units) the moment it is drawn: for a page that shows the model's
+    strokes as they come. Stops at end-of-sketch (not yielded), after ``max_len`` rows, or as
+    soon as ``cancelled()`` is true (checked before each step). Call it in :func:`inference`."""
+    for _ in range(max_len):
+        if cancelled():
+            return
+        params, state = model.decode_step(x, state, z=z, labels=labels)
+        x = mixture.sample(params, temperature, pen_temperature, generator=generator)
+        row = x[0].cpu().numpy()
+        if row[4] > 0.5:
+            return
+        yield row
 
 
 def rows_to_pixels(model: SketchModel, rows: list[np.ndarray]) -> list[np.ndarray]:

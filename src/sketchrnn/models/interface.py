@@ -133,6 +133,16 @@ class SketchModel(nn.Module):
         mixture (:class:`sketchrnn.nn.mixture.MixtureParams`) and the new state."""
         raise TypeError(f"a {type(self).__name__} does not draw strokes")
 
+    def read_prefix(
+        self, inputs: Tensor, state: Any, z: Tensor | None = None, labels: Tensor | None = None
+    ) -> Any:
+        """The decoder state after reading rows ``inputs`` ``(batch, T, 5)`` (teacher forcing)
+        from ``state``: ``T`` calls of :meth:`decode_step` here; a model whose decoder reads a
+        whole sequence in one call overrides it (the same state in eval mode)."""
+        for t in range(inputs.shape[1]):
+            _, state = self.decode_step(inputs[:, t], state, z=z, labels=labels)
+        return state
+
     # ------------------------------------------------------------------------- files
 
     def save_pretrained(

@@ -75,6 +75,19 @@ class MixtureDecoder(nn.Module):
         h_seq, _ = self.cell(inputs, self.initial_state(z, batch))
         return mixture_params(self.output(h_seq), self.num_mixtures)
 
+    def read(self, inputs: Tensor, state: State, cond: Tensor | None = None) -> State:
+        """The state after reading ``inputs`` ``(batch, T, 5)`` (teacher forcing) from
+        ``state``, in one call of the cell over the sequence (PyTorch's fused LSTM for the
+        plain cell: several times faster than ``T`` single steps). In eval mode it is the state
+        ``T`` calls of :meth:`decode_step` reach."""
+        steps = inputs.shape[1]
+        if steps == 0:
+            return state
+        if cond is not None:
+            inputs = torch.cat([inputs, cond.unsqueeze(1).expand(-1, steps, -1)], dim=-1)
+        _, state = self.cell(inputs, state)
+        return state
+
     def decode_step(
         self, x_t: Tensor, state: State, cond: Tensor | None = None
     ) -> tuple[MixtureParams, State]:
