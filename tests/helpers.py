@@ -156,3 +156,84 @@ def write_fake_runs(path: Path, n_runs: int = 2, seed: int = 0, tweak=None) -> P
                 labels = tweak(labels)
             zf.writestr(f"run{r:02d}/class_labels.txt", "\n".join(labels) + "\n")
     return path
+
+
+def write_quickdraw_npz(path: Path, n: tuple[int, int, int] = (40, 5, 5), seed: int = 0) -> Path:
+    """A small file in the layout of the official Quick, Draw! sketch-rnn files: keys
+    ``train``/``valid``/``test``, object arrays of int16 stroke-3 sketches (no class inside:
+    the class is the file's name)."""
+    parts, first = {}, 0
+    for split, count in zip(("train", "valid", "test"), n, strict=True):
+        sketches = random_sketches(count, seed=seed * 1000 + first, lengths=(5, 40))
+        arrays = np.empty(count, dtype=object)
+        for i, s in enumerate(sketches):  # one by one: equal shapes must not broadcast
+            arrays[i] = s.astype(np.int16)
+        parts[split] = arrays
+        first += count
+    np.savez(path, **parts)
+    return path
+
+
+class FolderServer:
+    """A local HTTP server on 127.0.0.1 serving the files of ``folder`` under ``prefix``
+    (``GET {url}{name}``, names URL-quoted), honouring ``Range: bytes=N-``; ``requests`` records
+    ``(path, Range header)``; ``missing`` (file names) answer 404 even if present. Use as a
+    context manager: the server runs in a thread until the block ends."""
+
+    def __init__(self, folder: Path, prefix: str = "/"):
+        import http.server
+        import re
+        import threading
+        import urllib.parse
+
+        outer = self
+        self.folder, self.requests, self.missing = Path(folder), [], set()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (http.server's naming)
+                outer.requests.append((self.path, self.headers.get("Range")))
+                if not self.path.startswith(prefix):
+                    self.send_error(404)
+                    return
+                name = urllib.parse.unquote(self.path[len(prefix) :])
+                file = outer.folder / name
+                if "/" in name or name in outer.missing or not file.is_file():
+                    self.send_error(404)
+                    return
+                data = file.read_bytes()
+                match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
+                if match and int(match.group(1)) < len(data):
+                    start = int(match.group(1))
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                    data = data[start:]
+                else:
+                    self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}{prefix}"
+
+    def __enter__(self) -> FolderServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

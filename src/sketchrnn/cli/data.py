@@ -67,8 +67,12 @@ def _info(args: argparse.Namespace) -> None:
     import numpy as np
 
     from sketchrnn import strokes
+    from sketchrnn.store import is_store
 
     for path in args.files:
+        if is_store(path):
+            _store_info(path)
+            continue
         ss = read(path, args)
         lengths = np.array([len(s) for s in ss.strokes])
         print(f"{path}")
@@ -88,6 +92,55 @@ def _info(args: argparse.Namespace) -> None:
             f", ... ({len(classes)} in all)" if len(classes) > 20 else ""
         )
         print(f"  classes: {shown}")
+
+
+def _store_info(path: str) -> None:
+    """What a packed store holds, from its manifest and index arrays (no sketch is read)."""
+    from sketchrnn.store import open_store
+
+    store = open_store(path)
+    m = store.manifest
+    print(f"{path} (packed store, format {m['format_version']}, {m.get('created_by', '?')})")
+    print(f"  sketches: {len(store):,}")
+    for split, n in m["split_counts"].items():
+        if n:
+            print(f"    {split}: {n:,}")
+    print(f"  points: {store.num_points:,} ({store.points.dtype})")
+    if len(store):
+        pct = store.length_percentiles([0, 50, 90, 99, 100])
+        print("  points per sketch: min {} / median {} / p90 {} / p99 {} / max {}".format(*pct))
+    scale = m.get("scale_factor")
+    limit = store.offset_limit
+    print(
+        "  scale factor (std of train offsets"
+        + (f", clipped at {limit:g}" if limit is not None else "")
+        + "): "
+        + ("none (no train sketches)" if scale is None else f"{scale:.4f}")
+    )
+    counts = store.class_counts()
+    shown = ", ".join(f"{c} ({n:,})" for c, n in zip(store.classes[:20], counts, strict=False))
+    more = f", ... ({len(store.classes)} in all)" if len(store.classes) > 20 else ""
+    print(f"  classes: {shown}{more}")
+    files = [p for p in store.path.iterdir() if p.is_file()]
+    print(f"  size on disk: {store.nbytes / 2**20:,.1f} MiB ({len(files)} files)")
+    options = m.get("options", {})
+    if options:
+        print("  packed with: " + ", ".join(f"{k} {v}" for k, v in options.items()))
+    dropped = {k: v for k, v in m.get("dropped", {}).items() if v}
+    print("  dropped: " + (", ".join(f"{v:,} {k}" for k, v in dropped.items()) or "none"))
+    print(f"  sources ({len(store.sources)}):")
+    for source in store.sources:
+        lost = {k: v for k, v in source.get("dropped", {}).items() if v}
+        print(
+            f"    {source['path']}: {source['count']:,} sketches"
+            + (f" of {source['read']:,} read" if "read" in source else "")
+            + (
+                f", {source['splits_assigned']:,} splits assigned"
+                if source.get("splits_assigned")
+                else ""
+            )
+            + ("".join(f", {v:,} {k} dropped" for k, v in lost.items()))
+        )
 
 
 # ----------------------------------------------------------------------------- convert
@@ -121,8 +174,21 @@ def _pack_args(q: argparse.ArgumentParser) -> None:
     from sketchrnn.store import pack
 
     defaults = defaults_of(pack)
-    q.add_argument("sources", nargs="+", metavar="FILE", help="any readable sketch files")
+    q.add_argument(
+        "sources",
+        nargs="*",
+        metavar="FILE",
+        help="any readable sketch files; or the name of a class fetched by `data download`",
+    )
     q.add_argument("--out", required=True, help="the store folder (written atomically)")
+    _add_class_choice(q, "pack the downloaded files of")
+    q.add_argument(
+        "--from",
+        dest="from_dir",
+        default=None,
+        metavar="DIR",
+        help="where `data download` put the class files (its --to; default as there)",
+    )
     q.add_argument(
         "--split-fractions",
         nargs=3,
@@ -139,11 +205,37 @@ def _pack_args(q: argparse.ArgumentParser) -> None:
     add_skip_invalid(q)
 
 
+def _pack_sources(args: argparse.Namespace) -> list[str]:
+    """``FILE...`` as given, a ``FILE`` that is no path but a downloaded class name as that
+    class's file, then the files of ``--list``/``--all``; every class must be downloaded."""
+    import os
+
+    from sketchrnn.io.download import downloaded_class_files
+
+    sources, names = [], []
+    for source in args.sources:
+        if os.path.exists(source) or os.sep in source:
+            sources.append(source)
+        else:
+            names.append(source)
+    names = _chosen_classes(args, names)
+    if not sources and not names:
+        raise CLIError("name what to pack: FILE..., CLASS..., --list FILE or --all")
+    paths, missing = downloaded_class_files(names, args.from_dir)
+    if missing:
+        raise CLIError(
+            f"no such file, and no downloaded class file for: {_some(missing)} "
+            f"(fetch them with `sketchrnn data download` first"
+            + (f" --to {args.from_dir})" if args.from_dir else ")")
+        )
+    return sources + [os.fspath(p) for p in paths]
+
+
 def _pack(args: argparse.Namespace) -> None:
     from sketchrnn.store import pack
 
     report = pack(
-        args.sources,
+        _pack_sources(args),
         args.out,
         split_fractions=tuple(args.split_fractions),
         split_seed=args.split_seed,
@@ -179,6 +271,8 @@ def _render(args: argparse.Namespace) -> None:
 
     from sketchrnn.io.formats import write_grid
 
+    if args.n < 1:
+        raise CLIError(f"--n must be at least 1 (got {args.n})")
     ss = read(args.file, args)
     if args.split:
         ss = ss.split(args.split)
@@ -194,17 +288,68 @@ def _render(args: argparse.Namespace) -> None:
 
 
 def _download_args(q: argparse.ArgumentParser) -> None:
-    q.add_argument("classes", nargs="+", metavar="CLASS", help='class names, e.g. cat "hot dog"')
-    q.add_argument("--to", default=None, help="cache directory (default ~/.cache/sketchrnn)")
+    q.add_argument(
+        "classes", nargs="*", metavar="CLASS", help='class names, e.g. cat "The Eiffel Tower"'
+    )
+    _add_class_choice(q, "fetch")
+    q.add_argument(
+        "--to",
+        default=None,
+        help="cache directory (default $SKETCHRNN_CACHE/quickdraw or ~/.cache/sketchrnn/quickdraw)",
+    )
     q.add_argument("--base-url", default=None, help="mirror of the sketchrnn/ folder")
+    q.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _add_class_choice(q: argparse.ArgumentParser, verb: str) -> None:
+    q.add_argument("--all", action="store_true", help=f"{verb} all 345 classes of Quick, Draw!")
+    q.add_argument(
+        "--list", default=None, metavar="FILE", help=f"{verb} the classes named in FILE, one a line"
+    )
+
+
+def _chosen_classes(args: argparse.Namespace, given: list[str]) -> list[str]:
+    """The class names of ``CLASS...``, ``--list FILE`` and ``--all`` together (in that
+    order, each once)."""
+    from sketchrnn.io.download import QUICKDRAW_CLASSES, read_class_list
+
+    names = list(given)
+    if args.list:
+        names += read_class_list(args.list)
+    if args.all:
+        names += QUICKDRAW_CLASSES
+    return list(dict.fromkeys(names))
+
+
+def _some(names: list[str], shown: int = 10) -> str:
+    """``a, b, c`` (the first ``shown`` names, then how many in all)."""
+    more = f", ... ({len(names)} in all)" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 def _download(args: argparse.Namespace) -> None:
-    from sketchrnn.io.download import download_quickdraw
+    import sys
 
-    paths = download_quickdraw(args.classes, to=args.to, base_url=args.base_url)
-    for p in paths:
-        print(p)
+    from sketchrnn.io.download import download_quickdraw_classes
+
+    names = _chosen_classes(args, args.classes)
+    if not names:
+        raise CLIError("name the classes to fetch: CLASS..., --list FILE or --all")
+    report = download_quickdraw_classes(
+        names,
+        to=args.to,
+        base_url=args.base_url,
+        progress=not args.no_progress,
+        echo=lambda line, how: print(
+            line, file=sys.stderr if how == "failed" else sys.stdout, flush=True
+        ),
+    )
+    print(report)
+    if report.failed:
+        raise CLIError(
+            f"{len(report.failed)} of {len(names)} classes failed: {_some(list(report.failed))} "
+            "(the reasons are above; run the same command again to retry them)"
+        )
 
 
 # ----------------------------------------------------------------------------- synthetic

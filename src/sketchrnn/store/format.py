@@ -182,6 +182,30 @@ class PackedStore:
         for first in range(0, len(self), chunk):
             yield first, np.diff(self.offsets[first : first + chunk + 1])
 
+    def length_percentiles(self, percents: Sequence[float]) -> np.ndarray:
+        """``(len(percents),)`` int64: sketch lengths at those percentiles (0-100; the lower
+        of two neighbours), from a histogram of the lengths built chunk by chunk (bounded
+        memory, however many sketches)."""
+        if not len(self):
+            raise ValueError("an empty store has no lengths")
+        counts = np.zeros(0, dtype=np.int64)
+        for _, lengths in self.length_chunks():
+            chunk = np.bincount(lengths)
+            if len(chunk) > len(counts):
+                counts = np.pad(counts, (0, len(chunk) - len(counts)))
+            counts[: len(chunk)] += chunk
+        cumulative = np.cumsum(counts)
+        ranks = np.floor(np.asarray(percents, dtype=np.float64) / 100.0 * (len(self) - 1))
+        return np.searchsorted(cumulative, ranks.astype(np.int64) + 1).astype(np.int64)
+
+    def class_counts(self) -> np.ndarray:
+        """``(len(classes),)`` int64: the number of sketches of each class."""
+        counts = np.zeros(len(self.classes), dtype=np.int64)
+        for first in range(0, len(self), CHUNK_SKETCHES):
+            labels = self.labels[first : first + CHUNK_SKETCHES]
+            counts += np.bincount(labels, minlength=len(self.classes))
+        return counts
+
     def split_of(self, i: int) -> str:
         return SPLITS[int(self.splits[i])]
 
