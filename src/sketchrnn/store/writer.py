@@ -83,12 +83,18 @@ class PackReport:
     def __str__(self) -> str:
         splits = ", ".join(f"{k} {v:,}" for k, v in self.split_counts.items())
         scale = "none" if self.scale_factor is None else f"{self.scale_factor:.4g}"
+        classes = _count(len(self.classes), "class", "classes")
+        sources = _count(len(self.sources), "source", "sources")
         return (
             f"{self.out_dir}: {self.num_sketches:,} sketches ({splits}), {self.num_points:,} "
-            f"points ({self.points_dtype}), {len(self.classes)} classes, scale factor {scale}, "
-            f"{self.bytes_on_disk / 2**20:,.1f} MiB, from {len(self.sources)} sources "
+            f"points ({self.points_dtype}), {classes}, scale factor {scale}, "
+            f"{self.bytes_on_disk / 2**20:,.1f} MiB, from {sources} "
             f"({self.resumed_sources} resumed) in {self.seconds:.1f} s"
         )
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n:,} {one if n == 1 else many}"
 
 
 def source_fingerprint(path: str | os.PathLike) -> dict[str, Any]:
