@@ -38,6 +38,7 @@ import torch
 from sketchrnn import strokes
 from sketchrnn.data import SketchDataset, load_datasets, to_device
 from sketchrnn.models import SketchModel, is_magenta_json_model, load_model
+from sketchrnn.models.decoding import check_count
 from sketchrnn.models.units import model_scale_factor
 
 __all__ = [
@@ -69,6 +70,7 @@ def evaluate(
     training steps compare). Eval mode; ``z`` is sampled as in training, from ``seed`` in a
     forked RNG; the model's own device is used.
     """
+    batch_size = check_count(batch_size, "batch_size")
     n = len(dataset)
     if n == 0:
         raise ValueError("cannot evaluate on an empty split")
@@ -151,6 +153,7 @@ def evaluate_files_by_class(
     (``"auto"``: see :func:`resolve_raw_ndjson`); simplified ndjson is read as it is.
     ``loss`` is the model's evaluation objective (see :func:`evaluate`).
     """
+    batch_size = check_count(batch_size, "batch_size")  # before any file is read
     if split is None:
         split = "all" if is_magenta_json_model(model_path) else "test"
     if split not in EVAL_SPLITS:

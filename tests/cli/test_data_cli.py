@@ -164,8 +164,10 @@ def test_info_on_files_still_reads_them(tmp_path, capsys):
 def test_render_needs_a_positive_count(tmp_path, capsys, n):
     path = write_quickdraw_npz(tmp_path / "cat.npz")
     out = tmp_path / "grid.png"
-    assert main(["data", "render", str(path), "--out", str(out), "--n", n]) == 2
+    with pytest.raises(SystemExit) as stop:
+        main(["data", "render", str(path), "--out", str(out), "--n", n])
+    assert stop.value.code == 2
     err = capsys.readouterr().err
-    assert err == f"sketchrnn: error: --n must be at least 1 (got {n})\n"
+    assert err == f"sketchrnn data render: error: --n: must be a whole number >= 1, got {n}\n"
     assert not out.exists()
     assert len(read_sketches(path)) == 50

@@ -18,6 +18,7 @@ load it.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from collections.abc import Sequence
@@ -71,10 +72,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as e:  # user-facing errors of this package become one line
         if _is_user_error(e):
-            print(f"sketchrnn: error: {e}", file=sys.stderr)
+            print(f"sketchrnn: error: {_one_line(e)}", file=sys.stderr)
             return 2
         raise
     return 0
+
+
+def _one_line(e: BaseException) -> str:
+    """The error's message on one line; a file-system error as ``FILE: reason``
+    (``out.png: permission denied``), not ``[Errno 13] Permission denied: 'out.png'``."""
+    text = str(e)
+    if isinstance(e, OSError) and e.strerror and e.filename is not None:
+        reason = e.strerror[:1].lower() + e.strerror[1:]
+        text = f"{os.fsdecode(e.filename)}: {reason}"
+        if e.filename2 is not None:
+            text = f"{os.fsdecode(e.filename)} -> {os.fsdecode(e.filename2)}: {reason}"
+    return " ".join(text.split()) if "\n" in text or "\r" in text else text
 
 
 def _parser_of(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.ArgumentParser:
@@ -90,12 +103,25 @@ def _parser_of(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse
     return parser
 
 
+# File-system errors that describe the machine, not a bug: one line wherever they are raised.
+_ENVIRONMENT_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in (
+        "EACCES", "EPERM", "ENOSPC", "EROFS", "EDQUOT", "EFBIG", "EEXIST", "ENOTDIR",
+        "EISDIR", "ENAMETOOLONG", "ENOENT", "EMFILE",
+    )
+    if hasattr(errno, name)
+)  # fmt: skip
+
+
 def _is_user_error(e: BaseException) -> bool:
     """Errors that describe bad input or environment, not bugs: shown without a traceback.
 
-    Those are the package's own error classes (each names the file and what is wrong), and
+    Those are the package's own error classes (each names the file and what is wrong),
     ``ValueError``/``OSError`` raised by the package's own code (its argument checks), as
-    opposed to ones escaping from inside a library. ``SKETCHRNN_DEBUG=1`` shows the traceback.
+    opposed to ones escaping from inside a library, and the file system's refusals (permission
+    denied, no space left, read-only, ...) wherever they come from. ``SKETCHRNN_DEBUG=1``
+    shows the traceback.
     """
     import traceback
 
@@ -103,6 +129,8 @@ def _is_user_error(e: BaseException) -> bool:
         return False
     if isinstance(e, CLIError | FileNotFoundError | PermissionError | IsADirectoryError):
         return True
+    if isinstance(e, OSError) and e.errno in _ENVIRONMENT_ERRNOS:
+        return True  # the file system's answer (disk full, read-only), wherever it came from
     if type(e).__module__.startswith("sketchrnn."):
         return True
     if isinstance(e, ValueError | OSError):

@@ -1,14 +1,62 @@
-"""What several commands share: the one-line error, reading inputs, writing grids."""
+"""What several commands share: the one-line error, reading inputs, writing grids, the
+``--device`` check."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
+
+from sketchrnn.cli.options import value_check
 
 
 class CLIError(Exception):
     """A user-facing error: printed as one line, exit status 2."""
+
+
+@value_check
+def device_option(text: str) -> str:
+    """The ``type=`` of every ``--device`` option: ``auto``, or a device of this machine
+    (``cpu``, ``cuda``, ``cuda:N``, ``mps``, ...). A form torch does not read, or a GPU that is
+    not here, is a one-line error (``--device cuda: no CUDA GPU here
+    (torch.cuda.is_available() is False)``)."""
+    from sketchrnn.models.config import DEVICE_FORMS, check_device
+
+    try:
+        check_device(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text}: not a device; use {DEVICE_FORMS}") from None
+    if text == "auto":
+        return text
+    import torch
+
+    device = torch.device(text)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise argparse.ArgumentTypeError(
+                f"{text}: no CUDA GPU here (torch.cuda.is_available() is False)"
+            )
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise argparse.ArgumentTypeError(
+                f"{text}: this machine has {count} CUDA GPU{'s' if count > 1 else ''} "
+                f"(cuda:0 to cuda:{count - 1})"
+            )
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise argparse.ArgumentTypeError(
+            f"{text}: no Apple GPU here (torch.backends.mps.is_available() is False)"
+        )
+    return text
+
+
+@value_check
+def output_folder(text: str) -> str:
+    """The ``type=`` of an option naming a folder to write into (``train --out``): a path that
+    exists as something else than a folder is a one-line error, before any work is done."""
+    if os.path.exists(text) and not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text}: exists and is not a folder; name a folder")
+    return text
 
 
 def add_skip_invalid(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from sketchrnn.cli.common import CLIError, add_skip_invalid, read
-from sketchrnn.cli.options import add_command, defaults_of
+from sketchrnn.cli.options import add_command, bounded, defaults_of
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -254,7 +254,7 @@ def _render_args(q: argparse.ArgumentParser) -> None:
 
     q.add_argument("file", metavar="FILE")
     q.add_argument("--out", required=True, help="grid.png or grid.svg")
-    q.add_argument("--n", type=int, default=16, help="how many sketches")
+    q.add_argument("--n", type=bounded(int, low=1), default=16, help="how many sketches")
     q.add_argument("--split", default=None, help="train, valid or test (default: all)")
     q.add_argument("--seed", type=int, default=0, help="which sketches are picked")
     add_skip_invalid(q)
@@ -271,8 +271,6 @@ def _render(args: argparse.Namespace) -> None:
 
     from sketchrnn.io.formats import write_grid
 
-    if args.n < 1:
-        raise CLIError(f"--n must be at least 1 (got {args.n})")
     ss = read(args.file, args)
     if args.split:
         ss = ss.split(args.split)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from sketchrnn.cli.options import add_command, defaults_of
+from sketchrnn.cli.options import add_command, bounded, defaults_of
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,21 +30,11 @@ def _arguments(q: argparse.ArgumentParser) -> None:
     )
     q.add_argument(
         "--seconds",
-        type=_positive_seconds,
+        type=bounded(float, low=0, low_open=True),
         default=defaults["seconds"],
         help="with --train: the training time budget",
     )
     q.add_argument("--seed", type=int, default=defaults["seed"])
-
-
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not (value > 0 and value != float("inf")):
-        raise argparse.ArgumentTypeError(f"must be a positive, finite number, got {text}")
-    return value
 
 
 def _demo(args: argparse.Namespace) -> None:

@@ -1,7 +1,9 @@
 """``sketchrnn sample|reconstruct|complete|interpolate|analogy``: drawing with a model.
 
 Every default (temperatures, steps, ``--z-from``, ``--input-scale``) is the one of the
-:mod:`sketchrnn.generate` function the command calls.
+:mod:`sketchrnn.generate` function the command calls. Counts (``--n``, ``--steps``) are at most
+:data:`MAX_SKETCHES` unless ``--no-limit`` is given, and a long drawing shows a progress bar on
+stderr; temperatures are in [0, :data:`MAX_TEMPERATURE`].
 """
 
 from __future__ import annotations
@@ -10,9 +12,15 @@ import argparse
 from collections.abc import Callable
 
 from sketchrnn.cli.common import CLIError, pick_sketch, write_outputs
-from sketchrnn.cli.options import add_command, defaults_of
+from sketchrnn.cli.options import add_command, bounded, defaults_of, value_check
 
 SKETCH_HELP = "FILE or FILE:INDEX (a sketch from any readable file; index 0 by default)"
+# Sketches one command draws unless --no-limit: a grid of 10,000 is already a 100x100 picture,
+# and 100,000 ran for minutes.
+MAX_SKETCHES = 10_000
+# The largest tau (as the web page's Limits.max_temperature): beyond it the mixture's
+# variances swamp the drawing (at tau 1e9 the offsets' spread is 30,000x the model's).
+MAX_TEMPERATURE = 5.0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,7 +59,14 @@ def _model_arguments(q: argparse.ArgumentParser) -> None:
     q.add_argument(
         "--out", nargs="+", required=True, metavar="FILE", help="one or more .svg / .png files"
     )
-    q.add_argument("--seed", type=int, default=None, help="random seed (repeatable output)")
+    q.add_argument(
+        "--seed", type=bounded(int, low=0), default=None, help="random seed (repeatable output)"
+    )
+    q.add_argument(
+        "--no-limit",
+        action="store_true",
+        help=f"draw more than {MAX_SKETCHES:,} sketches in one command",
+    )
     q.add_argument(
         "--color",
         choices=["none", "stroke", "position"],
@@ -60,8 +75,42 @@ def _model_arguments(q: argparse.ArgumentParser) -> None:
     )
 
 
+def temperature_type(optional: bool = False) -> Callable[[str], float]:
+    """The ``type=`` of a temperature option: a float in [0, MAX_TEMPERATURE] (0 = greedy;
+    ``none`` too with ``optional``)."""
+    return bounded(float, low=0, high=MAX_TEMPERATURE, optional=optional)
+
+
+@value_check
+def _temperature_list(text: str) -> list[float]:
+    """``--temperatures 0.1,0.5``: each a temperature (see :func:`temperature_type`)."""
+    one = temperature_type()
+    return [one(t.strip()) for t in text.split(",")]
+
+
 def _temperature(q: argparse.ArgumentParser, func: Callable, help: str = "tau (0 = greedy)"):
-    q.add_argument("--temperature", type=float, default=defaults_of(func)["temperature"], help=help)
+    q.add_argument(
+        "--temperature",
+        type=temperature_type(),
+        default=defaults_of(func)["temperature"],
+        help=help,
+    )
+
+
+def _count(q: argparse.ArgumentParser, flag: str, default: int, help: str) -> None:
+    """A count option (``--n``, ``--steps``): a whole number >= 1, at most
+    :data:`MAX_SKETCHES` unless ``--no-limit`` (checked by :func:`check_limit`)."""
+    q.add_argument(flag, type=bounded(int, low=1), default=default, help=help)
+
+
+def check_limit(args: argparse.Namespace, flag: str, count: int) -> None:
+    """CLIError when ``count`` (the value of ``flag``) is over :data:`MAX_SKETCHES` and
+    ``--no-limit`` was not given."""
+    if count > MAX_SKETCHES and not args.no_limit:
+        raise CLIError(
+            f"{flag} {count}: at most {MAX_SKETCHES:,} sketches in one command; "
+            "--no-limit lifts the limit"
+        )
 
 
 def _input_scale_argument(q: argparse.ArgumentParser) -> None:
@@ -98,11 +147,11 @@ def _sample_args(q: argparse.ArgumentParser) -> None:
     from sketchrnn import generate
 
     _model_arguments(q)
-    q.add_argument("--n", type=int, default=16, help="how many")
+    _count(q, "--n", 16, "how many")
     _temperature(q, generate.sample)
     q.add_argument(
         "--pen-temperature",
-        type=float,
+        type=temperature_type(optional=True),
         default=defaults_of(generate.sample)["pen_temperature"],
         help="tau for the pen (default: --temperature)",
     )
@@ -113,6 +162,7 @@ def _sample(args: argparse.Namespace) -> None:
     from sketchrnn import generate
     from sketchrnn.models import load_model
 
+    check_limit(args, "--n", args.n)
     model = load_model(args.model)
     sketches = generate.sample(
         model,
@@ -121,6 +171,7 @@ def _sample(args: argparse.Namespace) -> None:
         pen_temperature=args.pen_temperature,
         labels=args.label,
         seed=args.seed,
+        progress=True,
     )
     write_outputs(args.out, sketches, args.color)
 
@@ -136,7 +187,8 @@ def _reconstruct_args(q: argparse.ArgumentParser) -> None:
     temperatures = defaults_of(generate.reconstruct)["temperatures"]
     q.add_argument(
         "--temperatures",
-        default=",".join(f"{t:g}" for t in temperatures),
+        type=_temperature_list,
+        default=",".join(f"{t:g}" for t in temperatures),  # argparse applies the type
         help="comma-separated taus, one redrawing each",
     )
     _input_scale_argument(q)
@@ -146,10 +198,10 @@ def _reconstruct(args: argparse.Namespace) -> None:
     from sketchrnn import generate
     from sketchrnn.models import load_model
 
+    check_limit(args, "--temperatures", len(args.temperatures))
     model = load_model(args.model)
     (s3,) = scaled_inputs(args, model, args.input)
-    temps = [float(t) for t in args.temperatures.split(",")]
-    out = generate.reconstruct(model, s3, temps, seed=args.seed)
+    out = generate.reconstruct(model, s3, args.temperatures, seed=args.seed)
     write_outputs(args.out, [s3, *out], args.color, ncols=len(out) + 1)
 
 
@@ -161,7 +213,7 @@ def _complete_args(q: argparse.ArgumentParser) -> None:
 
     _model_arguments(q)
     q.add_argument("--input", required=True, help=SKETCH_HELP)
-    q.add_argument("--n", type=int, default=8, help="how many endings")
+    _count(q, "--n", 8, "how many endings")
     _temperature(q, generate.complete)
     q.add_argument(
         "--z-from",
@@ -176,6 +228,7 @@ def _complete(args: argparse.Namespace) -> None:
     from sketchrnn import generate
     from sketchrnn.models import load_model
 
+    check_limit(args, "--n", args.n)
     model = load_model(args.model)
     (prefix,) = scaled_inputs(args, model, args.input)
     out = generate.complete(
@@ -194,7 +247,7 @@ def _interpolate_args(q: argparse.ArgumentParser) -> None:
     _model_arguments(q)
     q.add_argument("--a", required=True, help=SKETCH_HELP)
     q.add_argument("--b", required=True, help=SKETCH_HELP)
-    q.add_argument("--steps", type=int, default=defaults["steps"], help="sketches from a to b")
+    _count(q, "--steps", defaults["steps"], "sketches from a to b")
     q.add_argument("--method", choices=["slerp", "linear"], default=defaults["method"])
     _temperature(q, generate.interpolate)
     _input_scale_argument(q)
@@ -204,10 +257,18 @@ def _interpolate(args: argparse.Namespace) -> None:
     from sketchrnn import generate
     from sketchrnn.models import load_model
 
+    check_limit(args, "--steps", args.steps)
     model = load_model(args.model)
     a, b = scaled_inputs(args, model, args.a, args.b)
     out = generate.interpolate(
-        model, a, b, args.steps, method=args.method, temperature=args.temperature, seed=args.seed
+        model,
+        a,
+        b,
+        args.steps,
+        method=args.method,
+        temperature=args.temperature,
+        seed=args.seed,
+        progress=True,
     )
     write_outputs(args.out, out, args.color, ncols=len(out))
 
@@ -222,7 +283,7 @@ def _analogy_args(q: argparse.ArgumentParser) -> None:
     q.add_argument("--a", required=True, help=SKETCH_HELP)
     q.add_argument("--minus", required=True, help=SKETCH_HELP)
     q.add_argument("--plus", required=True, help=SKETCH_HELP)
-    q.add_argument("--n", type=int, default=4, help="how many drawings of the result")
+    _count(q, "--n", 4, "how many drawings of the result")
     _temperature(q, generate.analogy)
     _input_scale_argument(q)
 
@@ -231,10 +292,18 @@ def _analogy(args: argparse.Namespace) -> None:
     from sketchrnn import generate
     from sketchrnn.models import load_model
 
+    check_limit(args, "--n", args.n)
     model = load_model(args.model)
     a, minus, plus = scaled_inputs(args, model, args.a, args.minus, args.plus)
     out = generate.analogy(
-        model, a, minus, plus, n=args.n, temperature=args.temperature, seed=args.seed
+        model,
+        a,
+        minus,
+        plus,
+        n=args.n,
+        temperature=args.temperature,
+        seed=args.seed,
+        progress=True,
     )
     write_outputs(args.out, [a, minus, plus, *out], args.color, ncols=3 + len(out))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from sketchrnn.cli.options import add_command, defaults_of
+from sketchrnn.cli.options import add_command, bounded, defaults_of
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,7 +40,12 @@ def _arguments(q: argparse.ArgumentParser) -> None:
         help="how raw Quick, Draw! ndjson is simplified: into the 0-255 box (quickdraw), or in "
         "pixel units as sketch-rnn's npz (sketch-rnn); auto: sketch-rnn for magenta.js models",
     )
-    q.add_argument("--batch-size", type=int, default=defaults["batch_size"])
+    q.add_argument(
+        "--batch-size",
+        type=bounded(int, low=1),
+        default=defaults["batch_size"],
+        help="sketches per batch (the figures do not depend on it)",
+    )
 
 
 def _evaluate(args: argparse.Namespace) -> None:

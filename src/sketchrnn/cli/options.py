@@ -9,6 +9,12 @@ that need the library are filled in only when that command is parsed or its help
 Config options are stored only when the user gives them (argparse default ``SUPPRESS``), so
 ``--preset`` plus explicit options work: :func:`given_options` returns just what was typed,
 to be passed as overrides to ``Config.preset(name, **given)`` or ``TrainConfig.for_model``.
+
+A value outside what an option accepts is refused as it is parsed, in one line that names the
+option, what it accepts and the value (``--lr: must be > 0 and finite, got -1``), never
+replaced: a config field's bounds (``option(..., low=, high=)`` in
+:mod:`sketchrnn.models.config`) become its checker, and :func:`bounded` makes one for any
+other number option.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import inspect
+import sys
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -24,7 +31,10 @@ from typing import Any
 __all__ = [
     "HelpFormatter",
     "LazyParser",
+    "OptionValueError",
     "add_command",
+    "bounded",
+    "value_check",
     "add_config_options",
     "given_options",
     "defaults_of",
@@ -49,6 +59,28 @@ class HelpFormatter(argparse.HelpFormatter):
         ):
             text += " (default: %(default)s)" if text else "default: %(default)s"
         return text
+
+
+class OptionValueError(argparse.ArgumentError):
+    """A value an option does not accept: said in one line, ``--flag: what is wrong``, without
+    the usage (which for ``train`` runs to dozens of lines and hides the message). A message
+    that starts with the value typed reads ``--flag VALUE: reason``."""
+
+    def __init__(self, action: argparse.Action, message: str, value: str = ""):
+        super().__init__(action, message)
+        self.value = value
+
+    def __str__(self) -> str:
+        if self.value and self.message.startswith(f"{self.value}: "):
+            return f"{self.argument_name} {self.message}"
+        return f"{self.argument_name}: {self.message}"
+
+
+def value_check(func: Callable[[str], Any]) -> Callable[[str], Any]:
+    """Mark ``func`` (an argparse ``type=``) as a value check: the
+    ``argparse.ArgumentTypeError`` it raises becomes a one-line :class:`OptionValueError`."""
+    func.value_check = True  # type: ignore[attr-defined]
+    return func
 
 
 class LazyParser(argparse.ArgumentParser):
@@ -81,6 +113,20 @@ class LazyParser(argparse.ArgumentParser):
     def format_usage(self) -> str:
         self.populate()
         return super().format_usage()
+
+    def _get_value(self, action: argparse.Action, arg_string: str) -> Any:
+        try:
+            return super()._get_value(action, arg_string)
+        except argparse.ArgumentError as err:
+            if getattr(action.type, "value_check", False):
+                raise OptionValueError(action, err.message, arg_string) from None
+            raise
+
+    def error(self, message: str):
+        err = sys.exc_info()[1]  # error() is called while argparse handles the ArgumentError
+        if isinstance(err, OptionValueError):
+            self.exit(2, f"{self.prog}: error: {err}\n")
+        super().error(message)
 
 
 def add_command(
@@ -140,6 +186,18 @@ def _converter(kind: type, optional: bool) -> Callable[[str], Any]:
     return convert
 
 
+def _or_none(convert: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``convert``, with ``none`` read as None (a field that may be None)."""
+
+    def or_none(text: str) -> Any:
+        return None if text.strip().lower() == "none" else convert(text)
+
+    or_none.__name__ = getattr(convert, "__name__", "value")
+    if getattr(convert, "value_check", False):
+        value_check(or_none)
+    return or_none
+
+
 def _scalar_type(annotation: Any) -> tuple[Any, bool]:
     """``int`` -> ``(int, False)``; ``float | None`` -> ``(float, True)``; a ``Literal`` is
     returned as it is; anything else (lists, dicts) -> ``(None, ...)``: not an option."""
@@ -155,6 +213,45 @@ def _scalar_type(annotation: Any) -> tuple[Any, bool]:
     if origin is typing.Literal or annotation in (bool, int, float, str):
         return annotation, optional
     return None, optional
+
+
+def bounded(
+    kind: type,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    optional: bool = False,
+) -> Callable[[str], Any]:
+    """An argparse ``type=`` reading an ``int`` or ``float`` (``none`` too with ``optional``)
+    and refusing one outside ``low``/``high`` (strict with ``low_open``/``high_open``; a float
+    must be finite): ``--n: must be a whole number >= 1, got 0``."""
+    from sketchrnn.models.config import Bounds
+
+    return _bounds_checker(
+        kind, Bounds(low, high, low_open, high_open, integer=kind is int, optional=optional)
+    )
+
+
+def _bounds_checker(kind: type, bounds: Any) -> Callable[[str], Any]:
+    """``kind(text)`` checked against ``bounds`` (a :class:`~sketchrnn.models.config.Bounds`),
+    as a :func:`value_check`."""
+
+    def convert(text: str) -> Any:
+        if bounds.optional and text.strip().lower() == "none":
+            return None
+        try:
+            value = kind(text)
+        except ValueError:
+            value = text
+        problem = bounds.problem(value)
+        if problem is not None:
+            raise argparse.ArgumentTypeError(f"{problem}, got {text}")
+        return value
+
+    convert.__name__ = kind.__name__
+    return value_check(convert)
 
 
 _METAVARS = {int: "INT", float: "FLOAT", str: "TEXT"}
@@ -197,6 +294,7 @@ def add_config_options(
     defaults: Mapping[str, Any] | None = None,
     notes: Mapping[str, str] | None = None,
     aliases: Mapping[str, Sequence[str]] | None = None,
+    types: Mapping[str, Callable[[str], Any]] | None = None,
 ) -> list[str]:
     """Add one option per field of the dataclass ``config_class``; returns the field names.
 
@@ -205,12 +303,17 @@ def add_config_options(
     choices); its help from ``field.metadata["help"]``, followed by the default: the field's,
     or ``defaults[name]`` where the caller knows better (a model's training defaults, a
     preset's values), or ``notes[name]`` as text. ``field.metadata["choices"]`` restricts a
-    string; ``aliases[name]`` are more flags for it. Fields with ``metadata["cli"] is False``,
-    in ``exclude``, of a type a command line cannot spell (lists, dicts) or whose flag is
-    already an option of ``parser`` are left out. The parsed value is stored as
-    ``dest.field_name`` only when given: read it back with :func:`given_options`.
+    string; ``aliases[name]`` are more flags for it. A number with bounds (``low``/``high`` in
+    its metadata) is checked against them as it is parsed; ``types[name]`` replaces a field's
+    converter (a :func:`value_check` such as the ``--device`` check). Fields with
+    ``metadata["cli"] is False``, in ``exclude``, of a type a command line cannot spell (lists,
+    dicts) or whose flag is already an option of ``parser`` are left out. The parsed value is
+    stored as ``dest.field_name`` only when given: read it back with :func:`given_options`.
     """
+    from sketchrnn.models.config import field_bounds
+
     skip = set(exclude)
+    types = types or {}
     defaults = defaults or {}
     notes = notes or {}
     aliases = aliases or {}
@@ -241,8 +344,13 @@ def add_config_options(
             allowed = list(typing.get_args(kind))
             kw["type"] = _converter(type(allowed[0]), optional)
         else:
-            kw["type"] = _converter(kind, optional)
+            bounds = field_bounds(f) if kind in (int, float) else None
+            kw["type"] = (
+                _converter(kind, optional) if bounds is None else _bounds_checker(kind, bounds)
+            )
             kw["metavar"] = _METAVARS.get(kind, "VALUE") + ("|none" if optional else "")
+        if f.name in types:
+            kw["type"] = _or_none(types[f.name]) if optional else types[f.name]
         if allowed and kind is not bool:
             kw["choices"] = [*allowed, *([None] if optional else [])]
             kw.pop("metavar", None)

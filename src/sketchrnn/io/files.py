@@ -24,7 +24,9 @@ magenta.js model is 3 MB; a sketch-rnn npz of a 75K-drawing class inflates to ~5
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +34,7 @@ from pathlib import Path
 __all__ = [
     "SketchFileError",
     "atomic_path",
+    "write_error",
     "env_limit",
     "limit_hint",
     "size_text",
@@ -89,25 +92,85 @@ def limit_hint(name: str) -> str:
     return f"over the limit of {shown}; ${name} raises it"
 
 
+# Errors of the device itself (whichever file they name, or none): an atomic write reports
+# them under the target's name (the temporary file's name means nothing to the user), as it
+# does any error naming the temporary file, and a permission error naming no file.
+_DEVICE_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in ("ENOSPC", "EROFS", "EDQUOT", "EFBIG", "EIO")
+    if hasattr(errno, name)
+)
+_PERMISSION_ERRNOS = frozenset((errno.EACCES, errno.EPERM))
+
+
+def write_error(path: str | os.PathLike, err: OSError) -> SketchFileError:
+    """The one-line error for ``path`` that could not be written: ``out.png: cannot write
+    file (no space left on device)``; ``errno`` kept, the ``OSError`` as its cause."""
+    reason = os.strerror(err.errno) if err.errno else (err.strerror or str(err))
+    reason = reason[:1].lower() + reason[1:]
+    out = SketchFileError(path, f"cannot write file ({reason})")
+    out.errno = err.errno  # type: ignore[attr-defined]
+    out.__cause__ = err
+    return out
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it over ``path``.
 
     On any error the temporary file is removed and ``path`` is left as it was, so a
-    half-written output never appears under the real name.
+    half-written output never appears under the real name. A file-system error (permission
+    denied, no space left on device, read-only file system, ...) while making the folder or
+    the temporary file, writing it or renaming it is a :class:`SketchFileError` naming
+    ``path`` and the reason (:func:`write_error`), not the temporary file.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    # mkstemp creates the file 0600; give it the permissions a plain open() would.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    except FileExistsError as e:  # a file where a folder of the path should be
+        raise SketchFileError(path, f"cannot write file ({e.filename} is not a folder)") from e
+    except OSError as e:
+        raise write_error(path, e) from e
     tmp_path = Path(tmp)
     try:
+        os.close(fd)
+        # mkstemp creates the file 0600; give it the permissions a plain open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         yield tmp_path
         os.replace(tmp_path, path)
-    except BaseException:
-        tmp_path.unlink(missing_ok=True)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            tmp_path.unlink(missing_ok=True)
+        if isinstance(e, OSError) and _is_write_error(e, tmp_path):
+            raise write_error(path, e) from e
+        if isinstance(e, Exception) and not isinstance(e, OSError) and _disk_full(path.parent):
+            # torch.save and safetensors say "file write failed" / "IoError(...)", no name
+            full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            raise write_error(path, full) from e
         raise
+
+
+# Free bytes under which a writer's own error (torch.save's RuntimeError) is taken to mean
+# that the disk is full.
+_FULL_BELOW_BYTES = 1 << 20
+
+
+def _disk_full(folder: Path) -> bool:
+    try:
+        return shutil.disk_usage(folder).free < _FULL_BELOW_BYTES
+    except OSError:
+        return False
+
+
+def _is_write_error(err: OSError, tmp_path: Path) -> bool:
+    """Whether ``err``, raised while writing ``tmp_path``, is the file system's refusal (to
+    be reported under the target's name), not an error about another file."""
+    if err.errno in _DEVICE_ERRNOS:
+        return True
+    names = {os.fspath(n) for n in (err.filename, err.filename2) if n is not None}
+    if not names:
+        return err.errno in _PERMISSION_ERRNOS
+    return os.fspath(tmp_path) in names

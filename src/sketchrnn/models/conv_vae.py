@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sketchrnn.models.config import CLASSES_HELP, UnitsConfig, option
+from sketchrnn.models.config import CLASSES_HELP, MAX_IMAGE_SIDE, MAX_WIDTH, UnitsConfig, option
 from sketchrnn.models.interface import SketchModel
 from sketchrnn.nn.encoders import BACKBONES, ImageEncoder
 
@@ -45,25 +45,22 @@ class ConvVAEConfig(UnitsConfig):
     ``None`` (no strokes to normalise)."""
 
     backbone: str = option("conv4", "image encoder", choices=BACKBONES)
-    in_channels: int = option(1, "image channels", cli=False)
-    image_size: int = option(28, "image side in pixels")
-    z_size: int = option(256, "embedding (latent) size")
-    decoder_width: int = option(64, "channels of the transposed-conv decoder")
-    kl_weight: float = option(1.0, "weight of the KL term")
+    in_channels: int = option(1, "image channels", cli=False, low=1, high=16)
+    image_size: int = option(28, "image side in pixels", low=2**_N_UPSAMPLES, high=MAX_IMAGE_SIDE)
+    z_size: int = option(256, "embedding (latent) size", low=1, high=MAX_WIDTH)
+    decoder_width: int = option(
+        64, "channels of the transposed-conv decoder", low=1, high=MAX_WIDTH
+    )
+    kl_weight: float = option(1.0, "weight of the KL term", low=0)
     scale_factor: float | None = option(
         None, "unused: a Conv-VAE has no strokes (kept for the shared interface)", cli=False
     )
     classes: list[str] = option(factory=list, help=CLASSES_HELP, cli=False)
 
     def __post_init__(self) -> None:
+        self.check_bounds()
         if self.backbone not in BACKBONES:
             raise ValueError(f"unknown backbone {self.backbone!r}: use one of {BACKBONES}")
-        if self.image_size < 2**_N_UPSAMPLES:
-            raise ValueError(f"image_size must be at least {2**_N_UPSAMPLES}")
-        if min(self.in_channels, self.z_size, self.decoder_width) < 1:
-            raise ValueError("in_channels, z_size and decoder_width must be positive")
-        if self.kl_weight < 0:
-            raise ValueError(f"kl_weight must be >= 0, got {self.kl_weight}")
         self._check_units()
 
 

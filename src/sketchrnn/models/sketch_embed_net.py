@@ -22,7 +22,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from sketchrnn.models.config import CLASSES_HELP, SCALE_FACTOR_HELP, UnitsConfig, option
+from sketchrnn.models.config import (
+    CLASSES_HELP,
+    MAX_IMAGE_SIDE,
+    MAX_SEQ_LEN,
+    MAX_WIDTH,
+    SCALE_FACTOR_HELP,
+    UnitsConfig,
+    option,
+)
 from sketchrnn.models.decoding import decode
 from sketchrnn.models.interface import SketchModel
 from sketchrnn.models.sketch_rnn import SketchRNNOutput
@@ -46,49 +54,51 @@ class SketchEmbedNetConfig(UnitsConfig):
     """
 
     backbone: str = option("conv4", "image encoder", choices=BACKBONES)
-    in_channels: int = option(1, "image channels the encoder takes", cli=False)
-    image_size: int = option(28, "image side in pixels")
-    z_size: int = option(256, "embedding (latent) size")
-    dec_hidden: int = option(1024, "decoder cell size")
+    in_channels: int = option(1, "image channels the encoder takes", cli=False, low=1, high=16)
+    image_size: int = option(28, "image side in pixels", low=16, high=MAX_IMAGE_SIDE)
+    z_size: int = option(256, "embedding (latent) size", low=1, high=MAX_WIDTH)
+    dec_hidden: int = option(1024, "decoder cell size", low=1, high=MAX_WIDTH)
     cell: str = option("hyper", "decoder cell", choices=CELL_TYPES)
-    hyper_hidden: int = option(256, "HyperLSTM: size of the hyper network")
-    hyper_embed: int = option(64, "HyperLSTM: size of its embedding")
-    num_mixtures: int = option(30, "Gaussian mixture components M of the offsets")
+    hyper_hidden: int = option(256, "HyperLSTM: size of the hyper network", low=1, high=MAX_WIDTH)
+    hyper_embed: int = option(64, "HyperLSTM: size of its embedding", low=1, high=MAX_WIDTH)
+    num_mixtures: int = option(30, "Gaussian mixture components M of the offsets", low=1, high=1024)
     recurrent_dropout: float = option(
-        0.0, "probability of dropping the decoder cell's update (0: off)"
+        0.0,
+        "probability of dropping the decoder cell's update (0: off)",
+        low=0,
+        high=1,
+        high_open=True,
     )
-    kl_weight: float = option(0.0, "weight of the optional KL prior (the paper: 0)")
-    alpha_max: float = option(0.5, "pixel-loss weight alpha: its cap")
-    alpha_increment: float = option(0.05, "pixel-loss weight alpha: its step")
-    alpha_every: int = option(10_000, "pixel-loss weight alpha: training steps between steps")
-    pixel_size: int | None = option(None, "raster side of the pixel loss (None: image_size)")
-    blur_sigma: float = option(2.0, "Gaussian blur of the pixel loss, in pixels")
-    max_seq_len: int = option(64, "N_max: the longest sketch, in points (from the data)", cli=False)
+    kl_weight: float = option(0.0, "weight of the optional KL prior (the paper: 0)", low=0)
+    alpha_max: float = option(0.5, "pixel-loss weight alpha: its cap", low=0, high=1)
+    alpha_increment: float = option(0.05, "pixel-loss weight alpha: its step", low=0, high=1)
+    alpha_every: int = option(
+        10_000, "pixel-loss weight alpha: training steps between steps", low=1
+    )
+    pixel_size: int | None = option(
+        None, "raster side of the pixel loss (None: image_size)", low=2, high=MAX_IMAGE_SIDE
+    )
+    blur_sigma: float = option(
+        2.0, "Gaussian blur of the pixel loss, in pixels", low=0, low_open=True, high=MAX_IMAGE_SIDE
+    )
+    max_seq_len: int = option(
+        64,
+        "N_max: the longest sketch, in points (from the data)",
+        cli=False,
+        low=1,
+        high=MAX_SEQ_LEN,
+    )
     scale_factor: float | None = option(None, SCALE_FACTOR_HELP, cli=False)
     classes: list[str] = option(factory=list, help=CLASSES_HELP, cli=False)
 
     def __post_init__(self) -> None:
+        self.check_bounds()
         if self.backbone not in BACKBONES:
             raise ValueError(
                 f"backbone must be one of {', '.join(BACKBONES)}, got {self.backbone!r}"
             )
         if self.cell not in CELL_TYPES:
             raise ValueError(f"cell must be one of {', '.join(CELL_TYPES)}, got {self.cell!r}")
-        for name in ("in_channels", "z_size", "dec_hidden", "num_mixtures", "max_seq_len"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.image_size < 16:
-            raise ValueError(f"image_size must be >= 16 (four 2x poolings), got {self.image_size}")
-        if self.pixel_size is not None and self.pixel_size < 2:
-            raise ValueError(f"pixel_size must be >= 2, got {self.pixel_size}")
-        if not 0.0 <= self.recurrent_dropout < 1.0:
-            raise ValueError(f"recurrent_dropout must be in [0, 1), got {self.recurrent_dropout}")
-        if self.kl_weight < 0:
-            raise ValueError(f"kl_weight must be >= 0, got {self.kl_weight}")
-        if self.blur_sigma <= 0:
-            raise ValueError(f"blur_sigma must be positive, got {self.blur_sigma}")
-        # Validates alpha_max, alpha_every (raises ValueError with the reason).
-        curriculum_alpha(0, self.alpha_max, self.alpha_increment, self.alpha_every)
         self._check_units()
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
@@ -225,6 +235,19 @@ class SketchEmbedNet(SketchModel):
         if labels is not None:
             raise ValueError("SketchEmbedNet is not class-conditional: labels must be None")
         return self.decoder.decode_step(x_t, state, z)
+
+    def read_prefix(
+        self, inputs: Tensor, state: State, z: Tensor | None = None, labels: Tensor | None = None
+    ) -> State:
+        """The decoder state after reading ``inputs`` ``(batch, T, 5)``; in eval mode in one
+        call of the cell (training mode steps, as :meth:`SketchRNN.read_prefix` does)."""
+        if self.training:
+            return super().read_prefix(inputs, state, z=z, labels=labels)
+        if z is None:
+            raise ValueError("SketchEmbedNet needs z to decode")
+        if labels is not None:
+            raise ValueError("SketchEmbedNet is not class-conditional: labels must be None")
+        return self.decoder.read(inputs, state, z)
 
     # ------------------------------------------------------------------------- training
 

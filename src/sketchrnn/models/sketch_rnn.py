@@ -23,7 +23,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from sketchrnn.models.config import CLASSES_HELP, SCALE_FACTOR_HELP, UnitsConfig, option
+from sketchrnn.models.config import (
+    CLASSES_HELP,
+    MAX_SEQ_LEN,
+    MAX_WIDTH,
+    SCALE_FACTOR_HELP,
+    UnitsConfig,
+    option,
+)
 from sketchrnn.models.decoding import decode, sample
 from sketchrnn.models.interface import SketchModel
 from sketchrnn.models.pretrained import ModelFileError
@@ -53,49 +60,49 @@ class SketchRNNConfig(UnitsConfig):
     ``kl_*`` is the KL term of the objective and its annealing (defaults: magenta's).
     """
 
-    enc_hidden: int = option(256, "encoder LSTM size (each direction)")
-    dec_hidden: int = option(512, "decoder cell size")
-    z_size: int = option(128, "latent size N_z")
-    num_mixtures: int = option(20, "Gaussian mixture components M of the offsets")
+    enc_hidden: int = option(256, "encoder LSTM size (each direction)", low=1, high=MAX_WIDTH)
+    dec_hidden: int = option(512, "decoder cell size", low=1, high=MAX_WIDTH)
+    z_size: int = option(128, "latent size N_z", low=1, high=MAX_WIDTH)
+    num_mixtures: int = option(20, "Gaussian mixture components M of the offsets", low=1, high=1024)
     cell: str = option("layernorm", "decoder cell", choices=CELL_TYPES)
     conditional: bool = option(True, "the VAE (encoder and z); False: the decoder alone", cli=False)
-    num_classes: int = option(0, "classes of the learned class embedding (0: none)", cli=False)
-    class_embed_size: int = option(32, "size of the class embedding")
+    num_classes: int = option(
+        0, "classes of the learned class embedding (0: none)", cli=False, low=0, high=100_000
+    )
+    class_embed_size: int = option(32, "size of the class embedding", low=1, high=MAX_WIDTH)
     recurrent_dropout: float = option(
-        0.1, "probability of dropping the decoder cell's update (0: off)"
+        0.1,
+        "probability of dropping the decoder cell's update (0: off)",
+        low=0,
+        high=1,
+        high_open=True,
     )
-    hyper_hidden: int = option(256, "HyperLSTM: size of the hyper network")
-    hyper_embed: int = option(32, "HyperLSTM: size of its embedding")
+    hyper_hidden: int = option(256, "HyperLSTM: size of the hyper network", low=1, high=MAX_WIDTH)
+    hyper_embed: int = option(32, "HyperLSTM: size of its embedding", low=1, high=MAX_WIDTH)
     max_seq_len: int = option(
-        250, "N_max: the longest sketch, in points (from the data)", cli=False
+        250,
+        "N_max: the longest sketch, in points (from the data)",
+        cli=False,
+        low=1,
+        high=MAX_SEQ_LEN,
     )
-    kl_weight: float = option(0.5, "w_KL: the weight of the KL term")
-    kl_min: float = option(0.2, "KL_min: the floor of the KL term in the training loss")
+    kl_weight: float = option(0.5, "w_KL: the weight of the KL term", low=0)
+    kl_min: float = option(0.2, "KL_min: the floor of the KL term in the training loss", low=0)
     kl_decay_rate: float = option(
-        0.99995, "R: the KL weight anneals as w_KL (1 - (1 - eta_min) R^step)"
+        0.99995,
+        "R: the KL weight anneals as w_KL (1 - (1 - eta_min) R^step)",
+        low=0,
+        low_open=True,
+        high=1,
     )
-    kl_eta_min: float = option(0.01, "eta_min: the fraction of w_KL at step 0")
+    kl_eta_min: float = option(0.01, "eta_min: the fraction of w_KL at step 0", low=0, high=1)
     scale_factor: float | None = option(None, SCALE_FACTOR_HELP, cli=False)
     classes: list[str] = option(factory=list, help=CLASSES_HELP, cli=False)
 
     def __post_init__(self) -> None:
+        self.check_bounds()
         if self.cell not in CELL_TYPES:
             raise ValueError(f"cell must be one of {', '.join(CELL_TYPES)}, got {self.cell!r}")
-        for name in ("enc_hidden", "dec_hidden", "z_size", "num_mixtures", "max_seq_len"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.num_classes < 0:
-            raise ValueError(f"num_classes must be >= 0, got {self.num_classes}")
-        if not 0.0 <= self.recurrent_dropout < 1.0:
-            raise ValueError(f"recurrent_dropout must be in [0, 1), got {self.recurrent_dropout}")
-        if self.kl_weight < 0 or self.kl_min < 0:
-            raise ValueError(
-                f"kl_weight and kl_min must be >= 0, got {self.kl_weight}, {self.kl_min}"
-            )
-        if not 0.0 < self.kl_decay_rate <= 1.0:
-            raise ValueError(f"kl_decay_rate must be in (0, 1], got {self.kl_decay_rate}")
-        if not 0.0 <= self.kl_eta_min <= 1.0:
-            raise ValueError(f"kl_eta_min must be in [0, 1], got {self.kl_eta_min}")
         self._check_units()
         if self.num_classes and self.classes and len(self.classes) != self.num_classes:
             raise ValueError(
@@ -247,6 +254,16 @@ class SketchRNN(SketchModel):
         """One generation step: previous point ``x_t`` ``(batch, 5)`` -> mixture for the next
         point (shapes ``(batch, M)`` / ``(batch, 3)``) and the new state."""
         return self.decoder.decode_step(x_t, state, self._conditioning(z, labels))
+
+    def read_prefix(
+        self, inputs: Tensor, state: State, z: Tensor | None = None, labels: Tensor | None = None
+    ) -> State:
+        """The decoder state after reading ``inputs`` ``(batch, T, 5)``; in eval mode in one
+        call of the cell (recurrent dropout in training draws its masks per call, so training
+        mode steps)."""
+        if self.training:
+            return super().read_prefix(inputs, state, z=z, labels=labels)
+        return self.decoder.read(inputs, state, self._conditioning(z, labels))
 
     # ------------------------------------------------------------------------- training
 
