@@ -240,6 +240,7 @@ def test_weights_that_do_not_fit_their_config_are_reported(data, tmp_path):
     Trainer(tiny_model(data), tiny_config(tmp_path, max_steps=1), data.train).fit()
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     state["model_config"]["dec_hidden"] = 24  # config now disagrees with the stored weights
+    del state["checksum"]  # as in a checkpoint from before checksums (else: "damaged")
     torch.save(state, tmp_path / "checkpoint.pt")
     with pytest.raises(CheckpointError, match="weights do not match"):
         model_from_checkpoint(tmp_path)
@@ -466,6 +467,7 @@ def test_a_checkpoint_of_version_1_still_loads_and_resumes(data, tmp_path):
     for key in ("kl_weight", "kl_min", "kl_decay_rate", "kl_eta_min"):
         state["train_config"][key] = config.pop(key)
     state["version"] = 1
+    del state["checksum"]  # version 1 had none
     torch.save(state, tmp_path / "checkpoint.pt")
     model = model_from_checkpoint(tmp_path)
     assert model.scale_factor == pytest.approx(data.scale_factor)

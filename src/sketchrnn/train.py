@@ -19,17 +19,28 @@ gives every rank its slice of each global batch and lets rank 0 alone write file
 
 Every random draw of a step (data order, augmentation, recurrent dropout, the VAE's noise)
 is seeded from ``(seed, step, rank)``, so a run resumed from ``checkpoint.pt`` continues
-exactly as if it had never stopped.
+exactly as if it had never stopped; :func:`new_model` draws a model's initial weights from the
+same seed, so the same command gives bitwise the same run (on the same machine).
+
+A run folder is crash-safe: every file is written atomically, the checkpoint before the latest
+is kept as ``checkpoint.prev.pt``, a damaged checkpoint is refused on load (its checksums), the
+unfinished files a killed write leaves are removed on the next start, and ``run.lock`` keeps a
+second training out of a folder in use (:class:`RunLock`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
+import datetime
+import json
 import math
 import os
 import random
 import shutil
+import socket
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +60,7 @@ from sketchrnn.models.checkpoint import (
     CHECKPOINT_NAME,
     CHECKPOINT_VERSION,
     CheckpointError,
+    DamagedCheckpointError,
     checkpoint_model_class,
     checkpoint_model_config,
     load_checkpoint,
@@ -60,19 +72,35 @@ from sketchrnn.models.config import ConfigDict, option
 from sketchrnn.models.interface import SketchModel
 from sketchrnn.progress import progress_bar
 
+try:  # POSIX; elsewhere run folders are not locked
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
+
 __all__ = [
     "TrainConfig",
     "Trainer",
     "TrainingError",
+    "RunLockedError",
+    "RunLock",
+    "new_model",
+    "read_run_checkpoint",
+    "lock_run_folder",
     "CheckpointError",
+    "DamagedCheckpointError",
     "DistributedContext",
     "learning_rate_at",
     "save_checkpoint",
     "load_checkpoint",
     "model_from_checkpoint",
     "CHECKPOINT_NAME",
+    "PREVIOUS_CHECKPOINT_NAME",
     "LOG_COLUMNS",
 ]
+
+# The checkpoint before the latest, kept in case the latest is damaged.
+PREVIOUS_CHECKPOINT_NAME = "checkpoint.prev.pt"
+LOCK_NAME = "run.lock"
 
 LOG_COLUMNS = (
     "step",
@@ -110,26 +138,48 @@ class TrainConfig(ConfigDict):
     (a final checkpoint is always written when ``out_dir`` is set).
     """
 
-    batch_size: int = option(100, "sketches per optimizer step (split over the DDP processes)")
-    lr: float = option(1e-3, "Adam learning rate at step 0")
-    lr_decay: float = option(0.9999, "learning-rate factor per decay (towards min_lr)")
-    lr_decay_every: int = option(1, "steps between decays: lr_decay ** (step // lr_decay_every)")
-    min_lr: float = option(1e-5, "learning-rate floor")
-    grad_clip: float = option(1.0, "gradient clip: each value (grad_clip_mode value) or the norm")
+    batch_size: int = option(
+        100, "sketches per optimizer step (split over the DDP processes)", low=1, high=1_000_000
+    )
+    lr: float = option(1e-3, "Adam learning rate at step 0", low=0, low_open=True)
+    lr_decay: float = option(
+        0.9999, "learning-rate factor per decay (towards min_lr)", low=0, low_open=True, high=1
+    )
+    lr_decay_every: int = option(
+        1, "steps between decays: lr_decay ** (step // lr_decay_every)", low=1
+    )
+    min_lr: float = option(1e-5, "learning-rate floor", low=0)
+    grad_clip: float = option(
+        1.0,
+        "gradient clip: each value (grad_clip_mode value) or the norm (inf: none)",
+        low=0,
+        low_open=True,
+        high=math.inf,
+    )
     grad_clip_mode: str = option(
         "value", "value: clip each gradient value; norm: the global norm", choices=("value", "norm")
     )
     augment: bool = option(True, "random x/y scaling of the strokes by U(0.9, 1.1)")
     drop_prob: float = option(
-        0.0, "augmentation: probability of dropping an interior pen-down point"
+        0.0,
+        "augmentation: probability of dropping an interior pen-down point",
+        low=0,
+        high=1,
+        high_open=True,
     )
-    max_steps: int = option(10_000, "optimizer steps")
-    max_seconds: float | None = option(None, "wall-time budget in seconds (None: none)")
-    eval_every: int = option(500, "validate every N steps (0: only at the end)")
-    save_every: int = option(500, "write checkpoint.pt every N steps (0: only at the end)")
-    log_every: int = option(20, "log.csv row every N steps (0: none)")
-    eval_batch_size: int | None = option(None, "validation batch size (None: batch_size)")
-    seed: int = option(0, "seed of the data order, augmentation and noise")
+    max_steps: int = option(10_000, "optimizer steps", low=0)
+    max_seconds: float | None = option(
+        None, "wall-time budget in seconds (None: none)", low=0, low_open=True
+    )
+    eval_every: int = option(500, "validate every N steps (0: only at the end)", low=0)
+    save_every: int = option(500, "write checkpoint.pt every N steps (0: only at the end)", low=0)
+    log_every: int = option(20, "log.csv row every N steps (0: none)", low=0)
+    eval_batch_size: int | None = option(
+        None, "validation batch size (None: batch_size)", low=1, high=1_000_000
+    )
+    seed: int = option(
+        0, "seed of the initial weights, data order, augmentation and noise", low=0, high=2**63 - 1
+    )
     nan_policy: str = option(
         "skip",
         "on a non-finite loss: skip the update, or stop with an error",
@@ -144,18 +194,16 @@ class TrainConfig(ConfigDict):
     device: str = option("auto", "auto (cuda:LOCAL_RANK when available, else cpu), cpu, cuda:1")
 
     def __post_init__(self) -> None:
+        from sketchrnn.models.config import check_device
+
+        self.check_bounds()
+        check_device(self.device)
         if self.grad_clip_mode not in ("value", "norm"):
             raise ValueError(
                 f"grad_clip_mode must be 'value' or 'norm', got {self.grad_clip_mode!r}"
             )
-        if self.lr_decay_every < 1:
-            raise ValueError(f"lr_decay_every must be >= 1, got {self.lr_decay_every}")
         if self.nan_policy not in ("skip", "stop"):
             raise ValueError(f"nan_policy must be 'skip' or 'stop', got {self.nan_policy!r}")
-        if self.batch_size < 1 or self.max_steps < 0:
-            raise ValueError("batch_size must be >= 1 and max_steps >= 0")
-        if not 0.0 <= self.drop_prob < 1.0:
-            raise ValueError(f"drop_prob must be in [0, 1), got {self.drop_prob}")
         if self.drop_prob > 0 and not self.augment:
             raise ValueError("drop_prob > 0 needs augment=True (point dropping is augmentation)")
 
@@ -175,6 +223,18 @@ def learning_rate_at(step: int, cfg: TrainConfig) -> float:
     """``(lr - min_lr) * lr_decay**(step // lr_decay_every) + min_lr``: exponential decay
     towards ``min_lr``, every step by default (sketch-rnn) or in stairs (SketchEmbedNet)."""
     return (cfg.lr - cfg.min_lr) * cfg.lr_decay ** (step // cfg.lr_decay_every) + cfg.min_lr
+
+
+def new_model(model_class: type[SketchModel], config: Any, seed: int) -> SketchModel:
+    """A fresh ``model_class(config)`` whose initial weights are drawn from ``seed`` (a run's
+    ``TrainConfig.seed``): the same seed gives bitwise the same weights, another seed others.
+
+    The Trainer takes the model as it is given; build it with this (as ``sketchrnn train``
+    does) for a run that is reproducible from its seed alone. The global RNG is left as it was.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(_seed_for(seed, 3))
+        return model_class(config)
 
 
 def _clip_gradients(parameters: Any, cfg: TrainConfig) -> torch.Tensor:
@@ -324,6 +384,192 @@ def _set_rng_states(states: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
+# ----------------------------------------------------------------------------- run folder
+
+
+class RunLockedError(TrainingError):
+    """The run folder is in use by another training (the message names its process)."""
+
+
+class RunLock:
+    """An exclusive lock on a run folder, so that two trainings never write the same files.
+
+    It is ``out_dir/run.lock`` held with ``fcntl.flock``: the kernel lets go of it when its
+    process ends however it ends (``kill -9`` included), so a lock left by a dead process is
+    simply taken over. The holder writes its pid, host and start time into the file for the
+    error a second training gets; releasing empties it. (Where ``flock`` is missing or the
+    file system refuses it, the folder is used unlocked, with a note.)
+    """
+
+    def __init__(self, out_dir: str | os.PathLike):
+        self.path = Path(out_dir) / LOCK_NAME
+        self._file: Any = None
+        self._created_folder = False
+
+    @property
+    def held(self) -> bool:
+        return self._file is not None
+
+    def acquire(self) -> RunLock:
+        """Take the lock (creating the folder); :class:`RunLockedError` when another process,
+        or another open Trainer of this one, holds it."""
+        if self._file is not None:
+            return self
+        self._created_folder = not self.path.parent.exists()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        file = open(self.path, "a+")  # noqa: SIM115 (held open while the lock is)
+        if fcntl is None:
+            file.close()
+            return self
+        try:
+            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = self._holder(file)
+            file.close()
+            raise RunLockedError(self._locked_message(holder)) from None
+        except OSError as e:
+            file.close()
+            print(f"{self.path}: cannot lock the run folder ({e}); let no other training use it")
+            return self
+        left = self._read(file)
+        if left and left.get("pid") != os.getpid():
+            print(
+                f"{self.path}: taking over the lock left by {_describe_holder(left)}, "
+                "which no longer holds it"
+            )
+        file.seek(0)
+        file.truncate()
+        holder = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+            "command": " ".join([os.path.basename(sys.argv[0]), *sys.argv[1:]])[:300],
+        }
+        file.write(json.dumps(holder) + "\n")
+        file.flush()
+        self._file = file
+        return self
+
+    def release(self) -> None:
+        """Let go of the lock (emptying the file first: no stale holder is left in it)."""
+        file, self._file = self._file, None
+        if file is None:
+            return
+        try:
+            file.seek(0)
+            file.truncate()
+            file.flush()
+        finally:
+            file.close()  # closing the descriptor releases the flock
+
+    def discard(self) -> None:
+        """Release, and remove the folder again if :meth:`acquire` created it and nothing but
+        the lock file is in it (a training that failed to start leaves no empty run folder)."""
+        held = self.held
+        self.release()
+        folder = self.path.parent
+        if held and self._created_folder and [p.name for p in folder.iterdir()] == [LOCK_NAME]:
+            self.path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+    def __del__(self) -> None:
+        try:
+            self.release()
+        except Exception:  # interpreter shutdown: the kernel drops the lock anyway
+            pass
+
+    @staticmethod
+    def _read(file: Any) -> dict[str, Any]:
+        try:
+            file.seek(0)
+            text = file.read().strip()
+            value = json.loads(text) if text else {}
+            return value if isinstance(value, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    def _holder(self, file: Any) -> dict[str, Any]:
+        # The holder writes its details right after taking the lock: wait a moment for them.
+        for _ in range(20):
+            holder = self._read(file)
+            if holder:
+                return holder
+            time.sleep(0.025)
+        return {}
+
+    def _locked_message(self, holder: dict[str, Any]) -> str:
+        folder = self.path.parent
+        if holder.get("pid") == os.getpid() and holder.get("host") == socket.gethostname():
+            return (
+                f"{folder}: this process (pid {os.getpid()}) is already training into this run "
+                "folder with another Trainer; let it finish or close() it first"
+            )
+        who = _describe_holder(holder) if holder else "another process (it gave no details)"
+        return (
+            f"{folder}: the run folder is in use by {who}; wait for that training to end or "
+            f"stop it, or train into another --out (its lock: {self.path})"
+        )
+
+
+def _describe_holder(holder: dict[str, Any]) -> str:
+    """``"pid 123 on host1 since 2026-01-02 03:04:05 UTC (sketchrnn train ...)"``."""
+    text = f"pid {holder.get('pid', '?')} on {holder.get('host', '?')}"
+    if holder.get("started"):
+        text += f" since {holder['started']}"
+    if holder.get("command"):
+        text += f" ({holder['command']})"
+    return text
+
+
+# Files a run folder's writers leave half-done when killed mid-write: the temporary files of
+# atomic_path (".NAME.*.part") and the staging folders of best/.
+_ORPHAN_PATTERNS = tuple(
+    f".{name}.*.part" for name in (CHECKPOINT_NAME, PREVIOUS_CHECKPOINT_NAME, "log.csv")
+) + (".best.part", ".best.old")
+
+
+def _remove_orphans(out_dir: Path) -> list[str]:
+    """Remove what a write interrupted by a kill left in ``out_dir`` (call it holding the
+    run's lock: then no live writer can own them); returns their names. ``best/`` itself is
+    put back from ``.best.old`` if the kill fell between the two renames that replace it."""
+    best, old = out_dir / "best", out_dir / ".best.old"
+    if old.is_dir() and not best.exists():
+        os.replace(old, best)
+        print(f"{out_dir}: put back best/ from .best.old (a replacement of it was interrupted)")
+    removed = []
+    for pattern in _ORPHAN_PATTERNS:
+        for path in sorted(out_dir.glob(pattern)):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            removed.append(path.name)
+    if removed:
+        print(
+            f"{out_dir}: removed {len(removed)} unfinished file(s) an interrupted write left: "
+            + ", ".join(removed)
+        )
+    return removed
+
+
+def _keep_previous(path: Path, previous: Path) -> None:
+    """Make ``previous`` the file ``path`` is now (a hard link where the file system allows,
+    else a copy), atomically: ``path`` is about to be replaced."""
+    with atomic_path(previous) as tmp:
+        tmp.unlink()
+        try:
+            os.link(path, tmp)
+        except OSError:
+            shutil.copyfile(path, tmp)
+
+
 # ----------------------------------------------------------------------------- trainer
 
 
@@ -336,16 +582,26 @@ class Trainer:
 
     - ``checkpoint.pt``: the latest state (:mod:`sketchrnn.models.checkpoint`): weights,
       optimizer, model class and config (its units included), train config, step, best
-      validation loss, RNG states;
+      validation loss, RNG states, the log window since the last log row; with a checksum,
+      checked on load. ``checkpoint.prev.pt`` is the one before it;
     - ``best/``: the weights with the lowest validation loss as a pretrained directory
       (``load_model(out_dir / "best")``) plus its ``checkpoint.pt``;
-    - ``log.csv`` (:data:`LOG_COLUMNS`) and, if asked, TensorBoard event files.
+    - ``log.csv`` (:data:`LOG_COLUMNS`) and, if asked, TensorBoard event files;
+    - ``run.lock`` (:class:`RunLock`), held from the Trainer's creation until :meth:`fit`
+      returns or :meth:`close` (:meth:`fit` takes it again): a second training on the same
+      folder fails at once naming this one's process. Taking it also removes what a killed
+      write left behind (``.checkpoint.pt.*.part``, ...).
 
     ``train`` and ``valid`` are datasets of the model's batch type (``len`` and
     ``batch(indices, augment, rng, drop_prob=...)``: :class:`sketchrnn.data.SketchDataset`,
     :class:`sketchrnn.image_data.ImageSketchDataset`, ...); the model takes the training set's
     ``scale_factor`` and ``classes`` when it has none. ``resume=True`` continues from
-    ``out_dir/checkpoint.pt``.
+    ``out_dir/checkpoint.pt`` (or from ``resume_state``, its content when already read with
+    :func:`read_run_checkpoint`); ``run_lock`` is a lock on ``out_dir`` already taken
+    (:meth:`from_checkpoint` passes its own).
+
+    The model's initial weights are the caller's: for a run that its seed alone reproduces,
+    build it with :func:`new_model` ``(model_class, config, train_config.seed)``.
     """
 
     def __init__(
@@ -356,16 +612,31 @@ class Trainer:
         valid: Any | None = None,
         *,
         resume: bool = False,
+        run_lock: RunLock | None = None,
+        resume_state: dict[str, Any] | None = None,
     ):
         self.config = config
         self.train_set = train
         self.valid_set = valid
         self.out_dir = Path(config.out_dir) if config.out_dir else None
-        resumed = self._read_resume_state(model) if resume else None
+        self.ctx = DistributedContext.from_env(config.device)
+        # Only rank 0 writes files, so only rank 0 locks the folder.
+        self._lock = run_lock
+        if self._lock is None and self.out_dir is not None and self.ctx.is_main:
+            self._lock = lock_run_folder(self.out_dir)
+        try:
+            self._setup(model, resume, resume_state)
+        except BaseException:
+            if self._lock is not None:
+                self._lock.discard()
+            raise
+
+    def _setup(self, model: SketchModel, resume: bool, state: dict[str, Any] | None) -> None:
+        config, train = self.config, self.train_set
+        resumed = self._read_resume_state(model, state) if resume else None
         # The model learns in the data's normalised units: it keeps their scale (and classes),
         # so that drawing with it right after training gives pixels, as a saved model does.
         _adopt_data_units(model, train)
-        self.ctx = DistributedContext.from_env(config.device)
         if self.ctx.distributed and self.ctx.device.type == "cuda":
             # Batch statistics over the global batch, not each GPU's slice (SketchEmbedNet's
             # Conv4/ResNet12). PyTorch's SyncBatchNorm runs on GPUs only: gloo ranks on CPU
@@ -392,6 +663,10 @@ class Trainer:
         self.best_valid_loss = math.inf
         self.skipped_steps = 0
         self._log_rows: list[dict[str, Any]] = []
+        # Each step's losses since the last train row of the log (checkpointed, so that the
+        # first row after a resume averages the same steps as an unbroken run's).
+        self._log_window: list[dict[str, float]] = []
+        self._epoch_order: tuple[int, np.ndarray] | None = None
         self._tb: Any = None
         if config.tensorboard and self.ctx.is_main:
             _check_tensorboard()  # fail now, not after the first steps
@@ -407,8 +682,13 @@ class Trainer:
             )
 
     def close(self) -> None:
-        """Leave the process group if this Trainer joined it."""
+        """Let go of the run folder's lock; leave the process group if this Trainer joined it."""
+        self._release_lock()
         self.ctx.close()
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
 
     @property
     def log_rows(self) -> list[dict[str, Any]]:
@@ -419,20 +699,47 @@ class Trainer:
     # ------------------------------------------------------------------ resume / save
 
     @classmethod
-    def from_checkpoint(cls, config: TrainConfig, train: Any, valid: Any | None = None) -> Trainer:
-        """Resume ``config.out_dir`` building the model from the config stored there."""
+    def from_checkpoint(
+        cls,
+        config: TrainConfig,
+        train: Any,
+        valid: Any | None = None,
+        *,
+        state: dict[str, Any] | None = None,
+        run_lock: RunLock | None = None,
+    ) -> Trainer:
+        """Resume ``config.out_dir`` building the model from the config stored there
+        (``state``: its checkpoint's content, when already read with
+        :func:`read_run_checkpoint`; ``run_lock``: the folder's lock, when already taken)."""
         if not config.out_dir:
             raise TrainingError("resuming needs an out_dir holding checkpoint.pt")
-        model = model_from_checkpoint(Path(config.out_dir) / CHECKPOINT_NAME)
-        return cls(model.train(), config, train, valid, resume=True)
+        out_dir = Path(config.out_dir)
+        # Lock first: fail at once if another training has the folder, before reading.
+        lock = run_lock if run_lock is not None else lock_run_folder(out_dir)
+        try:
+            path = out_dir / CHECKPOINT_NAME
+            if state is None:
+                state = read_run_checkpoint(out_dir)
+            model = checkpoint_model_class(state, path)(checkpoint_model_config(state, path))
+            load_weights(model, state["model"], path)
+            return cls(
+                model.train(), config, train, valid, resume=True, run_lock=lock, resume_state=state
+            )
+        except BaseException:
+            if lock is not None:
+                lock.discard()
+            raise
 
-    def _read_resume_state(self, model: SketchModel) -> tuple[dict[str, Any], Path]:
+    def _read_resume_state(
+        self, model: SketchModel, state: dict[str, Any] | None
+    ) -> tuple[dict[str, Any], Path]:
         """The checkpoint to resume from, checked against the model's class and the data's
         scale factor (before the model takes the data's units)."""
         if self.out_dir is None:
             raise TrainingError("resuming needs an out_dir holding checkpoint.pt")
         path = self.out_dir / CHECKPOINT_NAME
-        state = load_checkpoint(path)
+        if state is None:
+            state = read_run_checkpoint(self.out_dir)
         theirs_class = checkpoint_model_class(state, path)
         if type(model) is not theirs_class:
             raise CheckpointError(
@@ -472,6 +779,7 @@ class Trainer:
         self.step = int(state["step"])
         self.best_valid_loss = float(state.get("best_valid_loss", math.inf))
         self.skipped_steps = int(state.get("skipped_steps", 0))
+        self._log_window = [dict(row) for row in state.get("log_window", [])]
         _set_rng_states(state.get("rng", {}))
         saved = state.get("train_config", {})
         for key in ("batch_size", "seed", "augment", "drop_prob"):
@@ -499,6 +807,7 @@ class Trainer:
             "batches_per_epoch": self.batches_per_epoch,
             "max_len": int(getattr(self.train_set, "max_len", 0)),
             "rng": _rng_states(),
+            "log_window": [dict(row) for row in self._log_window],
         }
 
     def save(self) -> Path | None:
@@ -506,7 +815,10 @@ class Trainer:
         if self.out_dir is None or not self.ctx.is_main:
             return None
         path = self.out_dir / CHECKPOINT_NAME
-        save_checkpoint(path, self.state_dict())
+        state = self.state_dict()  # before touching any file: a failure here changes none
+        if path.exists():
+            _keep_previous(path, self.out_dir / PREVIOUS_CHECKPOINT_NAME)
+        save_checkpoint(path, state)
         return path
 
     def _save_best(self) -> None:
@@ -534,13 +846,16 @@ class Trainer:
     def global_batch_indices(self, step: int) -> np.ndarray:
         """Indices into the training set of the global batch for ``step``.
 
-        Each epoch is a fresh permutation seeded by ``(seed, epoch)``; the last partial
-        batch of an epoch is dropped, as in the paper's code.
+        Each epoch is a fresh permutation seeded by ``(seed, epoch)`` (drawn once per epoch and
+        kept); the last partial batch of an epoch is dropped, as in the paper's code.
         """
         epoch, position = divmod(step, self.batches_per_epoch)
-        order = np.random.default_rng([self.config.seed, epoch]).permutation(len(self.train_set))
+        if self._epoch_order is None or self._epoch_order[0] != epoch:
+            rng = np.random.default_rng([self.config.seed, epoch])
+            self._epoch_order = (epoch, rng.permutation(len(self.train_set)))
+        order = self._epoch_order[1]
         b = self.config.batch_size
-        return order[position * b : (position + 1) * b]
+        return order[position * b : (position + 1) * b].copy()
 
     def local_batch(self, step: int):
         """This rank's slice of the global batch for ``step``, augmented as configured."""
@@ -592,6 +907,16 @@ class Trainer:
 
     def fit(self) -> dict[str, Any]:
         """Train until ``max_steps`` (or ``max_seconds``); returns a summary dict."""
+        if self.ctx.is_main and self.out_dir is not None:
+            if self._lock is None:
+                self._lock = RunLock(self.out_dir)
+            self._lock.acquire()  # again, if an earlier fit() let go of it
+        try:
+            return self._fit()
+        finally:
+            self._release_lock()
+
+    def _fit(self) -> dict[str, Any]:
         cfg, main = self.config, self.ctx.is_main
         if main and self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -599,7 +924,7 @@ class Trainer:
                 self._tb = _tensorboard_writer(self.out_dir / "tensorboard")
         start_step, t0 = self.step, time.perf_counter()
         bar = _progress_bar(cfg.max_steps, self.step) if (main and cfg.progress) else None
-        window: list[dict[str, float]] = []
+        window = self._log_window  # losses of the steps since the last train row
         window_t0 = time.perf_counter()
         last_valid: dict[str, float] | None = None
         paused = 0.0  # seconds spent validating and saving
@@ -621,7 +946,8 @@ class Trainer:
                     elapsed = time.perf_counter() - window_t0
                     rate = len(window) * cfg.batch_size / max(elapsed, 1e-9)
                     self._log("train", _mean_losses(window), rate)
-                    window, window_t0 = [], time.perf_counter()
+                    window.clear()
+                    window_t0 = time.perf_counter()
                 paused_at = time.perf_counter()
                 if self.valid_set is not None and (
                     (cfg.eval_every and self.step % cfg.eval_every == 0) or done
@@ -714,6 +1040,61 @@ class Trainer:
             return [r for r in rows if int(r["step"]) <= after_step]
         except (OSError, ValueError, KeyError, csv.Error):
             return []  # a damaged log is not worth stopping a resume for; it is rewritten
+
+
+def lock_run_folder(out_dir: str | os.PathLike) -> RunLock | None:
+    """Lock ``out_dir`` (:class:`RunLock`, creating it), then remove what a killed write left
+    in it; on DDP ranks other than 0 (they write no files) nothing, and ``None``. Pass the lock
+    to the :class:`Trainer` (``run_lock``): ``sketchrnn train`` takes it before loading the
+    data, so that a second training on the folder fails at once."""
+    rank = dist.get_rank() if dist.is_initialized() else int(os.environ.get("RANK", "0"))
+    if rank != 0:
+        return None
+    out_dir = Path(out_dir)
+    lock = RunLock(out_dir).acquire()
+    try:
+        _remove_orphans(out_dir)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def read_run_checkpoint(out_dir: str | os.PathLike) -> dict[str, Any]:
+    """``out_dir/checkpoint.pt`` read for a resume (:func:`load_checkpoint`: its checksums
+    verified); when it cannot be used the error also says what is kept to resume from instead
+    (``checkpoint.prev.pt``, ``best/checkpoint.pt``)."""
+    path = Path(out_dir) / CHECKPOINT_NAME
+    try:
+        return load_checkpoint(path)
+    except DamagedCheckpointError as e:
+        message = f"{_message_of(e, path)}; {_fallbacks(path.parent)}"
+        raise DamagedCheckpointError(path, message) from None
+
+
+def _message_of(error: CheckpointError, path: Path) -> str:
+    """The error's text without the leading ``"path: "``."""
+    text, prefix = str(error), f"{os.fspath(path)}: "
+    return text[len(prefix) :] if text.startswith(prefix) else text
+
+
+def _fallbacks(out_dir: Path) -> str:
+    """What a resume can use when ``out_dir/checkpoint.pt`` is damaged, checked."""
+    for candidate, what in (
+        (out_dir / PREVIOUS_CHECKPOINT_NAME, "the previous checkpoint"),
+        (out_dir / "best" / CHECKPOINT_NAME, "the best one so far"),
+    ):
+        if not candidate.is_file():
+            continue
+        try:
+            step = int(load_checkpoint(candidate)["step"])
+        except (CheckpointError, KeyError, TypeError, ValueError):
+            continue
+        return (
+            f"{what} is kept and reads fine: {candidate} (step {step}); copy it over "
+            f"{CHECKPOINT_NAME} to resume from there, or start afresh without --resume"
+        )
+    return "no earlier checkpoint is kept here; start afresh without --resume"
 
 
 @torch.no_grad()

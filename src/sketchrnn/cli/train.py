@@ -17,10 +17,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sketchrnn.cli.common import CLIError, add_skip_invalid, report_skipped
+from sketchrnn.cli.common import (
+    CLIError,
+    add_skip_invalid,
+    device_option,
+    output_folder,
+    report_skipped,
+)
 from sketchrnn.cli.options import (
     add_command,
     add_config_options,
+    bounded,
     defaults_of,
     given_options,
     show,
@@ -184,6 +191,7 @@ def _arguments(name: str, q: argparse.ArgumentParser, others: bool = True) -> No
     )
     model.add_argument(
         "--preset",
+        action=_PresetGiven,
         choices=list(config_class.PRESETS),
         default=spec.default_preset,
         help="model size",
@@ -211,11 +219,20 @@ def _arguments(name: str, q: argparse.ArgumentParser, others: bool = True) -> No
         defaults=model_class.TRAIN_DEFAULTS,
         notes={"save_every": "default: the value of --eval-every"},
         aliases=_TRAIN_ALIASES,
+        types={"device": device_option, "out_dir": output_folder},
     )
     training.add_argument(
-        "--minutes", type=float, default=None, metavar="FLOAT", help="wall-time budget"
+        "--minutes",
+        type=bounded(float, low=0, low_open=True),
+        default=None,
+        metavar="FLOAT",
+        help="wall-time budget",
     )
-    training.add_argument("--resume", action="store_true", help="continue the run in --out exactly")
+    training.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out exactly (with the run's model settings)",
+    )
     training.add_argument(
         "--fast-matmul",
         action="store_true",
@@ -253,8 +270,40 @@ def _refuse_other_models_options(name: str, q: argparse.ArgumentParser) -> None:
 # ----------------------------------------------------------------------------- the command
 
 
+def _note_kept_settings(args: argparse.Namespace, asked: Any, run: Any, out_dir: str) -> None:
+    """One line when ``--resume`` is given model settings (``--preset`` or its options) that
+    differ from the run's: the run's are kept, and which differ."""
+    keys = set(given_options(args, "model"))
+    if getattr(args, "preset_given", False):
+        keys |= set(type(asked).PRESETS[args.preset])
+    wanted = {k: getattr(asked, k) for k in keys}
+    if getattr(args, "decoder_only", False):
+        wanted["conditional"] = False
+    differ = [
+        f"{k} {show(getattr(run, k))} (given {show(wanted[k])})"
+        for k in sorted(wanted)
+        if getattr(run, k) != wanted[k]
+    ]
+    if getattr(args, "class_conditional", False) and not getattr(run, "num_classes", 0):
+        differ.append("num_classes 0 (given --class-conditional)")
+    if differ:
+        preset = f" --preset {args.preset}" if getattr(args, "preset_given", False) else ""
+        print(
+            f"--resume{preset}: keeping the run's model settings ({out_dir}); these differ "
+            f"from the ones given: {', '.join(differ)}"
+        )
+
+
+class _PresetGiven(argparse.Action):
+    """``--preset NAME``, remembering that it was given (a resume keeps the run's)."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        setattr(namespace, self.dest, values)
+        namespace.preset_given = True
+
+
 def _train(args: argparse.Namespace) -> None:
-    from sketchrnn.train import TrainConfig, Trainer
+    from sketchrnn.train import TrainConfig, lock_run_folder
 
     name = args.train_model
     spec = MODELS[name]
@@ -273,6 +322,49 @@ def _train(args: argparse.Namespace) -> None:
 
     model_class = _model_class(name)
     config = model_class.config_class.preset(args.preset, **given_options(args, "model"))
+    overrides = given_options(args, "train")
+    if args.minutes is not None:
+        overrides["max_seconds"] = args.minutes * 60.0
+    if "eval_every" in overrides:  # checkpoints follow validation unless told otherwise
+        overrides.setdefault("save_every", overrides["eval_every"])
+    train_config = TrainConfig.for_model(model_class, **overrides)
+    # Lock the run folder before the data is loaded (minutes, for big data): a second training
+    # on it fails at once. The Trainer holds it from here on, and lets go of it when done.
+    lock = lock_run_folder(train_config.out_dir) if train_config.out_dir else None
+    try:
+        trainer = _trainer(args, name, model_class, config, train_config, lock)
+    except BaseException:
+        if lock is not None:
+            lock.discard()
+        raise
+    try:
+        result = trainer.fit()
+    finally:
+        trainer.close()
+    if trainer.ctx.is_main:
+        print(
+            f"trained {result['step']} steps in {result['seconds']:.0f} s; "
+            f"model in {train_config.out_dir}"
+        )
+
+
+def _trainer(
+    args: argparse.Namespace, name: str, model_class: Any, config: Any, train_config: Any, lock: Any
+) -> Any:
+    """The Trainer of the command: the data loaded, the model new or the run's (--resume)."""
+    from sketchrnn.train import Trainer, new_model
+
+    state = None
+    if args.resume and train_config.out_dir:
+        # The run's model settings are kept: read them first (the images are rendered at the
+        # run's size) and say which of the given ones they overrule.
+        from sketchrnn.models.checkpoint import checkpoint_model_config
+        from sketchrnn.train import read_run_checkpoint
+
+        state = read_run_checkpoint(train_config.out_dir)
+        run_config = checkpoint_model_config(state, train_config.out_dir)
+        _note_kept_settings(args, config, run_config, train_config.out_dir)
+        config = run_config
     if name == "sketchembednet":
         from sketchrnn.image_data import load_image_datasets
 
@@ -284,20 +376,22 @@ def _train(args: argparse.Namespace) -> None:
             in_channels=config.in_channels,
             skip_invalid=args.skip_invalid,
         )
-        config = dataclasses.replace(config, max_seq_len=data.max_len)
+        if state is None:
+            config = dataclasses.replace(config, max_seq_len=data.max_len)
     else:
         from sketchrnn.data import load_datasets
 
         data = load_datasets(  # type: ignore[assignment]
             args.data, max_len=args.max_len, too_long=args.too_long, skip_invalid=args.skip_invalid
         )
-        num_classes = len(data.classes) if args.class_conditional else config.num_classes
-        config = dataclasses.replace(
-            config,
-            max_seq_len=data.max_len,
-            conditional=not args.decoder_only,
-            num_classes=num_classes,
-        )
+        if state is None:
+            num_classes = len(data.classes) if args.class_conditional else config.num_classes
+            config = dataclasses.replace(
+                config,
+                max_seq_len=data.max_len,
+                conditional=not args.decoder_only,
+                num_classes=num_classes,
+            )
     for path, skipped in data.skipped_invalid.items():
         report_skipped(path, skipped)
     for path, n in data.dropped_too_long.items():
@@ -309,25 +403,13 @@ def _train(args: argparse.Namespace) -> None:
         f"scale factor {data.scale_factor:.4f}"
     )
 
-    overrides = given_options(args, "train")
-    if args.minutes is not None:
-        overrides["max_seconds"] = args.minutes * 60.0
-    if "eval_every" in overrides:  # checkpoints follow validation unless told otherwise
-        overrides.setdefault("save_every", overrides["eval_every"])
-    train_config = TrainConfig.for_model(model_class, **overrides)
     if args.resume:
-        trainer = Trainer.from_checkpoint(train_config, data.train, data.valid)
-    else:
-        trainer = Trainer(model_class(config), train_config, data.train, data.valid)
-    try:
-        result = trainer.fit()
-    finally:
-        trainer.close()
-    if trainer.ctx.is_main:
-        print(
-            f"trained {result['step']} steps in {result['seconds']:.0f} s; "
-            f"model in {train_config.out_dir}"
+        return Trainer.from_checkpoint(
+            train_config, data.train, data.valid, state=state, run_lock=lock
         )
+    # The initial weights come from --seed too: the same command gives the same run.
+    model = new_model(model_class, config, train_config.seed)
+    return Trainer(model, train_config, data.train, data.valid, run_lock=lock)
 
 
 __all__ = ["register", "rewrite_model_option", "MODELS"]

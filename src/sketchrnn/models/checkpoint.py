@@ -4,17 +4,39 @@
 - ``format``, ``version``; ``model_class`` (a name of :data:`MODEL_CLASSES`), ``model_config``
   (its config as a dict, the model's units included) and ``model`` (the weights);
 - what resuming needs: ``optimizer``, ``train_config``, ``step``, ``best_valid_loss``,
-  ``skipped_steps``, ``batches_per_epoch``, ``max_len``, ``rng``.
+  ``skipped_steps``, ``batches_per_epoch``, ``max_len``, ``rng``, ``log_window``;
+- ``checksum`` (below).
 
 The Trainer (:mod:`sketchrnn.train`) writes it; :func:`model_from_checkpoint` rebuilds the
-model from it. Checkpoints of version 1 keep ``scale_factor`` and ``classes`` at the top level
+model from it.
+
+**Damage is caught on load**, twice over:
+
+- ``torch.save`` writes a zip archive holding a CRC-32 of every member (the pickle and each
+  tensor's bytes), but ``torch.load`` never checks them, so a flipped byte inside a weight
+  loads silently. :func:`load_checkpoint` reads every member with :mod:`zipfile` first, which
+  checks each CRC (one extra read of the file). That also covers checkpoints written before
+  any of this existed.
+- The CRCs do not cover the archive's directory, which torch's reader interprets on its own
+  (flipping one bit of a member's "directory" attribute there made ``torch.load`` return
+  zeros for a weight, and every CRC passed). So :func:`save_checkpoint` also stores
+  ``checksum``: a SHA-256 over every value of the state (tensors by dtype, shape and bytes),
+  and :func:`load_checkpoint` recomputes it over what ``torch.load`` returned. Whatever the
+  container does, the values trained on are the values written. A checkpoint without one
+  (written before it existed, or edited by hand) loads on the CRCs alone.
+
+Both find accidental damage, not deliberate tampering (nothing is unpickled either way).
+
+Checkpoints of version 1 keep ``scale_factor`` and ``classes`` at the top level
 and sketch-rnn's KL settings in ``train_config``; they are folded into the model config.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +52,15 @@ __all__ = [
     "CHECKPOINT_FORMAT",
     "CHECKPOINT_VERSION",
     "CheckpointError",
+    "DamagedCheckpointError",
     "save_checkpoint",
     "load_checkpoint",
     "checkpoint_model_class",
     "checkpoint_model_config",
     "load_weights",
     "model_from_checkpoint",
+    "verify_checkpoint_file",
+    "content_checksum",
 ]
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -47,17 +72,85 @@ _LEGACY_KL_KEYS = ("kl_weight", "kl_min", "kl_decay_rate", "kl_eta_min")
 
 
 class CheckpointError(SketchFileError):
-    """A checkpoint that is missing, unreadable, foreign, or does not fit the model or data."""
+    """A checkpoint that is missing, unreadable, damaged, foreign, or does not fit the model or
+    data."""
+
+
+class DamagedCheckpointError(CheckpointError):
+    """A checkpoint file whose bytes are not those written: it fails its checksums, or cannot
+    be read back at all (truncated)."""
+
+
+# Read members in pieces: a checkpoint of the paper's model is hundreds of MB.
+_CHUNK = 1 << 22
+
+
+def verify_checkpoint_file(path: str | os.PathLike) -> None:
+    """Check the CRC-32 of every member of the zip archive ``torch.save`` wrote at ``path``;
+    :class:`CheckpointError` (naming the file, saying it is damaged) on a mismatch.
+
+    A file that is not a zip archive at all (torch's legacy format, or not a torch file) is
+    left to ``torch.load`` to judge.
+    """
+    try:
+        if not zipfile.is_zipfile(path):
+            return
+    except (zipfile.BadZipFile, OSError, ValueError):
+        pass  # an end record too damaged to tell: ZipFile below says what is wrong
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                with archive.open(info) as member:  # zipfile checks the CRC at its end
+                    while member.read(_CHUNK):
+                        pass
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DamagedCheckpointError(
+            path,
+            f"the file is damaged: its content no longer matches the checksums (CRC-32) it "
+            f"was written with ({reason})",
+        ) from None
+
+
+def content_checksum(state: dict[str, Any]) -> str:
+    """``"sha256:<hex>"`` over every value of ``state`` but its ``checksum``: dict keys and
+    values in their order, tensors by dtype, shape and bytes, plain values by ``repr`` (exact
+    for floats). The same for the state saved and the state ``torch.load`` gives back."""
+    digest = hashlib.sha256()
+    _hash_value(digest, {k: v for k, v in state.items() if k != "checksum"})
+    return "sha256:" + digest.hexdigest()
+
+
+def _hash_value(digest: Any, value: Any) -> None:
+    if torch.is_tensor(value):
+        t = value.detach().cpu().contiguous()
+        digest.update(f"T{t.dtype}{tuple(t.shape)}|".encode())
+        if t.numel():
+            digest.update(t.reshape(-1).view(torch.uint8).numpy().data)
+    elif isinstance(value, dict):
+        digest.update(f"D{len(value)}|".encode())
+        for k, v in value.items():
+            _hash_value(digest, k)
+            _hash_value(digest, v)
+    elif isinstance(value, list | tuple):  # one tag for both: pickling may swap them
+        digest.update(f"L{len(value)}|".encode())
+        for v in value:
+            _hash_value(digest, v)
+    else:
+        text = repr(value)
+        digest.update(f"V{type(value).__name__}{len(text)}|{text}".encode())
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
-    """Write ``state`` with ``torch.save`` atomically (never a half-written file).
+    """Write ``state`` with ``torch.save`` atomically (never a half-written file), with its
+    ``checksum`` (:func:`content_checksum`) added.
 
     Refuses (:class:`CheckpointError`) a state whose weights are not all finite.
     """
     for name, t in state.get("model", {}).items():
         if torch.is_tensor(t) and t.is_floating_point() and not torch.isfinite(t).all():
             raise CheckpointError(path, f"refusing to write it: parameter {name} is not finite")
+    state = {**state, "checksum": content_checksum(state)}
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
 
@@ -66,7 +159,9 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Read a checkpoint written by the Trainer (``weights_only``: nothing is unpickled).
 
     ``path`` may be the file or a run directory holding ``checkpoint.pt``.
-    Raises :class:`CheckpointError` for a missing, truncated or foreign file.
+    Every byte is checked against the checksums written with it first
+    (:func:`verify_checkpoint_file`). Raises :class:`CheckpointError` for a missing, damaged,
+    truncated or foreign file.
     """
     path = Path(path)
     if path.is_dir():
@@ -75,15 +170,24 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise CheckpointError(
             path, "no checkpoint here; check the path, or start a fresh run without --resume"
         )
+    verify_checkpoint_file(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated zip, foreign pickle, not a torch file at all
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(
-            path, f"not a readable checkpoint (truncated or not written by sketchrnn): {reason}"
+        raise DamagedCheckpointError(
+            path,
+            "not a readable checkpoint (damaged, truncated or not written by sketchrnn): " + reason,
         ) from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(path, "not a sketchrnn training checkpoint")
+    stored = state.pop("checksum", None)
+    if stored is not None and stored != content_checksum(state):
+        raise DamagedCheckpointError(
+            path,
+            "the file is damaged: the values read back differ from those written (their "
+            "SHA-256 checksum does not match)",
+        )
     if state.get("version", 0) > CHECKPOINT_VERSION:
         raise CheckpointError(
             path,
