@@ -30,17 +30,12 @@ second training out of a folder in use (:class:`RunLock`).
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
-import datetime
-import json
 import math
 import os
 import random
 import shutil
-import socket
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,11 +66,14 @@ from sketchrnn.models.checkpoint import (
 from sketchrnn.models.config import ConfigDict, option
 from sketchrnn.models.interface import SketchModel
 from sketchrnn.progress import progress_bar
-
-try:  # POSIX; elsewhere run folders are not locked
-    import fcntl
-except ImportError:  # pragma: no cover
-    fcntl = None  # type: ignore[assignment]
+from sketchrnn.run_folder import (
+    PREVIOUS_CHECKPOINT_NAME,
+    RunLock,
+    RunLockedError,
+    keep_previous,
+    lock_run_folder,
+    read_run_checkpoint,
+)
 
 __all__ = [
     "TrainConfig",
@@ -99,8 +97,6 @@ __all__ = [
 ]
 
 # The checkpoint before the latest, kept in case the latest is damaged.
-PREVIOUS_CHECKPOINT_NAME = "checkpoint.prev.pt"
-LOCK_NAME = "run.lock"
 
 LOG_COLUMNS = (
     "step",
@@ -384,192 +380,6 @@ def _set_rng_states(states: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
-# ----------------------------------------------------------------------------- run folder
-
-
-class RunLockedError(TrainingError):
-    """The run folder is in use by another training (the message names its process)."""
-
-
-class RunLock:
-    """An exclusive lock on a run folder, so that two trainings never write the same files.
-
-    It is ``out_dir/run.lock`` held with ``fcntl.flock``: the kernel lets go of it when its
-    process ends however it ends (``kill -9`` included), so a lock left by a dead process is
-    simply taken over. The holder writes its pid, host and start time into the file for the
-    error a second training gets; releasing empties it. (Where ``flock`` is missing or the
-    file system refuses it, the folder is used unlocked, with a note.)
-    """
-
-    def __init__(self, out_dir: str | os.PathLike):
-        self.path = Path(out_dir) / LOCK_NAME
-        self._file: Any = None
-        self._created_folder = False
-
-    @property
-    def held(self) -> bool:
-        return self._file is not None
-
-    def acquire(self) -> RunLock:
-        """Take the lock (creating the folder); :class:`RunLockedError` when another process,
-        or another open Trainer of this one, holds it."""
-        if self._file is not None:
-            return self
-        self._created_folder = not self.path.parent.exists()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        file = open(self.path, "a+")  # noqa: SIM115 (held open while the lock is)
-        if fcntl is None:
-            file.close()
-            return self
-        try:
-            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = self._holder(file)
-            file.close()
-            raise RunLockedError(self._locked_message(holder)) from None
-        except OSError as e:
-            file.close()
-            print(f"{self.path}: cannot lock the run folder ({e}); let no other training use it")
-            return self
-        left = self._read(file)
-        if left and left.get("pid") != os.getpid():
-            print(
-                f"{self.path}: taking over the lock left by {_describe_holder(left)}, "
-                "which no longer holds it"
-            )
-        file.seek(0)
-        file.truncate()
-        holder = {
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "started": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
-            "command": " ".join([os.path.basename(sys.argv[0]), *sys.argv[1:]])[:300],
-        }
-        file.write(json.dumps(holder) + "\n")
-        file.flush()
-        self._file = file
-        return self
-
-    def release(self) -> None:
-        """Let go of the lock (emptying the file first: no stale holder is left in it)."""
-        file, self._file = self._file, None
-        if file is None:
-            return
-        try:
-            file.seek(0)
-            file.truncate()
-            file.flush()
-        finally:
-            file.close()  # closing the descriptor releases the flock
-
-    def discard(self) -> None:
-        """Release, and remove the folder again if :meth:`acquire` created it and nothing but
-        the lock file is in it (a training that failed to start leaves no empty run folder)."""
-        held = self.held
-        self.release()
-        folder = self.path.parent
-        if held and self._created_folder and [p.name for p in folder.iterdir()] == [LOCK_NAME]:
-            self.path.unlink(missing_ok=True)
-            with contextlib.suppress(OSError):
-                folder.rmdir()
-
-    def __enter__(self) -> RunLock:
-        return self.acquire()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.release()
-
-    def __del__(self) -> None:
-        try:
-            self.release()
-        except Exception:  # interpreter shutdown: the kernel drops the lock anyway
-            pass
-
-    @staticmethod
-    def _read(file: Any) -> dict[str, Any]:
-        try:
-            file.seek(0)
-            text = file.read().strip()
-            value = json.loads(text) if text else {}
-            return value if isinstance(value, dict) else {}
-        except (OSError, ValueError):
-            return {}
-
-    def _holder(self, file: Any) -> dict[str, Any]:
-        # The holder writes its details right after taking the lock: wait a moment for them.
-        for _ in range(20):
-            holder = self._read(file)
-            if holder:
-                return holder
-            time.sleep(0.025)
-        return {}
-
-    def _locked_message(self, holder: dict[str, Any]) -> str:
-        folder = self.path.parent
-        if holder.get("pid") == os.getpid() and holder.get("host") == socket.gethostname():
-            return (
-                f"{folder}: this process (pid {os.getpid()}) is already training into this run "
-                "folder with another Trainer; let it finish or close() it first"
-            )
-        who = _describe_holder(holder) if holder else "another process (it gave no details)"
-        return (
-            f"{folder}: the run folder is in use by {who}; wait for that training to end or "
-            f"stop it, or train into another --out (its lock: {self.path})"
-        )
-
-
-def _describe_holder(holder: dict[str, Any]) -> str:
-    """``"pid 123 on host1 since 2026-01-02 03:04:05 UTC (sketchrnn train ...)"``."""
-    text = f"pid {holder.get('pid', '?')} on {holder.get('host', '?')}"
-    if holder.get("started"):
-        text += f" since {holder['started']}"
-    if holder.get("command"):
-        text += f" ({holder['command']})"
-    return text
-
-
-# Files a run folder's writers leave half-done when killed mid-write: the temporary files of
-# atomic_path (".NAME.*.part") and the staging folders of best/.
-_ORPHAN_PATTERNS = tuple(
-    f".{name}.*.part" for name in (CHECKPOINT_NAME, PREVIOUS_CHECKPOINT_NAME, "log.csv")
-) + (".best.part", ".best.old")
-
-
-def _remove_orphans(out_dir: Path) -> list[str]:
-    """Remove what a write interrupted by a kill left in ``out_dir`` (call it holding the
-    run's lock: then no live writer can own them); returns their names. ``best/`` itself is
-    put back from ``.best.old`` if the kill fell between the two renames that replace it."""
-    best, old = out_dir / "best", out_dir / ".best.old"
-    if old.is_dir() and not best.exists():
-        os.replace(old, best)
-        print(f"{out_dir}: put back best/ from .best.old (a replacement of it was interrupted)")
-    removed = []
-    for pattern in _ORPHAN_PATTERNS:
-        for path in sorted(out_dir.glob(pattern)):
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
-            removed.append(path.name)
-    if removed:
-        print(
-            f"{out_dir}: removed {len(removed)} unfinished file(s) an interrupted write left: "
-            + ", ".join(removed)
-        )
-    return removed
-
-
-def _keep_previous(path: Path, previous: Path) -> None:
-    """Make ``previous`` the file ``path`` is now (a hard link where the file system allows,
-    else a copy), atomically: ``path`` is about to be replaced."""
-    with atomic_path(previous) as tmp:
-        tmp.unlink()
-        try:
-            os.link(path, tmp)
-        except OSError:
-            shutil.copyfile(path, tmp)
-
-
 # ----------------------------------------------------------------------------- trainer
 
 
@@ -817,7 +627,7 @@ class Trainer:
         path = self.out_dir / CHECKPOINT_NAME
         state = self.state_dict()  # before touching any file: a failure here changes none
         if path.exists():
-            _keep_previous(path, self.out_dir / PREVIOUS_CHECKPOINT_NAME)
+            keep_previous(path, self.out_dir / PREVIOUS_CHECKPOINT_NAME)
         save_checkpoint(path, state)
         return path
 
@@ -1040,61 +850,6 @@ class Trainer:
             return [r for r in rows if int(r["step"]) <= after_step]
         except (OSError, ValueError, KeyError, csv.Error):
             return []  # a damaged log is not worth stopping a resume for; it is rewritten
-
-
-def lock_run_folder(out_dir: str | os.PathLike) -> RunLock | None:
-    """Lock ``out_dir`` (:class:`RunLock`, creating it), then remove what a killed write left
-    in it; on DDP ranks other than 0 (they write no files) nothing, and ``None``. Pass the lock
-    to the :class:`Trainer` (``run_lock``): ``sketchrnn train`` takes it before loading the
-    data, so that a second training on the folder fails at once."""
-    rank = dist.get_rank() if dist.is_initialized() else int(os.environ.get("RANK", "0"))
-    if rank != 0:
-        return None
-    out_dir = Path(out_dir)
-    lock = RunLock(out_dir).acquire()
-    try:
-        _remove_orphans(out_dir)
-    except BaseException:
-        lock.release()
-        raise
-    return lock
-
-
-def read_run_checkpoint(out_dir: str | os.PathLike) -> dict[str, Any]:
-    """``out_dir/checkpoint.pt`` read for a resume (:func:`load_checkpoint`: its checksums
-    verified); when it cannot be used the error also says what is kept to resume from instead
-    (``checkpoint.prev.pt``, ``best/checkpoint.pt``)."""
-    path = Path(out_dir) / CHECKPOINT_NAME
-    try:
-        return load_checkpoint(path)
-    except DamagedCheckpointError as e:
-        message = f"{_message_of(e, path)}; {_fallbacks(path.parent)}"
-        raise DamagedCheckpointError(path, message) from None
-
-
-def _message_of(error: CheckpointError, path: Path) -> str:
-    """The error's text without the leading ``"path: "``."""
-    text, prefix = str(error), f"{os.fspath(path)}: "
-    return text[len(prefix) :] if text.startswith(prefix) else text
-
-
-def _fallbacks(out_dir: Path) -> str:
-    """What a resume can use when ``out_dir/checkpoint.pt`` is damaged, checked."""
-    for candidate, what in (
-        (out_dir / PREVIOUS_CHECKPOINT_NAME, "the previous checkpoint"),
-        (out_dir / "best" / CHECKPOINT_NAME, "the best one so far"),
-    ):
-        if not candidate.is_file():
-            continue
-        try:
-            step = int(load_checkpoint(candidate)["step"])
-        except (CheckpointError, KeyError, TypeError, ValueError):
-            continue
-        return (
-            f"{what} is kept and reads fine: {candidate} (step {step}); copy it over "
-            f"{CHECKPOINT_NAME} to resume from there, or start afresh without --resume"
-        )
-    return "no earlier checkpoint is kept here; start afresh without --resume"
 
 
 @torch.no_grad()
