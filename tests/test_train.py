@@ -490,3 +490,22 @@ def test_log_rows_are_kept_without_an_out_dir(data):
     for r in rows:
         assert r["kl_weight"] == pytest.approx(kl_weight_at(r["step"] - 1, model.config))
     assert all(r["L_pixel"] == "" and r["alpha"] == "" for r in rows)  # not sketch-rnn's terms
+
+
+def test_an_empty_validation_split_trains_without_validation(tmp_path, capsys):
+    """Drawings split n/0/0: the run trains (no validation, no best/) instead of failing
+    with "cannot evaluate on an empty split"."""
+    whole = random_sketchset()
+    only_train = SketchSet(whole.strokes[:8], whole.labels[:8], ["train"] * 8)
+    data = datasets_from_sketchset(only_train, name="train only")
+    assert len(data.valid) == 0
+    config = TrainConfig(batch_size=2, max_steps=2, out_dir=str(tmp_path / "run"), progress=False)
+    trainer = Trainer(tiny_model(data), config, data.train, data.valid)
+    try:
+        result = trainer.fit()
+    finally:
+        trainer.close()
+    assert result["step"] == 2 and result["valid"] is None
+    assert "no validation sketches" in capsys.readouterr().out
+    run = tmp_path / "run"
+    assert (run / "checkpoint.pt").is_file() and not (run / "best").exists()

@@ -430,6 +430,11 @@ class Trainer:
         self.valid_set = valid
         self.out_dir = Path(config.out_dir) if config.out_dir else None
         self.ctx = DistributedContext.from_env(config.device)
+        if valid is not None and len(valid) == 0:
+            # A small data set can have no validation split (5 drawings: 5/0/0): train without.
+            if self.ctx.is_main:
+                print("no validation sketches: training without validation (and without best/)")
+            self.valid_set = None
         # Only rank 0 writes files, so only rank 0 locks the folder.
         self._lock = run_lock
         if self._lock is None and self.out_dir is not None and self.ctx.is_main:
