@@ -87,3 +87,20 @@ def test_every_drawing_command_takes_input_scale(command):
     extra = sketch.get(command, ["--a", "x", "--minus", "y", "--plus", "z"])
     args = build_parser().parse_args([command, "m", "--out", "o.png", *extra, "--input-scale", "2"])
     assert args.input_scale == "2"
+
+
+def test_complete_draws_the_given_prefix_apart_from_the_models_strokes(tmp_path, capsys):
+    """``--color prefix`` (the default): the prefix alone, then each ending, the given part in
+    black and the model's strokes in red (the paper's completion figure)."""
+    from sketchrnn.io.svg import write_svg_drawing
+
+    half = np.array([[0, 0, 0], [10, 0, 0], [10, 5, 0], [5, 10, 0]], np.float32) * 3
+    write_svg_drawing(tmp_path / "half.svg", half)
+    out = tmp_path / "endings.svg"
+    argv = ["complete", "shapes_gen", "--input", str(tmp_path / "half.svg"), "--n", "3"]
+    assert main([*argv, "--seed", "0", "--temperature", "0.3", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert text.count('stroke="black"') >= 4  # the prefix in each of the 4 cells
+    assert text.count('stroke="red"') >= 3  # each ending drawn apart (it started mid-stroke)
+    assert main([*argv, "--color", "none", "--seed", "0", "--out", str(out)]) == 0
+    assert 'stroke="red"' not in out.read_text()

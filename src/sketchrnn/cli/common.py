@@ -99,10 +99,17 @@ def pick_sketch(spec: str):
     return ss.strokes[i]
 
 
-def write_outputs(outs: list[str], sketches, color_by: Any, ncols: int | None = None) -> None:
-    """Write the grid of ``sketches`` to every file of ``--out``, one line per file."""
+def write_outputs(
+    outs: list[str],
+    sketches,
+    color_by: Any,
+    ncols: int | None = None,
+    prefix_points: list[int] | None = None,
+) -> None:
+    """Write the grid of ``sketches`` to every file of ``--out``, one line per file
+    (``prefix_points``: completions, see :func:`sketchrnn.io.formats.write_grid`)."""
     from sketchrnn.io.formats import write_grid
 
     for out in outs:
-        write_grid(out, sketches, ncols=ncols, color_by=color_by)
+        write_grid(out, sketches, ncols=ncols, color_by=color_by, prefix_points=prefix_points)
         print(f"wrote {len(sketches)} sketches to {out}")

@@ -54,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 # ----------------------------------------------------------------------------- shared options
 
 
-def _model_arguments(q: argparse.ArgumentParser) -> None:
+def _model_arguments(q: argparse.ArgumentParser, prefix_colors: bool = False) -> None:
     q.add_argument("model", metavar="MODEL", help="checkpoint folder or magenta.js .json")
     q.add_argument(
         "--out", nargs="+", required=True, metavar="FILE", help="one or more .svg / .png files"
@@ -67,6 +67,15 @@ def _model_arguments(q: argparse.ArgumentParser) -> None:
         action="store_true",
         help=f"draw more than {MAX_SKETCHES:,} sketches in one command",
     )
+    if prefix_colors:  # completions: what was given apart from what the model drew
+        q.add_argument(
+            "--color",
+            choices=["prefix", "none", "stroke", "position"],
+            default="prefix",
+            help="prefix: the given drawing in black, the model's strokes in red; or colour by "
+            "stroke order, by position in the grid, or none",
+        )
+        return
     q.add_argument(
         "--color",
         choices=["none", "stroke", "position"],
@@ -211,7 +220,7 @@ def _reconstruct(args: argparse.Namespace) -> None:
 def _complete_args(q: argparse.ArgumentParser) -> None:
     from sketchrnn import generate
 
-    _model_arguments(q)
+    _model_arguments(q, prefix_colors=True)
     q.add_argument("--input", required=True, help=SKETCH_HELP)
     _count(q, "--n", 8, "how many endings")
     _temperature(q, generate.complete)
@@ -234,7 +243,11 @@ def _complete(args: argparse.Namespace) -> None:
     out = generate.complete(
         model, prefix, args.n, args.temperature, z_from=args.z_from, seed=args.seed
     )
-    write_outputs(args.out, [prefix, *out], args.color)
+    sketches = [prefix, *out]  # the prefix alone, then each ending after it
+    if args.color == "prefix":
+        write_outputs(args.out, sketches, "none", prefix_points=[len(prefix)] * len(sketches))
+    else:
+        write_outputs(args.out, sketches, args.color)
 
 
 # ----------------------------------------------------------------------------- interpolate
