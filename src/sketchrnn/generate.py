@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal, cast, overload
 
 import numpy as np
@@ -37,9 +37,9 @@ from sketchrnn.models.decoding import (
     max_length,
     prime,
     rows_to_pixels,
+    sample,
     seeded_generator,
 )
-from sketchrnn.models.decoding import sample as _sample_batch
 from sketchrnn.models.sketch_rnn import SketchRNN
 from sketchrnn.models.units import to_model_units
 
@@ -63,78 +63,6 @@ __all__ = [
 ]
 
 SketchOrLatent = np.ndarray | torch.Tensor
-
-# More sketches than this are drawn in batches of it (batch k seeded with seed + k, or
-# seed + 2k where a batch also draws its z), so memory stays bounded and a progress bar moves.
-DRAW_BATCH = 256
-
-
-def _batches(n: int, progress: bool) -> Iterator[tuple[int, int, int]]:
-    """``(k, start, stop)`` of each batch of :data:`DRAW_BATCH` among ``n`` sketches, counted
-    on a progress bar on stderr when ``progress`` is true and there is more than one batch."""
-    from sketchrnn.progress import progress_bar
-
-    bar = progress_bar(
-        total=n, unit="sketch", desc="drawing", disable=not progress or n <= DRAW_BATCH
-    )
-    try:
-        for k, start in enumerate(range(0, n, DRAW_BATCH)):
-            stop = min(start + DRAW_BATCH, n)
-            yield k, start, stop
-            bar.update(stop - start)
-    finally:
-        bar.close()
-
-
-def sample(
-    model: SketchModel,
-    n: int,
-    *,
-    temperature: float = 0.5,
-    pen_temperature: float | None = None,
-    z: torch.Tensor | None = None,
-    labels: Any = None,
-    max_len: int | None = None,
-    seed: int | None = None,
-    progress: bool = False,
-) -> list[np.ndarray]:
-    """``n`` unconditional sketches, stroke-3 in pixels
-    (:func:`sketchrnn.models.decoding.sample`: ``z`` ``(n, z_size)`` or drawn from N(0, I),
-    ``labels`` one or ``n``), drawn :data:`DRAW_BATCH` at a time; ``progress``: a bar on
-    stderr when there is more than one batch."""
-    n = check_count(n)
-    kwargs: dict[str, Any] = dict(
-        temperature=temperature, pen_temperature=pen_temperature, max_len=max_len
-    )
-    if n <= DRAW_BATCH:
-        return _sample_batch(model, n, z=z, labels=labels, seed=seed, **kwargs)
-    if z is not None and z.shape[0] != n:
-        raise ValueError(f"z has {z.shape[0]} rows, expected n={n}")
-    label_idx = class_indices(model, labels, n)
-    out: list[np.ndarray] = []
-    for k, start, stop in _batches(n, progress):
-        out += _sample_batch(
-            model,
-            stop - start,
-            z=None if z is None else z[start:stop],
-            labels=None if label_idx is None else label_idx[start:stop],
-            seed=None if seed is None else seed + 2 * k,
-            **kwargs,
-        )
-    return out
-
-
-def _decode(
-    model: SketchModel, z: torch.Tensor, *, seed: int | None, progress: bool, **kwargs: Any
-) -> list[np.ndarray]:
-    """:func:`decode` of the latent rows ``z`` ``(B, z_size)``, :data:`DRAW_BATCH` at a time
-    (batch k seeded with ``seed + k``)."""
-    if z.shape[0] <= DRAW_BATCH:
-        return decode(model, z, seed=seed, **kwargs)
-    out: list[np.ndarray] = []
-    for k, start, stop in _batches(z.shape[0], progress):
-        out += decode(model, z[start:stop], seed=None if seed is None else seed + k, **kwargs)
-    return out
 
 
 def _require_encoder(model: SketchModel, what: str) -> None:
@@ -289,11 +217,11 @@ def interpolate(
     progress: bool = False,
 ) -> list[np.ndarray]:
     """``steps`` sketches decoded along the path from ``a`` to ``b`` (sketches in pixels or
-    latent vectors), paper section 4.2; :data:`DRAW_BATCH` at a time, with a progress bar on
-    stderr when ``progress`` and there is more than one batch."""
+    latent vectors), paper section 4.2; in batches, with a progress bar on stderr when
+    ``progress`` (:func:`decode`)."""
     _require_encoder(model, "interpolation")
     z = interpolate_latents(_latent(model, a), _latent(model, b), steps, method)
-    return _decode(model, z, temperature=temperature, max_len=max_len, seed=seed, progress=progress)
+    return decode(model, z, temperature=temperature, max_len=max_len, seed=seed, progress=progress)
 
 
 def four_corner_grid(
@@ -336,12 +264,12 @@ def analogy(
     progress: bool = False,
 ) -> list[np.ndarray]:
     """Draw ``z_a - z_minus + z_plus`` ``n`` times (paper section 4.3: cat head - pig head +
-    full pig = full cat); :data:`DRAW_BATCH` at a time, with a progress bar on stderr when
-    ``progress`` and there is more than one batch."""
+    full pig = full cat); in batches, with a progress bar on stderr when ``progress``
+    (:func:`decode`)."""
     _require_encoder(model, "an analogy")
     n = check_count(n)
     z = _latent(model, a) - _latent(model, minus) + _latent(model, plus)
-    return _decode(
+    return decode(
         model,
         z.expand(n, -1),
         temperature=temperature,

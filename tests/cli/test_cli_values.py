@@ -20,6 +20,7 @@ from sketchrnn.models import (
     SketchEmbedNetConfig,
     SketchRNN,
     SketchRNNConfig,
+    decoding,
     load_model,
 )
 from sketchrnn.models.config import ConfigDict, field_bounds
@@ -210,7 +211,7 @@ def test_no_limit_lifts_the_limit_and_long_drawing_shows_progress(
     capsys, tmp_path, tiny_model, sketch_file, monkeypatch
 ):
     monkeypatch.setattr(draw_cli, "MAX_SKETCHES", 3)
-    monkeypatch.setattr(generate, "DRAW_BATCH", 2)
+    monkeypatch.setattr(decoding, "DRAW_BATCH", 2)
     out = tmp_path / "many.svg"
     argv = ["interpolate", str(tiny_model), "--a", str(sketch_file), "--b", str(sketch_file)]
     assert main([*argv, "--steps", "5", "--seed", "0", "--out", str(out)]) == 2
@@ -230,7 +231,7 @@ def test_short_drawing_shows_no_bar(capsys, tmp_path, tiny_model):
 
 def test_drawing_in_batches_is_seeded_and_keeps_labels_and_z(tiny_model, monkeypatch):
     model = load_model(tiny_model)
-    monkeypatch.setattr(generate, "DRAW_BATCH", 3)
+    monkeypatch.setattr(decoding, "DRAW_BATCH", 3)
     first = generate.sample(model, 7, seed=1, temperature=0.5)
     again = generate.sample(model, 7, seed=1, temperature=0.5)
     assert len(first) == 7

@@ -28,8 +28,10 @@ from sketchrnn import strokes
 from sketchrnn.models.interface import SketchModel
 from sketchrnn.models.units import model_scale_factor, to_pixels
 from sketchrnn.nn import mixture
+from sketchrnn.progress import progress_bar
 
 __all__ = [
+    "DRAW_BATCH",
     "decode",
     "sample",
     "draw",
@@ -229,6 +231,23 @@ def rows_to_pixels(model: SketchModel, rows: list[np.ndarray]) -> list[np.ndarra
 
 # ----------------------------------------------------------------------------- sampling
 
+# More sketches than this are drawn in batches of it, so memory stays bounded and a progress
+# bar moves.
+DRAW_BATCH = 256
+
+
+def _batches(n: int, progress: bool) -> Iterator[tuple[int, int, int]]:
+    """``(k, start, stop)`` of each batch of :data:`DRAW_BATCH` among ``n`` sketches, counted
+    on a progress bar on stderr when ``progress`` is true."""
+    bar = progress_bar(total=n, unit="sketch", desc="drawing", disable=not progress)
+    try:
+        for k, start in enumerate(range(0, n, DRAW_BATCH)):
+            stop = min(start + DRAW_BATCH, n)
+            yield k, start, stop
+            bar.update(stop - start)
+    finally:
+        bar.close()
+
 
 def decode(
     model: SketchModel,
@@ -240,9 +259,12 @@ def decode(
     labels: Any = None,
     max_len: int | None = None,
     seed: int | None = None,
+    progress: bool = False,
 ) -> list[np.ndarray]:
     """Draw one sketch per latent row ``z`` ``(B, z_size)`` (or ``n`` for a decoder-only
-    model, ``z=None``). Returns stroke-3 sketches in pixels."""
+    model, ``z=None``). Returns stroke-3 sketches in pixels. More than :data:`DRAW_BATCH` are
+    drawn that many at a time (batch ``k`` seeded with ``seed + k``), with a progress bar on
+    stderr when ``progress``."""
     model_scale_factor(model)  # no pixels without it: fail before drawing
     temperature = check_temperature(temperature)
     if pen_temperature is not None:
@@ -262,6 +284,20 @@ def decode(
         raise ValueError("decode needs n for a decoder-only model")
     n = check_count(n)
     label_idx, limit = class_indices(model, labels, n), max_length(model, max_len)
+    if n > DRAW_BATCH:
+        out: list[np.ndarray] = []
+        for k, start, stop in _batches(n, progress):
+            out += decode(
+                model,
+                None if z is None else z[start:stop],
+                stop - start,
+                temperature=temperature,
+                pen_temperature=pen_temperature,
+                labels=None if label_idx is None else label_idx[start:stop],
+                max_len=limit,
+                seed=None if seed is None else seed + k,
+            )
+        return out
     x = torch.from_numpy(np.tile(strokes.START_TOKEN, (n, 1))).to(model.device)
     with inference(model):
         state = model.initial_state(z, n)
@@ -280,6 +316,7 @@ def sample(
     labels: Any = None,
     max_len: int | None = None,
     seed: int | None = None,
+    progress: bool = False,
 ) -> list[np.ndarray]:
     """``n`` unconditional sketches, stroke-3 in pixels.
 
@@ -287,14 +324,31 @@ def sample(
     ``(n, z_size)`` when given, else ``z ~ N(0, I)``. ``labels`` (class indices or names, one
     or ``n``) are needed for a class-conditional model. ``max_len`` defaults to
     ``model.config.max_seq_len``. A fixed ``seed`` makes the result reproducible;
-    ``temperature=0`` is greedy and deterministic.
+    ``temperature=0`` is greedy and deterministic. More than :data:`DRAW_BATCH` are drawn
+    that many at a time (batch ``k`` seeded with ``seed + 2k``: it draws its ``z`` too), with a
+    progress bar on stderr when ``progress``.
     """
     n = check_count(n)
+    if z is not None and z.shape[0] != n:
+        raise ValueError(f"z has {z.shape[0]} rows, expected n={n}")
+    if n > DRAW_BATCH:
+        label_idx = class_indices(model, labels, n)
+        out: list[np.ndarray] = []
+        for k, start, stop in _batches(n, progress):
+            out += sample(
+                model,
+                stop - start,
+                temperature=temperature,
+                pen_temperature=pen_temperature,
+                z=None if z is None else z[start:stop],
+                labels=None if label_idx is None else label_idx[start:stop],
+                max_len=max_len,
+                seed=None if seed is None else seed + 2 * k,
+            )
+        return out
     if model.has_encoder and z is None:
         gen = seeded_generator(model, seed)
         z = torch.randn(n, model.config.z_size, generator=gen, device=model.device)
-    if z is not None and z.shape[0] != n:
-        raise ValueError(f"z has {z.shape[0]} rows, expected n={n}")
     return decode(
         model,
         z,
