@@ -176,9 +176,10 @@ def write_quickdraw_npz(path: Path, n: tuple[int, int, int] = (40, 5, 5), seed: 
 
 class FolderServer:
     """A local HTTP server on 127.0.0.1 serving the files of ``folder`` under ``prefix``
-    (``GET {url}{name}``, names URL-quoted), honouring ``Range: bytes=N-``; ``requests`` records
-    ``(path, Range header)``; ``missing`` (file names) answer 404 even if present. Use as a
-    context manager: the server runs in a thread until the block ends."""
+    (``GET {url}{name}``, names URL-quoted), honouring ``Range: bytes=N-`` (416 past the end)
+    unless ``honour_range`` is set false; ``requests`` records ``(path, Range header)``;
+    ``missing`` (file names) answer 404 even if present. Use as a context manager: the server
+    runs in a thread until the block ends."""
 
     def __init__(self, folder: Path, prefix: str = "/"):
         import http.server
@@ -188,6 +189,7 @@ class FolderServer:
 
         outer = self
         self.folder, self.requests, self.missing = Path(folder), [], set()
+        self.honour_range = True
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802 (http.server's naming)
@@ -202,8 +204,11 @@ class FolderServer:
                     return
                 data = file.read_bytes()
                 match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
-                if match and int(match.group(1)) < len(data):
+                if match and outer.honour_range:
                     start = int(match.group(1))
+                    if start >= len(data):
+                        self.send_error(416)
+                        return
                     self.send_response(206)
                     self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
                     data = data[start:]

@@ -7,12 +7,11 @@ Skipped on machines without CUDA (CI has none); run on a GPU machine with
 from __future__ import annotations
 
 import os
-import socket
 
 import numpy as np
 import pytest
 import torch
-from helpers import random_sketches
+from helpers import free_port, random_sketches
 
 from sketchrnn.data import datasets_from_sketchset, to_device
 from sketchrnn.generate import decode, sample
@@ -149,18 +148,12 @@ def test_sketchembednet_trains_on_cuda(data, tmp_path):
     assert z.shape == (4, 8) and torch.isfinite(z).all()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_sync_batch_norm_runs_on_nccl():
     """What a multi-GPU Trainer turns the Conv4's batch norms into, run under nccl (one rank:
     a one-GPU machine cannot host two)."""
     import torch.distributed as dist
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()))
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
     dist.init_process_group("nccl", rank=0, world_size=1)
     try:
         torch.manual_seed(0)

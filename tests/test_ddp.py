@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import socket
 
 import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from helpers import free_port
 
 from sketchrnn.data import datasets_from_sketchset
 from sketchrnn.io.sketchset import SketchSet
@@ -96,12 +96,6 @@ def worker(rank: int, port: int, tmp: str) -> None:
         torch.save(model.state_dict(), os.path.join(tmp, f"{name}-rank{rank}.pt"))
         trainers.append(trainer)
     trainers[0].close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -1,10 +1,6 @@
 """Download tests against a local HTTP server on 127.0.0.1 (never a real remote host)."""
 
-import http.server
-import re
 import socket
-import threading
-import urllib.parse
 import zipfile
 from pathlib import Path
 
@@ -23,49 +19,10 @@ from sketchrnn.io.download import (
 )
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    """Serves files of ``server.folder`` by name, honouring ``Range: bytes=N-`` unless
-    ``server.honour_range`` is false; records every request's path and Range header."""
-
-    def do_GET(self):  # noqa: N802 (http.server's naming)
-        self.server.requests.append((self.path, self.headers.get("Range")))
-        name = urllib.parse.unquote(self.path.lstrip("/"))
-        file = self.server.folder / name
-        if "/" in name or not file.is_file():
-            self.send_error(404)
-            return
-        data = file.read_bytes()
-        match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
-        if match and self.server.honour_range:
-            start = int(match.group(1))
-            if start >= len(data):
-                self.send_error(416)
-                return
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-            data = data[start:]
-        else:
-            self.send_response(200)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def server():
-    folder = shared_file("sketchrnn/aaron_sheep.npz").parent
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.folder, httpd.honour_range, httpd.requests = folder, True, []
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}/"
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(timeout=5)
+    with FolderServer(shared_file("sketchrnn/aaron_sheep.npz").parent) as httpd:
+        yield httpd
 
 
 def _original() -> bytes:
