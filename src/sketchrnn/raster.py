@@ -31,6 +31,7 @@ __all__ = [
     "rasterize_batch",
     "render_grid",
     "check_prefix_points",
+    "colored_lines",
 ]
 
 # A sketch is a stroke-3 array (n, 3) or a list of absolute (k, 2) polylines.
@@ -252,18 +253,31 @@ def render_grid(
         if palette is None:
             target[...] = rasterize_polylines(lines, cell, cell, line_width)
             continue
-        if prefix_points is not None:
-            given, drawn = split_polylines(lines, prefix_points[i])
-            painted = [(line, palette[0]) for line in given] + [(x, palette[1]) for x in drawn]
-        else:
-            painted = [
-                (line, palette[(k if color_by == "stroke" else i) % len(palette)])
-                for k, line in enumerate(lines)
-            ]
-        for line, color in painted:
+        prefix = None if prefix_points is None else prefix_points[i]
+        for line, color in colored_lines(lines, i, palette, color_by, prefix):
             ink = rasterize_polylines([line], cell, cell, line_width)[..., None]
             target[...] = target * (1 - ink) + color * ink
     return image
+
+
+def colored_lines(
+    lines: Sequence[np.ndarray],
+    index: int,
+    palette: Sequence[Any],
+    color_by: str,
+    prefix_points: int | None = None,
+) -> list[tuple[np.ndarray, Any]]:
+    """``(polyline, colour)`` pairs of sketch number ``index`` in painting order: colours from
+    ``palette`` by stroke number (``color_by="stroke"``) or by sketch number (``"sketch"``),
+    cycling; with ``prefix_points``, the first that many points in ``palette[0]`` (the given
+    prefix) and the rest in ``palette[1]`` (what the model drew)."""
+    if prefix_points is not None:
+        given, drawn = split_polylines(lines, prefix_points)
+        return [(x, palette[0]) for x in given] + [(x, palette[1]) for x in drawn]
+    return [
+        (line, palette[(k if color_by == "stroke" else index) % len(palette)])
+        for k, line in enumerate(lines)
+    ]
 
 
 def check_prefix_points(

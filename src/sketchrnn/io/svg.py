@@ -22,11 +22,10 @@ import numpy as np
 
 from sketchrnn.io.files import SketchFileError, atomic_path, env_limit, limit_hint, size_text
 from sketchrnn.io.sketchset import SketchSet
-from sketchrnn.raster import check_prefix_points, fit_polylines, grid_shape
+from sketchrnn.raster import check_prefix_points, colored_lines, fit_polylines, grid_shape
 from sketchrnn.strokes import (
     polylines_to_stroke3,
     rdp_polylines,
-    split_polylines,
     stroke3_to_polylines,
     validate_stroke3,
 )
@@ -284,15 +283,8 @@ def write_svg(
             f'<g fill="none" stroke-width="{_number(stroke_width)}" '
             'stroke-linecap="round" stroke-linejoin="round">'
         )
-        if prefix_points is not None:
-            given, drawn = split_polylines(lines, prefix_points[i])
-            painted = [(line, palette[0]) for line in given] + [(x, palette[1]) for x in drawn]
-        else:
-            painted = [
-                (line, palette[(k if color_by == "stroke" else i) % len(palette)])
-                for k, line in enumerate(lines)
-            ]
-        for line, color in painted:
+        prefix = None if prefix_points is None else prefix_points[i]
+        for line, color in colored_lines(lines, i, palette, color_by, prefix):
             if len(line) == 1:  # a dot: a zero-length line shows as a round cap
                 line = np.repeat(line, 2, axis=0)
             points = " L".join(f"{_number(x)},{_number(y)}" for x, y in line)
