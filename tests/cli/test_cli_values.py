@@ -86,6 +86,7 @@ TRAIN_CASES = [
     (["--recurrent-dropout", "1"], "--recurrent-dropout: must be in [0, 1), got 1"),
     (["--device", "bogus"], "--device bogus: not a device; use auto, cpu, cuda, cuda:N"),
     (["--device", "cuda:x"], "--device cuda:x: not a device"),
+    (["--max-len", "0"], "--max-len: must be a whole number in [1, 1,000,000], got 0"),
 ]
 
 

@@ -145,6 +145,7 @@ def _preset_notes(config_class: type, default_preset: str) -> dict[str, str]:
 
 
 def _arguments(name: str, q: argparse.ArgumentParser, others: bool = True) -> None:
+    from sketchrnn.models.config import MAX_SEQ_LEN
     from sketchrnn.train import TrainConfig
 
     spec = MODELS[name]
@@ -162,7 +163,7 @@ def _arguments(name: str, q: argparse.ArgumentParser, others: bool = True) -> No
     )
     data.add_argument(
         "--max-len",
-        type=int,
+        type=bounded(int, low=1, high=MAX_SEQ_LEN),
         default=_field_defaults(config_class)["max_seq_len"],
         help="longest sketch kept, in points (the model's N_max: the longest kept)",
     )
