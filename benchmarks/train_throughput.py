@@ -26,6 +26,10 @@ Usage::
     python benchmarks/train_throughput.py --steps 1 --batch 4 --n-max 20 --preset small
     python benchmarks/train_throughput.py --fp32-matmul fast --threads 1 --n-max 100
 
+``--device cuda`` runs the ``model:*`` measurements on a GPU (synchronised before and after the
+timed steps: the figures are the GPU's), e.g. ``--cells model:lstm,model:hyper --device cuda
+--preset paper``: the before/after harness for GPU work on the decoder loop.
+
 ``--fp32-matmul fast`` runs every measurement with :func:`sketchrnn.nn.cells.fast_fp32_matmul`
 (oneDNN's bfloat16 instructions at float32 accuracy); the default leaves PyTorch's setting.
 ``cpu s/step`` is the process's CPU time per step: on a CPU shared with other jobs it moves
@@ -156,6 +160,11 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
+def _synchronize(device: str) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def measure(name: str, args: argparse.Namespace) -> dict:
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(0)
@@ -170,10 +179,12 @@ def measure(name: str, args: argparse.Namespace) -> dict:
             max_seq_len=args.n_max,
             recurrent_dropout=args.recurrent_dropout,
         )
-        model = SketchRNN(config).train()
+        device = torch.device(args.device)
+        model = SketchRNN(config).train().to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
         strokes, lengths = _random_batch(args.batch, args.n_max, generator)
-        batch = Batch(strokes, lengths, torch.zeros(args.batch, dtype=torch.long))
+        labels = torch.zeros(args.batch, dtype=torch.long)
+        batch = Batch(strokes.to(device), lengths.to(device), labels.to(device))
         train_config = TrainConfig()  # its gradient clipping, as the Trainer applies it
 
         def step():
@@ -198,6 +209,8 @@ def measure(name: str, args: argparse.Namespace) -> dict:
             dec_out, _ = decoder(dec_in)
             (enc_out.pow(2).sum() + dec_out.pow(2).sum()).backward()
 
+    elif args.device != "cpu":
+        raise SystemExit(f"{name}: only the model:* measurements run on --device {args.device}")
     else:
         input_size, hidden = 5 + config.z_size, config.dec_hidden
         if kind == "cell" and cell_name == "fused":
@@ -237,9 +250,11 @@ def measure(name: str, args: argparse.Namespace) -> dict:
     rss_before = _peak_rss_mib()
     for _ in range(args.warmup):  # TorchScript optimises over its first runs
         step()
+    _synchronize(args.device)
     start, cpu_start = time.perf_counter(), time.process_time()
     for _ in range(args.steps):
         step()
+    _synchronize(args.device)  # a GPU step is only done when its kernels are
     elapsed = time.perf_counter() - start
     cpu_elapsed = time.process_time() - cpu_start
     return {
@@ -264,6 +279,9 @@ def main() -> None:
     parser.add_argument("--preset", default="magenta", choices=sorted(SketchRNNConfig.PRESETS))
     parser.add_argument("--recurrent-dropout", type=float, default=0.1)
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    parser.add_argument(
+        "--device", default="cpu", help="where the model:* measurements run (cpu, cuda, cuda:1)"
+    )
     parser.add_argument(
         "--fp32-matmul",
         choices=("default", "fast"),
@@ -295,7 +313,7 @@ def main() -> None:
         f"(enc {config.enc_hidden}, dec {config.dec_hidden}, z {config.z_size}, "
         f"M {config.num_mixtures}); batch {args.batch}, N_max {args.n_max}, "
         f"recurrent dropout {args.recurrent_dropout}; {args.warmup} warm-up + {args.steps} steps; "
-        f"fp32 matmul {args.fp32_matmul}"
+        f"fp32 matmul {args.fp32_matmul}; device {args.device}"
     )
     print(
         f"{'measurement':<18} {'sketches/s':>11} {'s/step':>9} {'cpu s/step':>11} "
@@ -310,6 +328,7 @@ def main() -> None:
         f"--recurrent-dropout={args.recurrent_dropout}",
         f"--threads={torch.get_num_threads()}",
         f"--fp32-matmul={args.fp32_matmul}",
+        f"--device={args.device}",
     ]
     for name in names:
         done = subprocess.run(
