@@ -1,10 +1,6 @@
-"""What a loaded model can do on the page, read from the model alone.
-
-The model classes are being moved onto one interface (``sketchrnn.models.interface``:
-``has_encoder``, ``num_classes``, read-only ``scale_factor``/``classes`` from the config);
-older ones keep ``scale_factor``/``classes`` as plain attributes and say "has an encoder" with
-``config.conditional``. The small readers below accept both, so the server works before and
-after the move; once it has landed they can read the interface directly.
+"""What a loaded model can do on the page, read from the model interface
+(:class:`sketchrnn.models.interface.SketchModel`: ``has_encoder``, ``num_classes``,
+``scale_factor``, ``classes``, and whether it overrides ``decode_step``).
 """
 
 from __future__ import annotations
@@ -12,6 +8,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from typing import Any
+
+from sketchrnn.models.interface import SketchModel
 
 __all__ = [
     "ModelInfo",
@@ -37,64 +35,39 @@ CAPABILITIES = (
 )
 
 
-def model_scale_factor(model: Any) -> float:
+def model_scale_factor(model: SketchModel) -> float:
     """Pixels per model unit; 1.0 when the model does not know it (then the model's pixels
     are its normalised units, as :mod:`sketchrnn.generate` treats it)."""
-    factor = getattr(model, "scale_factor", None)
-    try:
-        factor = float(factor) if factor is not None else 1.0
-    except (TypeError, ValueError):
-        return 1.0
-    return factor if math.isfinite(factor) and factor > 0 else 1.0
+    factor = model.scale_factor
+    return float(factor) if factor is not None and math.isfinite(factor) and factor > 0 else 1.0
 
 
-def model_classes(model: Any) -> list[str]:
+def model_classes(model: SketchModel) -> list[str]:
     """The model's class names (empty when unknown)."""
-    return [str(c) for c in (getattr(model, "classes", None) or [])]
+    return [str(c) for c in model.classes]
 
 
-def model_num_classes(model: Any) -> int:
+def model_num_classes(model: SketchModel) -> int:
     """Classes of a class-conditional model's embedding (0: not class-conditional)."""
-    return int(getattr(getattr(model, "config", None), "num_classes", 0) or 0)
+    return int(model.num_classes)
 
 
-def is_image_model(model: Any) -> bool:
-    """Whether the model reads images (SketchEmbedNet, ConvVAE): it has ``embed(images)`` and
-    an ``image_size`` in its config."""
-    config = getattr(model, "config", None)
-    return callable(getattr(model, "embed", None)) and hasattr(config, "image_size")
+def is_image_model(model: SketchModel) -> bool:
+    """Whether the model reads images (SketchEmbedNet, ConvVAE): its config has an
+    ``image_size``."""
+    return hasattr(model.config, "image_size")
 
 
-def draws_strokes(model: Any) -> bool:
-    """Whether the model has a stroke decoder (``initial_state`` + ``decode_step``) whose
-    ``max_seq_len`` bounds what it draws (not ConvVAE, which draws pixels)."""
-    config = getattr(model, "config", None)
-    if not hasattr(config, "max_seq_len"):
-        return False
-    try:
-        # The interface's base raises TypeError for a model that does not draw strokes.
-        return type(model).decode_step is not _base_decode_step()
-    except AttributeError:
-        return False
+def draws_strokes(model: SketchModel) -> bool:
+    """Whether the model has a stroke decoder (it implements ``decode_step``; the interface's
+    base raises TypeError) whose ``max_seq_len`` bounds what it draws (not ConvVAE, which
+    draws pixels)."""
+    return type(model).decode_step is not SketchModel.decode_step
 
 
-def _base_decode_step() -> Any:
-    try:
-        from sketchrnn.models.interface import SketchModel
-    except ImportError:  # before the interface exists every model with decode_step draws
-        return None
-    return SketchModel.decode_step
-
-
-def has_stroke_encoder(model: Any) -> bool:
-    """Whether the model encodes *strokes* to a latent ``z`` (a sketch-rnn VAE): not an image
-    model, and ``has_encoder`` (the interface) or ``config.conditional`` (before it)."""
-    if is_image_model(model):
-        return False
-    flag = getattr(model, "has_encoder", None)
-    if isinstance(flag, bool):
-        return flag
-    return bool(getattr(getattr(model, "config", None), "conditional", False))
+def has_stroke_encoder(model: SketchModel) -> bool:
+    """Whether the model encodes *strokes* to a latent ``z`` (a sketch-rnn VAE), not images."""
+    return model.has_encoder and not is_image_model(model)
 
 
 @dataclass(frozen=True)
