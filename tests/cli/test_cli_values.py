@@ -375,3 +375,28 @@ def test_a_bare_command_exits_2_with_the_usage(group, capsys):
     assert main(group) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"usage: sketchrnn {' '.join(group)}".rstrip())
+
+
+OTHER_COMMANDS = [
+    (["embed", "one-shot", "m", "--temperature", "1e9", "--out", "x.png"], "--temperature"),
+    (["embed", "compose", "m", "--count", "0", "--out", "x.png"], "--count"),
+    (["fewshot", "--model", "m", "--ways", "1"], "--ways"),
+    (["fewshot", "--model", "m", "--episodes", "0"], "--episodes"),
+    (["serve", "--port", "99999"], "--port"),
+    (["data", "synthetic", "--out", "x.npz", "--per-class", "0"], "--per-class"),
+    (["export", "m", "x.json", "--scale-factor", "-1"], "--scale-factor"),
+    (["demo", "--seed", "-1"], "--seed"),
+]
+
+
+@pytest.mark.parametrize(
+    "argv, flag", OTHER_COMMANDS, ids=[" ".join(a[:2]) for a, _ in OTHER_COMMANDS]
+)
+def test_every_command_checks_its_numbers_the_same_way(capsys, argv, flag):
+    """Temperatures, counts and seeds are checked by the shared checkers in every command, not
+    only in the drawing ones: one line naming the flag, exit 2, before any work."""
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{flag}: must be" in err[0]

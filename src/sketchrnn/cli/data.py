@@ -6,7 +6,13 @@ import argparse
 from typing import Any
 
 from sketchrnn.cli.common import CLIError, add_skip_invalid, read
-from sketchrnn.cli.options import add_command, bounded, defaults_of
+from sketchrnn.cli.options import (
+    add_command,
+    bounded,
+    defaults_of,
+    seed_type,
+    temperature_type,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -192,12 +198,12 @@ def _pack_args(q: argparse.ArgumentParser) -> None:
     q.add_argument(
         "--split-fractions",
         nargs=3,
-        type=float,
+        type=bounded(float, low=0, high=1),
         default=defaults["split_fractions"],
         metavar=("TRAIN", "VALID", "TEST"),
         help="splits of files that have none (default %(default)s)",
     )
-    q.add_argument("--split-seed", type=int, default=defaults["split_seed"])
+    q.add_argument("--split-seed", type=seed_type(), default=defaults["split_seed"])
     q.add_argument("--overwrite", action="store_true", help="replace an existing store")
     q.add_argument(
         "--restart", action="store_true", help="start over instead of resuming a killed pack"
@@ -256,7 +262,7 @@ def _render_args(q: argparse.ArgumentParser) -> None:
     q.add_argument("--out", required=True, help="grid.png or grid.svg")
     q.add_argument("--n", type=bounded(int, low=1), default=16, help="how many sketches")
     q.add_argument("--split", default=None, help="train, valid or test (default: all)")
-    q.add_argument("--seed", type=int, default=0, help="which sketches are picked")
+    q.add_argument("--seed", type=seed_type(), default=0, help="which sketches are picked")
     add_skip_invalid(q)
     q.add_argument(
         "--color",
@@ -359,10 +365,13 @@ def _synthetic_args(q: argparse.ArgumentParser) -> None:
     defaults = defaults_of(synthetic_sketchset)
     q.add_argument("--out", required=True, help=".npz (train/valid/test kept), .ndjson, ...")
     q.add_argument(
-        "--per-class", type=int, default=defaults["n_per_class"], help="sketches per shape"
+        "--per-class",
+        type=bounded(int, low=1),
+        default=defaults["n_per_class"],
+        help="sketches per shape",
     )
     q.add_argument("--classes", nargs="+", default=None, metavar="SHAPE", help="default: all")
-    q.add_argument("--seed", type=int, default=defaults["seed"])
+    q.add_argument("--seed", type=seed_type(), default=defaults["seed"])
 
 
 def _synthetic(args: argparse.Namespace) -> None:
@@ -388,10 +397,10 @@ def _sample_args(q: argparse.ArgumentParser) -> None:
     defaults = defaults_of(sample_magenta_models)
     q.add_argument("models", nargs="+", metavar="MODEL", help="model files or folders")
     q.add_argument("--out", required=True, help="the .npz cache (reused if it matches)")
-    q.add_argument("--per-model", type=int, default=1000, help="drawings per model")
+    q.add_argument("--per-model", type=bounded(int, low=1), default=1000, help="drawings per model")
     q.add_argument(
         "--temperature",
-        type=float,
+        type=temperature_type(),
         default=defaults_of(generate.sample)["temperature"],
         help="sampling temperature",
     )
@@ -400,7 +409,7 @@ def _sample_args(q: argparse.ArgumentParser) -> None:
         action="store_true",
         help="into the 0-255 box with RDP 2, as the simplified Quick, Draw! files",
     )
-    q.add_argument("--seed", type=int, default=defaults["seed"])
+    q.add_argument("--seed", type=seed_type(), default=defaults["seed"])
 
 
 def _sample(args: argparse.Namespace) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from sketchrnn.cli.options import add_command, bounded, defaults_of
+from sketchrnn.cli.options import add_command, bounded, defaults_of, seed_type
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,7 +34,7 @@ def _arguments(q: argparse.ArgumentParser) -> None:
         default=defaults["seconds"],
         help="with --train: the training time budget",
     )
-    q.add_argument("--seed", type=int, default=defaults["seed"])
+    q.add_argument("--seed", type=seed_type(), default=defaults["seed"])
 
 
 def _demo(args: argparse.Namespace) -> None:

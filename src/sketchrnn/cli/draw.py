@@ -12,15 +12,19 @@ import argparse
 from collections.abc import Callable
 
 from sketchrnn.cli.common import CLIError, pick_sketch, write_outputs
-from sketchrnn.cli.options import add_command, bounded, defaults_of, value_check
+from sketchrnn.cli.options import (
+    add_command,
+    bounded,
+    defaults_of,
+    seed_type,
+    temperature_type,
+    value_check,
+)
 
 SKETCH_HELP = "FILE or FILE:INDEX (a sketch from any readable file; index 0 by default)"
 # Sketches one command draws unless --no-limit: a grid of 10,000 is already a 100x100 picture,
 # and 100,000 ran for minutes.
 MAX_SKETCHES = 10_000
-# The largest tau (as the web page's Limits.max_temperature): beyond it the mixture's
-# variances swamp the drawing (at tau 1e9 the offsets' spread is 30,000x the model's).
-MAX_TEMPERATURE = 5.0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -59,9 +63,7 @@ def _model_arguments(q: argparse.ArgumentParser, prefix_colors: bool = False) ->
     q.add_argument(
         "--out", nargs="+", required=True, metavar="FILE", help="one or more .svg / .png files"
     )
-    q.add_argument(
-        "--seed", type=bounded(int, low=0), default=None, help="random seed (repeatable output)"
-    )
+    q.add_argument("--seed", type=seed_type(), default=None, help="random seed (repeatable output)")
     q.add_argument(
         "--no-limit",
         action="store_true",
@@ -82,12 +84,6 @@ def _model_arguments(q: argparse.ArgumentParser, prefix_colors: bool = False) ->
         default="stroke",
         help="colour by stroke order, by position in the grid, or none",
     )
-
-
-def temperature_type(optional: bool = False) -> Callable[[str], float]:
-    """The ``type=`` of a temperature option: a float in [0, MAX_TEMPERATURE] (0 = greedy;
-    ``none`` too with ``optional``)."""
-    return bounded(float, low=0, high=MAX_TEMPERATURE, optional=optional)
 
 
 @value_check

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import argparse
 
-from sketchrnn.cli.options import add_command, defaults_of
+from sketchrnn.cli.options import (
+    add_command,
+    bounded,
+    defaults_of,
+    seed_type,
+    temperature_type,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -81,10 +87,10 @@ def _one_shot_args(q: argparse.ArgumentParser) -> None:
         help="PNG images, or Omniglot characters 'alphabet/characterNN' of the evaluation set "
         "(default: the first --count evaluation characters)",
     )
-    q.add_argument("--count", type=int, default=defaults["n_characters"])
+    q.add_argument("--count", type=bounded(int, low=1), default=defaults["n_characters"])
     q.add_argument("--omniglot", default=defaults["omniglot"], help="Omniglot data folder")
-    q.add_argument("--temperature", type=float, default=defaults["temperature"])
-    q.add_argument("--seed", type=int, default=defaults["seed"])
+    q.add_argument("--temperature", type=temperature_type(), default=defaults["temperature"])
+    q.add_argument("--seed", type=seed_type(), default=defaults["seed"])
     q.add_argument("--out", required=True)
 
 
@@ -118,10 +124,12 @@ def _compose_args(q: argparse.ArgumentParser) -> None:
         help="three sketch files to take the concepts from (e.g. Quick, Draw!'s snowman.ndjson "
         "circle.ndjson square.ndjson); default: the package's synthetic shapes",
     )
-    q.add_argument("--count", type=int, default=defaults["count"], help="drawings per concept")
+    q.add_argument(
+        "--count", type=bounded(int, low=1), default=defaults["count"], help="drawings per concept"
+    )
     q.add_argument("--conv-vae", help="a Conv-VAE folder to compose beside the model")
-    q.add_argument("--temperature", type=float, default=defaults["temperature"])
-    q.add_argument("--seed", type=int, default=defaults["seed"])
+    q.add_argument("--temperature", type=temperature_type(), default=defaults["temperature"])
+    q.add_argument("--seed", type=seed_type(), default=defaults["seed"])
     q.add_argument("--out", required=True)
 
 
@@ -150,9 +158,12 @@ def _arrangements_args(q: argparse.ArgumentParser) -> None:
     q.add_argument("model", metavar="MODEL")
     q.add_argument("--conv-vae", help="a Conv-VAE folder to plot beside the model")
     q.add_argument(
-        "--count", type=int, default=defaults["per_arrangement"], help="sketches per arrangement"
+        "--count",
+        type=bounded(int, low=1),
+        default=defaults["per_arrangement"],
+        help="sketches per arrangement",
     )
-    q.add_argument("--seed", type=int, default=defaults["seed"])
+    q.add_argument("--seed", type=seed_type(), default=defaults["seed"])
     q.add_argument("--out", required=True)
 
 

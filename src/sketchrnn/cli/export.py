@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from sketchrnn.cli.common import CLIError
-from sketchrnn.cli.options import add_command
+from sketchrnn.cli.options import add_command, bounded
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,7 +29,7 @@ def _arguments(q: argparse.ArgumentParser) -> None:
     q.add_argument("--name", default=None, help="info.name (default: the model's first class)")
     q.add_argument(
         "--scale-factor",
-        type=float,
+        type=bounded(float, low=0, low_open=True, optional=True),
         default=None,
         help="info.scale_factor (default: the model's own)",
     )

@@ -7,7 +7,7 @@ import argparse
 import sys
 from typing import Any
 
-from sketchrnn.cli.options import add_command, defaults_of
+from sketchrnn.cli.options import add_command, bounded, defaults_of, seed_type
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,18 +38,25 @@ def _arguments(q: argparse.ArgumentParser) -> None:
         default="vinyals-test",
         help="all-runs: Lake et al.'s 20 original one-shot runs (all_runs.zip)",
     )
-    q.add_argument("--ways", type=int, nargs="+", default=list(table["ways"]))
-    q.add_argument("--shots", type=int, nargs="+", default=list(table["shots"]))
-    q.add_argument("--queries", type=int, default=table["n_query"], help="query images per class")
-    q.add_argument("--episodes", type=int, default=table["episodes"])
+    q.add_argument("--ways", type=bounded(int, low=2), nargs="+", default=list(table["ways"]))
+    q.add_argument("--shots", type=bounded(int, low=1), nargs="+", default=list(table["shots"]))
     q.add_argument(
-        "--seed", type=int, default=table["seed"], help="episodes (and baseline weights)"
+        "--queries",
+        type=bounded(int, low=1),
+        default=table["n_query"],
+        help="query images per class",
     )
-    q.add_argument("--image-size", type=int, default=embedders["image_size"])
+    q.add_argument("--episodes", type=bounded(int, low=1), default=table["episodes"])
+    q.add_argument(
+        "--seed", type=seed_type(), default=table["seed"], help="episodes (and baseline weights)"
+    )
+    q.add_argument(
+        "--image-size", type=bounded(int, low=16, high=1024), default=embedders["image_size"]
+    )
     q.add_argument("--omniglot", default=embedders["omniglot"], help="Omniglot data folder")
     q.add_argument(
         "--conv-vae-steps",
-        type=int,
+        type=bounded(int, low=0),
         default=defaults_of(fewshot.train_quick_conv_vae)["steps"],
     )
     q.add_argument(

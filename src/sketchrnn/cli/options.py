@@ -34,6 +34,9 @@ __all__ = [
     "OptionValueError",
     "add_command",
     "bounded",
+    "seed_type",
+    "temperature_type",
+    "MAX_TEMPERATURE",
     "value_check",
     "add_config_options",
     "given_options",
@@ -232,6 +235,22 @@ def bounded(
     return _bounds_checker(
         kind, Bounds(low, high, low_open, high_open, integer=kind is int, optional=optional)
     )
+
+
+# The largest tau (as the web page's Limits.max_temperature): beyond it the mixture's
+# variances swamp the drawing (at tau 1e9 the offsets' spread is 30,000x the model's).
+MAX_TEMPERATURE = 5.0
+
+
+def temperature_type(optional: bool = False) -> Callable[[str], float]:
+    """The ``type=`` of every temperature option: a float in [0, MAX_TEMPERATURE] (0 = greedy;
+    ``none`` too with ``optional``)."""
+    return bounded(float, low=0, high=MAX_TEMPERATURE, optional=optional)
+
+
+def seed_type() -> Callable[[str], int]:
+    """The ``type=`` of every ``--seed``: a whole number >= 0."""
+    return bounded(int, low=0)
 
 
 def _bounds_checker(kind: type, bounds: Any) -> Callable[[str], Any]:

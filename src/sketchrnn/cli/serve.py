@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from sketchrnn.cli.options import add_command, defaults_of
+from sketchrnn.cli.options import add_command, bounded, defaults_of
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,9 +29,12 @@ def _arguments(q: argparse.ArgumentParser) -> None:
         "(default: the built-in models and the models in the cache)",
     )
     q.add_argument("--host", default=defaults["host"], help="address to bind (default loopback)")
-    q.add_argument("--port", type=int, default=defaults["port"])
+    q.add_argument("--port", type=bounded(int, low=0, high=65535), default=defaults["port"])
     q.add_argument(
-        "--workers", type=int, default=defaults["workers"], help="threads that draw (default 2)"
+        "--workers",
+        type=bounded(int, low=1),
+        default=defaults["workers"],
+        help="threads that draw (default 2)",
     )
 
 

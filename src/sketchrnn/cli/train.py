@@ -172,7 +172,7 @@ def _arguments(name: str, q: argparse.ArgumentParser, others: bool = True) -> No
 
         data.add_argument(
             "--rdp-epsilon",
-            type=float,
+            type=bounded(float, low=0),
             default=defaults_of(load_image_datasets)["rdp_epsilon"],
             help="RDP-simplify sketches first (file units; Omniglot: about 2)",
         )
