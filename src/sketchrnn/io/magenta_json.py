@@ -32,7 +32,7 @@ import binascii
 import json
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -100,14 +100,8 @@ class MagentaWeights:
         return float(self.info["scale_factor"])
 
     def arrays(self) -> list[np.ndarray]:
-        """The five arrays in file order."""
-        return [
-            self.output_kernel,
-            self.output_bias,
-            self.input_kernel,
-            self.recurrent_kernel,
-            self.lstm_bias,
-        ]
+        """The five arrays in file order (the fields' order)."""
+        return _arrays_in_field_order(self)
 
 
 @dataclass
@@ -159,26 +153,14 @@ class MagentaVAEWeights:
         return float(self.info["scale_factor"])
 
     def arrays(self) -> list[np.ndarray]:
-        """The 17 arrays in file order."""
-        return [
-            self.enc_fw_input_kernel,
-            self.enc_fw_recurrent_kernel,
-            self.enc_fw_bias,
-            self.enc_bw_input_kernel,
-            self.enc_bw_recurrent_kernel,
-            self.enc_bw_bias,
-            self.mu_kernel,
-            self.mu_bias,
-            self.presig_kernel,
-            self.presig_bias,
-            self.init_kernel,
-            self.init_bias,
-            self.output_kernel,
-            self.output_bias,
-            self.input_kernel,
-            self.recurrent_kernel,
-            self.lstm_bias,
-        ]
+        """The 17 arrays in file order (the fields' order)."""
+        return _arrays_in_field_order(self)
+
+
+def _arrays_in_field_order(weights: Any) -> list[np.ndarray]:
+    """Every array field of a weights dataclass, in declaration order (``info`` is not one):
+    the fields are declared in the file's order, so that order is written once."""
+    return [getattr(weights, f.name) for f in fields(weights) if f.name != "info"]
 
 
 def expected_vae_shapes(enc: int, z: int, hidden: int) -> list[list[int]]:
