@@ -15,6 +15,7 @@ difference in the runtime itself is not followed: for files of ``info.version`` 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import numpy as np
 import torch
@@ -141,40 +142,25 @@ def load_magenta_json(path: str | os.PathLike) -> SketchRNN:
     ``[info.name]``, in eval mode: decoder-only for a ``.gen.json``, the VAE
     (``conditional=True``, bidirectional LSTM encoder) for a ``.vae.json``."""
     weights = read_magenta_json(path)
+    latent: dict[str, Any]
     if isinstance(weights, MagentaVAEWeights):
-        return _load_vae(weights)
+        latent = dict(enc_hidden=weights.enc_hidden, z_size=weights.z_size, conditional=True)
+        state = magenta_vae_to_state_dict(weights)
+    else:
+        latent = dict(conditional=False)
+        state = magenta_to_state_dict(weights)
     config = SketchRNNConfig(
+        **latent,
         dec_hidden=weights.hidden_size,
         num_mixtures=MAGENTA_NUM_MIXTURES,
         cell="lstm",
-        conditional=False,
         recurrent_dropout=0.0,
         max_seq_len=int(weights.info["max_seq_len"]),
         scale_factor=weights.scale_factor,
         classes=[str(weights.info["name"])],
     )
     model = SketchRNN(config)
-    tensors = {k: torch.from_numpy(v) for k, v in magenta_to_state_dict(weights).items()}
-    model.load_state_dict(tensors)
-    return model.eval()
-
-
-def _load_vae(weights: MagentaVAEWeights) -> SketchRNN:
-    config = SketchRNNConfig(
-        enc_hidden=weights.enc_hidden,
-        dec_hidden=weights.hidden_size,
-        z_size=weights.z_size,
-        num_mixtures=MAGENTA_NUM_MIXTURES,
-        cell="lstm",
-        conditional=True,
-        recurrent_dropout=0.0,
-        max_seq_len=int(weights.info["max_seq_len"]),
-        scale_factor=weights.scale_factor,
-        classes=[str(weights.info["name"])],
-    )
-    model = SketchRNN(config)
-    tensors = {k: torch.from_numpy(v) for k, v in magenta_vae_to_state_dict(weights).items()}
-    model.load_state_dict(tensors)
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
     return model.eval()
 
 
