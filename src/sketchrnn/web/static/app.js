@@ -923,28 +923,22 @@
   $("#endings-undo").addEventListener("click", undoMain);
   $("#endings-clear").addEventListener("click", clearMain);
   $("#mimic-go").addEventListener("click", runMimic);
-  $("#mimic-clear").addEventListener("click", () => {
-    mimic.strokes.length = 0;
-    padMimic.render();
-    $("#mimic-results").replaceChildren();
-  });
+  // Clear a drawing, its pad and what was drawn from it.
+  const clearer = (drawing, pad, results) => () => {
+    drawing.strokes.length = 0;
+    pad.render();
+    $(results).replaceChildren();
+  };
+  $("#mimic-clear").addEventListener("click", clearer(mimic, padMimic, "#mimic-results"));
   $("#mimic-other").addEventListener("change", applyOtherClass);
   $("#morph-go").addEventListener("click", runMorph);
   $("#grid-go").addEventListener("click", runGrid);
   $("#imitate-go").addEventListener("click", runImitate);
-  $("#imitate-clear").addEventListener("click", () => {
-    imitateDrawing.strokes.length = 0;
-    padImitate.render();
-    $("#imitate-results").replaceChildren();
-  });
+  $("#imitate-clear").addEventListener("click", clearer(imitateDrawing, padImitate, "#imitate-results"));
   $("#concept-add").addEventListener("click", addConcept);
   $("#concept-remove").addEventListener("click", removeConcept);
   $("#classify-go").addEventListener("click", runClassify);
-  $("#query-clear").addEventListener("click", () => {
-    query.strokes.length = 0;
-    padQuery.render();
-    $("#teach-result").replaceChildren();
-  });
+  $("#query-clear").addEventListener("click", clearer(query, padQuery, "#teach-result"));
   $("#error-close").addEventListener("click", hideError);
   $("#temperature").addEventListener("input", () => {
     $("#temperature-value").textContent = Number($("#temperature").value).toFixed(2);
