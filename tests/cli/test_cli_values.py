@@ -379,7 +379,7 @@ def test_a_bare_command_exits_2_with_the_usage(group, capsys):
 
 OTHER_COMMANDS = [
     (["embed", "one-shot", "m", "--temperature", "1e9", "--out", "x.png"], "--temperature"),
-    (["embed", "compose", "m", "--count", "0", "--out", "x.png"], "--count"),
+    (["embed", "arrangements", "m", "--seed", "-1", "--out", "x.png"], "--seed"),
     (["fewshot", "--model", "m", "--ways", "1"], "--ways"),
     (["fewshot", "--model", "m", "--episodes", "0"], "--episodes"),
     (["serve", "--port", "99999"], "--port"),
