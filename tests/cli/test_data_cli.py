@@ -9,8 +9,8 @@ import pytest
 from helpers import FolderServer, random_sketches, write_quickdraw_npz
 
 from sketchrnn.cli import main
-from sketchrnn.io.download import QUICKDRAW_CLASSES
 from sketchrnn.io.formats import read_sketches
+from sketchrnn.io.quickdraw_download import QUICKDRAW_CLASSES
 from sketchrnn.io.sketchset import SketchSet
 from sketchrnn.store import open_store, pack
 

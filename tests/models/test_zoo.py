@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import functools
 import http.server
+import os
+import re
 import socket
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -218,3 +223,145 @@ def test_a_bare_official_name_counts_as_a_magenta_model_for_the_input_defaults(t
     assert input_scale_factor(model, "auto", "shapes_gen") == 1.0
     assert resolve_raw_ndjson("auto", "cat.gen") == "sketch-rnn"
     assert resolve_raw_ndjson("auto", "shapes_vae") == "quickdraw"
+
+
+# ----------------------------------------------------------------------------- kinds, limits
+
+
+@pytest.fixture()
+def hostile(tmp_path, monkeypatch):
+    """A collection served by :class:`HostileServer`: ``dog.vae.json`` is decoder-only,
+    ``owl.gen.json`` a VAE, ``sheep.gen.json`` and ``sheep.vae.json`` what they say."""
+    from download_servers import HostileServer
+
+    if not MODELS.is_dir():
+        pytest.skip(f"shared data not found: {MODELS} (set SKETCHRNN_SHARED_DATA)")
+    export_magenta_json(_toy(True), tmp_path / "toy.vae.json")
+    vae = (tmp_path / "toy.vae.json").read_bytes()
+    files = {
+        "sheep.gen.json": (MODELS / "sheep.gen.json").read_bytes(),
+        "sheep.vae.json": vae,
+        "dog.vae.json": (MODELS / "dog.gen.json").read_bytes(),
+        "owl.gen.json": vae,
+    }
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("SKETCHRNN_CACHE_DIR", str(cache))
+    with HostileServer(files) as server:
+        monkeypatch.setenv("SKETCHRNN_MODELS_URL", server.url)
+        server.cache = cache
+        yield server
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("dog.vae", r"the file is a decoder-only model, not a VAE \(.vae.json\)"),
+        ("owl.gen", r"the file is a VAE, not a decoder-only model \(.gen.json\)"),
+    ],
+)
+def test_a_file_of_the_wrong_kind_is_refused(hostile, capsys, spec, message):
+    assert main(["models", "download", spec]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("sketchrnn")]
+    assert err[-1].startswith(f"sketchrnn: error: model {spec}: {hostile.url}{spec}.json: ")
+    assert re.search(message, err[-1]) and len(err) == 2  # the "downloading" line, the error
+    assert list(hostile.cache.iterdir()) == []
+
+
+def test_models_list_calls_each_cached_file_what_it_is(hostile, capsys):
+    """A decoder-only file under a VAE's name (left by an older version): not counted as a
+    VAE, named for what it is, not picked by a bare name, replaced by ``download``."""
+    hostile.cache.mkdir()
+    (hostile.cache / "sheep.vae.json").write_bytes(hostile.files["sheep.gen.json"])
+    (hostile.cache / "sheep.gen.json").write_bytes(hostile.files["sheep.gen.json"])
+    (hostile.cache / "bear.gen.json").write_text("not a model")
+    assert zoo.cached_models() == {"sheep": ("gen",)}
+    assert main(["models", "list", "--cached"]) == 0
+    out = capsys.readouterr().out
+    assert "  sheep                    gen,vae  cached: gen\n" in out
+    assert "    sheep.vae.json is a decoder-only model, so not counted as vae" in out
+    assert "  bear                     gen,vae\n    bear.gen.json is not a sketch-rnn model" in out
+    assert "(0 of" not in out and "1 cached in" in out
+    assert zoo.resolve_model("sheep") == hostile.cache / "sheep.gen.json"
+    assert hostile.requests == []
+    assert zoo.download_model("sheep", "vae", quiet=True) == hostile.cache / "sheep.vae.json"
+    assert (hostile.cache / "sheep.vae.json").read_bytes() == hostile.files["sheep.vae.json"]
+    assert zoo.cached_models() == {"sheep": ("gen", "vae")}
+
+
+def test_an_endless_model_is_cut_at_its_cap(hostile, monkeypatch, capsys):
+    monkeypatch.setenv("SKETCHRNN_MAX_MODEL_BYTES", str(1 << 20))
+    hostile.behaviour = "endless"
+    assert main(["models", "download", "sheep"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "more than 1.0 MiB arrived, over the limit of 1.0 MiB" in err
+    assert "$SKETCHRNN_MAX_MODEL_BYTES raises it" in err
+    assert list(hostile.cache.iterdir()) == []
+
+
+def test_a_trickling_server_stops_models_download(hostile, monkeypatch, capsys):
+    monkeypatch.setenv("SKETCHRNN_DOWNLOAD_MIN_RATE", "4000")
+    monkeypatch.setenv("SKETCHRNN_DOWNLOAD_RATE_WINDOW_SECONDS", "0.5")
+    hostile.behaviour = "trickle"
+    began = time.monotonic()
+    assert main(["models", "download", "sheep"]) == 2
+    assert time.monotonic() - began < 30  # a hang guard, not a timing
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert re.search(r"model sheep.gen: http://.*: too slow: .*; run again to resume", err)
+    assert [p.name for p in hostile.cache.iterdir()] == ["sheep.gen.json.part"]
+    hostile.behaviour = "honest"  # the next run resumes what arrived
+    assert main(["models", "download", "sheep"]) == 0
+    assert hostile.requests[-1][1].startswith("bytes=")
+    assert [p.name for p in hostile.cache.iterdir()] == ["sheep.gen.json"]
+
+
+def _models_download(cache: Path, url: str, *names: str) -> subprocess.Popen:
+    env = {**os.environ, "SKETCHRNN_CACHE_DIR": str(cache), "SKETCHRNN_MODELS_URL": url}
+    command = [sys.executable, "-m", "sketchrnn.cli", "models", "download", *names]
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_two_models_downloads_at_once_both_succeed(hostile):
+    """Two ``models download sheep`` processes at once: one fetches, the other waits for it
+    (saying so) and finds the file; both exit 0 and print its path."""
+    hostile.rate = 1e6  # about three seconds for the 3 MB file
+    first = _models_download(hostile.cache, hostile.url, "sheep")
+    time.sleep(0.4)
+    second = _models_download(hostile.cache, hostile.url, "sheep")
+    outs = [p.communicate(timeout=60) for p in (first, second)]
+    assert [p.returncode for p in (first, second)] == [0, 0], outs
+    path = hostile.cache / "sheep.gen.json"
+    for out, _ in outs:
+        assert out == f"sheep.gen: {path}\n"
+    errs = "".join(err for _, err in outs)
+    assert "another process is downloading this file; waiting for it" in errs
+    assert "error" not in errs
+    assert path.read_bytes() == hostile.files["sheep.gen.json"]
+    assert [p.name for p in hostile.cache.iterdir()] == ["sheep.gen.json"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(3))
+def test_models_download_killed_at_random_moments(hostile, seed):
+    import random
+    import signal
+
+    rng = random.Random(seed)
+    hostile.rate = 3e6
+    path = hostile.cache / "sheep.gen.json"
+    for behaviour in rng.sample(["honest", "ignore-range", "range-from-zero", "range-lie"], 3):
+        hostile.behaviour = behaviour
+        proc = _models_download(hostile.cache, hostile.url, "sheep")
+        time.sleep(rng.uniform(0.05, 2.0))
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=60)
+        if path.exists():
+            assert path.read_bytes() == hostile.files["sheep.gen.json"], behaviour
+            path.unlink()
+    proc = _models_download(hostile.cache, hostile.url, "sheep")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert path.read_bytes() == hostile.files["sheep.gen.json"]
+    assert [p.name for p in hostile.cache.iterdir()] == ["sheep.gen.json"]

@@ -216,7 +216,7 @@ def _pack_sources(args: argparse.Namespace) -> list[str]:
     class's file, then the files of ``--list``/``--all``; every class must be downloaded."""
     import os
 
-    from sketchrnn.io.download import downloaded_class_files
+    from sketchrnn.io.quickdraw_download import downloaded_class_files
 
     sources, names = [], []
     for source in args.sources:
@@ -315,7 +315,7 @@ def _add_class_choice(q: argparse.ArgumentParser, verb: str) -> None:
 def _chosen_classes(args: argparse.Namespace, given: list[str]) -> list[str]:
     """The class names of ``CLASS...``, ``--list FILE`` and ``--all`` together (in that
     order, each once)."""
-    from sketchrnn.io.download import QUICKDRAW_CLASSES, read_class_list
+    from sketchrnn.io.quickdraw_download import QUICKDRAW_CLASSES, read_class_list
 
     names = list(given)
     if args.list:
@@ -334,7 +334,7 @@ def _some(names: list[str], shown: int = 10) -> str:
 def _download(args: argparse.Namespace) -> None:
     import sys
 
-    from sketchrnn.io.download import download_quickdraw_classes
+    from sketchrnn.io.quickdraw_download import download_quickdraw_classes
 
     names = _chosen_classes(args, args.classes)
     if not names:

@@ -46,6 +46,7 @@ def _download_args(q: argparse.ArgumentParser) -> None:
 def _list(args: argparse.Namespace) -> None:
     from sketchrnn.models import zoo
 
+    files = zoo.cached_model_files()  # path -> what the file really is
     cached = zoo.cached_models()
     folder = zoo.models_cache_dir()
     builtins = sorted(zoo.BUILTIN_MODELS)
@@ -54,7 +55,11 @@ def _list(args: argparse.Namespace) -> None:
         print(f"  {name:24s} {zoo.BUILTIN_MODELS[name]}")
     if not builtins:
         print("  (none)")
-    shown = [n for n in zoo.OFFICIAL_MODELS if not args.cached or n in cached]
+    # Files whose name says another kind than they are (left by an older version, or put there
+    # by hand): shown as what they are.
+    wrong = {p: found for p, found in files.items() if not p.name.endswith(f".{found}.json")}
+    wrong_names = {p.name.split(".")[0] for p in wrong}
+    shown = [n for n in zoo.OFFICIAL_MODELS if not args.cached or n in cached or n in wrong_names]
     print(
         f"official sketch-rnn models ({len(shown)} of {len(zoo.OFFICIAL_MODELS)}; "
         f"{len(cached)} cached in {folder}):"
@@ -63,6 +68,14 @@ def _list(args: argparse.Namespace) -> None:
         kinds = ",".join(zoo.model_kinds(name))
         have = ",".join(cached.get(name, ()))
         print(f"  {name:24s} {kinds:8s} {'cached: ' + have if have else ''}".rstrip())
+        for kind in zoo.model_kinds(name):
+            path = folder / f"{name}.{kind}.json"
+            if path in wrong:
+                what = {"gen": "a decoder-only model", "vae": "a VAE"}.get(wrong[path] or "")
+                print(
+                    f"    {path.name} is {what or 'not a sketch-rnn model'}, so not counted as "
+                    f"{kind} (`sketchrnn models download {name}.{kind}` replaces it)"
+                )
 
 
 def _download(args: argparse.Namespace) -> None:

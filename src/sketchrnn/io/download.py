@@ -1,747 +1,439 @@
-"""Downloading the official Quick, Draw! sketch-rnn training files (``<class>.npz``).
+"""One verified, resumable, bounded HTTP download: :func:`fetch_file` (and :func:`fetch`).
 
-Each class is one file, ``<base url>/<class name, URL-quoted>.npz`` (for example
-``the%20eiffel%20tower.npz``), saved under its plain name in a cache folder. Downloads resume:
-bytes arrive in ``<name>.npz.part`` and a later call continues it with an HTTP ``Range``
-request (starting over when the server ignores the range); the finished file is checked to be
-a readable zip (npz) and only then renamed to ``<name>.npz``, so a complete-looking file is
-always complete.
+Every file the project fetches (Quick, Draw! data, the official models, the judge's files)
+goes through here, so each of these holds for all of them:
 
-:data:`QUICKDRAW_CLASSES` names the 345 classes of the collection;
-:func:`download_quickdraw_classes` fetches many of them (``sketchrnn data download --all``):
-one overall progress bar, a line per file, and it carries on past a class that fails, naming
-the failures at the end. :func:`downloaded_class_files` finds the finished files again (for
-``sketchrnn data pack --all``).
+- **Atomic and verified.** Bytes arrive in ``<target>.part``; the finished file's size is
+  checked against what the server announced, then its form (``check``: a sketch-rnn npz, a
+  model of the kind named, a pinned SHA-256, ...), and only then is it renamed to ``target``.
+  A file that fails is deleted, never kept under its real name.
+- **Resumed only when it is safe.** A later call continues the ``.part`` with ``Range:
+  bytes=N-`` and appends only on a ``206`` whose ``Content-Range`` starts at ``N``; any other
+  answer (the whole file, a range from elsewhere, ``416``) starts over. A resumed file that
+  then fails its check is fetched once more from the start.
+- **Bounded.** A transfer with no byte for ``stall`` seconds, or fewer than ``min_rate``
+  bytes a second over any ``rate_window`` seconds, or whose headers do not arrive within
+  ``stall`` seconds, stops with a one-line error (:mod:`sketchrnn.io.bounded_http`, whose
+  :class:`~sketchrnn.io.bounded_http.TransferLimits` the environment sets); a body larger
+  than the cap of its kind of file is refused as soon as the server announces it or the bytes
+  pass the cap. Redirects: at most five, to ``http``/``https`` only, never down from ``https``.
+- **One writer.** The ``.part`` is held with ``flock`` while it is written: a second process
+  fetching the same file waits for the first (saying so), then finds the file complete.
+
+Written here because no HTTP client library offers a verified resume or a lock on the partial
+file; the transfer itself is the standard library's ``urllib``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import http.client
 import os
+import socket
+import ssl
+import sys
 import urllib.error
 import urllib.parse
-import urllib.request
-import zipfile
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from sketchrnn.io.bounded_http import (
+    TransferLimits,
+    Watch,
+    content_length,
+    content_range,
+    open_bounded,
+    quoted,
+    unsatisfiable_size,
+)
+from sketchrnn.io.files import env_limit, limit_hint, size_text
+
+try:  # POSIX; elsewhere a .part is written unlocked
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
+
 __all__ = [
-    "QUICKDRAW_URL",
-    "QUICKDRAW_CLASSES",
     "DownloadError",
-    "DownloadReport",
-    "default_cache_dir",
-    "quickdraw_url",
-    "read_class_list",
-    "download_quickdraw",
-    "download_quickdraw_classes",
-    "downloaded_class_files",
+    "ServerUnreachableError",
+    "Fetched",
+    "fetch",
     "fetch_file",
+    "sha256_of",
 ]
 
-QUICKDRAW_URL = "https://storage.googleapis.com/quickdraw_dataset/sketchrnn/"
 _CHUNK_BYTES = 1 << 16
-
-# The 345 classes of Quick, Draw!, spelled as the files are named (three start with "The").
-QUICKDRAW_CLASSES: tuple[str, ...] = (
-    "aircraft carrier",
-    "airplane",
-    "alarm clock",
-    "ambulance",
-    "angel",
-    "animal migration",
-    "ant",
-    "anvil",
-    "apple",
-    "arm",
-    "asparagus",
-    "axe",
-    "backpack",
-    "banana",
-    "bandage",
-    "barn",
-    "baseball",
-    "baseball bat",
-    "basket",
-    "basketball",
-    "bat",
-    "bathtub",
-    "beach",
-    "bear",
-    "beard",
-    "bed",
-    "bee",
-    "belt",
-    "bench",
-    "bicycle",
-    "binoculars",
-    "bird",
-    "birthday cake",
-    "blackberry",
-    "blueberry",
-    "book",
-    "boomerang",
-    "bottlecap",
-    "bowtie",
-    "bracelet",
-    "brain",
-    "bread",
-    "bridge",
-    "broccoli",
-    "broom",
-    "bucket",
-    "bulldozer",
-    "bus",
-    "bush",
-    "butterfly",
-    "cactus",
-    "cake",
-    "calculator",
-    "calendar",
-    "camel",
-    "camera",
-    "camouflage",
-    "campfire",
-    "candle",
-    "cannon",
-    "canoe",
-    "car",
-    "carrot",
-    "castle",
-    "cat",
-    "ceiling fan",
-    "cell phone",
-    "cello",
-    "chair",
-    "chandelier",
-    "church",
-    "circle",
-    "clarinet",
-    "clock",
-    "cloud",
-    "coffee cup",
-    "compass",
-    "computer",
-    "cookie",
-    "cooler",
-    "couch",
-    "cow",
-    "crab",
-    "crayon",
-    "crocodile",
-    "crown",
-    "cruise ship",
-    "cup",
-    "diamond",
-    "dishwasher",
-    "diving board",
-    "dog",
-    "dolphin",
-    "donut",
-    "door",
-    "dragon",
-    "dresser",
-    "drill",
-    "drums",
-    "duck",
-    "dumbbell",
-    "ear",
-    "elbow",
-    "elephant",
-    "envelope",
-    "eraser",
-    "eye",
-    "eyeglasses",
-    "face",
-    "fan",
-    "feather",
-    "fence",
-    "finger",
-    "fire hydrant",
-    "fireplace",
-    "firetruck",
-    "fish",
-    "flamingo",
-    "flashlight",
-    "flip flops",
-    "floor lamp",
-    "flower",
-    "flying saucer",
-    "foot",
-    "fork",
-    "frog",
-    "frying pan",
-    "garden",
-    "garden hose",
-    "giraffe",
-    "goatee",
-    "golf club",
-    "grapes",
-    "grass",
-    "guitar",
-    "hamburger",
-    "hammer",
-    "hand",
-    "harp",
-    "hat",
-    "headphones",
-    "hedgehog",
-    "helicopter",
-    "helmet",
-    "hexagon",
-    "hockey puck",
-    "hockey stick",
-    "horse",
-    "hospital",
-    "hot air balloon",
-    "hot dog",
-    "hot tub",
-    "hourglass",
-    "house",
-    "house plant",
-    "hurricane",
-    "ice cream",
-    "jacket",
-    "jail",
-    "kangaroo",
-    "key",
-    "keyboard",
-    "knee",
-    "knife",
-    "ladder",
-    "lantern",
-    "laptop",
-    "leaf",
-    "leg",
-    "light bulb",
-    "lighter",
-    "lighthouse",
-    "lightning",
-    "line",
-    "lion",
-    "lipstick",
-    "lobster",
-    "lollipop",
-    "mailbox",
-    "map",
-    "marker",
-    "matches",
-    "megaphone",
-    "mermaid",
-    "microphone",
-    "microwave",
-    "monkey",
-    "moon",
-    "mosquito",
-    "motorbike",
-    "mountain",
-    "mouse",
-    "moustache",
-    "mouth",
-    "mug",
-    "mushroom",
-    "nail",
-    "necklace",
-    "nose",
-    "ocean",
-    "octagon",
-    "octopus",
-    "onion",
-    "oven",
-    "owl",
-    "paint can",
-    "paintbrush",
-    "palm tree",
-    "panda",
-    "pants",
-    "paper clip",
-    "parachute",
-    "parrot",
-    "passport",
-    "peanut",
-    "pear",
-    "peas",
-    "pencil",
-    "penguin",
-    "piano",
-    "pickup truck",
-    "picture frame",
-    "pig",
-    "pillow",
-    "pineapple",
-    "pizza",
-    "pliers",
-    "police car",
-    "pond",
-    "pool",
-    "popsicle",
-    "postcard",
-    "potato",
-    "power outlet",
-    "purse",
-    "rabbit",
-    "raccoon",
-    "radio",
-    "rain",
-    "rainbow",
-    "rake",
-    "remote control",
-    "rhinoceros",
-    "rifle",
-    "river",
-    "roller coaster",
-    "rollerskates",
-    "sailboat",
-    "sandwich",
-    "saw",
-    "saxophone",
-    "school bus",
-    "scissors",
-    "scorpion",
-    "screwdriver",
-    "sea turtle",
-    "see saw",
-    "shark",
-    "sheep",
-    "shoe",
-    "shorts",
-    "shovel",
-    "sink",
-    "skateboard",
-    "skull",
-    "skyscraper",
-    "sleeping bag",
-    "smiley face",
-    "snail",
-    "snake",
-    "snorkel",
-    "snowflake",
-    "snowman",
-    "soccer ball",
-    "sock",
-    "speedboat",
-    "spider",
-    "spoon",
-    "spreadsheet",
-    "square",
-    "squiggle",
-    "squirrel",
-    "stairs",
-    "star",
-    "steak",
-    "stereo",
-    "stethoscope",
-    "stitches",
-    "stop sign",
-    "stove",
-    "strawberry",
-    "streetlight",
-    "string bean",
-    "submarine",
-    "suitcase",
-    "sun",
-    "swan",
-    "sweater",
-    "swing set",
-    "sword",
-    "syringe",
-    "t-shirt",
-    "table",
-    "teapot",
-    "teddy-bear",
-    "telephone",
-    "television",
-    "tennis racquet",
-    "tent",
-    "The Eiffel Tower",
-    "The Great Wall of China",
-    "The Mona Lisa",
-    "tiger",
-    "toaster",
-    "toe",
-    "toilet",
-    "tooth",
-    "toothbrush",
-    "toothpaste",
-    "tornado",
-    "tractor",
-    "traffic light",
-    "train",
-    "tree",
-    "triangle",
-    "trombone",
-    "truck",
-    "trumpet",
-    "umbrella",
-    "underwear",
-    "van",
-    "vase",
-    "violin",
-    "washing machine",
-    "watermelon",
-    "waterslide",
-    "whale",
-    "wheel",
-    "windmill",
-    "wine bottle",
-    "wine glass",
-    "wristwatch",
-    "yoga",
-    "zebra",
-    "zigzag",
-)
 
 
 class DownloadError(OSError):
     """A download that failed; the message is one line saying what and why."""
 
-
-class _Unreachable(DownloadError):
-    """The server did not answer at all (offline, refused, timed out)."""
-
-
-# After this many classes in which the server never answered, a many-class download gives up
-# on the rest (offline: 345 timeouts would take hours and say nothing new).
-UNREACHABLE_GIVE_UP = 3
-
-
-def default_cache_dir() -> Path:
-    """``$SKETCHRNN_CACHE/quickdraw`` if that variable is set, else
-    ``~/.cache/sketchrnn/quickdraw``."""
-    root = os.environ.get("SKETCHRNN_CACHE")
-    base = Path(root).expanduser() if root else Path.home() / ".cache" / "sketchrnn"
-    return base / "quickdraw"
-
-
-def quickdraw_url(class_name: str, base_url: str | None = None) -> str:
-    """The URL of one class's npz: ``base_url`` (else ``$SKETCHRNN_QUICKDRAW_URL``, else the
-    official storage) joined with the URL-quoted class name."""
-    base = base_url or os.environ.get("SKETCHRNN_QUICKDRAW_URL") or QUICKDRAW_URL
-    return base.rstrip("/") + "/" + urllib.parse.quote(f"{class_name}.npz")
-
-
-def _check_class_name(name: str) -> None:
-    # The name becomes a file name in the cache: refuse anything that could leave the folder.
-    if not name or name != name.strip() or "/" in name or "\\" in name or name.startswith("."):
-        raise ValueError(f"not a Quick, Draw! class name: {name!r}")
-
-
-def read_class_list(path: str | os.PathLike) -> list[str]:
-    """The class names of a list file: one a line, blank lines and ``#`` comments ignored,
-    duplicates kept once (first place). Raises ``ValueError`` naming the line of a name that
-    could not be a file name."""
-    names: list[str] = []
-    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        name = line.strip()
-        if not name or name.startswith("#"):
-            continue
-        try:
-            _check_class_name(name)
-        except ValueError as e:
-            raise ValueError(f"{path}:{number}: {e}") from None
-        if name not in names:
-            names.append(name)
-    if not names:
-        raise ValueError(f"{path}: no class names in the file (one a line)")
-    return names
-
-
-def _is_complete_npz(path: Path) -> bool:
-    """True when ``path`` is a zip archive whose members all pass their CRC check."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return archive.testzip() is None and len(archive.namelist()) > 0
-    except (zipfile.BadZipFile, OSError, EOFError):
-        return False
-
-
-def _open(url: str, start: int, timeout: float):
-    headers = {"User-Agent": "sketchrnn"}
-    if start > 0:
-        headers["Range"] = f"bytes={start}-"
-    return urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
-
-
-def _not_found_hint(class_name: str) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(class_name, QUICKDRAW_CLASSES, n=3, cutoff=0.6)
-    if not close and class_name.lower() != class_name:
-        close = difflib.get_close_matches(class_name.lower(), QUICKDRAW_CLASSES, n=3)
-    if close:
-        hint = f"did you mean {' or '.join(repr(c) for c in close)}?"
-    else:
-        hint = "the names are those of QUICKDRAW_CLASSES, e.g. 'cat', 'The Eiffel Tower'"
-    return f"not found (HTTP 404); the class name {class_name!r} is probably wrong ({hint})"
-
-
-def _fetch(
-    url: str,
-    part: Path,
-    class_name: str,
-    progress: bool,
-    timeout: float,
-    *,
-    desc: str | None = None,
-    not_found: str | None = None,
-    overall: Any = None,
-) -> int:
-    """Append the rest of ``url`` to ``part`` (starting it over if the server sends it whole);
-    return the number of bytes received.
-
-    ``desc`` labels the file's progress bar (default ``<class_name>.npz``); ``not_found`` is
-    what a 404 error says after the URL (default: the Quick, Draw! class name is probably
-    wrong). With ``overall`` (a bar counting bytes of many files) the bytes go to that bar and
-    the file gets no bar of its own."""
-    start = part.stat().st_size if part.exists() else 0
-    received = 0
-    try:
-        try:
-            response = _open(url, start, timeout)
-        except urllib.error.HTTPError as e:
-            if e.code != 416 or start == 0:
-                raise
-            # Range not satisfiable: the partial file is not a prefix we can continue.
-            part.unlink()
-            start = 0
-            response = _open(url, 0, timeout)
-        with response:
-            if start > 0 and response.status != 206:
-                start = 0  # the server ignored the Range header and sends the whole file
-            length = response.headers.get("Content-Length")
-            total = start + int(length) if length and length.isdigit() else None
-            from sketchrnn.progress import progress_bar
-
-            with (
-                open(part, "ab" if start else "wb") as out,
-                progress_bar(
-                    total=total,
-                    initial=start,
-                    unit="B",
-                    unit_scale=True,
-                    unit_divisor=1024,
-                    desc=desc or f"{class_name}.npz",
-                    disable=not progress or overall is not None,
-                    leave=False,
-                ) as bar,
-            ):
-                while chunk := response.read(_CHUNK_BYTES):
-                    out.write(chunk)
-                    received += len(chunk)
-                    (overall if overall is not None else bar).update(len(chunk))
-    except urllib.error.HTTPError as e:
-        if e.code == 404:
-            raise DownloadError(f"{url}: " + (not_found or _not_found_hint(class_name))) from None
-        raise DownloadError(f"{url}: HTTP {e.code} {e.reason}") from None
-    except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
-        reason = getattr(e, "reason", e)
-        raise _Unreachable(f"{url}: cannot reach the server ({reason}); are you offline?") from None
-    return received
-
-
-def _cache_folder(to: str | os.PathLike | None) -> Path:
-    return Path(to).expanduser() if to is not None else default_cache_dir()
-
-
-def _download_class(
-    name: str,
-    folder: Path,
-    base_url: str | None,
-    progress: bool,
-    timeout: float,
-    overall: Any = None,
-) -> tuple[Path, str, int]:
-    """Fetch one class into ``folder``: ``(path, how, bytes received)``, ``how`` one of
-    ``"complete"`` (already there: nothing fetched), ``"downloaded"``, ``"resumed"``."""
-    target = folder / f"{name}.npz"
-    if target.is_file() and _is_complete_npz(target):
-        return target, "complete", 0
-    url = quickdraw_url(name, base_url)
-    part = target.with_name(target.name + ".part")
-    had = part.stat().st_size if part.exists() else 0
-    received = _fetch(url, part, name, progress, timeout, overall=overall)
-    if not _is_complete_npz(part):
-        part.unlink(missing_ok=True)  # a corrupt partial file must not be resumed
-        raise DownloadError(f"{url}: the downloaded file is not a valid npz (zip) archive")
-    os.replace(part, target)
-    # Resumed only if the server continued the partial file (not when it sent it whole).
-    resumed = had > 0 and target.stat().st_size == had + received
-    return target, "resumed" if resumed else "downloaded", received
-
-
-def download_quickdraw(
-    classes: str | Iterable[str],
-    to: str | os.PathLike | None = None,
-    base_url: str | None = None,
-    progress: bool = True,
-    timeout: float = 60.0,
-) -> list[Path]:
-    """Download Quick, Draw! sketch-rnn files for ``classes``; return their local paths.
-
-    ``to`` is the folder (default :func:`default_cache_dir`); ``base_url`` overrides the
-    source (else ``$SKETCHRNN_QUICKDRAW_URL``, else the official storage). Files already
-    complete are skipped; an interrupted download resumes from its ``.part`` file. Raises
-    :class:`DownloadError` with a one-line message when the server cannot be reached, a class
-    does not exist (HTTP 404) or the downloaded file is not a valid npz (at the first such
-    class; :func:`download_quickdraw_classes` carries on instead).
-    """
-    names = [classes] if isinstance(classes, str) else list(classes)
-    for name in names:
-        _check_class_name(name)
-    folder = _cache_folder(to)
-    folder.mkdir(parents=True, exist_ok=True)
-    return [_download_class(name, folder, base_url, progress, timeout)[0] for name in names]
-
-
-@dataclass
-class DownloadReport:
-    """What :func:`download_quickdraw_classes` did: the files now complete (in the order
-    asked), which classes were already complete, downloaded or resumed, the failures (class ->
-    one-line reason) and the bytes received."""
-
-    paths: list[Path] = field(default_factory=list)
-    complete: list[str] = field(default_factory=list)
-    downloaded: list[str] = field(default_factory=list)
-    resumed: list[str] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)
-    bytes_received: int = 0
-
-    def __str__(self) -> str:
-        asked = len(self.paths) + len(self.failed)
-        return (
-            f"{asked} classes: {len(self.downloaded) + len(self.resumed)} downloaded "
-            f"({len(self.resumed)} resumed), {len(self.complete)} already complete, "
-            f"{len(self.failed)} failed; {_mib(self.bytes_received)} received"
+    def __init__(self, message: str):
+        super().__init__(
+            " ".join(message.split()) if "\n" in message or "\r" in message else message
         )
 
 
-def _mib(n: int) -> str:
-    return f"{n / 2**20:,.1f} MiB"
+class ServerUnreachableError(DownloadError):
+    """The server did not answer at all (offline, refused, name unknown, no answer in time)."""
 
 
-def download_quickdraw_classes(
-    classes: Iterable[str] = QUICKDRAW_CLASSES,
-    to: str | os.PathLike | None = None,
-    base_url: str | None = None,
-    progress: bool = True,
-    timeout: float = 60.0,
-    echo: Callable[[str, str], None] | None = None,
-) -> DownloadReport:
-    """Download many classes (default: all of :data:`QUICKDRAW_CLASSES`) as
-    :func:`download_quickdraw` does one, carrying on past a class that fails.
+# ----------------------------------------------------------------------------- the .part lock
 
-    One progress bar counts the files done and the bytes received; ``echo(line, how)`` is
-    called once per file as it finishes, ``how`` one of ``"complete"``, ``"downloaded"``,
-    ``"resumed"``, ``"failed"`` and ``line`` saying it: ``<path>: downloaded 54.1 MiB``, ...,
-    ``<path>: failed: <reason>``. When the server has not answered at all for the first
-    :data:`UNREACHABLE_GIVE_UP` classes (offline), the others are not tried (and count as
-    failed). Run it again to fetch what failed: complete
-    files are not fetched again, partial ones resume. Raises ``ValueError`` (before fetching
-    anything) for a name that could not be a file name.
-    """
-    names = list(dict.fromkeys(classes))
-    for name in names:
-        _check_class_name(name)
-    folder = _cache_folder(to)
-    folder.mkdir(parents=True, exist_ok=True)
-    report = DownloadReport()
-    from tqdm import tqdm
 
-    from sketchrnn.progress import progress_bar
-
-    def files_done() -> str:
-        return f"{len(report.paths) + len(report.failed)}/{len(names)} files"
-
-    with progress_bar(
-        total=None,
-        unit="B",
-        unit_scale=True,
-        unit_divisor=1024,
-        desc=files_done(),
-        disable=not progress,
-    ) as bar:
-
-        def say(line: str, how: str) -> None:
-            if echo is not None:
-                with tqdm.external_write_mode():  # keep the bar whole around the line
-                    echo(line, how)
-
-        answered = False  # has the server answered (a file or an HTTP error) at all?
-        for name in names:
-            if not answered and len(report.failed) >= UNREACHABLE_GIVE_UP:
-                report.failed[name] = "not tried: the server did not answer"
-                continue
+@contextlib.contextmanager
+def _locked_part(part: Path, on_wait: Callable[[str], None]) -> Iterator[int | None]:
+    """The ``.part`` file open for writing and locked, or ``None`` when the file at that name
+    changed while this process waited (the other writer finished or removed it)."""
+    fd = os.open(part, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        if fcntl is not None:
             try:
-                path, how, received = _download_class(
-                    name, folder, base_url, progress, timeout, overall=bar
-                )
-            except DownloadError as e:
-                answered = answered or not isinstance(e, _Unreachable)
-                report.failed[name] = str(e)
-                say(f"{folder / (name + '.npz')}: failed: {e}", "failed")
-                if not answered and len(report.failed) == UNREACHABLE_GIVE_UP < len(names):
-                    rest = len(names) - UNREACHABLE_GIVE_UP
-                    say(f"the server does not answer: the other {rest} classes not tried", "failed")
-            else:
-                answered = answered or how != "complete"
-                report.paths.append(path)
-                report.bytes_received += received
-                getattr(report, how).append(name)  # how names the list: complete, ...
-                size = _mib(path.stat().st_size)
-                if how == "complete":
-                    say(f"{path}: already complete ({size})", how)
-                elif how == "resumed":
-                    say(f"{path}: resumed, {size} ({_mib(received)} fetched now)", how)
-                else:
-                    say(f"{path}: downloaded {size}", how)
-            bar.set_description_str(files_done(), refresh=False)
-        bar.refresh()
-    return report
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                on_wait(f"{part}: another process is downloading this file; waiting for it")
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError:
+                pass  # a file system without flock: written unlocked
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(part))
+        except FileNotFoundError:
+            same = False
+        yield fd if same else None
+    finally:
+        os.close(fd)  # releases the lock
 
 
-def downloaded_class_files(
-    classes: Iterable[str], to: str | os.PathLike | None = None
-) -> tuple[list[Path], list[str]]:
-    """``(paths, missing)``: the complete downloaded files of ``classes`` in the folder ``to``
-    (default :func:`default_cache_dir`), and the classes that have none yet (or only a
-    partial one)."""
-    folder = _cache_folder(to)
-    paths, missing = [], []
-    for name in dict.fromkeys(classes):
-        _check_class_name(name)
-        path = folder / f"{name}.npz"
-        # Only a finished download has this name (bytes arrive in "<name>.npz.part").
-        if path.is_file():
-            paths.append(path)
-        else:
-            missing.append(name)
-    return paths, missing
+# ----------------------------------------------------------------------------- fetching
 
 
-def fetch_file(
+@dataclass
+class Fetched:
+    """What :func:`fetch` did: ``path`` (the target), ``how`` (``"complete"``: already
+    there, nothing fetched; ``"downloaded"``; ``"resumed"``: a ``.part`` continued) and the
+    bytes ``received`` now."""
+
+    path: Path
+    how: str
+    received: int
+
+
+class _Restart(Exception):
+    """The server's answer cannot continue the ``.part``: start over from byte 0."""
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """The hex SHA-256 of a file (read in 1 MiB pieces)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _print_wait(line: str) -> None:
+    print(f"sketchrnn: {line}", file=sys.stderr, flush=True)
+
+
+def fetch(
     url: str,
     target: str | os.PathLike,
     *,
     check: Callable[[Path], str | None] | None = None,
+    check_existing: Callable[[Path], str | None] | None = None,
+    size: int | None = None,
+    sha256: str | None = None,
+    max_bytes: int | None = None,
+    limit_name: str = "SKETCHRNN_MAX_DOWNLOAD_BYTES",
     label: str | None = None,
     not_found: str | None = None,
     progress: bool = True,
-    timeout: float = 60.0,
-) -> Path:
-    """Download ``url`` to ``target``: resumable through ``<target>.part``, atomic (renamed
-    into place only when complete and, with ``check``, when ``check(part)`` returns ``None``
-    rather than a reason it is not the expected file), with a progress bar labelled
-    ``label``. Raises :class:`DownloadError` (one line, naming the URL) and leaves no
-    ``.part`` behind for a file that fails ``check``. ``not_found`` replaces the text of an
-    HTTP 404 error after the URL."""
+    overall: Any = None,
+    on_progress: Callable[[int, int | None], None] | None = None,
+    on_wait: Callable[[str], None] = _print_wait,
+    timeout: float | None = None,
+    limits: TransferLimits | None = None,
+) -> Fetched:
+    """Make ``target`` a verified copy of ``url`` (see the module docstring for the rules).
+
+    A ``target`` already there that passes ``check_existing`` (default ``check``) is kept
+    (``how == "complete"``). The finished download must have ``size`` bytes and the SHA-256
+    ``sha256`` when given, the length the server announced, and pass ``check(part)``, which
+    returns ``None`` or the reason it is not the expected file. The body may not exceed
+    ``max_bytes`` (default: the limit ``limit_name`` of :mod:`sketchrnn.io.files`, which its
+    environment variable raises). ``label`` names the progress bar; ``not_found`` replaces
+    the text of an HTTP 404 error after the URL; ``overall`` (a tqdm bar) counts the bytes
+    instead of a bar of the file's own; ``on_progress(bytes so far, total or None)`` is
+    called as bytes arrive; ``on_wait(line)`` says that another process holds the file.
+    ``timeout`` overrides ``limits.stall``.
+
+    Raises :class:`DownloadError` (one line naming the URL; a :class:`ServerUnreachableError`
+    when the server never answered). A ``.part`` is left only when it is a prefix a later
+    call may resume (a transfer cut short); one that fails its checks is removed.
+    """
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 (a port that is not a number raises here)
+    except ValueError as e:  # e.g. "Invalid IPv6 URL"
+        raise DownloadError(f"{url}: not a valid URL ({e})") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise DownloadError(f"{url}: not an http:// or https:// URL")
+    if not parts.hostname:
+        raise DownloadError(f"{url}: not a valid URL (no host)")
     target = Path(target)
     part = target.with_name(target.name + ".part")
-    _fetch(url, part, target.name, progress, timeout, desc=label or target.name,
-           not_found=not_found)  # fmt: skip
-    reason = check(part) if check is not None else None
-    if reason is not None:
-        part.unlink(missing_ok=True)  # a corrupt partial file must not be resumed
-        raise DownloadError(f"{url}: {reason}")
-    os.replace(part, target)
-    return target
+    if limits is None:
+        limits = TransferLimits.from_env(timeout)
+    elif timeout is not None:
+        limits = replace(limits, stall=timeout)
+    if max_bytes is None:
+        cap, cap_text = env_limit(limit_name), limit_hint(limit_name)
+    else:
+        cap, cap_text = max_bytes, f"over the limit of {size_text(max_bytes)} for this file"
+    if size is not None:
+        cap, cap_text = min(cap, size), f"the file should have {size:,} bytes"
+
+    def verify(path: Path) -> str | None:
+        got = path.stat().st_size
+        if size is not None and got != size:
+            return f"{got:,} bytes, but the file should have {size:,}"
+        if sha256 is not None and sha256_of(path) != sha256.lower():
+            return f"not the expected file (its SHA-256 is not {sha256[:16]}...)"
+        return check(path) if check is not None else None
+
+    def usable(path: Path) -> bool:
+        if not path.is_file():
+            return False
+        return (check_existing or verify)(path) is None
+
+    job = _Job(url, part, limits, cap, cap_text, label or target.name, not_found, progress,
+               overall, on_progress)  # fmt: skip
+    while True:
+        if usable(target):
+            return Fetched(target, "complete", 0)
+        with _locked_part(part, on_wait) as fd:
+            if fd is None:
+                continue  # the other writer finished (or gave up): look again
+            if usable(target):  # finished by another process between the look and the lock
+                _drop_if_empty(part, fd)
+                return Fetched(target, "complete", 0)
+            return job.run(fd, target, verify)
+
+
+def fetch_file(url: str, target: str | os.PathLike, **options: Any) -> Path:
+    """:func:`fetch` (same options), returning the path of the verified file."""
+    return fetch(url, target, **options).path
+
+
+def _drop_if_empty(part: Path, fd: int) -> None:
+    if os.fstat(fd).st_size == 0:
+        part.unlink(missing_ok=True)
+
+
+@dataclass
+class _Job:
+    url: str
+    part: Path
+    limits: TransferLimits
+    cap: int
+    cap_text: str
+    label: str
+    not_found: str | None
+    progress: bool
+    overall: Any
+    on_progress: Callable[[int, int | None], None] | None
+
+    def run(self, fd: int, target: Path, verify: Callable[[Path], str | None]) -> Fetched:
+        """Fetch into the locked ``.part`` (``fd``), verify it and move it into place."""
+        had = os.fstat(fd).st_size
+        if had > self.cap:  # left by an older version that did not cap it: nothing to resume
+            os.ftruncate(fd, 0)
+            had = 0
+        start, received = had, 0
+        try:
+            while True:
+                try:
+                    received += self._transfer(fd, start)
+                except _Restart:
+                    start = 0
+                    continue
+                reason = verify(self.part)
+                if reason is None:
+                    break
+                if start > 0:  # a resumed file that is wrong: the old part was; fetch it whole
+                    start = 0
+                    continue
+                os.ftruncate(fd, 0)
+                raise DownloadError(f"{self.url}: {reason}")
+            os.fsync(fd)
+            os.replace(self.part, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                _drop_if_empty(self.part, fd)
+            raise
+        how = "resumed" if had > 0 and start == had else "downloaded"
+        return Fetched(target, how, received)
+
+    def _error(self, reason: str) -> DownloadError:
+        return DownloadError(f"{self.url}: {reason}")
+
+    def _transfer(self, fd: int, start: int) -> int:
+        """Write the body into ``fd`` from byte ``start``; the number of bytes received.
+        Raises :class:`_Restart` (the ``.part`` emptied) when the answer cannot continue
+        it."""
+        watch = Watch(self.limits)
+        try:
+            response, end, total = self._answer(fd, start, watch)
+            if response is None:  # 416 for a part that is already whole
+                return 0
+            with response:
+                return self._receive(response, fd, start, end, total, watch)
+        except (http.client.HTTPException, OSError) as e:
+            if isinstance(e, DownloadError):
+                raise
+            if watch.reason is not None:
+                raise self._error(watch.reason + "; run again to resume") from None
+            if isinstance(e, TimeoutError | socket.timeout):
+                raise self._error(f"no data for {self.limits.stall:g} s (stalled)") from None
+            if isinstance(e, http.client.IncompleteRead):
+                raise self._error("the connection closed before the end of the file") from None
+            raise self._error(f"transfer failed ({quoted(e) or type(e).__name__})") from None
+        finally:
+            watch.stop()
+
+    def _answer(self, fd: int, start: int, watch: Watch) -> tuple[Any, int | None, int | None]:
+        """The server's answer, checked: ``(response, end, total)`` as
+        :meth:`_check_answer` gives them. ``response`` is ``None`` when a resume finds the
+        ``.part`` already whole (416 naming its size)."""
+        try:
+            response = open_bounded(self.url, start, watch)
+        except urllib.error.HTTPError as e:
+            if watch.reason is not None:
+                raise self._error(watch.reason) from None
+            with e:
+                if e.code == 416 and start > 0:
+                    if unsatisfiable_size(e.headers) == start:
+                        return None, start, start
+                    os.ftruncate(fd, 0)
+                    raise _Restart from None
+                if e.code == 404:
+                    raise self._error(self.not_found or "not found (HTTP 404)") from None
+                raise self._error(f"HTTP {e.code} {quoted(e.reason)}") from None
+        except urllib.error.URLError as e:
+            if watch.reason is not None:
+                raise ServerUnreachableError(f"{self.url}: {watch.reason}") from None
+            if isinstance(e.reason, ssl.SSLError):  # it answered, but not as it should
+                raise self._error(f"the secure connection failed ({quoted(e.reason)})") from None
+            raise ServerUnreachableError(
+                f"{self.url}: cannot reach the server ({quoted(e.reason)}); are you offline?"
+            ) from None
+        except (http.client.InvalidURL, ValueError) as e:  # spaces, control characters
+            raise self._error(f"not a valid URL ({quoted(e)})") from None
+        except (http.client.HTTPException, OSError) as e:
+            if watch.reason is not None:
+                raise self._error(watch.reason) from None
+            text = quoted(e) or type(e).__name__
+            raise self._error(f"the server's answer is not valid HTTP ({text})") from None
+        try:
+            end, total = self._check_answer(response, fd, start)
+        except BaseException:
+            response.close()
+            raise
+        return response, end, total
+
+    def _check_answer(self, response: Any, fd: int, start: int) -> tuple[int | None, int | None]:
+        """``(end, total)``: the size the ``.part`` will have after this answer, and the whole
+        file's size (either ``None`` when the server does not say). Empties the ``.part``
+        when the answer is the whole file; :class:`_Restart` when it is a range from
+        elsewhere."""
+        status, headers = response.status, response.headers
+        length = content_length(headers)
+        if status == 206:
+            span = content_range(headers)
+            if span is None:
+                raise self._error(
+                    "partial content without a valid Content-Range "
+                    f"({quoted(headers.get('Content-Range'))!r})"
+                )
+            first, last, total = span
+            if first != start:
+                if start == 0:
+                    raise self._error(f"partial content from byte {first:,}, which was not asked")
+                os.ftruncate(fd, 0)  # a range we did not ask for: start over
+                raise _Restart
+            if length is not None and length != last - first + 1:
+                raise self._error(
+                    f"Content-Length {length} does not match Content-Range {first}-{last}"
+                )
+            if total is not None and last >= total:
+                raise self._error(f"Content-Range {first}-{last} runs past its size {total}")
+            end: int | None = last + 1
+        elif status == 200:
+            if start > 0:
+                os.ftruncate(fd, 0)  # the server ignored the range: it sends the whole file
+            end = total = length
+        else:
+            raise self._error(f"unexpected answer HTTP {status} {quoted(response.reason)}")
+        biggest = max(n for n in (end, total, 0) if n is not None)
+        if biggest > self.cap:
+            raise self._error(f"the server announces {size_text(biggest)}, {self.cap_text}")
+        return end, total
+
+    def _receive(
+        self, response: Any, fd: int, start: int, end: int | None, total: int | None, watch: Watch
+    ) -> int:
+        """Append the body to the ``.part`` (from 0 for a whole file); the bytes received."""
+        from sketchrnn.progress import progress_bar
+
+        begin = 0 if response.status == 200 else start
+        received = 0
+        watch.body_started()
+        with (
+            open(fd, "r+b", closefd=False) as out,
+            progress_bar(
+                total=total,
+                initial=begin,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=self.label,
+                disable=not self.progress or self.overall is not None,
+                leave=False,
+            ) as bar,
+        ):
+            out.seek(begin)
+            out.truncate()
+            while chunk := response.read1(_CHUNK_BYTES):
+                if begin + received + len(chunk) > self.cap:
+                    out.truncate(0)  # not a prefix of anything worth resuming
+                    raise self._error(f"more than {size_text(self.cap)} arrived, {self.cap_text}")
+                try:
+                    out.write(chunk)
+                except OSError as e:
+                    raise DownloadError(
+                        f"{self.part}: cannot write ({e.strerror or e}); run again to resume"
+                    ) from None
+                received += len(chunk)
+                watch.got(len(chunk))
+                (self.overall if self.overall is not None else bar).update(len(chunk))
+                if self.on_progress is not None:
+                    self.on_progress(begin + received, total)
+            out.flush()
+        if watch.reason is not None:
+            raise self._error(watch.reason + "; run again to resume")
+        have = begin + received
+        if end is not None and have < end:
+            raise self._error(
+                f"the connection closed after {have:,} of {end:,} bytes; run again to resume"
+            )
+        if end is not None and have > end:
+            os.ftruncate(fd, 0)
+            raise self._error(f"{have:,} bytes arrived, more than the {end:,} announced")
+        if total is not None and have < total:
+            raise self._error(
+                f"the server sent bytes {start:,}-{have - 1:,} of {total:,}; run again to resume"
+            )
+        return received

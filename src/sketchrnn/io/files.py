@@ -15,6 +15,10 @@ variable                           default       what it bounds
                                                  Omniglot stroke files, SVG), after sampling
 ``SKETCHRNN_MAX_JSON_BYTES``       256 MiB       bytes of a whole JSON file (magenta.js models)
 ``SKETCHRNN_MAX_SVG_BYTES``        64 MiB        bytes of one SVG file
+``SKETCHRNN_MAX_DOWNLOAD_BYTES``   256 MiB       bytes of one downloaded file (a Quick, Draw!
+                                                 npz; any file without a cap of its own)
+``SKETCHRNN_MAX_MODEL_BYTES``      64 MiB        bytes of one downloaded model of the official
+                                                 collection (``.gen.json``, ``.vae.json``)
 =================================  ============  =================================================
 
 (The largest Quick, Draw! raw drawing in the shared data has 1,174 points on a 37 KB line; a
@@ -62,6 +66,8 @@ LIMIT_DEFAULTS = {
     "SKETCHRNN_MAX_POINTS": 200_000,
     "SKETCHRNN_MAX_JSON_BYTES": 256 << 20,
     "SKETCHRNN_MAX_SVG_BYTES": 64 << 20,
+    "SKETCHRNN_MAX_DOWNLOAD_BYTES": 256 << 20,
+    "SKETCHRNN_MAX_MODEL_BYTES": 64 << 20,
 }
 
 

@@ -46,6 +46,7 @@ __all__ = [
     "GEN_MODES",
     "VAE_MODES",
     "read_magenta_json",
+    "read_magenta_kind",
     "write_magenta_json",
 ]
 
@@ -330,6 +331,39 @@ def read_magenta_json(path: str | os.PathLike) -> MagentaWeights | MagentaVAEWei
     if vae:
         return MagentaVAEWeights(info, *arrays)
     return MagentaWeights(info, *arrays)
+
+
+_HEAD_BYTES = 1 << 16  # info and shapes come first and take a few hundred bytes
+
+
+def read_magenta_kind(path: str | os.PathLike) -> str:
+    """``"gen"`` (decoder-only) or ``"vae"``: what a magenta.js model file is, from its
+    ``info`` and ``shapes`` alone (the first few hundred bytes; the weights are not read, so
+    this is a quick look, not :func:`read_magenta_json`'s full check). Raises
+    :class:`SketchFileError` naming the file when those do not make a sketch-rnn model."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(_HEAD_BYTES).decode("utf-8", errors="replace")
+    except OSError as e:
+        raise SketchFileError(path, f"cannot read file ({e.strerror or e})") from None
+    decoder = json.JSONDecoder()
+    try:
+        at = len(head) - len(head.lstrip())
+        if head[at : at + 1] != "[":
+            raise ValueError("not a list")
+        at += 1
+        info, at = decoder.raw_decode(head, at + len(head[at:]) - len(head[at:].lstrip()))
+        rest = head[at:].lstrip()
+        if not rest.startswith(","):
+            raise ValueError("no shapes")
+        at = len(head) - len(rest) + 1
+        shapes, _ = decoder.raw_decode(head, at + len(head[at:]) - len(head[at:].lstrip()))
+    except (ValueError, RecursionError):
+        raise SketchFileError(
+            path, "not a magenta.js sketch-rnn model: expected a JSON list [info, shapes, weights]"
+        ) from None
+    _check_shapes(path, shapes, _check_info(path, info))
+    return "vae" if len(shapes) == len(VAE_ARRAY_NAMES) else "gen"
 
 
 # ----------------------------------------------------------------------------- writing

@@ -4,8 +4,10 @@ Each of the :data:`OFFICIAL_MODELS` names is a ``<name>.gen.json`` (decoder-only
 all but ``everything``, a ``<name>.vae.json`` (VAE) under :data:`OFFICIAL_MODELS_URL`
 (``$SKETCHRNN_MODELS_URL`` overrides the base URL). They are downloaded on first use into
 :func:`models_cache_dir` (``$SKETCHRNN_CACHE_DIR``, else ``$SKETCHRNN_CACHE/models``, else
-``~/.cache/sketchrnn/models``) with the project's resumable, atomic download code, and
-checked to be sketch-rnn models before they are kept.
+``~/.cache/sketchrnn/models``) by :func:`sketchrnn.io.download.fetch` (resumed safely,
+bounded in time and size, one writer at a time), and kept only when the file reads back as a
+sketch-rnn model of the kind its name says: ``cat.vae.json`` must be a VAE, ``cat.gen.json``
+decoder-only.
 
 A *model name* is ``cat`` (the cached VAE if there is one, else the cached decoder-only
 model, else the decoder-only model is downloaded: every name has one), ``cat.gen`` or
@@ -17,9 +19,10 @@ from __future__ import annotations
 import difflib
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
-from sketchrnn.io.download import DownloadError, fetch_file
+from sketchrnn.io.download import DownloadError, fetch
 from sketchrnn.models.builtin import builtin_models
 
 __all__ = [
@@ -33,6 +36,7 @@ __all__ = [
     "model_url",
     "models_cache_dir",
     "cached_models",
+    "cached_model_files",
     "parse_model_name",
     "looks_like_model_name",
     "resolve_model",
@@ -101,14 +105,39 @@ def _cached_path(name: str, kind: str) -> Path:
     return models_cache_dir() / f"{name}.{kind}.json"
 
 
-def cached_models() -> dict[str, tuple[str, ...]]:
-    """Official models already in the cache: name -> kinds present."""
-    out: dict[str, tuple[str, ...]] = {}
+def cached_model_files() -> dict[Path, str | None]:
+    """Every ``<name>.<kind>.json`` of the collection in the cache: path -> the kind the file
+    really is (``"gen"``, ``"vae"``), or ``None`` when it is not a sketch-rnn model (a quick
+    look at its header: :func:`sketchrnn.io.magenta_json.read_magenta_kind`)."""
+    from sketchrnn.io.files import SketchFileError
+    from sketchrnn.io.magenta_json import read_magenta_kind
+
+    out: dict[Path, str | None] = {}
     for name in OFFICIAL_MODELS:
-        kinds = tuple(k for k in model_kinds(name) if _cached_path(name, k).is_file())
-        if kinds:
-            out[name] = kinds
+        for kind in model_kinds(name):
+            path = _cached_path(name, kind)
+            if path.is_file():
+                try:
+                    out[path] = read_magenta_kind(path)
+                except SketchFileError:
+                    out[path] = None
     return out
+
+
+def cached_models() -> dict[str, tuple[str, ...]]:
+    """Official models already in the cache: name -> kinds present (a file counts only when
+    it is a model of the kind its name says)."""
+    out: dict[str, tuple[str, ...]] = {}
+    for path, found in cached_model_files().items():
+        name, kind = path.name.removesuffix(".json").rsplit(".", 1)
+        if found == kind:
+            out[name] = out.get(name, ()) + (kind,)
+    return out
+
+
+def _is_cached(name: str, kind: str) -> bool:
+    path = _cached_path(name, kind)
+    return path.is_file() and _model_file_check(kind, full=False)(path) is None
 
 
 def parse_model_name(spec: str) -> tuple[str, str | None]:
@@ -141,19 +170,29 @@ def looks_like_model_name(spec: str) -> bool:
         and not s.startswith(".")  # fmt: skip
 
 
-def _check_model_file(part: Path) -> str | None:
-    from sketchrnn.io.files import SketchFileError
-    from sketchrnn.io.magenta_json import read_magenta_json
+_KIND_TEXT = {"gen": "a decoder-only model", "vae": "a VAE"}
 
-    try:
-        read_magenta_json(part)
-    except SketchFileError as e:
-        text = str(e)
-        prefix = os.fspath(part) + ": "
-        return "not a sketch-rnn model: " + (
-            text[len(prefix) :] if text.startswith(prefix) else text
-        )
-    return None
+
+def _model_file_check(kind: str, *, full: bool) -> Callable[[Path], str | None]:
+    """The check of a ``.<kind>.json`` file: ``None``, or why it is not a sketch-rnn model of
+    that kind. ``full`` reads and validates every weight (a new download); otherwise only the
+    header is looked at (a file that already passed the full check on arrival)."""
+    from sketchrnn.io.files import SketchFileError
+    from sketchrnn.io.magenta_json import MagentaVAEWeights, read_magenta_json, read_magenta_kind
+
+    def check(path: Path) -> str | None:
+        try:
+            if full:
+                found = "vae" if isinstance(read_magenta_json(path), MagentaVAEWeights) else "gen"
+            else:
+                found = read_magenta_kind(path)
+        except SketchFileError as e:
+            return "not a sketch-rnn model: " + str(e).removeprefix(os.fspath(path) + ": ")
+        if found != kind:
+            return f"the file is {_KIND_TEXT[found]}, not {_KIND_TEXT[kind]} (.{kind}.json)"
+        return None
+
+    return check
 
 
 def download_model(
@@ -161,16 +200,23 @@ def download_model(
     kind: str = "gen",
     *,
     progress: bool = True,
-    timeout: float = 60.0,
+    timeout: float | None = None,
     quiet: bool = False,
+    on_progress: Callable[[int, int | None], None] | None = None,
 ) -> Path:
     """The cached ``<name>.<kind>.json``, downloaded first (one line on stderr saying so)
-    if it is not there. Raises :class:`ModelNameError` or :class:`ModelDownloadError` (one
-    line naming the model and the URL; nothing but a resumable ``.part`` left in the cache,
-    and not even that for a file that is not a sketch-rnn model)."""
+    if it is not there, or if the file there is not a model of that kind.
+
+    Raises :class:`ModelNameError` or :class:`ModelDownloadError` (one line naming the model
+    and the URL; nothing but a resumable ``.part`` left in the cache, and not even that for
+    a file that is not a sketch-rnn model of the kind asked). ``timeout`` overrides the stall
+    limit, ``on_progress(bytes so far, total or None)`` follows the transfer (see
+    :func:`sketchrnn.io.download.fetch`); the size is capped by
+    ``$SKETCHRNN_MAX_MODEL_BYTES`` (64 MiB)."""
     parse_model_name(f"{name}.{kind}")
     target = _cached_path(name, kind)
-    if target.is_file():
+    look = _model_file_check(kind, full=False)
+    if target.is_file() and look(target) is None:
         return target
     url = model_url(name, kind)
     label = f"{name}.{kind}"
@@ -186,13 +232,16 @@ def download_model(
     if not quiet:
         print(f"sketchrnn: downloading model {label} from {url} to {target}", file=sys.stderr)
     try:
-        fetch_file(
+        fetch(
             url,
             target,
-            check=_check_model_file,
+            check=_model_file_check(kind, full=True),
+            check_existing=look,
+            limit_name="SKETCHRNN_MAX_MODEL_BYTES",
             label=f"{label}.json",
             not_found="not found (HTTP 404); this file is not (or no longer) in the collection",
             progress=progress,
+            on_progress=on_progress,
             timeout=timeout,
         )
     except DownloadError as e:
@@ -215,7 +264,7 @@ def resolve_model(spec: str, *, progress: bool = True) -> Path:
     name, kind = parse_model_name(spec)
     if kind is None:
         for k in ("vae", "gen"):
-            if k in model_kinds(name) and _cached_path(name, k).is_file():
+            if k in model_kinds(name) and _is_cached(name, k):
                 return _cached_path(name, k)
         kind = "gen"
     return download_model(name, kind, progress=progress)
