@@ -34,6 +34,10 @@ BEHAVIOURS = (
     "redirect",  # 302 to the same path under /moved/
     "redirect-loop",  # 302 to itself
     "redirect-file",  # 302 to file:///etc/passwd
+    "short-length",  # Content-Length 100 bytes short of the file, and only that much sent
+    "chunked-cut",  # chunked transfer encoding, the connection closed before the last chunk
+    "range-garbled",  # 206 for a Range request with a Content-Range that is not one
+    "error-500",  # 500 Internal Server Error
 )
 
 
@@ -103,6 +107,9 @@ class HostileServer:
         if data is None:
             h.send_error(404)
             return
+        if how == "error-500":
+            h.send_error(500)
+            return
         if how == "not-http":
             h.wfile.write(b"SSH-2.0-OpenSSH_9.6 this is not HTTP\r\n\r\n")
             h.close_connection = True
@@ -141,6 +148,13 @@ class HostileServer:
             h.end_headers()
             self._send_body(h, body)
             return
+        if start is not None and how == "range-garbled":
+            h.send_response(206)
+            h.send_header("Content-Range", "bytes lots-more/many")
+            h.send_header("Content-Length", str(len(data) - start))
+            h.end_headers()
+            self._send_body(h, data[start:])
+            return
         if start is not None and how == "range-from-zero":
             h.send_response(206)
             h.send_header("Content-Range", f"bytes 0-{len(data) - 1}/{len(data)}")
@@ -155,6 +169,21 @@ class HostileServer:
             chunk = data[: 1 << 16] or b"x" * (1 << 16)
             while not self._closing.is_set():
                 h.wfile.write(chunk)
+            return
+        if how == "chunked-cut":
+            h.send_header("Transfer-Encoding", "chunked")
+            h.end_headers()
+            half = data[: len(data) // 2]
+            for i in range(0, len(half), 1 << 14):
+                piece = half[i : i + (1 << 14)]
+                h.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            h.wfile.flush()
+            h.close_connection = True
+            return
+        if how == "short-length":
+            h.send_header("Content-Length", str(len(data) - 100))
+            h.end_headers()
+            self._send_body(h, data[:-100])
             return
         if how == "no-length":
             h.send_header("Connection", "close")

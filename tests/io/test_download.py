@@ -309,7 +309,8 @@ def test_a_damaged_file_already_in_the_cache_is_replaced(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "behaviour", ["honest", "ignore-range", "range-from-zero", "range-lie", "range-elsewhere"]
+    "behaviour",
+    ["honest", "ignore-range", "range-from-zero", "range-lie", "range-elsewhere", "range-garbled"],
 )
 def test_a_resume_keeps_only_what_continues_the_partial_file(tmp_path, behaviour):
     """Whatever the server does with the Range request, the result is the file."""
@@ -361,6 +362,9 @@ def _fails(url: str, target: Path, message: str, **options) -> DownloadError:
         ("not-http", r"not valid HTTP", False),
         ("redirect-loop", r"HTTP 302 .*(infinite loop|redirect)", False),
         ("redirect-file", r"HTTP 302 .*'file:///etc/passwd' is not allowed", False),
+        ("short-length", r": not the file$", False),
+        ("chunked-cut", r"the connection closed before the end of the file", True),
+        ("error-500", r"HTTP 500 Internal Server Error$", False),
     ],
 )
 def test_hostile_servers_stop_with_one_line(tmp_path, monkeypatch, behaviour, message, part_kept):
@@ -369,7 +373,11 @@ def test_hostile_servers_stop_with_one_line(tmp_path, monkeypatch, behaviour, me
     limits = TransferLimits(stall=0.5, min_rate=1999, rate_window=0.5)
     with HostileServer({"cat.npz": data}, behaviour) as bad:
         target = tmp_path / "cat.npz"
-        _fails(bad.url + "cat.npz", target, message, limits=limits)
+
+        def check(path: Path) -> str | None:
+            return None if path.read_bytes() == data else "not the file"
+
+        _fails(bad.url + "cat.npz", target, message, limits=limits, check=check)
         part = tmp_path / "cat.npz.part"
         assert part.exists() == part_kept
         if part_kept:  # what arrived is the start of the file: a later call resumes it
@@ -405,6 +413,33 @@ def test_only_http_urls(tmp_path):
     for url in ("http://127.0.0.1:9/a b", "http://[::1/x", "http:///x", "http://h:port/x"):
         _fails(url, tmp_path / "x", r"not a valid URL \(")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_mirror_that_is_no_http_url_is_refused_once(tmp_path, capsys):
+    """Not 345 failures: one line before anything is fetched."""
+    args = ["data", "download", "--all", "--to", str(tmp_path), "--base-url", "ftp://mirror/"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err == "sketchrnn: error: ftp://mirror/aircraft%20carrier.npz: not an http:// or " \
+        "https:// URL\n"  # fmt: skip
+
+
+def test_a_server_that_hangs_up_without_answering(tmp_path):
+    import socket
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+
+        def hang_up() -> None:
+            conn, _ = listener.accept()
+            conn.recv(1024)
+            conn.close()
+
+        threading.Thread(target=hang_up, daemon=True).start()
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/cat.npz"
+        error = _fails(url, tmp_path / "cat.npz", "closed the connection without an answer")
+    assert not isinstance(error, ServerUnreachableError)
 
 
 # ----------------------------------------------------------------------------- the judge's files
@@ -477,7 +512,9 @@ BEHAVIOURS_AFTER_A_KILL = ["honest", "ignore-range", "range-from-zero", "range-l
                            "range-elsewhere", "truncate"]  # fmt: skip
 
 
-@pytest.mark.parametrize("seed", [0] + [pytest.param(s, marks=pytest.mark.slow) for s in range(1, 6)])
+@pytest.mark.parametrize(
+    "seed", [0] + [pytest.param(s, marks=pytest.mark.slow) for s in range(1, 6)]
+)
 def test_kill_9_at_random_moments_never_leaves_a_wrong_file(tmp_path, seed):
     """``data download`` killed with SIGKILL at random moments, against servers that answer
     the resume in every wrong way: the file under its real name, whenever it exists, is the

@@ -62,6 +62,7 @@ __all__ = [
     "Fetched",
     "fetch",
     "fetch_file",
+    "check_url",
     "sha256_of",
 ]
 
@@ -134,6 +135,20 @@ def sha256_of(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def check_url(url: str) -> None:
+    """Raise :class:`DownloadError` (one line) unless ``url`` is an ``http``/``https`` URL
+    with a host (a mistyped mirror is refused before anything is fetched)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 (a port that is not a number raises here)
+    except ValueError as e:  # e.g. "Invalid IPv6 URL"
+        raise DownloadError(f"{url}: not a valid URL ({e})") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise DownloadError(f"{url}: not an http:// or https:// URL")
+    if not parts.hostname:
+        raise DownloadError(f"{url}: not a valid URL (no host)")
+
+
 def _print_wait(line: str) -> None:
     print(f"sketchrnn: {line}", file=sys.stderr, flush=True)
 
@@ -174,15 +189,7 @@ def fetch(
     when the server never answered). A ``.part`` is left only when it is a prefix a later
     call may resume (a transfer cut short); one that fails its checks is removed.
     """
-    try:
-        parts = urllib.parse.urlsplit(url)
-        parts.port  # noqa: B018 (a port that is not a number raises here)
-    except ValueError as e:  # e.g. "Invalid IPv6 URL"
-        raise DownloadError(f"{url}: not a valid URL ({e})") from None
-    if parts.scheme.lower() not in ("http", "https"):
-        raise DownloadError(f"{url}: not an http:// or https:// URL")
-    if not parts.hostname:
-        raise DownloadError(f"{url}: not a valid URL (no host)")
+    check_url(url)
     target = Path(target)
     part = target.with_name(target.name + ".part")
     if limits is None:
@@ -335,6 +342,8 @@ class _Job:
         except (http.client.HTTPException, OSError) as e:
             if watch.reason is not None:
                 raise self._error(watch.reason) from None
+            if isinstance(e, http.client.RemoteDisconnected):
+                raise self._error("the server closed the connection without an answer") from None
             text = quoted(e) or type(e).__name__
             raise self._error(f"the server's answer is not valid HTTP ({text})") from None
         try:
@@ -353,17 +362,15 @@ class _Job:
         length = content_length(headers)
         if status == 206:
             span = content_range(headers)
-            if span is None:
+            if span is None or span[0] != start:
+                if start > 0:  # not provably the continuation asked for: start over
+                    os.ftruncate(fd, 0)
+                    raise _Restart
                 raise self._error(
-                    "partial content without a valid Content-Range "
-                    f"({quoted(headers.get('Content-Range'))!r})"
+                    "partial content that was not asked for "
+                    f"(Content-Range {quoted(headers.get('Content-Range'))!r})"
                 )
             first, last, total = span
-            if first != start:
-                if start == 0:
-                    raise self._error(f"partial content from byte {first:,}, which was not asked")
-                os.ftruncate(fd, 0)  # a range we did not ask for: start over
-                raise _Restart
             if length is not None and length != last - first + 1:
                 raise self._error(
                     f"Content-Length {length} does not match Content-Range {first}-{last}"

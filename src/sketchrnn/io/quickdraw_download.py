@@ -23,7 +23,13 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from sketchrnn.io.download import DownloadError, Fetched, ServerUnreachableError, fetch
+from sketchrnn.io.download import (
+    DownloadError,
+    Fetched,
+    ServerUnreachableError,
+    check_url,
+    fetch,
+)
 from sketchrnn.io.files import SketchFileError, size_text
 from sketchrnn.io.sketchset import SPLITS
 
@@ -274,11 +280,14 @@ def download_quickdraw_classes(
     :data:`UNREACHABLE_GIVE_UP` classes (offline), the others are not tried (and count as
     failed). Run it again to fetch what failed: complete files are not fetched again, partial
     ones resume. Raises ``ValueError`` (before fetching anything) for a name that could not
-    be a file name.
+    be a file name, and :class:`~sketchrnn.io.download.DownloadError` for a ``base_url``
+    that is not an http(s) URL.
     """
     names = list(dict.fromkeys(classes))
     for name in names:
         _check_class_name(name)
+    if names:
+        check_url(quickdraw_url(names[0], base_url))
     folder = _cache_folder(to)
     folder.mkdir(parents=True, exist_ok=True)
     report = DownloadReport()
