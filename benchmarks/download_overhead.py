@@ -21,10 +21,11 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from sketchrnn.io.download import fetch
-from sketchrnn.io.quickdraw_download import _check_class_file
+from sketchrnn.io.quickdraw_download import check_class_file
 
 DATA = Path(
     os.environ.get("SKETCHRNN_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
@@ -47,7 +48,7 @@ def _guarded(url: str, target: Path) -> None:
     fetch(url, target, progress=False, max_bytes=1 << 40)
 
 
-def _best(func, repeats: int) -> float:  # type: ignore[no-untyped-def]
+def _best(func: Callable[[], object], repeats: int) -> float:
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
@@ -75,14 +76,15 @@ def main() -> None:
         httpd.shutdown()
     print(f"{args.mib} MiB over loopback, best of {args.repeats}:")
     print(f"  bare urllib loop   {args.mib / bare:8.1f} MiB/s")
-    print(f"  fetch (guarded)    {args.mib / guarded:8.1f} MiB/s   ratio {guarded / bare:.2f}x time")
+    ratio = guarded / bare
+    print(f"  fetch (guarded)    {args.mib / guarded:8.1f} MiB/s   ({ratio:.2f}x the bare time)")
     sheep = DATA / "sketchrnn" / "aaron_sheep.npz"
     if not sheep.exists():
         print(f"shared data not found: {sheep} (set SKETCHRNN_SHARED_DATA): no form check timed")
         return
     size = sheep.stat().st_size / 2**20
     read = _best(lambda: sheep.read_bytes(), args.repeats)
-    check = _best(lambda: _check_class_file(sheep), args.repeats)
+    check = _best(lambda: check_class_file(sheep), args.repeats)
     print(f"form check of {sheep.name} ({size:.1f} MiB, 8,000 sketches), best of {args.repeats}:")
     print(f"  read the bytes     {read * 1e3:8.1f} ms")
     print(f"  safe npz reader    {check * 1e3:8.1f} ms   ({size / check:.1f} MiB/s)")
