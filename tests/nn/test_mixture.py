@@ -183,3 +183,17 @@ def test_sampling_is_reproducible_with_a_generator_and_rejects_negative_tau():
     assert torch.all(a[:, 2:].sum(1) == 1)
     with pytest.raises(ValueError, match="temperature"):
         sample(params, -0.1)
+
+
+@pytest.mark.parametrize("tau", [1e-30, 1.1e-38, 1e-39, 1e-45, 5e-324])
+def test_a_tiny_temperature_is_nearly_greedy_never_nan(tau):
+    """Above 0 but below float32's smallest normal number, ``logits / tau`` overflows to
+    inf and a plain softmax of it is NaN; the limit is greedy decoding."""
+    params = mixture_params(
+        torch.randn(64, 6 * 5 + 3, generator=torch.Generator().manual_seed(4)), 5
+    )
+    points = sample(params, tau, generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(points).all()
+    greedy = sample(params, 0.0)
+    torch.testing.assert_close(points[:, 2:], greedy[:, 2:])  # the most likely pen states
+    torch.testing.assert_close(points[:, :2], greedy[:, :2], atol=1e-6, rtol=0)

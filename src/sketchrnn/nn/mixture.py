@@ -175,8 +175,14 @@ def sample(
 
 
 def _sample_categorical(logits: Tensor, temperature: float, generator: torch.Generator | None):
-    """Index ``(batch,)`` drawn from ``softmax(logits / temperature)``; argmax at 0."""
-    if temperature == 0:
+    """Index ``(batch,)`` drawn from ``softmax(logits / temperature)``; argmax at 0.
+
+    The largest logit is subtracted first, so that it becomes exactly 0 and no division
+    makes ``inf - inf`` (NaN) inside the softmax; a temperature below the smallest normal
+    number of the logits' dtype (1.2e-38 in float32, where ``1 / tau`` overflows) is the
+    limit ``tau -> 0``: the argmax."""
+    if temperature < torch.finfo(logits.dtype).tiny:
         return logits.argmax(-1)
-    probs = F.softmax(logits / temperature, dim=-1)
+    shifted = logits - logits.amax(-1, keepdim=True)
+    probs = F.softmax(shifted / temperature, dim=-1)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
