@@ -295,6 +295,194 @@ def test_encoding_reconstruction_and_variations():
     np.testing.assert_allclose(interp[0], interp[1], atol=1e-5)
 
 
+# ----------------------------------------------------------------------------- streamed completion
+
+PREFIX = np.array([[0, 0, 0], [10, 0, 0], [0, 10, 1], [5, 5, 0], [10, -3, 1]], np.float32)
+
+
+def cell_model(cell: str, **kw) -> SketchRNN:
+    """A small random model of ``cell`` that draws on (its end-of-sketch is unlikely)."""
+    torch.manual_seed(0)
+    config = SketchRNNConfig(
+        enc_hidden=8,
+        dec_hidden=16,
+        z_size=4,
+        num_mixtures=2,
+        cell=cell,
+        max_seq_len=40,
+        hyper_hidden=8,
+        hyper_embed=4,
+        **kw,
+    )
+    model = SketchRNN(config)
+    model.decoder.output.bias.data[:3] = torch.tensor([2.0, 0.0, -3.5])  # draw on
+    model.set_units(scale_factor=10.0)
+    return model.eval()
+
+
+@pytest.mark.parametrize("cell", ["lstm", "layernorm", "hyper"])
+@pytest.mark.parametrize("conditional", [True, False])
+def test_prime_reads_a_prefix_like_single_steps(cell, conditional):
+    model = cell_model(cell, conditional=conditional, num_classes=2, class_embed_size=3)
+    rows = torch.from_numpy(strokes.stroke3_to_stroke5(PREFIX / 10, n_max=len(PREFIX)))
+    inputs = torch.cat([torch.from_numpy(strokes.START_TOKEN)[None], rows])
+    z = torch.randn(1, 4) if conditional else None
+    labels = torch.tensor([1])
+    with torch.no_grad():
+        fast = model.read_prefix(inputs[None], model.initial_state(z, 1), z=z, labels=labels)
+        slow = model.initial_state(z, 1)
+        for row in inputs:
+            _, slow = model.decode_step(row[None], slow, z=z, labels=labels)
+    for a, b in zip(fast, slow, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("conditional", [True, False])
+def test_stream_is_the_same_ending_as_complete(conditional):
+    model = cell_model("layernorm", conditional=conditional)
+    streamed = list(generate.complete_stream(model, PREFIX, temperature=0.4, seed=3))
+    assert streamed and all(s[-1, 2] == 1 for s in streamed)
+    ending = generate.complete(model, PREFIX, 1, 0.4, seed=3)[0][len(PREFIX) :]
+    ending[-1, 2] = 1
+    np.testing.assert_allclose(np.concatenate(streamed), ending, atol=1e-5)  # one decoding loop
+
+
+def test_stream_stops_when_cancelled():
+    model = cell_model("lstm", conditional=False)
+    steps = []
+
+    def cancelled():
+        steps.append(1)
+        return len(steps) > 5
+
+    out = []
+    with generate.stop_when(cancelled), pytest.raises(generate.DrawingCancelled):
+        for stroke in generate.complete_stream(model, PREFIX, seed=0):
+            out.append(stroke)
+    assert len(steps) == 6 and sum(len(s) for s in out) <= 5
+
+
+def test_every_drawing_stops_when_cancelled():
+    """A batch drawing stops at its next step too, whichever function started it."""
+    model = cell_model("lstm", conditional=True)
+    steps = []
+
+    def cancelled():
+        steps.append(1)
+        return len(steps) > 3
+
+    for call in (
+        lambda: generate.sample(model, 4, seed=0),
+        lambda: generate.complete(model, PREFIX, 4, seed=0),
+        lambda: generate.interpolate(model, PREFIX, PREFIX[:3], 5, seed=0),
+    ):
+        steps.clear()
+        with generate.stop_when(cancelled), pytest.raises(generate.DrawingCancelled):
+            call()
+        assert len(steps) == 4
+    assert len(generate.sample(model, 1, seed=0)) == 1  # outside the block: no check
+
+
+def test_stream_refuses_a_prefix_without_room_before_the_first_stroke():
+    model = cell_model("lstm", conditional=False)
+    long = np.tile(PREFIX, (8, 1))  # 40 points, max_seq_len 40
+    with pytest.raises(ValueError, match="room for an ending"):
+        generate.complete_stream(model, long)  # at the call, not at the first next()
+
+
+# ----------------------------------------------------------------------------- labels, sizes
+
+
+def labelled_model() -> SketchRNN:
+    torch.manual_seed(0)
+    config = SketchRNNConfig(
+        enc_hidden=8, dec_hidden=16, z_size=4, num_mixtures=2, cell="hyper", max_seq_len=20,
+        hyper_hidden=8, hyper_embed=4, num_classes=2, class_embed_size=3,
+    )  # fmt: skip
+    model = SketchRNN(config)
+    model.decoder.output.bias.data[:3] = torch.tensor([2.0, 0.0, -3.5])
+    model.set_units(scale_factor=10.0, classes=["cat", "pig"])
+    return model.eval()
+
+
+def test_latent_operations_take_labels_for_a_class_conditional_model():
+    model = labelled_model()
+    corners = [PREFIX, PREFIX[:3], PREFIX[1:], PREFIX[:2]]
+    for label in ("cat", 1):
+        recon = generate.reconstruct(model, PREFIX, [0.0, 0.5], n=3, labels=label, seed=0)
+        assert len(recon) == 6
+        for a in recon[1:3]:  # greedy: the same three times
+            np.testing.assert_array_equal(a, recon[0])
+        assert len(generate.interpolate(model, PREFIX, PREFIX[:3], 4, labels=label)) == 4
+        assert len(generate.four_corner_grid(model, corners, 3, labels=label)) == 9
+    cat = generate.reconstruct(model, PREFIX, [0.0], labels="cat")[0]
+    pig = generate.reconstruct(model, PREFIX, [0.0], labels="pig")[0]
+    assert not (cat.shape == pig.shape and np.allclose(cat, pig))  # the class is drawn
+    with pytest.raises(ValueError, match="class-conditional"):
+        generate.interpolate(model, PREFIX, PREFIX, 2)
+
+
+def test_typical_extent_of_a_class_conditional_model_and_its_bounds():
+    model = labelled_model()
+    extent = generate.typical_extent(model)
+    assert 3 * 10.0 <= extent <= 40 * 10.0
+    ends_at_once = tiny_model(conditional=False, end_bias=50.0)  # every sketch is empty
+    assert generate.typical_extent(ends_at_once) == 3 * SCALE
+
+
+def test_canvas_scale_maps_the_canvas_to_the_models_size():
+    model = tiny_model(conditional=False)
+    assert generate.canvas_scale(model, None) == 1.0
+    k = generate.canvas_scale(model, (800, 500), extent=120.0)
+    assert k == pytest.approx(120.0 / (generate.DRAWING_FILL * 500))
+    assert generate.canvas_scale(model, (1600, 1000), extent=120.0) == pytest.approx(k / 2)
+    assert generate.canvas_scale(model, (800, 500)) == pytest.approx(
+        generate.typical_extent(model) / (generate.DRAWING_FILL * 500)
+    )
+    with pytest.raises(ValueError, match="canvas"):
+        generate.canvas_scale(model, (0, 500), extent=1.0)
+
+
+def test_prepare_drawing_scales_moves_and_simplifies():
+    model = cell_model("lstm")
+    dense = np.array([[50, 60, 0]] + [[1, 0, 0]] * 99 + [[1, 0, 1]], np.float32)
+    out = generate.prepare_drawing(model, dense, 2.0)
+    np.testing.assert_allclose(out, [[0, 0, 0], [200, 0, 1]])
+    # a wiggly line: simplified harder (up to 8x the training data's epsilon) when too long
+    eps = generate.RDP_EPSILON_UNITS * 10.0
+    wiggle = np.array([[0, 0, 0]] + [[1, 1.5 * eps * (-1) ** i, 0] for i in range(60)], np.float32)
+    wiggle[-1, 2] = 1
+    assert len(generate.prepare_drawing(model, wiggle)) > 40
+    assert len(generate.prepare_drawing(model, wiggle, max_points=40)) <= 40
+
+
+def test_embed_and_imitate_with_an_image_model():
+    from sketchrnn.models import SketchEmbedNet, SketchEmbedNetConfig
+
+    torch.manual_seed(0)
+    config = SketchEmbedNetConfig(
+        image_size=16, z_size=8, dec_hidden=24, num_mixtures=3, cell="lstm", max_seq_len=16
+    )
+    model = SketchEmbedNet(config).eval()
+    model.decoder.output.bias.data[:3] = torch.tensor([2.0, 0.0, -3.5])
+    model.set_units(scale_factor=10.0)
+    sketch = a_sketch(10)
+    vectors = generate.embed(model, [sketch, a_sketch(8, seed=1)])
+    assert vectors.shape == (2, 8) and vectors.dtype == np.float64
+    vae = tiny_model(conditional=True)
+    np.testing.assert_allclose(
+        generate.embed(vae, [sketch]), generate.encode(vae, [sketch]).numpy(), atol=1e-6
+    )
+    drawn = generate.imitate(model, sketch, 3, seed=0)
+    assert len(drawn) == 3
+    lo_x, hi_x, lo_y, hi_y = strokes.bounds(sketch)
+    for d in drawn:  # drawn at the size of the sketch
+        x0, x1, y0, y1 = strokes.bounds(d)
+        assert max(x1 - x0, y1 - y0) == pytest.approx(max(hi_x - lo_x, hi_y - lo_y), rel=1e-4)
+    with pytest.raises(ValueError, match="imitation needs"):
+        generate.imitate(vae, sketch)
+
+
 # ----------------------------------------------------------------------------- loading, pictures
 
 

@@ -12,11 +12,17 @@ greedy decoding (the most likely component's mean and the most likely pen state)
 
 All sampling is batched: each sketch stops at its own end-of-sketch and leaves the batch, so
 the decoder only runs for the sketches still drawing and the loop ends when the last one has.
+
+A caller that may lose interest in a drawing (a web server whose client went away) wraps the
+call in :func:`stop_when`: every decoding step first asks its check, and the drawing stops
+with :class:`DrawingCancelled` at the next step, whichever :mod:`sketchrnn.generate`
+function started it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import math
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -32,6 +38,8 @@ from sketchrnn.progress import progress_bar
 
 __all__ = [
     "DRAW_BATCH",
+    "DrawingCancelled",
+    "stop_when",
     "decode",
     "sample",
     "draw",
@@ -111,6 +119,39 @@ def class_indices(model: SketchModel, labels: Any, n: int) -> torch.Tensor | Non
     return torch.tensor(idx, dtype=torch.long, device=model.device)
 
 
+# ----------------------------------------------------------------------------- stopping
+
+
+class DrawingCancelled(Exception):
+    """A drawing stopped before it ended because the :func:`stop_when` check said so."""
+
+
+# The check of the innermost stop_when block of this thread (or asyncio task); a context
+# variable rather than an argument so that every drawing function can be stopped without
+# each of them, and each caller between, passing it on.
+_STOP_CHECK: contextvars.ContextVar[Callable[[], bool] | None] = contextvars.ContextVar(
+    "sketchrnn_stop_check", default=None
+)
+
+
+@contextlib.contextmanager
+def stop_when(check: Callable[[], bool]) -> Iterator[None]:
+    """Within the block, each decoding step (of :func:`draw` and :func:`stream`, so of every
+    :mod:`sketchrnn.generate` function) first calls ``check()`` and raises
+    :class:`DrawingCancelled` once it returns true."""
+    token = _STOP_CHECK.set(check)
+    try:
+        yield
+    finally:
+        _STOP_CHECK.reset(token)
+
+
+def _stop_if_asked() -> None:
+    check = _STOP_CHECK.get()
+    if check is not None and check():
+        raise DrawingCancelled("the drawing was cancelled (its caller stopped waiting for it)")
+
+
 # ----------------------------------------------------------------------------- the loop
 
 
@@ -157,6 +198,7 @@ def draw(
     active = torch.arange(batch, device=x.device)  # original index of each row still drawing
     step_rows, step_owners = [], []
     for _ in range(max_len):
+        _stop_if_asked()
         params, state = model.decode_step(x, state, z=z, labels=labels)
         x = mixture.sample(params, temperature, pen_temperature, generator=generator)
         ended = x[:, 4] > 0.5
@@ -206,15 +248,14 @@ def stream(
     temperature: float,
     pen_temperature: float | None,
     generator: torch.Generator | None,
-    cancelled: Callable[[], bool] = lambda: False,
 ) -> Iterator[np.ndarray]:
     """:func:`draw` for one sketch (``x`` ``(1, 5)``), yielding each sampled stroke-5 row
     ``(5,)`` (normalised units) the moment it is drawn: for a page that shows the model's
-    strokes as they come. Stops at end-of-sketch (not yielded), after ``max_len`` rows, or as
-    soon as ``cancelled()`` is true (checked before each step). Call it in :func:`inference`."""
+    strokes as they come. Stops at end-of-sketch (not yielded) or after ``max_len`` rows;
+    :class:`DrawingCancelled` as soon as a :func:`stop_when` check is true (asked before each
+    step). Call it in :func:`inference`."""
     for _ in range(max_len):
-        if cancelled():
-            return
+        _stop_if_asked()
         params, state = model.decode_step(x, state, z=z, labels=labels)
         x = mixture.sample(params, temperature, pen_temperature, generator=generator)
         row = x[0].cpu().numpy()

@@ -95,6 +95,18 @@ class SketchModel(nn.Module):
         return False
 
     @property
+    def draws_strokes(self) -> bool:
+        """Whether the model has a stroke decoder (it implements :meth:`decode_step`), which
+        :mod:`sketchrnn.models.decoding` drives; ConvVAE draws pixels."""
+        return type(self).decode_step is not SketchModel.decode_step
+
+    @property
+    def reads_images(self) -> bool:
+        """Whether the model's input is an image (its config has an ``image_size``):
+        SketchEmbedNet and ConvVAE; a sketch-rnn model reads strokes."""
+        return hasattr(self.config, "image_size")
+
+    @property
     def device(self) -> torch.device:
         """Where the model's parameters are."""
         return next(self.parameters()).device
