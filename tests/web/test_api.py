@@ -17,6 +17,8 @@ from web.fixtures import MAGENTA_MODEL, tiny_models  # noqa: E402
 from sketchrnn.web import Limits, create_app  # noqa: E402
 
 SKETCH = [[100, 100, 0], [10, 0, 0], [0, 10, 1], [5, 5, 0], [10, -3, 1]]
+# The server answers to loopback names only (the test client's default is "testserver").
+BASE = "http://127.0.0.1"
 CANVAS = {"width": 600, "height": 450}
 
 
@@ -27,7 +29,7 @@ def models(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(models):
-    with TestClient(create_app(models)) as c:
+    with TestClient(create_app(models), base_url=BASE) as c:
         yield c
 
 
@@ -145,12 +147,15 @@ def test_stream_yields_strokes_then_done(client):
 
 
 def test_reconstruct_interpolate_grid(client):
+    # Without a temperature, generate.reconstruct's own: the paper's six (Fig. 5), n each.
     r = post(client, "/api/reconstruct", {"model": "vae", "sketch": SKETCH, "n": 4})
-    assert len(r.json()["sketches"]) == 4
+    assert len(r.json()["sketches"]) == 24
+    body = {"model": "vae", "sketch": SKETCH, "n": 4, "temperature": 0.3}
+    assert len(post(client, "/api/reconstruct", body).json()["sketches"]) == 4
     r = post(client, "/api/reconstruct", {"model": "classes", "sketch": SKETCH, "label": "cat"})
     assert len(r.json()["sketches"]) == 6  # the default
     r = post(client, "/api/interpolate", {"model": "vae", "a": SKETCH, "b": SKETCH[:3]})
-    assert len(r.json()["sketches"]) == 7
+    assert len(r.json()["sketches"]) == 10  # generate.interpolate's default steps
     body = {"model": "classes", "a": SKETCH, "b": SKETCH[:3], "steps": 3, "label": 0}
     assert len(post(client, "/api/interpolate", body).json()["sketches"]) == 3
     corners = [SKETCH, SKETCH[:3], SKETCH[1:], SKETCH[:2]]
@@ -208,7 +213,7 @@ def test_body_over_one_megabyte(client):
         for _ in range(12):
             yield b" " * 100_000
 
-    r = client.post("/api/complete", content=chunks())
+    r = client.post("/api/complete", content=chunks(), headers={"content-type": "application/json"})
     assert_error(r, 413, "body_too_large")
     assert_serving(client)
 
@@ -379,7 +384,7 @@ def test_wrong_method_and_unknown_route(client):
 def test_a_full_queue_answers_503_at_once(models):
     app = create_app({"vae": models["vae"]}, workers=1, max_pending=1)
     gate = threading.Event()
-    with TestClient(app) as c:
+    with TestClient(app, base_url=BASE) as c:
         queue = app.state.queue
         c.portal.start_task_soon(queue.submit, gate.wait)  # the worker: busy
         c.portal.start_task_soon(queue.submit, lambda: None)  # the one waiting place: taken
@@ -401,7 +406,7 @@ def test_a_full_queue_answers_503_at_once(models):
 
 def test_tighter_limits_for_a_deployment(models):
     app = create_app({"vae": models["vae"]}, limits=Limits(max_points=10, max_body_bytes=5000))
-    with TestClient(app) as c:
+    with TestClient(app, base_url=BASE) as c:
         r = post(c, "/api/complete", {"model": "vae", "sketch": [[1, 1, 0]] * 11})
         assert_error(r, 422, "too_many_points", "10")
         r = post(c, "/api/complete", {"model": "vae", "sketch": SKETCH, "x": "y" * 6000})
@@ -415,7 +420,7 @@ def test_a_magenta_model(tmp_path):
         pytest.skip(f"shared data not found: {path}")
     from sketchrnn.models import load_model
 
-    with TestClient(create_app({"sheep": load_model(path)})) as c:
+    with TestClient(create_app({"sheep": load_model(path)}), base_url=BASE) as c:
         info = c.get("/api/models").json()["models"][0]
         assert info["kind"] == "SketchRNN decoder-only" and info["max_seq_len"] == 156
         body = {"model": "sheep", "sketch": SKETCH, "seed": 0, "canvas": CANVAS}

@@ -1,4 +1,6 @@
-"""The streamed completion, the inference queue and the server's model table."""
+"""The inference queue (its jobs stop when their client leaves) and the server's model table;
+the streamed completion itself is :func:`sketchrnn.generate.complete_stream`, tested in
+tests/test_generate.py."""
 
 from __future__ import annotations
 
@@ -9,10 +11,10 @@ import threading
 import numpy as np
 import pytest
 import torch
+from helpers import free_port
 
-from sketchrnn import generate, strokes
 from sketchrnn.models import SketchRNN, SketchRNNConfig
-from sketchrnn.web import drawing, server, streaming
+from sketchrnn.web import server
 from sketchrnn.web.inference import InferenceQueue, QueueFull
 
 PREFIX = np.array([[0, 0, 0], [10, 0, 0], [0, 10, 1], [5, 5, 0], [10, -3, 1]], np.float32)
@@ -38,59 +40,6 @@ def small_model(cell: str, **kw) -> SketchRNN:
     except AttributeError:  # before the model interface: a plain attribute
         model.scale_factor = 10.0
     return model.eval()
-
-
-@pytest.mark.parametrize("cell", ["lstm", "layernorm", "hyper"])
-@pytest.mark.parametrize("conditional", [True, False])
-def test_prime_reads_a_prefix_like_single_steps(cell, conditional):
-    model = small_model(cell, conditional=conditional, num_classes=2, class_embed_size=3)
-    rows = torch.from_numpy(strokes.stroke3_to_stroke5(PREFIX / 10, n_max=len(PREFIX)))
-    inputs = torch.cat([torch.from_numpy(strokes.START_TOKEN)[None], rows])
-    z = torch.randn(1, 4) if conditional else None
-    labels = torch.tensor([1])
-    with torch.no_grad():
-        fast = model.read_prefix(inputs[None], model.initial_state(z, 1), z=z, labels=labels)
-        slow = model.initial_state(z, 1)
-        for row in inputs:
-            _, slow = model.decode_step(row[None], slow, z=z, labels=labels)
-    for a, b in zip(fast, slow, strict=True):
-        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
-
-
-@pytest.mark.parametrize("conditional", [True, False])
-def test_stream_is_the_same_ending_as_complete(conditional):
-    model = small_model("layernorm", conditional=conditional)
-    streamed = list(streaming.stream_ending(model, PREFIX, temperature=0.4, seed=3))
-    assert streamed and all(s[-1, 2] == 1 for s in streamed)
-    ending = generate.complete(model, PREFIX, 1, 0.4, seed=3)[0][len(PREFIX) :]
-    ending[-1, 2] = 1
-    np.testing.assert_allclose(np.concatenate(streamed), ending, atol=1e-5)  # one decoding loop
-
-
-def test_stream_stops_when_cancelled():
-    model = small_model("lstm", conditional=False)
-    steps = []
-
-    def cancelled():
-        steps.append(1)
-        return len(steps) > 5
-
-    out = list(streaming.stream_ending(model, PREFIX, seed=0, cancelled=cancelled))
-    assert len(steps) == 6 and sum(len(s) for s in out) <= 5
-
-
-def test_stream_refuses_a_prefix_without_room():
-    model = small_model("lstm", conditional=False)
-    long = np.tile(PREFIX, (8, 1))  # 40 points, max_seq_len 40
-    with pytest.raises(ValueError, match="room for an ending"):
-        next(streaming.stream_ending(model, long))
-
-
-def test_prepare_scales_moves_and_simplifies():
-    served = drawing.ServedModel("m", small_model("lstm"))
-    dense = np.array([[50, 60, 0]] + [[1, 0, 0]] * 99 + [[1, 0, 1]], np.float32)
-    out = drawing.prepare(served, dense, 2.0)
-    np.testing.assert_allclose(out, [[0, 0, 0], [200, 0, 1]])
 
 
 # ----------------------------------------------------------------------------- the queue
@@ -162,10 +111,15 @@ def test_model_names_and_table(tmp_path):
 
 
 def test_default_models_reads_the_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("SKETCHRNN_CACHE_DIR", str(tmp_path))
+    # The one model cache of `sketchrnn models` (zoo.models_cache_dir): $SKETCHRNN_CACHE_DIR
+    # is the models folder itself, $SKETCHRNN_CACHE the folder above it.
+    monkeypatch.delenv("SKETCHRNN_CACHE_DIR", raising=False)
+    monkeypatch.setenv("SKETCHRNN_CACHE", str(tmp_path))
     assert server.default_models() == list(server.BUILTIN_MODELS)
     small_model("lstm").save_pretrained(tmp_path / "models" / "shapes")
     (tmp_path / "models" / "notes.txt").write_text("not a model")
+    assert server.default_models()[-1] == str(tmp_path / "models" / "shapes")
+    monkeypatch.setenv("SKETCHRNN_CACHE_DIR", str(tmp_path / "models"))
     assert server.default_models()[-1] == str(tmp_path / "models" / "shapes")
 
 
@@ -190,13 +144,49 @@ def test_serve_prints_the_url_and_warns_off_loopback(tmp_path, monkeypatch):
 
     small_model("lstm").save_pretrained(tmp_path / "shapes")
     ran = []
-    monkeypatch.setattr(uvicorn.Server, "run", lambda self: ran.append(self.config.host))
+
+    def run(self, sockets=None):
+        ran.append((self.config.host, sockets[0].getsockname()[1]))
+
+    monkeypatch.setattr(uvicorn.Server, "run", run)
+    port = free_port()
     out = io.StringIO()
-    server.serve([str(tmp_path / "shapes")], host="127.0.0.1", port=8123, out=out, torch_threads=1)
-    assert "http://127.0.0.1:8123/" in out.getvalue() and "WARNING" not in out.getvalue()
+    server.serve([str(tmp_path / "shapes")], host="127.0.0.1", port=port, out=out, torch_threads=1)
+    assert f"http://127.0.0.1:{port}/" in out.getvalue() and "WARNING" not in out.getvalue()
     out = io.StringIO()
-    server.serve([str(tmp_path / "shapes")], host="0.0.0.0", port=8123, out=out, torch_threads=1)
-    assert "WARNING" in out.getvalue() and ran == ["127.0.0.1", "0.0.0.0"]
+    server.serve([str(tmp_path / "shapes")], host="0.0.0.0", port=port, out=out, torch_threads=1)
+    assert "WARNING" in out.getvalue() and ran == [("127.0.0.1", port), ("0.0.0.0", port)]
+    assert "--allow-host" in out.getvalue()  # visitors must be let in by name
+
+
+def test_serve_on_port_0_prints_the_port_it_bound(tmp_path, monkeypatch):
+    pytest.importorskip("uvicorn")
+    import uvicorn
+
+    small_model("lstm").save_pretrained(tmp_path / "shapes")
+    bound = []
+    monkeypatch.setattr(
+        uvicorn.Server, "run", lambda self, sockets: bound.append(sockets[0].getsockname()[1])
+    )
+    out = io.StringIO()
+    server.serve([str(tmp_path / "shapes")], port=0, out=out, torch_threads=1)
+    assert bound[0] > 0 and f"http://127.0.0.1:{bound[0]}/" in out.getvalue()
+
+
+def test_serve_refuses_a_taken_port_and_too_many_workers(tmp_path):
+    pytest.importorskip("uvicorn")
+    import socket
+
+    small_model("lstm").save_pretrained(tmp_path / "shapes")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(SystemExit, match=f"cannot listen on 127.0.0.1 port {port}"):
+            server.serve([str(tmp_path / "shapes")], port=port, out=io.StringIO())
+    for workers in (0, server.MAX_WORKERS + 1):
+        with pytest.raises(ValueError, match="workers must be between 1 and"):
+            server.serve([str(tmp_path / "shapes")], workers=workers, out=io.StringIO())
 
 
 def test_serve_without_models_says_what_to_do(tmp_path, monkeypatch):

@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _arguments(q: argparse.ArgumentParser) -> None:
-    from sketchrnn.web.server import serve
+    from sketchrnn.web.server import MAX_WORKERS, serve
 
     defaults = defaults_of(serve)
     q.add_argument(
@@ -29,25 +29,44 @@ def _arguments(q: argparse.ArgumentParser) -> None:
         "(default: the built-in models and the models in the cache)",
     )
     q.add_argument("--host", default=defaults["host"], help="address to bind (default loopback)")
-    q.add_argument("--port", type=bounded(int, low=0, high=65535), default=defaults["port"])
+    q.add_argument(
+        "--port",
+        type=bounded(int, low=0, high=65535),
+        default=defaults["port"],
+        help=f"port to listen on (default {defaults['port']}; 0: a free one, printed)",
+    )
+    q.add_argument(
+        "--allow-host",
+        dest="allow_hosts",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a name (or address) visitors may reach this server by, besides localhost and "
+        "127.0.0.1 (repeatable; '*' allows any: only behind a proxy that checks them)",
+    )
     q.add_argument(
         "--workers",
-        type=bounded(int, low=1),
+        type=bounded(int, low=1, high=MAX_WORKERS),
         default=defaults["workers"],
-        help="threads that draw (default 2)",
+        help=f"threads that draw (default {defaults['workers']}, at most {MAX_WORKERS})",
     )
 
 
 def _serve(args: argparse.Namespace) -> None:
-    try:
-        from sketchrnn.web.server import serve
-    except ImportError as err:  # the web extra is optional
-        from sketchrnn.cli.common import CLIError
+    from sketchrnn.cli.common import CLIError
+    from sketchrnn.web.server import require_web_extra, serve
 
-        raise CLIError(
-            f"the web server needs the web extra: pip install 'sketchrnn[web]' ({err})"
-        ) from None
-    serve(args.models, host=args.host, port=args.port, workers=args.workers)
+    try:
+        require_web_extra()  # the web extra is optional
+    except ImportError as err:
+        raise CLIError(str(err)) from None
+    serve(
+        args.models,
+        host=args.host,
+        port=args.port,
+        allow_hosts=args.allow_hosts,
+        workers=args.workers,
+    )
 
 
 __all__ = ["register"]

@@ -1,54 +1,73 @@
-"""The ASGI app: the page, its static files and the JSON API (docs/web-api.md).
+"""The ASGI app: the page, its static files, the JSON API (docs/web-api.md) and the catalog of
+official models.
 
-Handlers only read and check the request (:mod:`sketchrnn.web.limits`), hand the model call
-to the inference queue (:mod:`sketchrnn.web.inference`) and write the answer; the drawing is
-:mod:`sketchrnn.web.drawing`'s. Every error is a JSON object ``{"error": {"code", "message"}}``
-with a 4xx status (503 when the queue is full), and the server keeps serving after it.
+In front of every route, :class:`~sketchrnn.web.guard.Guard` (Host allowlist, Origin check,
+JSON-only POSTs, security headers) and :class:`~sketchrnn.web.timeouts.BodyDeadline` (a body
+late by more than ``limits.body_timeout_s`` is a 408). Handlers only read and check the
+request (:mod:`sketchrnn.web.limits`), hand the model call to the inference queue
+(:mod:`sketchrnn.web.inference`) and write the answer; the drawing is
+:mod:`sketchrnn.generate`'s, through :mod:`sketchrnn.web.drawing`. A request whose client
+goes away stops its drawing at the next step, streamed or not. Every error is a JSON object
+``{"error": {"code", "message"}}`` with a 4xx status (503 when the queue is full), and the
+server keeps serving after it. The options a request leaves out are not restated here: the
+library's defaults apply.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import inspect
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from sketchrnn import generate
+from sketchrnn.models import zoo
+from sketchrnn.models.decoding import DrawingCancelled
 from sketchrnn.strokes import SketchError
 from sketchrnn.web import drawing
+from sketchrnn.web.catalog import Catalog
 from sketchrnn.web.drawing import DrawingTooLong, ServedModel, Unsupported
+from sketchrnn.web.guard import Guard
 from sketchrnn.web.inference import InferenceQueue, QueueFull
 from sketchrnn.web.limits import ApiError, Fields, Limits, parse_json
+from sketchrnn.web.timeouts import BodyDeadline, RequestTimeout
 
 __all__ = ["create_app", "STATIC_DIR"]
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 log = logging.getLogger("sketchrnn.web")
 
-# The page loads nothing from anywhere but this server.
-SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; "
-        "script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
-        "frame-ancestors 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-}
-
 Handler = Callable[[Request], Awaitable[Response]]
 
 # Fields every drawing endpoint takes besides its own.
 _COMMON = ("model", "temperature", "seed", "max_len", "label", "canvas")
+
+# What an answer says of drawings that came out empty.
+_EMPTY_NOTE = (
+    "{count} of the drawings are empty: the model ended them at their first step (it takes "
+    "them as finished); ask again with another seed or temperature"
+)
+_EMPTY_ENDINGS_NOTE = (
+    "{count} of the endings are empty: the model ended the drawing at once, so it takes the "
+    "drawing as finished; draw more, or ask again with another seed or a higher temperature"
+)
+_EMPTY_ENDING_NOTE = (
+    "the ending is empty: the model ended the drawing at once, so it takes the drawing as "
+    "finished; draw more, or ask again with another seed or a higher temperature"
+)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -60,8 +79,27 @@ def sketch_json(s3: np.ndarray) -> list[list[float]]:
     return [[round(dx, 2), round(dy, 2), int(p > 0.5)] for dx, dy, p in a.tolist()]
 
 
+def drawings_json(
+    model: str, sketches: Sequence[np.ndarray], note: str = _EMPTY_NOTE, **extra: Any
+) -> dict[str, Any]:
+    """An answer of drawings: ``{"model", "sketches", "empty": [indices], ...}``, with a
+    ``"note"`` saying why when some are empty."""
+    empty = drawing.empty_indices(sketches)
+    out: dict[str, Any] = {
+        "model": model,
+        **extra,
+        "sketches": [sketch_json(s) for s in sketches],
+        "empty": empty,
+    }
+    if empty:
+        out["note"] = note.format(count=len(empty))
+    return out
+
+
 def _error_response(error: ApiError) -> JSONResponse:
     headers = {"Retry-After": "1"} if error.status == 503 else None
+    if error.status == 408:  # the rest of the body may still be on its way: end the connection
+        headers = {"Connection": "close"}
     return JSONResponse(error.to_json(), status_code=error.status, headers=headers)
 
 
@@ -71,6 +109,8 @@ def as_api_error(error: BaseException) -> ApiError:
         return error
     if isinstance(error, QueueFull):
         return ApiError(503, "busy", str(error))
+    if isinstance(error, RequestTimeout):
+        return ApiError(408, "request_timeout", str(error))
     if isinstance(error, DrawingTooLong):
         return ApiError(422, "too_many_points", str(error), points=error.points, limit=error.limit)
     if isinstance(error, Unsupported):
@@ -87,8 +127,8 @@ def _endpoint(handler: Handler) -> Handler:
     async def wrapped(request: Request) -> Response:
         try:
             return await handler(request)
-        except ClientDisconnect:
-            return Response(status_code=499)
+        except (ClientDisconnect, DrawingCancelled):
+            return Response(status_code=499)  # nobody reads it: the client has gone
         except Exception as error:  # every failure is an answer, never a dead server
             return _error_response(as_api_error(error))
 
@@ -120,15 +160,54 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+async def _client_gone(request: Request) -> None:
+    """Return once the client has disconnected (call it after the body is read: the server
+    answers ``receive`` with ``http.disconnect`` then)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+def _library_temperatures() -> Sequence[float]:
+    """:func:`sketchrnn.generate.reconstruct`'s default temperatures (the paper's Fig. 5)."""
+    return inspect.signature(generate.reconstruct).parameters["temperatures"].default
+
+
+def _given(**options: Any) -> dict[str, Any]:
+    """The options a request gave (not None): the rest keep the library's defaults."""
+    return {k: v for k, v in options.items() if v is not None}
+
+
 class _Api:
     """The handlers, bound to one table of models, one queue and one set of limits."""
 
-    def __init__(self, table: dict[str, ServedModel], queue: InferenceQueue, limits: Limits):
-        self.table, self.queue, self.limits = table, queue, limits
+    def __init__(
+        self,
+        table: dict[str, ServedModel],
+        queue: InferenceQueue,
+        limits: Limits,
+        catalog: Catalog,
+    ):
+        self.table, self.queue, self.limits, self.catalog = table, queue, limits, catalog
 
     async def fields(self, request: Request, allowed: tuple[str, ...]) -> Fields:
         body = parse_json(await read_body(request, self.limits.max_body_bytes))
         return Fields(body, allowed, self.limits)
+
+    async def compute(self, request: Request, fn: Callable[[], Any]) -> Any:
+        """``fn()`` on the inference queue; if the client goes away first, the job is
+        cancelled (skipped if it waits, stopped at its next decoding step if it runs) and
+        :class:`ClientDisconnect` raised."""
+        job = asyncio.ensure_future(self.queue.submit(fn))
+        gone = asyncio.ensure_future(_client_gone(request))
+        try:
+            await asyncio.wait({job, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+            if not job.done():
+                job.cancel()  # InferenceQueue.submit sets the job's cancel event
+        if job.cancelled():
+            raise ClientDisconnect()
+        return job.result()
 
     def model(self, fields: Fields) -> ServedModel:
         name = fields.string("model", required=True)
@@ -142,16 +221,16 @@ class _Api:
             )
         return served
 
-    def common(self, fields: Fields, served: ServedModel, temperature: float) -> dict[str, Any]:
+    def options(self, fields: Fields, served: ServedModel) -> dict[str, Any]:
+        """The drawing options every route takes, under :mod:`sketchrnn.generate`'s names;
+        only those the request gave."""
         info = served.info
-        return {
-            "temperature": fields.temperature(temperature),
-            "seed": fields.seed(),
-            "max_len": fields.max_len(info.max_seq_len),
-        }
-
-    def label(self, fields: Fields, served: ServedModel) -> int | None:
-        return fields.label(served.info.classes, served.info.num_classes)
+        return _given(
+            temperature=fields.temperature(),
+            seed=fields.seed(),
+            max_len=fields.max_len(info.max_seq_len),
+            labels=fields.label(info.classes, info.num_classes),
+        )
 
     # ------------------------------------------------------------------------- routes
 
@@ -180,61 +259,50 @@ class _Api:
         f = await self.fields(request, (*_COMMON, "n"))
         served = self.model(f)
         served.require("sample")
-        kw = self.common(f, served, 0.5)
-        n, label, canvas = f.count(), self.label(f, served), f.canvas()
-        out = await self.queue.submit(
-            lambda: drawing.sample(served, n, label=label, canvas=canvas, **kw)
-        )
-        return JSONResponse({"model": served.name, "sketches": [sketch_json(s) for s in out]})
+        kw, n, canvas = self.options(f, served), f.count(), f.canvas()
+        out = await self.compute(request, lambda: drawing.sample(served, n, canvas=canvas, **kw))
+        return JSONResponse(drawings_json(served.name, out))
 
     async def complete(self, request: Request) -> Response:
         f = await self.fields(request, (*_COMMON, "sketch", "n", "z_from"))
         served = self.model(f)
         served.require("complete")
-        kw = self.common(f, served, 0.5)
-        sketch, n, label = f.sketch("sketch"), f.count(), self.label(f, served)
-        z_from, canvas = f.choice("z_from", ("prefix", "prior"), "prefix"), f.canvas()
-        prefix, endings = await self.queue.submit(
-            lambda: drawing.complete(
-                served, sketch, n, label=label, z_from=z_from, canvas=canvas, **kw
-            )
+        kw = self.options(f, served) | _given(z_from=f.choice("z_from", ("prefix", "prior")))
+        sketch, n, canvas = f.sketch("sketch"), f.count(), f.canvas()
+        prefix, endings, stopped = await self.compute(
+            request, lambda: drawing.complete(served, sketch, n, canvas=canvas, **kw)
         )
-        return JSONResponse(
-            {
-                "model": served.name,
-                "prefix": sketch_json(prefix),
-                "endings": [sketch_json(e) for e in endings],
-                "sketches": [sketch_json(np.concatenate([prefix, e])) for e in endings],
-            }
-        )
+        empty = drawing.empty_indices(endings)
+        answer = {
+            "model": served.name,
+            "prefix": sketch_json(prefix),
+            "endings": [sketch_json(e) for e in endings],
+            "sketches": [sketch_json(np.concatenate([prefix, e])) for e in endings],
+            "stopped": stopped,
+            "empty": empty,
+        }
+        if empty:
+            answer["note"] = _EMPTY_ENDINGS_NOTE.format(count=len(empty))
+        return JSONResponse(answer)
 
     async def complete_stream(self, request: Request) -> Response:
         f = await self.fields(request, (*_COMMON, "sketch", "z_from"))
         served = self.model(f)
         served.require("complete")
-        kw = self.common(f, served, 0.5)
-        sketch, label = f.sketch("sketch"), self.label(f, served)
-        z_from, canvas = f.choice("z_from", ("prefix", "prior"), "prefix"), f.canvas()
+        kw = self.options(f, served) | _given(z_from=f.choice("z_from", ("prefix", "prior")))
+        sketch, canvas = f.sketch("sketch"), f.canvas()
         started = time.perf_counter()
 
         def make(cancel):
             # Scaled, simplified and checked on the worker, before the stream starts: a
             # drawing the model cannot take is a plain 4xx answer, not an event in a 200.
-            points, strokes = drawing.stream_complete(
-                served,
-                sketch,
-                label=label,
-                z_from=z_from,
-                canvas=canvas,
-                cancelled=cancel.is_set,
-                **kw,
-            )
-            yield points
+            points, limit, strokes = drawing.stream_complete(served, sketch, canvas=canvas, **kw)
+            yield points, limit
             yield from strokes
 
         stream = self.queue.stream(make)
         try:
-            prefix_points = await stream.__anext__()
+            prefix_points, limit = await stream.__anext__()
         except BaseException:
             stream.cancel()
             raise
@@ -248,7 +316,11 @@ class _Api:
                     strokes += 1
                     points += len(stroke)
                 elapsed = round((time.perf_counter() - started) * 1000.0, 1)
-                yield _sse("done", {"strokes": strokes, "points": points, "ms": elapsed})
+                stopped = "max_len" if prefix_points + points >= limit else "end_of_sketch"
+                done = {"strokes": strokes, "points": points, "ms": elapsed, "stopped": stopped}
+                if strokes == 0:
+                    done["note"] = _EMPTY_ENDING_NOTE
+                yield _sse("done", done)
             except Exception as error:
                 yield _sse("error", as_api_error(error).to_json())
             finally:
@@ -264,56 +336,56 @@ class _Api:
         f = await self.fields(request, (*_COMMON, "sketch", "n"))
         served = self.model(f)
         served.require("reconstruct")
-        kw = self.common(f, served, 0.3)
-        sketch, n = f.sketch("sketch"), f.count(default=6)
-        label, canvas = self.label(f, served), f.canvas()
-        out = await self.queue.submit(
-            lambda: drawing.reconstruct(served, sketch, n, label=label, canvas=canvas, **kw)
+        kw = self.options(f, served)
+        tau = kw.pop("temperature", None)
+        if tau is not None:
+            kw["temperatures"] = [tau]
+        temperatures = len(kw.get("temperatures", _library_temperatures()))
+        most = max(1, self.limits.max_n // temperatures)
+        sketch, canvas = f.sketch("sketch"), f.canvas()
+        kw |= _given(n=f.count(default=None, most=most))
+        out = await self.compute(
+            request, lambda: drawing.reconstruct(served, sketch, canvas=canvas, **kw)
         )
-        return JSONResponse({"model": served.name, "sketches": [sketch_json(s) for s in out]})
+        return JSONResponse(drawings_json(served.name, out))
 
     async def interpolate(self, request: Request) -> Response:
         f = await self.fields(request, (*_COMMON, "a", "b", "steps", "method"))
         served = self.model(f)
         served.require("interpolate")
-        kw = self.common(f, served, 0.1)
-        a, b = f.sketch("a"), f.sketch("b")
-        steps = f.integer("steps", 7, 1, self.limits.max_n)
-        method = f.choice("method", ("slerp", "linear"), "slerp")
-        label, canvas = self.label(f, served), f.canvas()
-        out = await self.queue.submit(
-            lambda: drawing.interpolate(
-                served, a, b, steps, method=method, label=label, canvas=canvas, **kw
-            )
+        kw = self.options(f, served) | _given(
+            steps=f.integer("steps", None, 1, self.limits.max_n),
+            method=f.choice("method", ("slerp", "linear")),
         )
-        return JSONResponse({"model": served.name, "sketches": [sketch_json(s) for s in out]})
+        a, b, canvas = f.sketch("a"), f.sketch("b"), f.canvas()
+        out = await self.compute(
+            request, lambda: drawing.interpolate(served, a, b, canvas=canvas, **kw)
+        )
+        return JSONResponse(drawings_json(served.name, out))
 
     async def grid(self, request: Request) -> Response:
         f = await self.fields(request, (*_COMMON, "corners", "size", "method"))
         served = self.model(f)
         served.require("interpolate")
-        kw = self.common(f, served, 0.1)
-        corners = f.sketches("corners", 4, 4)
-        size = f.integer("size", 5, 2, self.limits.max_grid_size)
-        method = f.choice("method", ("slerp", "linear"), "slerp")
-        label, canvas = self.label(f, served), f.canvas()
-        out = await self.queue.submit(
-            lambda: drawing.grid(
-                served, corners, size, method=method, label=label, canvas=canvas, **kw
-            )
+        kw = self.options(f, served) | _given(
+            size=f.integer("size", None, 2, self.limits.max_grid_size),
+            method=f.choice("method", ("slerp", "linear")),
         )
-        return JSONResponse(
-            {"model": served.name, "size": size, "sketches": [sketch_json(s) for s in out]}
+        corners, canvas = f.sketches("corners", 4, 4), f.canvas()
+        out = await self.compute(
+            request, lambda: drawing.grid(served, corners, canvas=canvas, **kw)
         )
+        size = round(len(out) ** 0.5)
+        return JSONResponse(drawings_json(served.name, out, size=size))
 
     async def imitate(self, request: Request) -> Response:
         f = await self.fields(request, ("model", "temperature", "seed", "max_len", "sketch", "n"))
         served = self.model(f)
         served.require("imitate")
-        kw = self.common(f, served, 0.3)
-        sketch, n = f.sketch("sketch"), f.count(default=4)
-        out = await self.queue.submit(lambda: drawing.imitate(served, sketch, n, **kw))
-        return JSONResponse({"model": served.name, "sketches": [sketch_json(s) for s in out]})
+        kw = self.options(f, served) | _given(n=f.count(default=None))
+        sketch = f.sketch("sketch")
+        out = await self.compute(request, lambda: drawing.imitate(served, sketch, **kw))
+        return JSONResponse(drawings_json(served.name, out))
 
     async def embed(self, request: Request) -> Response:
         f = await self.fields(request, ("model", "sketches", "canvas"))
@@ -321,7 +393,9 @@ class _Api:
         served.require("embed")
         sketches = f.sketches("sketches", 1, self.limits.max_sketches)
         canvas = f.canvas()
-        vectors = await self.queue.submit(lambda: drawing.embed(served, sketches, canvas=canvas))
+        vectors = await self.compute(
+            request, lambda: drawing.embed(served, sketches, canvas=canvas)
+        )
         return JSONResponse(
             {
                 "model": served.name,
@@ -343,8 +417,8 @@ class _Api:
         else:
             queries = f.sketches("queries", 1, self.limits.max_sketches)
         canvas = f.canvas()
-        out = await self.queue.submit(
-            lambda: drawing.classify(served, concepts, queries, canvas=canvas)
+        out = await self.compute(
+            request, lambda: drawing.classify(served, concepts, queries, canvas=canvas)
         )
         predictions = []
         for probabilities in out:
@@ -357,6 +431,26 @@ class _Api:
                 }
             )
         return JSONResponse({"model": served.name, "predictions": predictions})
+
+    async def catalog_listing(self, request: Request) -> Response:
+        return JSONResponse(self.catalog.listing())
+
+    async def fetch(self, request: Request) -> Response:
+        f = await self.fields(request, ("name", "kind"))
+        name = f.string("name", required=True)
+        kind = f.choice("kind", zoo.KINDS, "gen")
+        self.catalog.check(name, kind)
+
+        async def events():
+            yield _sse("start", {"name": name, "kind": kind, "url": zoo.model_url(name, kind)})
+            async for event, data in self.catalog.fetch(name, kind):
+                yield _sse(event, data)
+
+        return StreamingResponse(
+            events(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
 
     def _concepts(self, f: Fields) -> list[tuple[str, list[np.ndarray]]]:
         value = f.body.get("concepts")
@@ -401,7 +495,7 @@ def _sse(event: str, data: Any) -> str:
 
 
 async def _page(request: Request) -> Response:
-    return FileResponse(STATIC_DIR / "index.html", headers=SECURITY_HEADERS)
+    return FileResponse(STATIC_DIR / "index.html")
 
 
 def create_app(
@@ -410,11 +504,16 @@ def create_app(
     limits: Limits | None = None,
     workers: int = 2,
     max_pending: int = 32,
+    allowed_hosts: Sequence[str] = (),
+    device: str = "cpu",
 ) -> Starlette:
     """The web app serving ``models`` (name -> a loaded model or a :class:`ServedModel`).
 
     Requests name a model by its key here; nothing a request says is used as a path.
-    ``workers`` threads run model calls; ``max_pending`` more may wait before 503.
+    ``workers`` threads run model calls; ``max_pending`` more may wait before 503. Requests
+    must name the server by a loopback name or one of ``allowed_hosts``
+    (:class:`~sketchrnn.web.guard.Guard`); official models fetched through the catalog are
+    loaded on ``device``.
     """
     if not models:
         raise ValueError("no models to serve")
@@ -422,8 +521,9 @@ def create_app(
         name: m if isinstance(m, ServedModel) else ServedModel(name, m)
         for name, m in models.items()
     }
+    limits = limits or Limits()
     queue = InferenceQueue(workers=workers, max_pending=max_pending)
-    api = _Api(table, queue, limits or Limits())
+    api = _Api(table, queue, limits, Catalog(table, device=device))
     post = [
         ("/api/sample", api.sample),
         ("/api/complete", api.complete),
@@ -434,11 +534,13 @@ def create_app(
         ("/api/imitate", api.imitate),
         ("/api/embed", api.embed),
         ("/api/classify", api.classify),
+        ("/api/fetch", api.fetch),
     ]
     routes = [
         Route("/", _page),
         Route("/api/models", _endpoint(api.models)),
         Route("/api/health", _endpoint(api.health)),
+        Route("/api/catalog", _endpoint(api.catalog_listing)),
         *(Route(path, _endpoint(handler), methods=["POST"]) for path, handler in post),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
@@ -456,10 +558,15 @@ def create_app(
 
     app = Starlette(
         routes=routes,
+        middleware=[
+            Middleware(Guard, allowed_hosts=allowed_hosts),
+            Middleware(BodyDeadline, seconds=limits.body_timeout_s),
+        ],
         exception_handlers={404: not_found, 405: not_found},
         lifespan=lifespan,
     )
     app.state.models = table
     app.state.queue = queue
     app.state.limits = api.limits
+    app.state.catalog = api.catalog
     return app

@@ -1,27 +1,18 @@
 """What a loaded model can do on the page, read from the model interface
-(:class:`sketchrnn.models.interface.SketchModel`: ``has_encoder``, ``num_classes``,
-``scale_factor``, ``classes``, and whether it overrides ``decode_step``).
+(:class:`sketchrnn.models.interface.SketchModel`: ``has_encoder``, ``draws_strokes``,
+``reads_images``, ``num_classes``, ``classes``; the scale factor through
+:func:`sketchrnn.models.units.model_scale_factor`, which refuses a model without one).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 from sketchrnn.models.interface import SketchModel
+from sketchrnn.models.units import model_scale_factor
 
-__all__ = [
-    "ModelInfo",
-    "describe",
-    "model_scale_factor",
-    "model_classes",
-    "model_num_classes",
-    "has_stroke_encoder",
-    "is_image_model",
-    "draws_strokes",
-    "CAPABILITIES",
-]
+__all__ = ["ModelInfo", "describe", "has_stroke_encoder", "CAPABILITIES"]
 
 #: Everything the API offers, in the order the page lists it.
 CAPABILITIES = (
@@ -35,39 +26,9 @@ CAPABILITIES = (
 )
 
 
-def model_scale_factor(model: SketchModel) -> float:
-    """Pixels per model unit; 1.0 when the model does not know it (then the model's pixels
-    are its normalised units, as :mod:`sketchrnn.generate` treats it)."""
-    factor = model.scale_factor
-    return float(factor) if factor is not None and math.isfinite(factor) and factor > 0 else 1.0
-
-
-def model_classes(model: SketchModel) -> list[str]:
-    """The model's class names (empty when unknown)."""
-    return [str(c) for c in model.classes]
-
-
-def model_num_classes(model: SketchModel) -> int:
-    """Classes of a class-conditional model's embedding (0: not class-conditional)."""
-    return int(model.num_classes)
-
-
-def is_image_model(model: SketchModel) -> bool:
-    """Whether the model reads images (SketchEmbedNet, ConvVAE): its config has an
-    ``image_size``."""
-    return hasattr(model.config, "image_size")
-
-
-def draws_strokes(model: SketchModel) -> bool:
-    """Whether the model has a stroke decoder (it implements ``decode_step``; the interface's
-    base raises TypeError) whose ``max_seq_len`` bounds what it draws (not ConvVAE, which
-    draws pixels)."""
-    return type(model).decode_step is not SketchModel.decode_step
-
-
 def has_stroke_encoder(model: SketchModel) -> bool:
     """Whether the model encodes *strokes* to a latent ``z`` (a sketch-rnn VAE), not images."""
-    return model.has_encoder and not is_image_model(model)
+    return model.has_encoder and not model.reads_images
 
 
 @dataclass(frozen=True)
@@ -81,7 +42,7 @@ class ModelInfo:
     classes: list[str]
     num_classes: int
     max_seq_len: int | None
-    scale_factor: float
+    scale_factor: float | None  # None only for a model that neither reads nor draws strokes
     z_size: int | None
     image_size: int | None
     cell: str | None
@@ -103,14 +64,15 @@ class ModelInfo:
 
 
 def describe(name: str, model: Any) -> ModelInfo:
-    """The :class:`ModelInfo` of ``model`` served as ``name``."""
+    """The :class:`ModelInfo` of ``model`` served as ``name``; ValueError for a model that
+    reads or draws strokes but whose scale factor is unknown (so are its pixels)."""
     config: Any = getattr(model, "config", None)
-    strokes_out = draws_strokes(model)
-    image_in = is_image_model(model)
+    strokes_out = bool(model.draws_strokes)
+    image_in = bool(model.reads_images)
     vae = has_stroke_encoder(model) and strokes_out
     decoder_only = strokes_out and not image_in and not vae
-    num_classes = model_num_classes(model)
-    classes = model_classes(model)
+    num_classes = int(model.num_classes)
+    classes = [str(c) for c in model.classes]
     if num_classes and len(classes) != num_classes:
         classes = [str(i) for i in range(num_classes)]  # no names saved: the indices
 
@@ -148,7 +110,7 @@ def describe(name: str, model: Any) -> ModelInfo:
         classes=classes,
         num_classes=num_classes,
         max_seq_len=int(config.max_seq_len) if strokes_out else None,
-        scale_factor=model_scale_factor(model),
+        scale_factor=model_scale_factor(model) if strokes_out or vae else model.scale_factor,
         z_size=int(config.z_size) if hasattr(config, "z_size") else None,
         image_size=int(config.image_size) if image_in else None,
         cell=str(config.cell) if hasattr(config, "cell") else None,

@@ -7,8 +7,10 @@ put on one queue. A job waits at most behind ``max_pending`` others: when the qu
 endings are one decoder batch of nine), so jobs are queued, not merged.
 
 Streaming jobs hold a worker while they draw and hand each stroke to the event loop as it is
-made; when the client goes away, the job's ``cancel`` event stops it before its next step.
-A job whose client left while it waited is skipped.
+made. Every job runs inside :func:`sketchrnn.models.decoding.stop_when` on its ``cancel``
+event: when its client goes away (the app cancels the waiting request, or the stream), the
+drawing stops at its next decoding step, whatever :mod:`sketchrnn.generate` function it is;
+a job whose client left while it waited is skipped.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+from sketchrnn.models.decoding import DrawingCancelled, stop_when
 
 __all__ = ["InferenceQueue", "QueueFull", "Stream"]
 
@@ -76,6 +80,7 @@ class InferenceQueue:
         self._waiting = 0
         self._served = 0
         self._rejected = 0
+        self._cancelled = 0
         self._threads = [
             threading.Thread(target=self._work, name=f"{name}-infer-{i}", daemon=True)
             for i in range(workers)
@@ -164,11 +169,17 @@ class InferenceQueue:
                 self._running += 1
             try:
                 if job.cancel.is_set():
+                    with self._lock:
+                        self._cancelled += 1
                     job.on_result(None)  # nobody is waiting for it any more
                     continue
                 try:
-                    result = job.run(job.cancel)
+                    with stop_when(job.cancel.is_set):
+                        result = job.run(job.cancel)
                 except BaseException as error:  # delivered to the request, not raised here
+                    if isinstance(error, DrawingCancelled):
+                        with self._lock:
+                            self._cancelled += 1
                     try:
                         job.on_error(error)
                     except RuntimeError:  # the event loop has closed
@@ -192,6 +203,7 @@ class InferenceQueue:
                 "max_pending": self.max_pending,
                 "served": self._served,
                 "rejected": self._rejected,
+                "cancelled": self._cancelled,
             }
 
     def close(self) -> None:

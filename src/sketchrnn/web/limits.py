@@ -53,12 +53,35 @@ class Limits:
     min_canvas_side: float = 8.0
     max_concepts: int = 8  # few-shot: concepts taught in one request
     max_name_length: int = 100
+    header_timeout_s: float = 10.0  # a request's headers, from connecting or the last answer
+    body_timeout_s: float = 30.0  # its body, from its headers
+    max_connections: int = 512  # served at once by uvicorn (503 beyond)
+
+
+#: The most digits an integer in a request may have (a coordinate, a seed, a canvas side):
+#: more is no drawing, and Python would spend time converting it (or refuse past 4300).
+MAX_INTEGER_DIGITS = 20
+
+
+def _integer(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > MAX_INTEGER_DIGITS:
+        raise ApiError(
+            400,
+            "bad_json",
+            f"the request body holds an integer of {digits} digits; numbers in a request "
+            f"have at most {MAX_INTEGER_DIGITS}",
+        )
+    return int(text)
 
 
 def parse_json(body: bytes) -> dict[str, Any]:
-    """The request body as a JSON object; 400 ``bad_json`` otherwise."""
+    """The request body as a JSON object; 400 ``bad_json`` otherwise (not UTF-8, not JSON,
+    nested too deeply, an integer of more than :data:`MAX_INTEGER_DIGITS` digits). ``NaN``,
+    ``Infinity`` and a float too big for a double (infinity) are refused by the field that
+    holds them."""
     try:
-        value = json.loads(body.decode("utf-8"))
+        value = json.loads(body.decode("utf-8"), parse_int=_integer)
     except UnicodeDecodeError:
         raise ApiError(400, "bad_json", "the request body is not UTF-8 text") from None
     except json.JSONDecodeError as err:
@@ -67,6 +90,8 @@ def parse_json(body: bytes) -> dict[str, Any]:
         ) from None
     except RecursionError:
         raise ApiError(400, "bad_json", "the request body is nested too deeply") from None
+    except ValueError as err:  # e.g. a number json cannot convert: never a 422 or a 500
+        raise ApiError(400, "bad_json", f"the request body is not valid JSON: {err}") from None
     if not isinstance(value, dict):
         raise ApiError(
             400, "bad_json", f"the request body must be a JSON object, got {_kind(value)}"
@@ -92,6 +117,15 @@ def _kind(value: Any) -> str:
 
 def _invalid(field: str, message: str) -> ApiError:
     return ApiError(422, "invalid_field", f"{field}: {message}", field=field)
+
+
+def _finite(value: int | float) -> float | None:
+    """``value`` as a finite float, or None (NaN, infinite, or an integer beyond a double)."""
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 class Fields:
@@ -132,9 +166,9 @@ class Fields:
             raise _invalid(name, f"is longer than {self.limits.max_name_length} characters")
         return value
 
-    def choice(self, name: str, options: Sequence[str], default: str) -> str:
+    def choice(self, name: str, options: Sequence[str], default: str | None = None) -> Any:
         value = self.string(name, default)
-        if value not in options:
+        if value is not None and value not in options:
             raise _invalid(name, f"must be one of {', '.join(options)}, got {value!r}")
         return value
 
@@ -148,29 +182,31 @@ class Fields:
             raise _invalid(name, f"must be an integer, got {value!r}")
         value = int(value)
         if not lo <= value <= hi:
-            raise _invalid(name, f"must be between {lo} and {hi}{what}, got {value}")
+            shown = value if abs(value) < 10**12 else f"{value:.3g}"
+            raise _invalid(name, f"must be between {lo} and {hi}{what}, got {shown}")
         return value
 
-    def number(self, name: str, default: float, lo: float, hi: float) -> float:
+    def number(self, name: str, default: float | None, lo: float, hi: float) -> Any:
         value = self.body.get(name)
         if value is None:
             return default
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise _invalid(name, f"must be a number, got {_kind(value)}")
-        value = float(value)
-        if not math.isfinite(value):
+        number = _finite(value)
+        if number is None:
             raise _invalid(name, "must be a finite number")
-        if not lo <= value <= hi:
-            raise _invalid(name, f"must be between {lo:g} and {hi:g}, got {value:g}")
-        return value
+        if not lo <= number <= hi:
+            raise _invalid(name, f"must be between {lo:g} and {hi:g}, got {number:g}")
+        return number
 
     # ------------------------------------------------------------------------- common
 
-    def count(self, name: str = "n", default: int = 1) -> int:
-        return self.integer(name, default, 1, self.limits.max_n)
+    def count(self, name: str = "n", default: int | None = 1, most: int | None = None) -> Any:
+        return self.integer(name, default, 1, self.limits.max_n if most is None else most)
 
-    def temperature(self, default: float = 0.5) -> float:
-        return self.number("temperature", default, 0.0, self.limits.max_temperature)
+    def temperature(self) -> float | None:
+        """``temperature`` (0 to ``max_temperature``), or None: the library's default."""
+        return self.number("temperature", None, 0.0, self.limits.max_temperature)
 
     def seed(self) -> int | None:
         return self.integer("seed", None, 0, 2**31 - 1)
@@ -200,9 +236,10 @@ class Fields:
             side = value.get(key)
             if isinstance(side, bool) or not isinstance(side, int | float):
                 raise _invalid(f"canvas.{key}", f"must be a number, got {_kind(side)}")
-            if not math.isfinite(side) or not lo <= side <= hi:
+            number = _finite(side)
+            if number is None or not lo <= number <= hi:
                 raise _invalid(f"canvas.{key}", f"must be between {lo:g} and {hi:g} pixels")
-            sides.append(float(side))
+            sides.append(number)
         return sides[0], sides[1]
 
     def label(self, classes: Sequence[str], num_classes: int, name: str = "label") -> int | None:
@@ -277,6 +314,8 @@ class Fields:
             for v in row:
                 if isinstance(v, bool) or not isinstance(v, int | float):
                     raise _invalid(f"{where}[{i}]", f"values must be numbers, got {_kind(v)}")
+                if isinstance(v, int) and _finite(v) is None:
+                    raise _invalid(where, "holds NaN or infinite values")
         a = np.asarray(value, dtype=np.float64)
         if not np.isfinite(a).all():
             raise _invalid(where, "holds NaN or infinite values")

@@ -8,39 +8,57 @@ the built-in models and every model folder in the cache.
 
 from __future__ import annotations
 
+import importlib
 import ipaddress
 import os
 import re
+import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 from sketchrnn.models.builtin import builtin_models
+from sketchrnn.models.zoo import models_cache_dir
 from sketchrnn.web.drawing import ServedModel
 from sketchrnn.web.limits import Limits
 
 __all__ = [
     "BUILTIN_MODELS",
+    "MAX_WORKERS",
     "default_models",
-    "model_cache_dir",
     "load_models",
+    "serve_model",
+    "unique_name",
     "model_name",
     "serve",
+    "server_config",
     "is_loopback",
+    "require_web_extra",
 ]
 
 #: The built-in models served when no MODEL is given (``NAME=PATH`` of each folder of
 #: :mod:`sketchrnn.models.builtin`).
 BUILTIN_MODELS: list[str] = [f"{name}={path}" for name, path in builtin_models().items()]
+#: The most drawing threads: each holds a model call and its torch threads; more only
+#: queue inside torch on a machine with fewer cores (and each holds memory).
+MAX_WORKERS = 32
 
 
-def model_cache_dir() -> Path:
-    """``$SKETCHRNN_CACHE_DIR/models`` (or ``$SKETCHRNN_CACHE/models``, the data downloads'
-    variable), else ``~/.cache/sketchrnn/models``."""
-    root = os.environ.get("SKETCHRNN_CACHE_DIR") or os.environ.get("SKETCHRNN_CACHE")
-    base = Path(root).expanduser() if root else Path.home() / ".cache" / "sketchrnn"
-    return base / "models"
+def require_web_extra() -> None:
+    """ModuleNotFoundError, in one line saying what to install, unless Starlette and uvicorn
+    (the ``web`` extra) can be imported."""
+    missing = []
+    for module in ("starlette", "uvicorn"):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(module)
+    if missing:
+        raise ModuleNotFoundError(
+            f"the web server needs the web extra ({' and '.join(missing)} missing): "
+            "pip install 'sketchrnn[web]'"
+        )
 
 
 def _is_model(path: Path) -> bool:
@@ -51,10 +69,11 @@ def _is_model(path: Path) -> bool:
 
 def default_models() -> list[str]:
     """What ``serve`` serves without arguments: :data:`BUILTIN_MODELS`, then every model in
-    :func:`model_cache_dir` (folders with ``config.json`` or ``checkpoint.pt``, and
-    magenta.js ``*.gen.json`` files), sorted by name."""
+    the model cache (:func:`sketchrnn.models.zoo.models_cache_dir`: folders with
+    ``config.json`` or ``checkpoint.pt``, and magenta.js ``*.gen.json`` files), sorted by
+    name."""
     specs = list(BUILTIN_MODELS)
-    cache = model_cache_dir()
+    cache = models_cache_dir()
     if cache.is_dir():
         specs += [str(p) for p in sorted(cache.iterdir()) if _is_model(p)]
     return specs
@@ -76,25 +95,37 @@ def model_name(spec: str) -> str:
     return re.sub(r"[^\w.\-]+", "_", name) or "model"
 
 
+def unique_name(name: str, taken: Container[str]) -> str:
+    """``name``, or ``name-2``, ``name-3``, ... : the first not in ``taken``."""
+    unique, k = name, 1
+    while unique in taken:
+        k += 1
+        unique = f"{name}-{k}"
+    return unique
+
+
+def serve_model(name: str, path: str | os.PathLike, *, device: str = "cpu") -> ServedModel:
+    """The model at ``path`` (anything :func:`sketchrnn.models.load_model` opens) loaded to
+    be served as ``name``, its typical size measured now, so no request waits for it."""
+    from sketchrnn.models import load_model
+
+    served = ServedModel(name, load_model(path, device=device), source=str(path))
+    if served.info.capabilities["sample"]:
+        served.typical_extent()
+    return served
+
+
 def load_models(
     specs: Sequence[str], *, device: str = "cpu", log: TextIO | None = None
 ) -> dict[str, ServedModel]:
     """Load each model once: ``{name: ServedModel}``; names are unique (``-2``, ``-3`` added)."""
-    from sketchrnn.models import load_model
-
     table: dict[str, ServedModel] = {}
     for spec in specs:
-        name = model_name(spec)
+        name = unique_name(model_name(spec), table)
         path = spec.split("=", 1)[1] if "=" in spec and not Path(spec).exists() else spec
-        model = load_model(path, device=device)
-        unique, k = name, 1
-        while unique in table:
-            k += 1
-            unique = f"{name}-{k}"
-        table[unique] = ServedModel(unique, model, source=str(path))
+        table[name] = serve_model(name, path, device=device)
         if log is not None:
-            info = table[unique].info
-            print(f"  {unique}: {info.kind} ({path})", file=log)
+            print(f"  {name}: {table[name].info.kind} ({path})", file=log)
     return table
 
 
@@ -108,11 +139,49 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def server_config(app: Any, host: str, port: int, limits: Limits, **kwargs: Any) -> Any:
+    """The uvicorn config serving ``app``: its HTTP protocol closes a connection whose request
+    headers are later than ``limits.header_timeout_s`` (:mod:`sketchrnn.web.timeouts`), and
+    at most ``limits.max_connections`` connections are served at once (503 beyond)."""
+    import uvicorn
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    from sketchrnn.web.timeouts import header_deadline_protocol
+
+    protocol = header_deadline_protocol(AutoHTTPProtocol, limits.header_timeout_s)
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=protocol,
+        limit_concurrency=limits.max_connections,
+        **kwargs,
+    )
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``(host, port)`` (port 0: a free one), for uvicorn to serve on.
+    Bound here rather than by uvicorn, which exits with a log line when the port is taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise SystemExit(
+            f"sketchrnn serve: cannot listen on {host} port {port}: {e.strerror or e}"
+        ) from None
+    sock.set_inheritable(True)
+    return sock
+
+
 def serve(
     model_specs: Sequence[str] | None = None,
     host: str = "127.0.0.1",
     port: int = 8000,
     *,
+    allow_hosts: Sequence[str] = (),
     workers: int = 2,
     max_pending: int = 32,
     torch_threads: int | None = None,
@@ -125,40 +194,59 @@ def serve(
 
     ``model_specs`` as :func:`load_models` takes them (``None`` or empty:
     :func:`default_models`). Binds ``host`` (loopback by default; any other host prints a
-    warning: the server has no authentication). ``workers`` threads draw, each with
-    ``torch_threads`` intra-op threads (default: the CPU count divided among the workers).
+    warning: the server has no authentication) and ``port`` (0: a free one; the address
+    printed has the port actually bound). Requests must name the server by a loopback name,
+    the bound address or one of ``allow_hosts`` (:class:`sketchrnn.web.guard.Guard`).
+    ``workers`` threads (1 to :data:`MAX_WORKERS`) draw, each with ``torch_threads``
+    intra-op threads (default: the CPU count divided among the workers).
     """
+    require_web_extra()
     import torch
     import uvicorn
 
     from sketchrnn.web.app import create_app
 
+    if isinstance(workers, bool) or not 1 <= workers <= MAX_WORKERS:
+        raise ValueError(f"workers must be between 1 and {MAX_WORKERS}, got {workers!r}")
     out = out or sys.stdout
+    limits = limits or Limits()
     specs = list(model_specs or default_models())
     if not specs:
         raise SystemExit(
             "sketchrnn serve: no models to serve. Pass MODEL paths (a pretrained folder, a "
-            f"run folder, a magenta.js .json), or put models in {model_cache_dir()}"
+            f"run folder, a magenta.js .json), or put models in {models_cache_dir()}"
         )
-    threads = torch_threads or max(1, (os.cpu_count() or 1) // max(workers, 1))
+    threads = torch_threads or max(1, (os.cpu_count() or 1) // workers)
     torch.set_num_threads(threads)
     print(f"sketchrnn serve: loading {len(specs)} model(s)", file=out)
     table = load_models(specs, device=device, log=out)
-    for served in table.values():  # measured once now, so no request waits for it
-        if served.info.capabilities["sample"]:
-            served.typical_extent()
-    app = create_app(table, limits=limits, workers=workers, max_pending=max_pending)
-    if not is_loopback(host):
-        print(
-            f"WARNING: serving on {host}, not loopback: anyone who can reach this machine can "
-            "use the models (there is no authentication). Use --host 127.0.0.1 to keep it "
-            "local.",
-            file=out,
-        )
-    shown = f"[{host}]" if ":" in host else host
-    if host in ("0.0.0.0", "::"):
-        shown = "127.0.0.1"
-    print(f"sketchrnn serve: open http://{shown}:{port}/  (Ctrl-C to stop)", file=out)
-    out.flush()
-    config: Any = uvicorn.Config(app, host=host, port=port, log_level=log_level)
-    uvicorn.Server(config).run()
+    wildcard = host in ("0.0.0.0", "::", "")
+    names = [*allow_hosts, *([] if wildcard else [host])]
+    app = create_app(
+        table, limits=limits, workers=workers, max_pending=max_pending, allowed_hosts=names
+    )
+    sock = listen(host, port)
+    try:
+        bound = sock.getsockname()[1]
+        if not is_loopback(host):
+            print(
+                f"WARNING: serving on {host}, not loopback: anyone who can reach this machine "
+                "can use the models (there is no authentication). Use --host 127.0.0.1 to keep "
+                "it local.",
+                file=out,
+            )
+            if wildcard and not allow_hosts:
+                print(
+                    "  Requests must name this server localhost or 127.0.0.1: let visitors in "
+                    "by the name or address they use with --allow-host NAME.",
+                    file=out,
+                )
+        shown = f"[{host}]" if ":" in host else host
+        if wildcard:
+            shown = "127.0.0.1"
+        print(f"sketchrnn serve: open http://{shown}:{bound}/  (Ctrl-C to stop)", file=out)
+        out.flush()
+        config = server_config(app, host, bound, limits, log_level=log_level)
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()
