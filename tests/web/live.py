@@ -11,7 +11,8 @@ from typing import Any
 import uvicorn
 from helpers import free_port
 
-from sketchrnn.web import create_app
+from sketchrnn.web import Limits, create_app
+from sketchrnn.web.server import server_config
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -26,13 +27,16 @@ CHROMIUM_ARGS = [
 
 
 @contextmanager
-def live_server(models: dict[str, Any], **app_kwargs: Any) -> Iterator[str]:
-    """Serve ``models`` on a free loopback port; yields the base URL."""
-    app = create_app(models, **app_kwargs)
+def live_server(
+    models: dict[str, Any], *, limits: Limits | None = None, **app_kwargs: Any
+) -> Iterator[str]:
+    """Serve ``models`` on a free loopback port as ``sketchrnn serve`` does (its uvicorn
+    config: the header deadline, the connection bound); yields the base URL."""
+    limits = limits or Limits()
+    app = create_app(models, limits=limits, **app_kwargs)
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
+    config = server_config(app, "127.0.0.1", port, limits, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

@@ -433,3 +433,64 @@ def test_a_magenta_model(tmp_path):
             xy = np.cumsum(np.asarray(s)[:, :2], axis=0)
             sides.append((xy.max(0) - xy.min(0)).max())
         assert 100 < np.median(sides) < 600
+
+
+# ----------------------------------------------------------------------------- empty drawings
+
+
+def ending_model(end_logit: float):
+    """A decoder-only model whose end-of-sketch logit is ``end_logit`` at every step."""
+    import torch
+
+    from sketchrnn.models import SketchRNN, SketchRNNConfig
+
+    torch.manual_seed(0)
+    config = SketchRNNConfig(
+        dec_hidden=16, num_mixtures=2, cell="lstm", conditional=False, max_seq_len=30
+    )
+    model = SketchRNN(config)
+    with torch.no_grad():
+        model.decoder.output.weight[:3] = 0.0
+        model.decoder.output.bias[:3] = torch.tensor([1.0, -1.0, end_logit])
+    model.set_units(scale_factor=10.0)
+    return model.eval()
+
+
+def test_empty_drawings_are_drawn_again_or_said_so():
+    from sketchrnn import generate
+
+    sometimes = ending_model(0.6)  # ends at its first step about a third of the time
+    first = generate.sample(sometimes, 16, temperature=1.0, seed=0)
+    assert any(len(s) == 0 for s in first), "the test needs empty first draws"
+    always = ending_model(30.0)
+    with TestClient(create_app({"sometimes": sometimes, "always": always}), base_url=BASE) as c:
+        body = {"model": "sometimes", "n": 16, "temperature": 1.0, "seed": 0}
+        data = c.post("/api/sample", json=body).json()
+        assert data["empty"] == [] and "note" not in data
+        assert all(data["sketches"])
+        # a model that always ends at once: drawn again, still empty, and the answer says so
+        data = c.post("/api/sample", json={**body, "model": "always", "n": 3}).json()
+        assert data["sketches"] == [[], [], []] and data["empty"] == [0, 1, 2]
+        assert "ended them at their first step" in data["note"]
+        # endings say why they stopped, and why they are empty
+        sketch = [[0, 0, 0], [40, 0, 0], [0, 40, 1]]
+        data = c.post("/api/complete", json={"model": "always", "sketch": sketch, "n": 2}).json()
+        assert data["endings"] == [[], []] and data["empty"] == [0, 1]
+        assert data["stopped"] == ["end_of_sketch", "end_of_sketch"]
+        assert "takes the drawing as finished" in data["note"]
+        body = {"model": "sometimes", "sketch": sketch, "n": 4, "max_len": 5, "seed": 1}
+        data = c.post("/api/complete", json=body).json()
+        for ending, stopped in zip(data["endings"], data["stopped"], strict=True):
+            assert stopped == ("max_len" if len(sketch) + len(ending) >= 5 else "end_of_sketch")
+        r = c.post("/api/complete/stream", json={"model": "always", "sketch": sketch})
+        done = read_events(r)[-1]
+        assert done[0] == "done" and done[1]["strokes"] == 0
+        assert done[1]["stopped"] == "end_of_sketch" and "finished" in done[1]["note"]
+
+
+def test_answers_list_no_empty_drawings_when_there_are_none(client):
+    data = post(client, "/api/sample", {"model": "vae", "n": 3, "seed": 0}).json()
+    assert data["empty"] == [] and "note" not in data
+    body = {"model": "decoder", "sketch": SKETCH, "n": 2, "seed": 3}
+    data = post(client, "/api/complete", body).json()
+    assert set(data["stopped"]) <= {"end_of_sketch", "max_len"} and len(data["stopped"]) == 2

@@ -3,7 +3,10 @@
 ``serve(["sheep.gen.json"])`` starts it (``sketchrnn serve`` on the command line);
 ``create_app({"sheep": model})`` is the ASGI app, for tests or another server. The page and
 the HTTP API it uses are described in docs/web-api.md. Needs the ``web`` extra (Starlette,
-uvicorn); the library functions the server calls are in :mod:`sketchrnn.web.drawing`.
+uvicorn). The API draws through :mod:`sketchrnn.generate` only (:mod:`sketchrnn.web.drawing`
+converts the request's pixels); :mod:`sketchrnn.web.guard` and :mod:`sketchrnn.web.timeouts`
+decide who may ask and how long a request may take to arrive; :mod:`sketchrnn.web.catalog`
+offers the official models.
 """
 
 from __future__ import annotations

@@ -167,9 +167,14 @@ async def _client_gone(request: Request) -> None:
         pass
 
 
+def _parameter_default(function: Callable[..., Any], name: str) -> Any:
+    """The library's default of ``function``'s parameter ``name`` (never restated here)."""
+    return inspect.signature(function).parameters[name].default
+
+
 def _library_temperatures() -> Sequence[float]:
     """:func:`sketchrnn.generate.reconstruct`'s default temperatures (the paper's Fig. 5)."""
-    return inspect.signature(generate.reconstruct).parameters["temperatures"].default
+    return _parameter_default(generate.reconstruct, "temperatures")
 
 
 def _given(**options: Any) -> dict[str, Any]:
@@ -438,7 +443,7 @@ class _Api:
     async def fetch(self, request: Request) -> Response:
         f = await self.fields(request, ("name", "kind"))
         name = f.string("name", required=True)
-        kind = f.choice("kind", zoo.KINDS, "gen")
+        kind = f.choice("kind", zoo.KINDS, _parameter_default(zoo.download_model, "kind"))
         self.catalog.check(name, kind)
 
         async def events():

@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from sketchrnn.models import zoo
-from sketchrnn.web.drawing import ServedModel
+from sketchrnn.web.drawing import ServedModel, unique_name
 from sketchrnn.web.limits import ApiError
-from sketchrnn.web.server import serve_model, unique_name
 
 __all__ = ["Catalog", "FetchFailed", "failure_code"]
 
@@ -167,7 +166,9 @@ class Catalog:
         served_name = unique_name(name if name not in taken else f"{name}.{kind}", taken)
         self._loading.add(served_name)
         try:
-            served = await asyncio.to_thread(serve_model, served_name, path, device=self.device)
+            served = await asyncio.to_thread(
+                ServedModel.load, served_name, path, device=self.device
+            )
         except Exception as e:  # a cached file that does not load: say so, keep serving
             raise FetchFailed(
                 "not_loadable", f"model {name}.{kind}: {path} does not load ({e})"

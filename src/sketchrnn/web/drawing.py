@@ -17,8 +17,9 @@ list what is still empty (:func:`empty_indices`) with the reason.
 
 from __future__ import annotations
 
+import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Container, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,7 @@ from sketchrnn.web.capabilities import ModelInfo, describe, has_stroke_encoder
 
 __all__ = [
     "ServedModel",
+    "unique_name",
     "DrawingTooLong",
     "Unsupported",
     "EMPTY_RETRIES",
@@ -79,6 +81,17 @@ class ServedModel:
     def __post_init__(self) -> None:
         self.info = describe(self.name, self.model)
 
+    @classmethod
+    def load(cls, name: str, path: str | os.PathLike, *, device: str = "cpu") -> ServedModel:
+        """The model at ``path`` (anything :func:`sketchrnn.models.load_model` opens) to be
+        served as ``name``, its typical size measured now, so that no request waits for it."""
+        from sketchrnn.models import load_model
+
+        served = cls(name, load_model(path, device=device), source=str(path))
+        if served.info.capabilities["sample"]:
+            served.typical_extent()
+        return served
+
     def require(self, capability: str) -> None:
         if not self.info.capabilities.get(capability, False):
             reason = self.info.reasons.get(capability, "it cannot")
@@ -96,6 +109,15 @@ class ServedModel:
         if canvas is None:
             return 1.0
         return generate.canvas_scale(self.model, canvas, extent=self.typical_extent())
+
+
+def unique_name(name: str, taken: Container[str]) -> str:
+    """``name``, or ``name-2``, ``name-3``, ...: the first not in ``taken``."""
+    unique, k = name, 1
+    while unique in taken:
+        k += 1
+        unique = f"{name}-{k}"
+    return unique
 
 
 # ----------------------------------------------------------------------------- conversion

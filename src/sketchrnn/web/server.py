@@ -14,13 +14,13 @@ import os
 import re
 import socket
 import sys
-from collections.abc import Container, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
 from sketchrnn.models.builtin import builtin_models
 from sketchrnn.models.zoo import models_cache_dir
-from sketchrnn.web.drawing import ServedModel
+from sketchrnn.web.drawing import ServedModel, unique_name
 from sketchrnn.web.limits import Limits
 
 __all__ = [
@@ -28,8 +28,6 @@ __all__ = [
     "MAX_WORKERS",
     "default_models",
     "load_models",
-    "serve_model",
-    "unique_name",
     "model_name",
     "serve",
     "server_config",
@@ -95,26 +93,6 @@ def model_name(spec: str) -> str:
     return re.sub(r"[^\w.\-]+", "_", name) or "model"
 
 
-def unique_name(name: str, taken: Container[str]) -> str:
-    """``name``, or ``name-2``, ``name-3``, ... : the first not in ``taken``."""
-    unique, k = name, 1
-    while unique in taken:
-        k += 1
-        unique = f"{name}-{k}"
-    return unique
-
-
-def serve_model(name: str, path: str | os.PathLike, *, device: str = "cpu") -> ServedModel:
-    """The model at ``path`` (anything :func:`sketchrnn.models.load_model` opens) loaded to
-    be served as ``name``, its typical size measured now, so no request waits for it."""
-    from sketchrnn.models import load_model
-
-    served = ServedModel(name, load_model(path, device=device), source=str(path))
-    if served.info.capabilities["sample"]:
-        served.typical_extent()
-    return served
-
-
 def load_models(
     specs: Sequence[str], *, device: str = "cpu", log: TextIO | None = None
 ) -> dict[str, ServedModel]:
@@ -123,7 +101,7 @@ def load_models(
     for spec in specs:
         name = unique_name(model_name(spec), table)
         path = spec.split("=", 1)[1] if "=" in spec and not Path(spec).exists() else spec
-        table[name] = serve_model(name, path, device=device)
+        table[name] = ServedModel.load(name, path, device=device)
         if log is not None:
             print(f"  {name}: {table[name].info.kind} ({path})", file=log)
     return table
