@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -29,7 +28,7 @@ import numpy as np
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -37,7 +36,7 @@ from sketchrnn import generate
 from sketchrnn.models import zoo
 from sketchrnn.models.decoding import DrawingCancelled
 from sketchrnn.strokes import SketchError
-from sketchrnn.web import drawing
+from sketchrnn.web import answers, drawing
 from sketchrnn.web.catalog import Catalog
 from sketchrnn.web.drawing import DrawingTooLong, ServedModel, Unsupported
 from sketchrnn.web.guard import Guard
@@ -55,45 +54,7 @@ Handler = Callable[[Request], Awaitable[Response]]
 # Fields every drawing endpoint takes besides its own.
 _COMMON = ("model", "temperature", "seed", "max_len", "label", "canvas")
 
-# What an answer says of drawings that came out empty.
-_EMPTY_NOTE = (
-    "{count} of the drawings are empty: the model ended them at their first step (it takes "
-    "them as finished); ask again with another seed or temperature"
-)
-_EMPTY_ENDINGS_NOTE = (
-    "{count} of the endings are empty: the model ended the drawing at once, so it takes the "
-    "drawing as finished; draw more, or ask again with another seed or a higher temperature"
-)
-_EMPTY_ENDING_NOTE = (
-    "the ending is empty: the model ended the drawing at once, so it takes the drawing as "
-    "finished; draw more, or ask again with another seed or a higher temperature"
-)
-
-
 # ----------------------------------------------------------------------------- helpers
-
-
-def sketch_json(s3: np.ndarray) -> list[list[float]]:
-    """A stroke-3 array as JSON rows ``[dx, dy, pen]``, offsets to 0.01 pixel."""
-    a = np.asarray(s3, dtype=np.float64).reshape(-1, 3)
-    return [[round(dx, 2), round(dy, 2), int(p > 0.5)] for dx, dy, p in a.tolist()]
-
-
-def drawings_json(
-    model: str, sketches: Sequence[np.ndarray], note: str = _EMPTY_NOTE, **extra: Any
-) -> dict[str, Any]:
-    """An answer of drawings: ``{"model", "sketches", "empty": [indices], ...}``, with a
-    ``"note"`` saying why when some are empty."""
-    empty = drawing.empty_indices(sketches)
-    out: dict[str, Any] = {
-        "model": model,
-        **extra,
-        "sketches": [sketch_json(s) for s in sketches],
-        "empty": empty,
-    }
-    if empty:
-        out["note"] = note.format(count=len(empty))
-    return out
 
 
 def _error_response(error: ApiError) -> JSONResponse:
@@ -266,7 +227,7 @@ class _Api:
         served.require("sample")
         kw, n, canvas = self.options(f, served), f.count(), f.canvas()
         out = await self.compute(request, lambda: drawing.sample(served, n, canvas=canvas, **kw))
-        return JSONResponse(drawings_json(served.name, out))
+        return JSONResponse(answers.drawings_json(served.name, out))
 
     async def complete(self, request: Request) -> Response:
         f = await self.fields(request, (*_COMMON, "sketch", "n", "z_from"))
@@ -280,14 +241,14 @@ class _Api:
         empty = drawing.empty_indices(endings)
         answer = {
             "model": served.name,
-            "prefix": sketch_json(prefix),
-            "endings": [sketch_json(e) for e in endings],
-            "sketches": [sketch_json(np.concatenate([prefix, e])) for e in endings],
+            "prefix": answers.sketch_json(prefix),
+            "endings": [answers.sketch_json(e) for e in endings],
+            "sketches": [answers.sketch_json(np.concatenate([prefix, e])) for e in endings],
             "stopped": stopped,
             "empty": empty,
         }
         if empty:
-            answer["note"] = _EMPTY_ENDINGS_NOTE.format(count=len(empty))
+            answer["note"] = answers.EMPTY_ENDINGS_NOTE.format(count=len(empty))
         return JSONResponse(answer)
 
     async def complete_stream(self, request: Request) -> Response:
@@ -315,27 +276,25 @@ class _Api:
         async def events():
             strokes, points = 0, 0
             try:
-                yield _sse("start", {"model": served.name, "prefix_points": prefix_points})
+                yield answers.sse("start", {"model": served.name, "prefix_points": prefix_points})
                 async for stroke in stream:
-                    yield _sse("stroke", {"index": strokes, "stroke": sketch_json(stroke)})
+                    yield answers.sse(
+                        "stroke", {"index": strokes, "stroke": answers.sketch_json(stroke)}
+                    )
                     strokes += 1
                     points += len(stroke)
                 elapsed = round((time.perf_counter() - started) * 1000.0, 1)
                 stopped = "max_len" if prefix_points + points >= limit else "end_of_sketch"
                 done = {"strokes": strokes, "points": points, "ms": elapsed, "stopped": stopped}
                 if strokes == 0:
-                    done["note"] = _EMPTY_ENDING_NOTE
-                yield _sse("done", done)
+                    done["note"] = answers.EMPTY_ENDING_NOTE
+                yield answers.sse("done", done)
             except Exception as error:
-                yield _sse("error", as_api_error(error).to_json())
+                yield answers.sse("error", as_api_error(error).to_json())
             finally:
                 stream.cancel()  # the client left, or the stream ended: stop the worker
 
-        return StreamingResponse(
-            events(),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
+        return answers.event_stream(events())
 
     async def reconstruct(self, request: Request) -> Response:
         f = await self.fields(request, (*_COMMON, "sketch", "n"))
@@ -352,7 +311,7 @@ class _Api:
         out = await self.compute(
             request, lambda: drawing.reconstruct(served, sketch, canvas=canvas, **kw)
         )
-        return JSONResponse(drawings_json(served.name, out))
+        return JSONResponse(answers.drawings_json(served.name, out))
 
     async def interpolate(self, request: Request) -> Response:
         f = await self.fields(request, (*_COMMON, "a", "b", "steps", "method"))
@@ -366,7 +325,7 @@ class _Api:
         out = await self.compute(
             request, lambda: drawing.interpolate(served, a, b, canvas=canvas, **kw)
         )
-        return JSONResponse(drawings_json(served.name, out))
+        return JSONResponse(answers.drawings_json(served.name, out))
 
     async def grid(self, request: Request) -> Response:
         f = await self.fields(request, (*_COMMON, "corners", "size", "method"))
@@ -381,7 +340,7 @@ class _Api:
             request, lambda: drawing.grid(served, corners, canvas=canvas, **kw)
         )
         size = round(len(out) ** 0.5)
-        return JSONResponse(drawings_json(served.name, out, size=size))
+        return JSONResponse(answers.drawings_json(served.name, out, size=size))
 
     async def imitate(self, request: Request) -> Response:
         f = await self.fields(request, ("model", "temperature", "seed", "max_len", "sketch", "n"))
@@ -390,7 +349,7 @@ class _Api:
         kw = self.options(f, served) | _given(n=f.count(default=None))
         sketch = f.sketch("sketch")
         out = await self.compute(request, lambda: drawing.imitate(served, sketch, **kw))
-        return JSONResponse(drawings_json(served.name, out))
+        return JSONResponse(answers.drawings_json(served.name, out))
 
     async def embed(self, request: Request) -> Response:
         f = await self.fields(request, ("model", "sketches", "canvas"))
@@ -413,7 +372,7 @@ class _Api:
         f = await self.fields(request, ("model", "concepts", "query", "queries", "canvas"))
         served = self.model(f)
         served.require("classify")
-        concepts = self._concepts(f)
+        concepts = f.concepts()
         if f.has("query") == f.has("queries"):
             raise ApiError(422, "invalid_field", "give either query (one drawing) or queries")
         queries: list[np.ndarray]
@@ -447,53 +406,13 @@ class _Api:
         self.catalog.check(name, kind)
 
         async def events():
-            yield _sse("start", {"name": name, "kind": kind, "url": zoo.model_url(name, kind)})
-            async for event, data in self.catalog.fetch(name, kind):
-                yield _sse(event, data)
-
-        return StreamingResponse(
-            events(),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
-
-    def _concepts(self, f: Fields) -> list[tuple[str, list[np.ndarray]]]:
-        value = f.body.get("concepts")
-        hi = self.limits.max_concepts
-        if not isinstance(value, list) or not 2 <= len(value) <= hi:
-            raise ApiError(
-                422,
-                "invalid_field",
-                f"concepts: must be an array of 2 to {hi} objects "
-                '{"name": ..., "examples": [drawings]}',
-                field="concepts",
+            yield answers.sse(
+                "start", {"name": name, "kind": kind, "url": zoo.model_url(name, kind)}
             )
-        out, names = [], set()
-        for i, concept in enumerate(value):
-            where = f"concepts[{i}]"
-            if not isinstance(concept, dict) or set(concept) - {"name", "examples"}:
-                raise ApiError(
-                    422,
-                    "invalid_field",
-                    f'{where}: must be {{"name": ..., "examples": [drawings]}}',
-                    field=where,
-                )
-            sub = Fields(concept, ("name", "examples"), self.limits)
-            sub._points, sub._sketches = f._points, f._sketches  # one budget per request
-            name = sub.string("name", required=True).strip()
-            if not name or name in names:
-                raise ApiError(
-                    422, "invalid_field", f"{where}.name: empty or repeated", field=where
-                )
-            names.add(name)
-            examples = sub.sketches("examples", 1, self.limits.max_sketches)
-            f._points, f._sketches = sub._points, sub._sketches
-            out.append((name, examples))
-        return out
+            async for event, data in self.catalog.fetch(name, kind):
+                yield answers.sse(event, data)
 
-
-def _sse(event: str, data: Any) -> str:
-    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+        return answers.event_stream(events())
 
 
 # ----------------------------------------------------------------------------- the app

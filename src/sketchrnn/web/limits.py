@@ -327,3 +327,40 @@ class Fields:
                 where, f"coordinates beyond +-{bound:g} pixels: not a drawing on a screen"
             )
         return a.astype(np.float32)
+
+    def concepts(self, name: str = "concepts") -> list[tuple[str, list[np.ndarray]]]:
+        """Few-shot concepts ``[{"name": ..., "examples": [drawings]}, ...]`` (2 to
+        ``max_concepts``, names unique) as ``(name, drawings)``; their drawings count in this
+        request's budget of points and drawings."""
+        value = self.body.get(name)
+        hi = self.limits.max_concepts
+        if not isinstance(value, list) or not 2 <= len(value) <= hi:
+            raise ApiError(
+                422,
+                "invalid_field",
+                f"concepts: must be an array of 2 to {hi} objects "
+                '{"name": ..., "examples": [drawings]}',
+                field="concepts",
+            )
+        out, names = [], set()
+        for i, concept in enumerate(value):
+            where = f"concepts[{i}]"
+            if not isinstance(concept, dict) or set(concept) - {"name", "examples"}:
+                raise ApiError(
+                    422,
+                    "invalid_field",
+                    f'{where}: must be {{"name": ..., "examples": [drawings]}}',
+                    field=where,
+                )
+            sub = Fields(concept, ("name", "examples"), self.limits)
+            sub._points, sub._sketches = self._points, self._sketches  # one budget per request
+            label = sub.string("name", required=True).strip()
+            if not label or label in names:
+                raise ApiError(
+                    422, "invalid_field", f"{where}.name: empty or repeated", field=where
+                )
+            names.add(label)
+            examples = sub.sketches("examples", 1, self.limits.max_sketches)
+            self._points, self._sketches = sub._points, sub._sketches
+            out.append((label, examples))
+        return out
