@@ -290,15 +290,18 @@ def classify(
     queries: Sequence[np.ndarray],
     *,
     canvas: tuple[float, float] | None = None,
-    regularization: float = 1.0,
 ) -> list[dict[str, float]]:
     """Few-shot classification taught by example (SketchEmbedNet's use, section 4): a
     logistic regression on the L2-normalised embeddings of the ``examples`` (name, drawings)
-    of two or more concepts, as ``sketchrnn.fewshot`` scores episodes. Returns, per query,
-    each concept's probability."""
+    of two or more concepts, as ``sketchrnn.fewshot`` scores episodes (its regularization).
+    Returns, per query, each concept's probability."""
+    import inspect
+
     from sklearn.linear_model import LogisticRegression
 
-    from sketchrnn.fewshot import l2_normalise
+    from sketchrnn.fewshot import evaluate_embedded, l2_normalise
+
+    regularization = inspect.signature(evaluate_embedded).parameters["regularization"].default
 
     served.require("classify")
     names = [name for name, _ in examples]
