@@ -79,8 +79,11 @@ def test_fetching_a_missing_model_downloads_it_with_progress_then_serves_it(clie
     kinds = [kind for kind, _ in got]
     assert kinds[0] == "start" and kinds[-1] == "done" and "progress" in kinds
     assert got[0][1] == {"name": "sheep", "kind": "gen", "url": collection.url + "sheep.gen.json"}
-    sizes = [data["bytes"] for kind, data in got if kind == "progress"]
-    assert sizes == sorted(sizes)
+    progress = [data for kind, data in got if kind == "progress"]
+    sizes = [data["bytes"] for data in progress]
+    assert sizes == sorted(sizes) and sizes[0] == 0
+    size = (collection.cache / "sheep.gen.json").stat().st_size
+    assert all(data["total"] in (None, size) for data in progress)
     done = got[-1][1]
     assert done["model"] == "sheep" and done["fetched"] is True
     assert done["info"]["kind"] == "SketchRNN decoder-only" and done["info"]["max_seq_len"] > 0
@@ -105,6 +108,24 @@ def test_fetching_a_missing_model_downloads_it_with_progress_then_serves_it(clie
     assert vae["model"] == "sheep.vae" and vae["info"]["kind"] == "SketchRNN VAE"
     body = {"model": "sheep.vae", "sketch": [[0, 0, 0], [30, 0, 0], [0, 30, 1]]}
     assert client.post("/api/reconstruct", json={**body, "temperature": 0.2}).status_code == 200
+
+
+def test_a_slow_download_reports_its_progress(models, monkeypatch, tmp_path):
+    from download_servers import HostileServer
+    from models.test_zoo import MODELS
+
+    if not MODELS.is_dir():
+        pytest.skip(f"shared data not found: {MODELS} (set SKETCHRNN_SHARED_DATA)")
+    data = (MODELS / "sheep.gen.json").read_bytes()
+    monkeypatch.setenv("SKETCHRNN_CACHE_DIR", str(tmp_path / "cache"))
+    with HostileServer({"sheep.gen.json": data}, rate=len(data) / 1.5) as slow:
+        monkeypatch.setenv("SKETCHRNN_MODELS_URL", slow.url)
+        with TestClient(create_app({"vae": models["vae"]}), base_url=BASE) as c:
+            got = fetch(c, "sheep")
+    progress = [d for k, d in got if k == "progress"]
+    assert got[-1][0] == "done" and got[-1][1]["fetched"]
+    assert any(0 < d["bytes"] < len(data) and d["total"] == len(data) for d in progress)
+    assert [d["bytes"] for d in progress] == sorted(d["bytes"] for d in progress)
 
 
 def test_models_served_from_the_cache_at_start_are_known_to_the_catalog(models, collection):

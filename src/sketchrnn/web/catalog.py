@@ -4,8 +4,9 @@ does not serve yet through the server into the cache, then serving it.
 :meth:`Catalog.listing` names the served models and every model of the collection
 (:data:`sketchrnn.models.zoo.OFFICIAL_MODELS`), with what is cached and under which name it
 is served. :meth:`Catalog.fetch` downloads one with :func:`sketchrnn.models.zoo.download_model`
-(resumable, atomic, checked to be a sketch-rnn model) in a thread, reporting the bytes that
-have arrived, loads it and adds it to the served table. A fetch runs to the end once begun,
+(resumed safely, bounded, checked to be a sketch-rnn model of its kind) in a thread,
+reporting the bytes that have arrived (its ``on_progress``), loads it and adds it to the
+served table. A fetch runs to the end once begun,
 even if the page that asked goes away (the file lands in the cache and the model is served),
 and two pages asking for the same model share one download.
 """
@@ -69,6 +70,8 @@ class Catalog:
         self._jobs: dict[tuple[str, str], asyncio.Task] = {}
         self._downloads: asyncio.Semaphore | None = None
         self._loading: set[str] = set()  # names given to models still loading
+        # (bytes so far, total or None) of each download, written by its thread
+        self._progress: dict[tuple[str, str], tuple[int, int | None]] = {}
 
     # ------------------------------------------------------------------------- listing
 
@@ -116,7 +119,8 @@ class Catalog:
 
     async def fetch(self, name: str, kind: str) -> AsyncIterator[tuple[str, dict[str, Any]]]:
         """Events of fetching official model ``name`` of ``kind`` (checked by :meth:`check`):
-        ``("progress", {"bytes"})`` while it downloads (also at 0, once), then ``("done",
+        ``("progress", {"bytes", "total"})`` while it downloads (``total`` None while the
+        collection has not said; also at 0 bytes, once), then ``("done",
         {"model": served name, "fetched": bool, "info"})``, or ``("error", {"error": {code,
         message}})``."""
         key = (name, kind)
@@ -128,14 +132,13 @@ class Catalog:
         if job is None:
             job = asyncio.ensure_future(self._obtain(name, kind))
             self._jobs[key] = job
-            job.add_done_callback(lambda _t: self._jobs.pop(key, None))
-        part = _cached_file(name, kind).with_name(f"{name}.{kind}.json.part")
-        last = -1
+            job.add_done_callback(lambda _t: self._forget(key))
+        last = None
         while not job.done():
-            size = _size(part)
-            if size != last:
-                yield "progress", {"bytes": size}
-                last = size
+            now = self._progress.get(key, (0, None))
+            if now != last:
+                yield "progress", {"bytes": now[0], "total": now[1]}
+                last = now
             await asyncio.wait({job}, timeout=PROGRESS_INTERVAL_S)
         try:
             served_name, fetched = job.result()
@@ -143,6 +146,10 @@ class Catalog:
             yield "error", ApiError(502, e.code, str(e), name=name, kind=kind).to_json()
             return
         yield "done", self._done(served_name, fetched=fetched)
+
+    def _forget(self, key: tuple[str, str]) -> None:
+        self._jobs.pop(key, None)
+        self._progress.pop(key, None)
 
     def _done(self, served: str, *, fetched: bool) -> dict[str, Any]:
         return {"model": served, "fetched": fetched, "info": self.table[served].info.to_json()}
@@ -154,10 +161,19 @@ class Catalog:
         if not path.is_file():
             if self._downloads is None:
                 self._downloads = asyncio.Semaphore(MAX_DOWNLOADS)
+
+            def on_progress(done: int, total: int | None) -> None:
+                self._progress[(name, kind)] = (done, total)
+
             async with self._downloads:
                 try:
                     await asyncio.to_thread(
-                        zoo.download_model, name, kind, progress=False, quiet=True
+                        zoo.download_model,
+                        name,
+                        kind,
+                        progress=False,
+                        quiet=True,
+                        on_progress=on_progress,
                     )
                 except zoo.ModelDownloadError as e:
                     raise FetchFailed(failure_code(str(e)), str(e)) from None
@@ -180,10 +196,3 @@ class Catalog:
         # `listing()`.
         self.table[served.name] = served
         return served.name, fetched
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
