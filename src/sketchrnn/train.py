@@ -49,7 +49,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from sketchrnn.data import to_device
 from sketchrnn.evaluate import evaluate
-from sketchrnn.io.files import atomic_path
+from sketchrnn.io.files import SketchFileError, atomic_path
 from sketchrnn.models.checkpoint import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_NAME,
@@ -404,7 +404,8 @@ class Trainer:
 
     ``train`` and ``valid`` are datasets of the model's batch type (``len`` and
     ``batch(indices, augment, rng, drop_prob=...)``: :class:`sketchrnn.data.SketchDataset`,
-    :class:`sketchrnn.image_data.ImageSketchDataset`, ...); the model takes the training set's
+    :class:`sketchrnn.image_data.ImageSketchDataset`, ...; one with a ``verify()``, as a
+    packed store's, is verified before the first step); the model takes the training set's
     ``scale_factor`` and ``classes`` when it has none. ``resume=True`` continues from
     ``out_dir/checkpoint.pt`` (or from ``resume_state``, its content when already read with
     :func:`read_run_checkpoint`); ``run_lock`` is a lock on ``out_dir`` already taken
@@ -448,6 +449,7 @@ class Trainer:
 
     def _setup(self, model: SketchModel, resume: bool, state: dict[str, Any] | None) -> None:
         config, train = self.config, self.train_set
+        self._verify_data()
         resumed = self._read_resume_state(model, state) if resume else None
         # The model learns in the data's normalised units: it keeps their scale (and classes),
         # so that drawing with it right after training gives pixels, as a saved model does.
@@ -495,6 +497,23 @@ class Trainer:
                 self.loss_module,
                 device_ids=[self.ctx.device.index] if self.ctx.device.type == "cuda" else None,
             )
+
+    def _verify_data(self) -> None:
+        """Before the first step, check the data against what was recorded when they were
+        made: a dataset with a ``verify()`` (a packed store's: its digests) is checked. Every
+        rank checks its own copy, and all stop if any finds damage."""
+        error: SketchFileError | None = None
+        for data in (self.train_set, self.valid_set):
+            verify = getattr(data, "verify", None)
+            if verify is None:
+                continue
+            try:
+                verify()
+            except SketchFileError as e:
+                error = e
+                break
+        if not self.ctx.all_agree(error is None):
+            raise error or TrainingError("another process found the training data damaged")
 
     def close(self) -> None:
         """Let go of the run folder's lock; leave the process group if this Trainer joined it."""

@@ -134,7 +134,7 @@ def test_info_on_a_store_reads_no_sketch(packed_store, capsys, monkeypatch):
     out = capsys.readouterr().out
     store = open_store(packed_store)
     counts = store.manifest["split_counts"]
-    assert f"{packed_store} (packed store, format 1" in out
+    assert f"{packed_store} (packed store, format 2" in out
     assert "sketches: 30" in out and f"train: {counts['train']}" in out
     assert f"valid: {counts['valid']}" in out and f"test: {counts['test']}" in out
     assert f"points: {store.num_points:,} (int16)" in out

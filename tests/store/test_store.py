@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import pickle
 import shutil
 
@@ -12,7 +13,7 @@ import pytest
 import torch
 from helpers import shared_file
 
-import sketchrnn.store.writer as pack_module
+import sketchrnn.store.packing as pack_module
 from sketchrnn.data import SketchDataset, load_datasets
 from sketchrnn.io.files import SketchFileError
 from sketchrnn.io.formats import write_sketches
@@ -197,6 +198,7 @@ def _arrays(path):
     store = open_store(path)
     manifest = dict(store.manifest)
     manifest.pop("created_at")
+    manifest.pop("manifest_digest")  # of created_at too
     return manifest, [
         np.array(a) for a in (store.points, store.offsets, store.labels, store.splits)
     ]
@@ -286,6 +288,7 @@ def test_a_bad_source_leaves_the_existing_store_as_it_was(synthetic_files, tmp_p
     bad.write_text('{"word": "cat", "drawing": [[[1, 2], [3, 4]]]}\n{"word": "cat", "dr')
     with pytest.raises(SketchFileError, match="bad.ndjson"):
         pack([synthetic_files[1], bad], out, overwrite=True, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir() if "s.store" in p.name) == ["s.store"]
     after = _arrays(out)
     assert before[0] == after[0]
     with pytest.raises(SketchFileError, match="already exists"):
@@ -296,6 +299,53 @@ def test_a_bad_source_leaves_the_existing_store_as_it_was(synthetic_files, tmp_p
         pack(synthetic_files[:1], plain, overwrite=True, progress=False)
     report = pack(synthetic_files[:2], out, overwrite=True, progress=False)
     assert report.num_sketches == 70 and open_store(out).num_points == report.num_points
+
+
+def test_a_failed_pack_leaves_nothing_behind(synthetic_files, tmp_path, capsys):
+    from sketchrnn.cli import main
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    before = sorted(tmp_path.iterdir())
+    assert main(["data", "pack", str(empty), "--out", str(tmp_path / "x.store")]) == 2
+    assert capsys.readouterr().err.split("\n")[-2:] == [
+        f"sketchrnn: error: {empty}: folder holds no .svg files",
+        "",
+    ]
+    assert sorted(tmp_path.iterdir()) == before  # no x.store.part, no lock file
+    # Folders made for the store go too; a pack that succeeds afterwards is unaffected.
+    deep = tmp_path / "a" / "b" / "x.store"
+    with pytest.raises(SketchFileError, match="empty"):
+        pack([empty], deep, progress=False)
+    assert sorted(tmp_path.iterdir()) == before
+    pack(synthetic_files[:1], deep, progress=False)
+    assert sorted(p.name for p in deep.parent.iterdir()) == ["x.store"]
+    with pytest.raises(ValueError, match="the store's path is empty"):
+        pack(synthetic_files[:1], "", progress=False)
+    assert main(["data", "pack", str(synthetic_files[0]), "--out", ""]) == 2
+    assert "the store's path is empty" in capsys.readouterr().err
+
+
+def test_the_same_source_twice_is_refused(synthetic_files, tmp_path, monkeypatch):
+    cats = synthetic_files[0]
+    (tmp_path / "link.npz").symlink_to(cats)
+    os.link(cats, tmp_path / "hard.npz")
+    (tmp_path / "svgs" / "a").mkdir(parents=True)
+    shutil.copy(cats, tmp_path / "svgs" / "a" / "c.npz")
+    monkeypatch.chdir(tmp_path)
+    for sources, said in (
+        ([cats, cats], f"{cats}: given twice: give each source once"),
+        (["cats.npz", "./cats.npz"], "./cats.npz: the same file as cats.npz"),
+        ([cats, tmp_path / "link.npz"], f"{tmp_path / 'link.npz'}: the same file as {cats}"),
+        ([tmp_path / "hard.npz", cats], f"{cats}: the same file as {tmp_path / 'hard.npz'}"),
+        (["svgs/a/c.npz", "svgs"], "svgs/a/c.npz: inside the folder svgs, also given"),
+        (["svgs", "svgs/a"], "svgs/a: inside the folder svgs, also given"),
+    ):
+        with pytest.raises(SketchFileError) as refused:
+            pack(sources, tmp_path / "s.store", progress=False)
+        assert str(refused.value).startswith(said)
+        assert not (tmp_path / "s.store").exists() and not (tmp_path / "s.store.part").exists()
+    pack([cats, "svgs/a/c.npz"], tmp_path / "s.store", progress=False)  # a copy is no duplicate
 
 
 def test_pack_options_are_checked_against_the_store(synthetic_files, tmp_path):
@@ -354,7 +404,7 @@ def test_an_index_that_disagrees_with_its_data_is_an_error(store_dir):
         open_store(store_dir)
     labels[3] = 4
     np.save(store_dir / "labels.npy", labels)
-    with pytest.raises(SketchFileError, match="labels.npy: labels outside the 4 classes"):
+    with pytest.raises(SketchFileError, match="labels.npy: label 4 of sketch 3 is outside the 4"):
         open_store(store_dir)
 
 
@@ -365,7 +415,7 @@ def test_manifest_problems_are_clear_errors(store_dir, tmp_path):
     with pytest.raises(SketchFileError, match="newer sketchrnn.*upgrade sketchrnn"):
         open_store(store_dir)
     manifest_file.write_text(json.dumps({**manifest, "num_sketches": 94}))
-    with pytest.raises(SketchFileError, match="shape"):
+    with pytest.raises(SketchFileError, match="split_counts: add up to 95, not 94 sketches"):
         open_store(store_dir)
     manifest_file.write_text("{not json")
     with pytest.raises(SketchFileError, match="manifest.json: not a readable store manifest"):

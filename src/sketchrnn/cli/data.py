@@ -1,4 +1,4 @@
-"""``sketchrnn data info|convert|pack|render|download|synthetic|sample``: sketch files."""
+"""``sketchrnn data info|convert|pack|verify|render|download|synthetic|sample``: sketch files."""
 
 from __future__ import annotations
 
@@ -30,6 +30,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         _pack,
         _pack_args,
         help="pack sketch files into one memory-mapped store (for millions of sketches)",
+    )
+    add_command(
+        sub,
+        "verify",
+        _verify,
+        _verify_args,
+        help="check packed stores, every byte, against the digests recorded when packed",
     )
     add_command(
         sub,
@@ -67,6 +74,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _info_args(q: argparse.ArgumentParser) -> None:
     q.add_argument("files", nargs="+", metavar="FILE")
     add_skip_invalid(q)
+    q.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="of a packed store, do not read the points to check their digest (the index, "
+        "the manifest and their digests are always checked)",
+    )
 
 
 def _info(args: argparse.Namespace) -> None:
@@ -77,7 +90,7 @@ def _info(args: argparse.Namespace) -> None:
 
     for path in args.files:
         if is_store(path):
-            _store_info(path)
+            _store_info(path, verify=not args.no_verify)
             continue
         ss = read(path, args)
         lengths = np.array([len(s) for s in ss.strokes])
@@ -100,13 +113,26 @@ def _info(args: argparse.Namespace) -> None:
         print(f"  classes: {shown}")
 
 
-def _store_info(path: str) -> None:
-    """What a packed store holds, from its manifest and index arrays (no sketch is read)."""
+def _store_info(path: str, verify: bool = True) -> None:
+    """What a packed store holds, from its manifest and index arrays (no sketch is read),
+    after checking every file against its digest (the points too, unless ``verify`` is
+    false): a damaged store gets one error line, not a description."""
+    import time
+
     from sketchrnn.store import open_store
 
+    started = time.perf_counter()
     store = open_store(path)
+    if verify:
+        store.verify()
+    seconds = time.perf_counter() - started
     m = store.manifest
     print(f"{path} (packed store, format {m['format_version']}, {m.get('created_by', '?')})")
+    print(
+        "  content: "
+        + ("every file matches its digest" if verify else "index files match their digests")
+        + f" ({m['digests']['algorithm']}, checked in {seconds:.1f} s)"
+    )
     print(f"  sketches: {len(store):,}")
     for split, n in m["split_counts"].items():
         if n:
@@ -250,6 +276,43 @@ def _pack(args: argparse.Namespace) -> None:
         resume=not args.restart,
     )
     print(report)
+
+
+# ----------------------------------------------------------------------------- verify
+
+
+def _verify_args(q: argparse.ArgumentParser) -> None:
+    q.add_argument("stores", nargs="+", metavar="STORE", help="packed store folders")
+
+
+def _verify(args: argparse.Namespace) -> None:
+    import sys
+    import time
+
+    from sketchrnn.io.files import SketchFileError, size_text
+    from sketchrnn.store import open_store
+
+    failed: list[SketchFileError] = []
+    for path in args.stores:
+        started = time.perf_counter()
+        try:
+            store = open_store(path)
+            store.verify()
+        except SketchFileError as e:
+            if len(args.stores) == 1:
+                raise
+            print(f"sketchrnn: error: {e}", file=sys.stderr, flush=True)
+            failed.append(e)
+            continue
+        print(
+            f"{path}: ok: {len(store):,} sketches, every file matches its digest "
+            f"({size_text(store.nbytes)} read in {time.perf_counter() - started:.1f} s)",
+            flush=True,
+        )
+    if failed:
+        raise CLIError(
+            f"{len(failed)} of {len(args.stores)} stores are damaged (the reasons are above)"
+        )
 
 
 # ----------------------------------------------------------------------------- render

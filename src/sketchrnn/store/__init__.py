@@ -9,16 +9,16 @@
     batch = data.train.batch(range(100), augment=True, rng=np.random.default_rng(0))
 
 :mod:`~sketchrnn.store.format` describes the layout (numpy ``.npy`` files mapped read-only)
-and validates a store at open, :mod:`~sketchrnn.store.writer` writes one,
-:mod:`~sketchrnn.store.dataset` reads batches from one.
+and validates a store at open (:mod:`~sketchrnn.store.manifest` declares and checks the
+manifest, :mod:`~sketchrnn.store.digest` the files' digests), :mod:`~sketchrnn.store.writer`
+writes one and :mod:`~sketchrnn.store.packing` packs sketch files with it,
+:mod:`~sketchrnn.store.dataset` reads batches from one and :mod:`~sketchrnn.store.loader`
+has DataLoader workers make them.
 """
 
 from sketchrnn.store.dataset import (
-    BatchLoader,
-    EpochBatches,
     StoreDataset,
     augment_packed,
-    batch_loader,
     gather_points,
     packed_to_stroke5,
     store_datasets,
@@ -29,7 +29,9 @@ from sketchrnn.store.format import (
     is_store,
     open_store,
 )
-from sketchrnn.store.writer import PackReport, StoreWriter, pack, source_fingerprint
+from sketchrnn.store.loader import BatchLoader, EpochBatches, batch_loader
+from sketchrnn.store.packing import PackReport, pack, source_fingerprint
+from sketchrnn.store.writer import StoreWriter
 
 __all__ = [
     "FORMAT_VERSION",

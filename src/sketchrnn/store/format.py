@@ -1,10 +1,11 @@
-"""The packed store's layout on disk, its format version, and opening it with validation.
+"""The packed store's layout on disk, and opening it with validation.
 
 A store is a folder::
 
     manifest.json   format name and version, counts, dtypes, the class list, the split
-                    settings, the train offset statistics (for the scale factor) and the
-                    provenance of every source file
+                    settings, the train offset statistics (for the scale factor), the
+                    provenance of every source file, the digest of every array file and one
+                    of the manifest itself (:mod:`~sketchrnn.store.manifest` declares it)
     points.npy      (total_points, 3) int16, or float32 when some value is not a whole number
                     in int16's range: the stroke-3 rows (dx, dy, pen_lifted) of all sketches,
                     one after the other, in the sources' units (not normalised, not clipped)
@@ -19,21 +20,25 @@ on one machine, several runs), and pages no one touches are never read. Arrow/Pa
 would add a dependency for nothing here: the data are four flat arrays, the access pattern is
 random gathers of short row ranges, and compression would defeat the zero-copy mapping.
 
-:func:`open_store` checks everything that can be checked without reading every point: the
-format version, that each file is whole (its size matches its header), that shapes and dtypes
-agree with the manifest and with each other, that the offsets start at 0, increase, and end at
-the number of points, and that labels and splits are in range; all vectorised (a few passes
-over the index arrays, no Python object per sketch). Any failure is a
-:class:`~sketchrnn.io.files.SketchFileError` naming the file.
+**What is checked when.** :func:`open_store` checks everything that can be checked without
+reading the points: the manifest against its schema and itself, that each file is a whole
+regular file (its size matches its header) whose shape and dtype agree with the manifest, that
+the offsets start at 0, increase, and end at the number of points, that labels and splits are
+in range and agree with the manifest's counts (per split, per source, the train sketches'
+lengths with the offset statistics), the manifest's own digest, and the digests of the three
+index arrays; all vectorised (a few passes over the ``(n,)`` index arrays, no Python object
+per sketch). The points' digest (the one big file) is checked by :meth:`PackedStore.verify`
+(``sketchrnn data verify``, ``data info``, and the Trainer before its first step), and every
+batch refuses a non-finite coordinate or a pen other than 0 and 1, naming the sketch. Any
+failure is a :class:`~sketchrnn.io.files.SketchFileError` naming the file.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +46,17 @@ import numpy as np
 
 from sketchrnn.io.files import SketchFileError
 from sketchrnn.io.sketchset import SPLITS
+from sketchrnn.store.digest import file_digest, read_error, regular_file_size
+from sketchrnn.store.manifest import (
+    ARRAY_FILES,
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    SPLIT_CODES,
+    check_manifest_digest,
+    offset_std,
+    read_manifest,
+)
 
 __all__ = [
     "FORMAT_NAME",
@@ -48,23 +64,14 @@ __all__ = [
     "MANIFEST_NAME",
     "ARRAY_FILES",
     "SPLIT_CODES",
+    "INDEX_ARRAYS",
     "PackedStore",
     "open_store",
     "is_store",
     "offset_std",
 ]
 
-FORMAT_NAME = "sketchrnn-packed-store"
-FORMAT_VERSION = 1
-MANIFEST_NAME = "manifest.json"
-ARRAY_FILES = {
-    "points": "points.npy",
-    "offsets": "offsets.npy",
-    "labels": "labels.npy",
-    "splits": "splits.npy",
-}
-SPLIT_CODES = {name: code for code, name in enumerate(SPLITS)}  # train 0, valid 1, test 2
-
+INDEX_ARRAYS = ("offsets", "labels", "splits")  # their digests are checked at open
 CHUNK_SKETCHES = 1 << 20  # sketches per chunk of the whole-store passes at open
 
 # Every array file starts with a .npy header padded to exactly this many bytes, so that the
@@ -89,24 +96,12 @@ def npy_header(shape: Sequence[int], dtype: np.dtype | type) -> bytes:
     return _MAGIC + struct.pack("<H", room) + text.encode("latin1")
 
 
-def offset_std(count: float, total: float, total_sq: float) -> float:
-    """The standard deviation of ``count`` values from their sum and sum of squares, as
-    :func:`sketchrnn.strokes.scale_factor` would compute it from the values themselves."""
-    from sketchrnn.strokes import SketchError
-
-    if count <= 0:
-        raise SketchError("cannot compute a scale factor from no sketches")
-    mean = total / count
-    std = math.sqrt(max(total_sq / count - mean * mean, 0.0))
-    if not np.isfinite(std) or std <= 0:
-        raise SketchError(f"degenerate scale factor {std} (all offsets equal?)")
-    return std
-
-
 def is_store(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a folder holding a packed store's manifest (no validation)."""
+    """Whether ``path`` is a folder holding a packed store's manifest (no validation: a
+    manifest that is a broken link or no regular file counts, for :func:`open_store` to say
+    what is wrong with it)."""
     path = Path(path)
-    return path.is_dir() and (path / MANIFEST_NAME).is_file()
+    return path.is_dir() and os.path.lexists(path / MANIFEST_NAME)
 
 
 class PackedStore:
@@ -128,6 +123,7 @@ class PackedStore:
         self.labels = arrays["labels"]
         self.splits = arrays["splits"]
         self.classes: list[str] = list(manifest["classes"])
+        self._verified: set[str] = set()  # arrays whose digest was checked in this process
 
     def __reduce__(self):
         return (open_store, (os.fspath(self.path.resolve()),))
@@ -162,9 +158,64 @@ class PackedStore:
         return sum(p.stat().st_size for p in self.path.iterdir() if p.is_file())
 
     def sketch(self, i: int) -> np.ndarray:
-        """Sketch ``i`` as float32 stroke-3 ``(n, 3)`` in source units (a copy)."""
+        """Sketch ``i`` as float32 stroke-3 ``(n, 3)`` in source units (a copy; checked as a
+        batch is: :meth:`check_points`)."""
         i = range(len(self))[i]
-        return np.asarray(self.points[self.offsets[i] : self.offsets[i + 1]], dtype=np.float32)
+        points = np.asarray(self.points[self.offsets[i] : self.offsets[i + 1]], dtype=np.float32)
+        self.check_points(np.array([i]), np.array([len(points)]), points)
+        return points
+
+    # -- content
+
+    def verify(self, names: Iterable[str] = tuple(ARRAY_FILES)) -> None:
+        """Check the array files ``names`` (keys of :data:`ARRAY_FILES`; all by default)
+        against the digests recorded when the store was packed, reading each whole file once
+        (the index arrays were checked at open; a file checked once in this process is not
+        read again). Raises :class:`SketchFileError` naming the first file that differs."""
+        for name in names:
+            if name in self._verified:
+                continue
+            file = self.path / ARRAY_FILES[name]
+            if file_digest(file) != self.manifest["digests"][name]:
+                raise SketchFileError(
+                    file,
+                    "content differs from the digest recorded when the store was packed "
+                    "(damaged, or replaced by another file): pack the store again",
+                )
+            self._verified.add(name)
+
+    def describe_sketch(self, i: int) -> str:
+        """``sketch 1234 (#12 of cat.npz)``: store position ``i`` and where it came from."""
+        firsts = [s["first"] for s in self.manifest["sources"]]
+        k = int(np.searchsorted(firsts, i, side="right")) - 1
+        source = self.manifest["sources"][max(k, 0)]
+        return f"sketch {i} (#{i - source['first']} of {source['path']})"
+
+    def check_points(self, rows: np.ndarray, lengths: np.ndarray, points: np.ndarray) -> None:
+        """Refuse gathered ``points`` (float32 ``(lengths.sum(), 3)``: the sketches at store
+        positions ``rows``, one after the other, as read) holding a coordinate that is not
+        finite or a pen other than 0 and 1, naming the sketch and the point. A few vectorised
+        comparisons: every batch pays them."""
+        pen = points[:, 2]
+        bad = (pen != 0) & (pen != 1)  # NaN too
+        if self.points.dtype.kind == "f":
+            bad |= ~(np.isfinite(points[:, 0]) & np.isfinite(points[:, 1]))
+        if not bad.any():
+            return
+        at = int(np.argmax(bad))
+        ends = np.cumsum(lengths)
+        k = int(np.searchsorted(ends, at, side="right"))
+        x, y, p = (float(v) for v in points[at])
+        what = (
+            f"pen value {p:g} (a pen is 0 or 1)"
+            if p not in (0.0, 1.0)
+            else f"coordinates ({x:g}, {y:g}) are not finite"
+        )
+        raise SketchFileError(
+            self.path / ARRAY_FILES["points"],
+            f"{self.describe_sketch(int(rows[k]))}, point {at - int(ends[k] - lengths[k])}: "
+            f"{what}: the store is damaged (sketchrnn data verify tells which file)",
+        )
 
     def lengths_of(self, rows: np.ndarray | Sequence[int]) -> np.ndarray:
         """``(len(rows),)`` int64: the number of points of the sketches at ``rows``."""
@@ -226,45 +277,9 @@ class PackedStore:
         return offset_std(*self.train_offset_sums(max_len))
 
 
-def _read_manifest(path: Path) -> dict[str, Any]:
-    file = path / MANIFEST_NAME
-    if not path.exists():
-        raise SketchFileError(path, "no such store (folder missing)")
-    if not path.is_dir():
-        raise SketchFileError(path, "not a packed store (a store is a folder)")
-    if not file.is_file():
-        raise SketchFileError(
-            file, "missing: not a packed store, or an unfinished one (pack it again)"
-        )
-    try:
-        manifest = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise SketchFileError(file, f"not a readable store manifest ({e})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
-        raise SketchFileError(file, f"not a sketchrnn packed store manifest (no {FORMAT_NAME!r})")
-    version = manifest.get("format_version")
-    if not isinstance(version, int) or version < 1:
-        raise SketchFileError(file, f"invalid format_version {version!r}")
-    if version > FORMAT_VERSION:
-        raise SketchFileError(
-            file,
-            f"written in store format version {version} by a newer sketchrnn "
-            f"({manifest.get('created_by', 'unknown')}); this one reads up to version "
-            f"{FORMAT_VERSION}: upgrade sketchrnn",
-        )
-    required = ("num_sketches", "num_points", "points_dtype", "labels_dtype", "classes")
-    for key in required + ("sources", "train_offset_stats"):
-        if key not in manifest:
-            raise SketchFileError(file, f"manifest has no {key!r}")
-    return manifest
-
-
 def _map_array(file: Path, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
     """Map one ``.npy`` file read-only after checking it is whole and what the manifest says."""
-    try:
-        size = file.stat().st_size
-    except FileNotFoundError:
-        raise SketchFileError(file, "missing from the store") from None
+    size = regular_file_size(file)
     try:
         with open(file, "rb") as f:
             version = np.lib.format.read_magic(f)
@@ -275,7 +290,9 @@ def _map_array(file: Path, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
             else:
                 raise ValueError(f"unsupported .npy version {version}")
             data_offset = f.tell()
-    except (OSError, ValueError, SyntaxError) as e:
+    except OSError as e:
+        raise read_error(file, e) from None
+    except (ValueError, SyntaxError) as e:
         raise SketchFileError(file, f"not a valid .npy array, damaged or truncated ({e})") from None
     if found_dtype != np.dtype(dtype) or tuple(found_shape) != shape or fortran:
         raise SketchFileError(
@@ -290,7 +307,10 @@ def _map_array(file: Path, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
         )
     if size > expected:
         raise SketchFileError(file, f"{size - expected:,} unexpected bytes after its data")
-    array = np.load(file, mmap_mode="r", allow_pickle=False)
+    try:
+        array = np.load(file, mmap_mode="r", allow_pickle=False)
+    except OSError as e:
+        raise read_error(file, e) from None
     # A plain ndarray over the mapping: the memmap subclass adds overhead to every slice.
     return array.view(np.ndarray)
 
@@ -298,54 +318,121 @@ def _map_array(file: Path, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
 def open_store(path: str | os.PathLike) -> PackedStore:
     """Open the packed store in folder ``path`` (read-only, memory-mapped), validating it.
 
-    Raises :class:`SketchFileError` naming the file for a missing or unreadable manifest, a
-    newer format version ("upgrade sketchrnn"), a missing or truncated array file, shapes or
-    dtypes that disagree with the manifest, offsets that are not increasing from 0 to the
-    number of points, labels or splits out of range, and source ranges that do not tile the
-    sketches. Costs a few vectorised passes over the ``(n,)`` index arrays.
+    Raises :class:`SketchFileError` naming the file for a missing, unreadable or damaged
+    manifest (naming the field: :func:`~sketchrnn.store.manifest.read_manifest`), a store
+    format other than this sketchrnn's ("upgrade sketchrnn", or "pack it again"), a missing,
+    truncated or not regular array file, shapes or dtypes that disagree with the manifest,
+    offsets that are not increasing from 0 to the number of points, labels or splits out of
+    range or disagreeing with the manifest's counts, a manifest changed since the pack, and
+    index arrays whose digests do not match. Costs a few vectorised passes over the ``(n,)``
+    index arrays; the points are not read (:meth:`PackedStore.verify` reads them).
     """
     path = Path(path)
-    manifest = _read_manifest(path)
-    mfile = path / MANIFEST_NAME
-    n, total = int(manifest["num_sketches"]), int(manifest["num_points"])
-    classes = manifest["classes"]
-    if manifest["points_dtype"] not in ("int16", "float32"):
-        raise SketchFileError(mfile, f"unknown points_dtype {manifest['points_dtype']!r}")
-    if manifest["labels_dtype"] not in ("int16", "int32"):
-        raise SketchFileError(mfile, f"unknown labels_dtype {manifest['labels_dtype']!r}")
+    manifest = read_manifest(path)
+    n, total = manifest["num_sketches"], manifest["num_points"]
     arrays = {
         "points": _map_array(path / ARRAY_FILES["points"], manifest["points_dtype"], (total, 3)),
         "offsets": _map_array(path / ARRAY_FILES["offsets"], "int64", (n + 1,)),
         "labels": _map_array(path / ARRAY_FILES["labels"], manifest["labels_dtype"], (n,)),
         "splits": _map_array(path / ARRAY_FILES["splits"], "uint8", (n,)),
     }
-    offsets = arrays["offsets"]
-    ofile = path / ARRAY_FILES["offsets"]
+    _check_arrays(path, manifest, arrays)
+    check_manifest_digest(path / MANIFEST_NAME, manifest)
+    store = PackedStore(path, manifest, arrays)
+    store.verify(INDEX_ARRAYS)
+    return store
+
+
+def _check_arrays(path: Path, manifest: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    """The index arrays against each other and against the manifest, chunk by chunk (no
+    ``(n,)`` temporary)."""
+    n, total = manifest["num_sketches"], manifest["num_points"]
+    offsets, labels, splits = arrays["offsets"], arrays["labels"], arrays["splits"]
+    ofile, lfile, sfile = (path / ARRAY_FILES[k] for k in ("offsets", "labels", "splits"))
     if offsets[0] != 0 or offsets[-1] != total:
         raise SketchFileError(
             ofile,
             f"offsets run from {int(offsets[0])} to {int(offsets[-1])}, but the points array "
             f"has {total} rows: the index disagrees with the data",
         )
-    for first in range(0, n, CHUNK_SKETCHES):  # in chunks: no (n,) temporary
+    classes = len(manifest["classes"])
+    split_counts = np.zeros(len(SPLITS), dtype=np.int64)
+    train_lengths = np.zeros(1, dtype=np.int64)  # sketches of each length in the train split
+    longest = 0
+    for first in range(0, n, CHUNK_SKETCHES):
         lengths = np.diff(offsets[first : first + CHUNK_SKETCHES + 1])
         if int(lengths.min()) < 1:
             bad = first + int(np.argmax(lengths < 1))
             raise SketchFileError(
                 ofile, f"offsets do not increase at sketch {bad}: the index disagrees with the data"
             )
-    labels = arrays["labels"]
-    if n and (int(labels.min()) < 0 or int(labels.max()) >= len(classes)):
+        longest = max(longest, int(lengths.max()))
+        chunk = labels[first : first + CHUNK_SKETCHES]
+        if int(chunk.min()) < 0 or int(chunk.max()) >= classes:
+            bad = first + int(np.argmax((chunk < 0) | (chunk >= classes)))
+            raise SketchFileError(
+                lfile,
+                f"label {int(labels[bad])} of sketch {bad} is outside the {classes} classes",
+            )
+        codes = splits[first : first + CHUNK_SKETCHES]
+        if int(codes.max()) >= len(SPLITS):
+            bad = first + int(np.argmax(codes >= len(SPLITS)))
+            raise SketchFileError(
+                sfile, f"split code {int(codes[bad - first])} of sketch {bad} is not 0, 1 or 2"
+            )
+        split_counts += np.bincount(codes, minlength=len(SPLITS))
+        found = np.bincount(lengths[codes == SPLIT_CODES["train"]])
+        if len(found) > len(train_lengths):
+            train_lengths = np.pad(train_lengths, (0, len(found) - len(train_lengths)))
+        train_lengths[: len(found)] += found
+    limit = manifest["options"].get("max_length")
+    if limit is not None and longest > limit:
         raise SketchFileError(
-            path / ARRAY_FILES["labels"], f"labels outside the {len(classes)} classes"
+            ofile, f"a sketch of {longest} points, over the pack's max_length {limit}"
         )
-    if n and int(arrays["splits"].max()) >= len(SPLITS):
-        raise SketchFileError(path / ARRAY_FILES["splits"], "split codes other than 0, 1, 2")
-    position = 0
-    for source in manifest["sources"]:
-        if source.get("first") != position or int(source.get("count", -1)) < 0:
-            raise SketchFileError(mfile, "the sources' sketch ranges do not tile the store")
-        position += int(source["count"])
-    if position != n:
-        raise SketchFileError(mfile, f"the sources hold {position} sketches, the store {n}")
-    return PackedStore(path, manifest, arrays)
+    recorded = [manifest["split_counts"][name] for name in SPLITS]
+    if split_counts.tolist() != recorded:
+        raise SketchFileError(
+            sfile,
+            f"{_split_text(split_counts)} sketches, but the manifest's split_counts say "
+            f"{_split_text(recorded)}",
+        )
+    for i, source in enumerate(manifest["sources"]):
+        a, b = source["first"], source["first"] + source["count"]
+        if int(offsets[b] - offsets[a]) != source["points"]:
+            raise SketchFileError(
+                ofile,
+                f"the sketches of sources[{i}] ({source['path']}) hold "
+                f"{int(offsets[b] - offsets[a]):,} points, the manifest says {source['points']:,}",
+            )
+        found = np.bincount(splits[a:b], minlength=len(SPLITS))
+        if found.tolist() != [source["splits"][name] for name in SPLITS]:
+            raise SketchFileError(
+                sfile,
+                f"the sketches of sources[{i}] ({source['path']}) are split "
+                f"{_split_text(found)}, the manifest says {_split_text(source['splits'])}",
+            )
+    expected = np.zeros(longest + 1, dtype=np.int64)
+    for length, count, _, _ in manifest["train_offset_stats"]["by_length"]:
+        if length > longest:
+            raise SketchFileError(
+                path / MANIFEST_NAME,
+                f"train_offset_stats.by_length: train sketches of {length} points, but the "
+                f"longest sketch has {longest}",
+            )
+        expected[length] = int(count) // (2 * length)
+    found = np.pad(train_lengths, (0, len(expected) - len(train_lengths)))
+    if not np.array_equal(found, expected):
+        length = int(np.argmax(found != expected))
+        raise SketchFileError(
+            ofile,
+            f"{int(found[length]):,} train sketches of {length} points, but the manifest's "
+            f"train_offset_stats count {int(expected[length]):,}: the index disagrees with the "
+            "manifest",
+        )
+
+
+def _split_text(counts: Any) -> str:
+    """``train 80 / valid 10 / test 10``, from three counts or a dict of them."""
+    values = [counts[name] for name in SPLITS] if isinstance(counts, dict) else list(counts)
+    return " / ".join(f"{name} {int(v):,}" for name, v in zip(SPLITS, values, strict=True))

@@ -1,21 +1,17 @@
-"""Packing sketch files into a store: streaming, atomic, resumable per source file.
+"""Writing a store: :class:`StoreWriter`, streaming, atomic, resumable per source.
 
-:func:`pack` reads one source file at a time with :func:`sketchrnn.io.formats.read_sketches`
-and appends its sketches to growing files in ``<out>.part/`` (memory: one source file at a
-time, whatever the number of sources). After each source, the files are flushed to disk and a
-progress record (``progress.json``, replaced atomically) notes how many bytes of each file
-are committed. A pack that is killed, or stopped by a bad file, leaves ``<out>`` as it was;
-running the same command again truncates the files to the last commit and continues with the
-next source. Only when every source is in are the ``.npy`` headers written (the data start
-at a fixed offset, so the header holding the final length can come last), the manifest
-written, and ``<out>.part`` renamed to ``<out>``: a store that opens is a complete one.
+A writer appends each source's sketches to growing files in ``<out>.part/``. After each
+source, the files are flushed to disk and a progress record (``progress.json``, replaced
+atomically) notes how many bytes of each file are committed. A writer that is killed leaves
+``<out>`` as it was; a new writer for the same job truncates the files to the last commit and
+continues with the next source. Only when every source is in are the ``.npy`` headers written
+(the data start at a fixed offset, so the header holding the final length can come last),
+the digest of every file taken, the manifest written, and ``<out>.part`` renamed to
+``<out>``: a store that opens is a complete one. :meth:`StoreWriter.discard` removes the
+``.part`` folder (what a failed :func:`~sketchrnn.store.packing.pack` does).
 
-Labels and splits follow :func:`sketchrnn.data.load_datasets` exactly: the reader's label,
-else the file stem; the file's own split, else :func:`sketchrnn.data.assign_splits` with
-``split_fractions`` and ``split_seed`` keyed by the file name (so a store holds no unsplit
-sketch, and the same files give the same splits either way). Points are stored as read (not
-clipped, not normalised); the train split's offset sums are gathered per sketch length, so
-that the scale factor of any length filter is exact at open without reading the points.
+The train split's offset sums are gathered per sketch length, so that the scale factor of any
+length filter is exact at open without reading the points.
 """
 
 from __future__ import annotations
@@ -27,7 +23,6 @@ import os
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +30,9 @@ import numpy as np
 
 import sketchrnn
 from sketchrnn import strokes as S
-from sketchrnn.datasets import assign_splits
 from sketchrnn.io.files import SketchFileError
-from sketchrnn.io.formats import read_sketches
-from sketchrnn.io.sketchset import SPLITS, SketchSet
+from sketchrnn.io.sketchset import SPLITS
+from sketchrnn.store.digest import DIGEST_ALGORITHM, file_digest
 from sketchrnn.store.format import (
     ARRAY_FILES,
     FORMAT_NAME,
@@ -50,8 +44,9 @@ from sketchrnn.store.format import (
     npy_header,
     offset_std,
 )
+from sketchrnn.store.manifest import manifest_digest
 
-__all__ = ["PackReport", "StoreWriter", "pack", "source_fingerprint"]
+__all__ = ["StoreWriter"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,61 +54,6 @@ PROGRESS_NAME = "progress.json"
 _LOCAL_LABELS = "labels-local.part"  # int32 ids into the writer's first-seen class order
 _CHUNK_ROWS = 1 << 22  # rows per chunk when a file is rewritten (dtype upgrade, labels)
 _INT16 = np.iinfo(np.int16)
-MAX_SKIPPED_KEPT = 100  # skipped-invalid messages kept per source in the manifest
-
-
-@dataclass
-class PackReport:
-    """What :func:`pack` built: counts, the split sizes, the train scale factor (all lengths,
-    offsets clipped to the pack's ``offset_limit``) and the provenance of every source."""
-
-    out_dir: Path
-    num_sketches: int
-    num_points: int
-    classes: list[str]
-    points_dtype: str
-    split_counts: dict[str, int]
-    scale_factor: float | None
-    sources: list[dict[str, Any]]
-    resumed_sources: int = 0
-    bytes_on_disk: int = 0
-    seconds: float = 0.0
-    dropped: dict[str, int] = field(default_factory=dict)
-
-    def __str__(self) -> str:
-        splits = ", ".join(f"{k} {v:,}" for k, v in self.split_counts.items())
-        scale = "none" if self.scale_factor is None else f"{self.scale_factor:.4g}"
-        classes = _count(len(self.classes), "class", "classes")
-        sources = _count(len(self.sources), "source", "sources")
-        return (
-            f"{self.out_dir}: {self.num_sketches:,} sketches ({splits}), {self.num_points:,} "
-            f"points ({self.points_dtype}), {classes}, scale factor {scale}, "
-            f"{self.bytes_on_disk / 2**20:,.1f} MiB, from {sources} "
-            f"({self.resumed_sources} resumed) in {self.seconds:.1f} s"
-        )
-
-
-def _count(n: int, one: str, many: str) -> str:
-    return f"{n:,} {one if n == 1 else many}"
-
-
-def source_fingerprint(path: str | os.PathLike) -> dict[str, Any]:
-    """Size and modification time of a source file (of all files, for a folder): a pack
-    resumes only over sources whose fingerprints are unchanged."""
-    path = Path(path)
-    if path.is_dir():
-        files = [p for p in sorted(path.rglob("*")) if p.is_file()]
-        stats = [p.stat() for p in files]
-        return {
-            "files": len(files),
-            "bytes": sum(s.st_size for s in stats),
-            "mtime_ns": max((s.st_mtime_ns for s in stats), default=0),
-        }
-    stat = path.stat()
-    return {"bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-
-
-# ----------------------------------------------------------------------------- the writer
 
 
 def _fsync_dir(path: Path) -> None:
@@ -208,11 +148,16 @@ class StoreWriter:
         self.job = json.loads(json.dumps(job))  # as it will read back from progress.json
         self.offset_limit = job.get("options", {}).get("offset_limit", 1000.0)
         self._check_out_dir()
+        # Folders made for the store, removed again if the pack fails (nothing left behind).
+        self._made = [p for p in self.out_dir.parents if not p.exists()][::-1]
         self.out_dir.parent.mkdir(parents=True, exist_ok=True)
         self._lock = self._take_lock()
         try:
             resumed = self._resume() if resume else None
             self.state: dict[str, Any] = resumed if resumed is not None else self._start()
+        except Exception:
+            self.discard()
+            raise
         except BaseException:
             self._release_lock()
             raise
@@ -259,6 +204,15 @@ class StoreWriter:
     def close(self) -> None:
         """Stop writing (the ``.part`` folder stays, to be resumed)."""
         self._release_lock()
+
+    def discard(self) -> None:
+        """Stop writing and remove the ``.part`` folder (and the folders made for the store,
+        when empty): what a pack that failed does, leaving nothing behind."""
+        shutil.rmtree(self.part, ignore_errors=True)
+        self._release_lock()
+        for folder in reversed(self._made):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only if empty
 
     def _start(self) -> dict[str, Any]:
         if self.part.exists():
@@ -459,7 +413,11 @@ class StoreWriter:
                 f.write(header)
                 f.flush()
                 os.fsync(f.fileno())
-        manifest = self._manifest(classes, labels_dtype)
+        # Each file's digest as it lies on disk (read back once, in bounded memory).
+        digests = {"algorithm": DIGEST_ALGORITHM}
+        for key, name in ARRAY_FILES.items():
+            digests[key] = file_digest(part / (pname if key == "points" else name))
+        manifest = self._manifest(classes, labels_dtype, digests)
         _write_json_atomic(part / MANIFEST_NAME, manifest)
         os.replace(part / pname, part / ARRAY_FILES["points"])
         (part / _LOCAL_LABELS).unlink()
@@ -478,7 +436,9 @@ class StoreWriter:
         self._release_lock()
         return self.out_dir
 
-    def _manifest(self, classes: list[str], labels_dtype: type) -> dict[str, Any]:
+    def _manifest(
+        self, classes: list[str], labels_dtype: type, digests: dict[str, str]
+    ) -> dict[str, Any]:
         state = self.state
         by_length = sorted(
             [int(length), *row] for length, row in state["stats"].items() if row[0] > 0
@@ -495,7 +455,7 @@ class StoreWriter:
             scale = offset_std(*totals)
         except S.SketchError:
             scale = None
-        return {
+        manifest = {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
             "created_by": f"sketchrnn {sketchrnn.__version__}",
@@ -513,150 +473,9 @@ class StoreWriter:
             "train_offset_stats": {"offset_limit": self.offset_limit, "by_length": by_length},
             "dropped": dropped,
             "sources": state["sources"],
+            "digests": digests,
         }
-
-
-# ----------------------------------------------------------------------------- pack
-
-
-def _prepare(
-    path: str,
-    sketches: SketchSet,
-    split_fractions: tuple[float, float, float],
-    split_seed: int,
-    max_length: int | None,
-) -> tuple[dict[str, Any], np.ndarray, np.ndarray, list[str], np.ndarray, np.ndarray]:
-    """One source's sketches as the writer's arrays, labelled and split as load_datasets does."""
-
-    name, stem = Path(path).name, Path(path).stem
-    unsplit = sum(1 for s in sketches.splits if s == "")
-    labelled = SketchSet(
-        list(sketches.strokes),
-        [label or stem for label in sketches.labels],
-        list(sketches.splits),
-    )
-    labelled = assign_splits(labelled, split_fractions, split_seed, name=name)
-    checked = []
-    for i, (s3, split) in enumerate(zip(labelled.strokes, labelled.splits, strict=True)):
-        try:
-            checked.append(S.validate_stroke3(s3, where=f"sketch #{i}"))
-        except S.SketchError as error:
-            raise SketchFileError(path, str(error)) from None
-        if split not in SPLITS:
-            raise SketchFileError(path, f"sketch #{i} has an unknown split {split!r}")
-    lengths = np.fromiter((len(s) for s in checked), dtype=np.int64, count=len(checked))
-    labels = np.asarray(labelled.labels, dtype=str)
-    codes = np.fromiter(
-        (SPLIT_CODES[s] for s in labelled.splits), dtype=np.uint8, count=len(checked)
-    )
-    dropped = {"invalid": len(sketches.skipped)}
-    if max_length is not None:
-        keep = lengths <= max_length
-        dropped["too_long"] = int((~keep).sum())
-        checked = [s for s, k in zip(checked, keep, strict=True) if k]
-        lengths, labels, codes = lengths[keep], labels[keep], codes[keep]
-    points = np.concatenate(checked) if checked else np.zeros((0, 3), np.float32)
-    names, ids = np.unique(labels, return_inverse=True)
-    entry = {
-        "path": path,
-        "resolved": os.fspath(Path(path).resolve()),
-        **source_fingerprint(path),
-        "read": len(sketches),
-        "splits_assigned": unsplit,
-        "scale_factor_in_file": sketches.scale_factor,
-        "dropped": dropped,
-        "skipped_invalid": list(sketches.skipped[:MAX_SKIPPED_KEPT]),
-    }
-    return entry, points, lengths, [str(x) for x in names], ids, codes
-
-
-def pack(
-    sources: Sequence[str | os.PathLike],
-    out_dir: str | os.PathLike,
-    *,
-    split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
-    split_seed: int = 0,
-    skip_invalid: bool = False,
-    raw_simplification: str = "quickdraw",
-    offset_limit: float | None = 1000.0,
-    max_length: int | None = None,
-    overwrite: bool = False,
-    resume: bool = True,
-    progress: bool = True,
-) -> PackReport:
-    """Pack the sketch files ``sources`` (anything :func:`read_sketches` reads: ``.npz``,
-    ``.ndjson`` raw or simplified, ``.bin``, ``.svg``, folders of SVG) into the store ``out_dir``.
-
-    Labels and splits are those :func:`sketchrnn.data.load_datasets` gives the same files with
-    the same ``split_fractions``/``split_seed``/``skip_invalid``/``raw_simplification``.
-    ``offset_limit`` is the clipping the train offset statistics are gathered with (the
-    points themselves are stored unclipped). ``max_length`` drops longer sketches at pack time
-    (counted per source as ``too_long``); by default every sketch is kept and the length
-    filter is applied when the store is opened.
-
-    The store appears under ``out_dir`` only when complete (an existing store is replaced only
-    with ``overwrite=True``). A pack that fails or is killed can be run again with the same
-    arguments: it continues after the last source it finished (``resume=False`` starts over).
-    Raises :class:`SketchFileError` naming the source for unreadable or invalid input.
-    """
-    started = time.perf_counter()
-    paths = [os.fspath(p) for p in sources]
-    if not paths:
-        raise ValueError("no source files given")
-    for p in paths:
-        if not Path(p).exists():
-            raise SketchFileError(p, "no such file or folder")
-    options = {
-        "split_fractions": [float(x) for x in split_fractions],
-        "split_seed": int(split_seed),
-        "skip_invalid": bool(skip_invalid),
-        "raw_simplification": raw_simplification,
-        "offset_limit": None if offset_limit is None else float(offset_limit),
-        "max_length": max_length,
-    }
-    job = {
-        "format_version": FORMAT_VERSION,
-        "sources": [
-            {"path": p, "resolved": os.fspath(Path(p).resolve()), **source_fingerprint(p)}
-            for p in paths
-        ],
-        "options": options,
-    }
-    writer = StoreWriter(out_dir, job, overwrite=overwrite, resume=resume)
-    resumed = writer.completed
-    try:
-        from sketchrnn.progress import progress_bar
-
-        bar = progress_bar(
-            total=len(paths), initial=resumed, desc="packing", unit="file", disable=not progress
-        )
-        with bar:
-            for path in paths[resumed:]:
-                bar.set_postfix_str(Path(path).name, refresh=False)
-                sketches = read_sketches(
-                    path, skip_invalid=skip_invalid, raw_simplification=raw_simplification
-                )
-                entry, points, lengths, names, ids, codes = _prepare(
-                    path, sketches, split_fractions, split_seed, max_length
-                )
-                del sketches
-                writer.append(entry, points, lengths, names, ids, codes)
-                bar.update(1)
-        out = writer.finish()
-    finally:
-        writer.close()
-    manifest = json.loads((out / MANIFEST_NAME).read_text(encoding="utf-8"))
-    return PackReport(
-        out_dir=out,
-        num_sketches=manifest["num_sketches"],
-        num_points=manifest["num_points"],
-        classes=manifest["classes"],
-        points_dtype=manifest["points_dtype"],
-        split_counts=manifest["split_counts"],
-        scale_factor=manifest["scale_factor"],
-        sources=manifest["sources"],
-        resumed_sources=resumed,
-        bytes_on_disk=sum(p.stat().st_size for p in out.iterdir() if p.is_file()),
-        seconds=time.perf_counter() - started,
-        dropped=manifest["dropped"],
-    )
+        # Read back as JSON first: the digest is of what open_store will read.
+        manifest = json.loads(json.dumps(manifest))
+        manifest["manifest_digest"] = manifest_digest(manifest)
+        return manifest
