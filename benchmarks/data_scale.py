@@ -13,6 +13,15 @@ For each data set, two fresh subprocesses per loader:
   PSS of the process and its workers (shared pages counted once) while they run, and the
   CPU time per batch of all of them (wall-clock speed moves with other jobs on the machine).
 
+**Content verification** (a third fresh subprocess per store; cold then warm cache, the best
+of two): the time of :meth:`sketchrnn.store.PackedStore.verify` after the open (the XXH3-128
+digest of the points file, the index arrays' digests being checked by the open: what
+``sketchrnn data verify`` adds to the open and what the Trainer adds before its first step),
+beside the time to just read the same file in the same process (the reference: verification
+can be no faster than the disk or the page cache);
+and the speed of XXH3-128 against hashlib's sha256 and blake2b on the first 512 MiB of the
+points file, in memory.
+
 Data sets: the shipped sketch-rnn files (``../shared/data/sketchrnn/*.npz``, packed into one
 store); synthetic sets of int16 sketches of 20-100 points, generated streaming. Up to
 ``--today-max`` sketches (default 1M) a synthetic ``.npz`` is written, read by today's
@@ -34,6 +43,7 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import math
 import os
 import resource
 import subprocess
@@ -180,9 +190,75 @@ def _cpu_s(pids: list[int]) -> float:
     return total / _TICK
 
 
+def _read_all(paths: list[Path]) -> float:
+    """Seconds to read the files once, in 16 MiB chunks (no hashing: the reference)."""
+    buffer = bytearray(16 << 20)
+    started = time.perf_counter()
+    for path in paths:
+        with open(path, "rb", buffering=0) as f:
+            while f.readinto(buffer):
+                pass
+    return time.perf_counter() - started
+
+
+def measure_verify(store_path: str) -> dict:
+    """Verification of one store against plain reading, cold then warm, in this process."""
+    from sketchrnn.store import open_store
+    from sketchrnn.store.format import ARRAY_FILES
+
+    files = [Path(store_path) / ARRAY_FILES["points"]]
+    out: dict = {"load": os.getloadavg()[0], "bytes": sum(f.stat().st_size for f in files)}
+    for mode in ("cold", "warm"):
+        # Interleaved, twice each, the best kept: the machine is shared and its load moves.
+        for what in ("read", "verify") * 2:
+            if mode == "cold":
+                _evict([store_path])
+            else:
+                _warm([store_path])
+            # The open checks the index arrays' digests: verify() then reads the points.
+            store = open_store(store_path)
+            started, cpu = time.perf_counter(), time.process_time()
+            if what == "verify":
+                store.verify()
+                seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+                if seconds < out.get(f"{mode}_verify_s", math.inf):
+                    out[f"{mode}_verify_s"], out[f"{mode}_verify_cpu_s"] = seconds, cpu
+            else:
+                seconds = _read_all(files)
+                out[f"{mode}_read_s"] = min(seconds, out.get(f"{mode}_read_s", math.inf))
+            del store
+    return out
+
+
+def hash_speeds(path: Path, limit: int = 512 << 20) -> dict[str, float]:
+    """GB/s of each hash over the first ``limit`` bytes of ``path``, held in memory."""
+    import hashlib
+
+    import xxhash
+
+    with open(path, "rb") as f:
+        data = memoryview(f.read(limit))
+    speeds = {}
+    for name, new in (
+        ("xxh3_128 (chosen)", xxhash.xxh3_128),
+        ("sha256", hashlib.sha256),
+        ("blake2b", hashlib.blake2b),
+    ):
+        started = time.perf_counter()
+        h = new()
+        for a in range(0, len(data), 16 << 20):
+            h.update(data[a : a + (16 << 20)])
+        h.hexdigest()
+        speeds[name] = len(data) / (time.perf_counter() - started) / 1e9
+    return speeds
+
+
 def measure(kind: str, paths: list[str], mode: str, batches: int, drop_prob: float) -> dict:
     """One loader on one data set, in this (fresh) process."""
     import torch
+
+    if kind == "verify":
+        return measure_verify(paths[0])
 
     torch.set_num_threads(1)
     if mode == "cold":
@@ -328,6 +404,19 @@ def print_table(rows: list[dict]) -> None:
         print(f"   target >= 20,000 sketches/s: {speed:,.0f} (best of 0/1/2 workers): {verdict}")
         per_cpu = 1e3 * BATCH / p["w0_cpu_ms"]
         print(f"   sketches per CPU second in process: {per_cpu:,.0f}")
+        v = row.get("verify")
+        if v:
+            print(
+                f"\n   verifying the points' digest after the open ({v['bytes'] / 2**20:,.0f} MiB; "
+                f"load {v['load']:.1f}): what `data verify` adds to the open, and training "
+                "before its first step"
+            )
+            print(f"   | {'cache':5s} | {'verify (s)':>10s} | {'CPU (s)':>8s} | "
+                  f"{'read only (s)':>13s} | {'verify/read':>11s} |")  # fmt: skip
+            for mode in ("cold", "warm"):
+                a, b = v[f"{mode}_verify_s"], v[f"{mode}_read_s"]
+                print(f"   | {mode:5s} | {a:10.2f} | {v[f'{mode}_verify_cpu_s']:8.2f} | "
+                      f"{b:13.2f} | {a / b:11.2f} |")  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- main
@@ -342,7 +431,7 @@ def main() -> None:
     parser.add_argument("--no-shipped", action="store_true")
     parser.add_argument("--batches", type=int, default=400, help="batches timed per setting")
     parser.add_argument("--drop-prob", type=float, default=0.0)
-    parser.add_argument("--measure", choices=["today", "packed"], help=argparse.SUPPRESS)
+    parser.add_argument("--measure", choices=["today", "packed", "verify"], help=argparse.SUPPRESS)
     parser.add_argument("--mode", choices=["cold", "warm"], default="warm", help=argparse.SUPPRESS)
     parser.add_argument("paths", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -354,7 +443,18 @@ def main() -> None:
         print(json.dumps(result))
         return
 
+    from sketchrnn.io.files import SketchFileError
     from sketchrnn.store import open_store, pack
+
+    def stale(store: Path) -> bool:
+        """Missing, or written by an older sketchrnn (another store format): rebuild it."""
+        try:
+            open_store(store)
+        except SketchFileError as e:
+            if store.exists():
+                print(f"rebuilding {store}: {e}", flush=True)
+            return True
+        return False
 
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
@@ -363,7 +463,7 @@ def main() -> None:
         shipped = sorted(glob.glob(str(SHARED / "sketchrnn" / "*.npz")))
         if shipped:
             store = work / "shipped.store"
-            if args.fresh or not store.exists():
+            if args.fresh or stale(store):
                 report = pack(shipped, store, overwrite=True, progress=False)
                 print(f"packed the shipped files: {report}", flush=True)
             names = ", ".join(Path(p).name for p in shipped)
@@ -378,13 +478,13 @@ def main() -> None:
                 started = time.perf_counter()
                 write_synthetic_npz(npz, n)
                 print(f"wrote {npz} in {time.perf_counter() - started:.0f} s", flush=True)
-            if args.fresh or not store.exists():
+            if args.fresh or stale(store):
                 report = pack([npz], store, overwrite=True, progress=False)
                 print(f"pack([{npz.name}]): {report}", flush=True)
             note = f"today: {npz.name}; packed: pack() of that file"
             datasets.append((f"synthetic {n:,}", [str(npz)], store, note))
         else:
-            if args.fresh or not store.exists():
+            if args.fresh or stale(store):
                 seconds = write_synthetic_store(store, n)
                 print(f"wrote {store} chunk by chunk in {seconds:.0f} s", flush=True)
             note = (
@@ -414,6 +514,8 @@ def main() -> None:
             warm["cold_first_batch_s"] = cold["first_batch_s"]
             warm["disk_mib"] = _size_mib(paths)
             row[side] = warm
+        print(f"measuring verification on {name} ...", flush=True)
+        row["verify"] = run_measure("verify", [str(store)], "warm", 0, 0.0)
         rows.append(row)
     load = os.getloadavg()[0]
     print(
@@ -425,6 +527,11 @@ def main() -> None:
         f"{args.drop_prob}), {args.batches} batches timed per setting, {os.cpu_count()} CPUs"
     )
     print_table(rows)
+    biggest = max((d[2] for d in datasets), key=lambda p: (p / "points.npy").stat().st_size)
+    speeds = hash_speeds(biggest / "points.npy")
+    print(f"\nhash speeds on the first 512 MiB of {biggest / 'points.npy'} (in memory, 1 thread):")
+    for name, gbs in speeds.items():
+        print(f"   {name:18s} {gbs:6.2f} GB/s")
 
 
 if __name__ == "__main__":

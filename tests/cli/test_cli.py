@@ -25,7 +25,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 COMMANDS = {
     (): ["data", "sample", "reconstruct", "complete", "interpolate", "analogy", "demo",
          "serve", "train", "evaluate", "fewshot", "embed", "export", "models"],
-    ("data",): ["info", "convert", "pack", "render", "download", "synthetic", "sample"],
+    ("data",): ["info", "convert", "pack", "verify", "render", "download", "synthetic", "sample"],
     ("train",): ["sketch-rnn", "sketchembednet"],
     ("embed",): ["vectors", "one-shot", "compose", "arrangements"],
     ("models",): ["list", "download"],

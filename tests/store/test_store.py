@@ -460,3 +460,29 @@ def test_opening_a_large_store_makes_no_python_object_per_sketch(tmp_path):
     assert data.dropped_too_long == {"synthetic": int((~kept).sum())}
     xy = np.repeat(kept & (codes == 0), lengths)
     assert data.scale_factor == pytest.approx(points[xy, :2].astype(np.float64).std(), rel=1e-12)
+
+
+def test_very_long_sketches_are_counted_at_open(tmp_path):
+    """The train lengths are checked against the offset statistics at open; sketches of
+    65,536 points and more are counted one by one (no histogram as long as the longest)."""
+    lengths = np.array([70_000, 3, 80_000, 5])
+    points = np.zeros((int(lengths.sum()), 3), dtype=np.int16)
+    points[:, 0] = np.arange(len(points)) % 7 - 3
+    points[np.cumsum(lengths) - 1, 2] = 1
+    codes = np.array([0, 1, 0, 0], dtype=np.uint8)
+    writer = StoreWriter(tmp_path / "long.store", {"long": 1})
+    writer.append({"path": "long"}, points, lengths, ["a"], np.zeros(4, int), codes)
+    writer.finish()
+    assert len(open_store(tmp_path / "long.store")) == 4
+    # The 70,000-point train sketch and the 3-point valid one trade splits: every count in
+    # the manifest still agrees, the lengths of the train sketches do not.
+    splits = np.load(tmp_path / "long.store" / "splits.npy", mmap_mode="r+")
+    splits[:2] = [1, 0]
+    splits.flush()
+    del splits
+    with pytest.raises(
+        SketchFileError,
+        match=r"offsets\.npy: 1 train sketches of 3 points, but the manifest's "
+        r"train_offset_stats count 0",
+    ):
+        open_store(tmp_path / "long.store")

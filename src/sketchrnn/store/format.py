@@ -73,6 +73,7 @@ __all__ = [
 
 INDEX_ARRAYS = ("offsets", "labels", "splits")  # their digests are checked at open
 CHUNK_SKETCHES = 1 << 20  # sketches per chunk of the whole-store passes at open
+_LONG = 1 << 16  # sketch lengths from here up are counted one by one at open
 
 # Every array file starts with a .npy header padded to exactly this many bytes, so that the
 # writer can stream the data first and write the header (which holds the final length) last.
@@ -358,6 +359,7 @@ def _check_arrays(path: Path, manifest: dict[str, Any], arrays: dict[str, np.nda
     classes = len(manifest["classes"])
     split_counts = np.zeros(len(SPLITS), dtype=np.int64)
     train_lengths = np.zeros(1, dtype=np.int64)  # sketches of each length in the train split
+    long_train: dict[int, int] = {}  # ... and of lengths from _LONG up
     longest = 0
     for first in range(0, n, CHUNK_SKETCHES):
         lengths = np.diff(offsets[first : first + CHUNK_SKETCHES + 1])
@@ -381,10 +383,18 @@ def _check_arrays(path: Path, manifest: dict[str, Any], arrays: dict[str, np.nda
                 sfile, f"split code {int(codes[bad - first])} of sketch {bad} is not 0, 1 or 2"
             )
         split_counts += np.bincount(codes, minlength=len(SPLITS))
-        found = np.bincount(lengths[codes == SPLIT_CODES["train"]])
-        if len(found) > len(train_lengths):
-            train_lengths = np.pad(train_lengths, (0, len(found) - len(train_lengths)))
-        train_lengths[: len(found)] += found
+        train = lengths[codes == SPLIT_CODES["train"]]
+        # A histogram up to _LONG points; the rare longer sketches counted one by one (a
+        # bincount of one huge length would allocate 8 bytes for every length below it).
+        long = train >= _LONG
+        if long.any():
+            for length in train[long].tolist():
+                long_train[length] = long_train.get(length, 0) + 1
+            train = train[~long]
+        counts = np.bincount(train)
+        if len(counts) > len(train_lengths):
+            train_lengths = np.pad(train_lengths, (0, len(counts) - len(train_lengths)))
+        train_lengths[: len(counts)] += counts
     limit = manifest["options"].get("max_length")
     if limit is not None and longest > limit:
         raise SketchFileError(
@@ -405,29 +415,25 @@ def _check_arrays(path: Path, manifest: dict[str, Any], arrays: dict[str, np.nda
                 f"the sketches of sources[{i}] ({source['path']}) hold "
                 f"{int(offsets[b] - offsets[a]):,} points, the manifest says {source['points']:,}",
             )
-        found = np.bincount(splits[a:b], minlength=len(SPLITS))
-        if found.tolist() != [source["splits"][name] for name in SPLITS]:
+        in_source = np.bincount(splits[a:b], minlength=len(SPLITS))
+        if in_source.tolist() != [source["splits"][name] for name in SPLITS]:
             raise SketchFileError(
                 sfile,
                 f"the sketches of sources[{i}] ({source['path']}) are split "
-                f"{_split_text(found)}, the manifest says {_split_text(source['splits'])}",
+                f"{_split_text(in_source)}, the manifest says {_split_text(source['splits'])}",
             )
-    expected = np.zeros(longest + 1, dtype=np.int64)
-    for length, count, _, _ in manifest["train_offset_stats"]["by_length"]:
-        if length > longest:
-            raise SketchFileError(
-                path / MANIFEST_NAME,
-                f"train_offset_stats.by_length: train sketches of {length} points, but the "
-                f"longest sketch has {longest}",
-            )
-        expected[length] = int(count) // (2 * length)
-    found = np.pad(train_lengths, (0, len(expected) - len(train_lengths)))
-    if not np.array_equal(found, expected):
-        length = int(np.argmax(found != expected))
+    found = {int(k): int(train_lengths[k]) for k in np.flatnonzero(train_lengths)}
+    found.update(long_train)
+    expected = {
+        length: int(count) // (2 * length)
+        for length, count, _, _ in manifest["train_offset_stats"]["by_length"]
+    }
+    if found != expected:
+        length = min(k for k in found.keys() | expected.keys() if found.get(k) != expected.get(k))
         raise SketchFileError(
             ofile,
-            f"{int(found[length]):,} train sketches of {length} points, but the manifest's "
-            f"train_offset_stats count {int(expected[length]):,}: the index disagrees with the "
+            f"{found.get(length, 0):,} train sketches of {length} points, but the manifest's "
+            f"train_offset_stats count {expected.get(length, 0):,}: the index disagrees with the "
             "manifest",
         )
 
