@@ -13,11 +13,14 @@ import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import xxhash
 from helpers import random_sketches
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from sketchrnn.cli import main
 from sketchrnn.data import load_datasets
@@ -560,3 +563,81 @@ def test_the_trainer_verifies_the_store_before_its_first_step(packed, tmp_path):
     data = load_datasets(store, max_len=250)
     with pytest.raises(SketchFileError, match=r"points\.npy: content differs"):
         Trainer(new_model(SketchRNN, config, 0), train_config, data.train, data.valid)
+
+
+@pytest.mark.parametrize("name", ["manifest.json", "points.npy", "offsets.npy"])
+def test_an_unreadable_file_is_a_one_line_file_error(packed, tmp_path, capsys, monkeypatch, name):
+    """As a file without read permission reads to a user (root reads any file, so the tests
+    make open() refuse)."""
+    import builtins
+
+    import sketchrnn.store.digest
+    import sketchrnn.store.format
+    import sketchrnn.store.manifest
+
+    store = damaged_copy(packed, tmp_path, lambda store: None)
+    real_open = builtins.open
+
+    def refusing_open(file, *args, **kwargs):
+        if os.fspath(file).endswith(name):
+            raise PermissionError(13, "Permission denied", os.fspath(file))
+        return real_open(file, *args, **kwargs)
+
+    for module in (sketchrnn.store.digest, sketchrnn.store.format, sketchrnn.store.manifest):
+        monkeypatch.setattr(module, "open", refusing_open, raising=False)
+    expected = f"{store / name}: cannot read file (permission denied)"
+    with pytest.raises(SketchFileError) as refused:
+        open_store(store).verify()
+    assert str(refused.value) == expected
+    assert main(["data", "verify", str(store)]) == 2
+    assert _one_error_line(capsys) == f"sketchrnn: error: {expected}"
+
+
+# ----------------------------------------------------------------------------- any edit
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats()
+    | st.text(max_size=6),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+@settings(
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_any_edit_of_the_manifest_is_refused_with_one_line(packed, tmp_path, data):
+    """Any change anywhere in the manifest (a field set to any JSON value, or removed) is
+    refused with one SketchFileError line naming the manifest; nothing else escapes."""
+    store = tmp_path / "s.store"
+    if not store.exists():
+        shutil.copytree(packed["float"], store)
+    original = json.loads((packed["float"] / "manifest.json").read_text())
+    manifest = json.loads(json.dumps(original))
+    # Walk down to a random field, then replace or remove it.
+    parent: Any = manifest
+    key: Any = data.draw(st.sampled_from(sorted(manifest)))
+    while isinstance(parent[key], dict | list) and parent[key] and data.draw(st.booleans()):
+        parent = parent[key]
+        key = data.draw(
+            st.sampled_from(sorted(parent) if isinstance(parent, dict) else range(len(parent)))
+        )
+    if isinstance(parent, dict) and data.draw(st.booleans()):
+        del parent[key]
+    else:
+        parent[key] = data.draw(JSON_VALUES)
+    (store / "manifest.json").write_text(json.dumps(manifest))
+    changed = json.dumps(manifest, sort_keys=True) != json.dumps(original, sort_keys=True)
+    try:
+        open_store(store).verify()
+    except SketchFileError as e:
+        assert changed, e
+        assert str(e).startswith(str(store / "manifest.json")) and "\n" not in str(e)
+    else:
+        assert not changed

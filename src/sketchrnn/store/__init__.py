@@ -2,9 +2,10 @@
 
 ::
 
-    from sketchrnn.store import pack, store_datasets
+    from sketchrnn.store import open_store, pack, store_datasets
 
     pack(["cat.npz", "dog.ndjson"], "pets.store")   # streaming, atomic, resumable
+    open_store("pets.store").verify()                 # every file against its digest
     data = store_datasets("pets.store", max_len=250)  # a DataSplits, as load_datasets gives
     batch = data.train.batch(range(100), augment=True, rng=np.random.default_rng(0))
 

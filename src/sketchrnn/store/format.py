@@ -293,8 +293,10 @@ def _map_array(file: Path, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
             data_offset = f.tell()
     except OSError as e:
         raise read_error(file, e) from None
-    except (ValueError, SyntaxError) as e:
-        raise SketchFileError(file, f"not a valid .npy array, damaged or truncated ({e})") from None
+    except Exception as e:  # numpy's header parser raises many kinds, all of them damage
+        raise SketchFileError(
+            file, f"not a valid .npy array, damaged or truncated ({type(e).__name__}: {e})"
+        ) from None
     if found_dtype != np.dtype(dtype) or tuple(found_shape) != shape or fortran:
         raise SketchFileError(
             file,

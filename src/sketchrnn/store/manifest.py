@@ -297,10 +297,11 @@ def _check_statistics(m: dict[str, Any]) -> None:
         if per != int(per) or per < 1:
             raise Wrong(field, f"{count:g} values is not 2 x {length} x a number of sketches")
         sketches += int(per)
-        # The sum of squares bounds the sum (Cauchy-Schwarz); the clipping bounds both.
-        if total * total > squares * count * (1 + 1e-9) + 1e-9:
+        # The sum of squares bounds the sum (Cauchy-Schwarz); the clipping bounds both. The
+        # slack: sums in float64 of values clipped in float32.
+        if total * total > squares * count * (1 + 1e-6) + 1e-6:
             raise Wrong(field, "the sum of squares is too small for the sum")
-        if limit is not None and squares > count * limit * limit * (1 + 1e-9):
+        if limit is not None and squares > count * limit * limit * (1 + 1e-6):
             raise Wrong(field, f"the sum of squares exceeds {count:g} values clipped at {limit:g}")
     if options.get("max_length") is not None and previous > options["max_length"]:
         raise Wrong(
