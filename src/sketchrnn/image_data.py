@@ -201,6 +201,15 @@ def load_image_datasets(
         paths = [paths]
     if not paths:
         raise ValueError("no data files given")
+    from sketchrnn.store import is_store
+
+    for path in paths:
+        if is_store(path):  # not a folder of SVG files
+            raise SketchFileError(
+                path,
+                "a packed store: SketchEmbedNet reads sketch files (.npz, .ndjson, ...), "
+                "not stores; give it the files the store was packed from",
+            )
     merged = SketchSet()
     dropped: dict[str, int] = {}
     skipped: dict[str, list[str]] = {}

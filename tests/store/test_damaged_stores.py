@@ -557,7 +557,7 @@ def test_the_trainer_verifies_the_store_before_its_first_step(packed, tmp_path):
     shutil.copytree(packed["float"], store)
     data = load_datasets(store, max_len=250)
     config = SketchRNNConfig(enc_hidden=8, dec_hidden=8, z_size=2, num_mixtures=1)
-    train_config = TrainConfig(max_steps=1, batch_size=4, progress=False, log_csv=False)
+    train_config = TrainConfig(max_steps=1, batch_size=4, progress=False, out_dir=None)
     Trainer(new_model(SketchRNN, config, 0), train_config, data.train, data.valid).fit()
     _flip_byte(store)  # after the open: the index checks passed
     data = load_datasets(store, max_len=250)
@@ -641,3 +641,22 @@ def test_any_edit_of_the_manifest_is_refused_with_one_line(packed, tmp_path, dat
         assert str(e).startswith(str(store / "manifest.json")) and "\n" not in str(e)
     else:
         assert not changed
+
+
+def test_a_store_without_its_manifest_is_still_named_a_store(packed, tmp_path, capsys):
+    store = damaged_copy(packed, tmp_path, lambda store: (store / "manifest.json").unlink())
+    expected = f"{store / 'manifest.json'}: missing: not a packed store, or an unfinished one"
+    train = ["train", "--data", str(store), "--out", str(tmp_path / "run"), *TRAIN_ARGS]
+    for argv in (["data", "info", str(store)], train):
+        assert main(argv) == 2
+        assert _one_error_line(capsys).startswith(f"sketchrnn: error: {expected}")
+
+
+def test_sketchembednet_says_it_reads_no_store(packed, tmp_path, capsys):
+    argv = ["train", "sketchembednet", "--data", str(packed["float"]), "--steps", "1"]
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 2
+    assert not (tmp_path / "run").exists()
+    assert _one_error_line(capsys) == (
+        f"sketchrnn: error: {packed['float']}: a packed store: SketchEmbedNet reads sketch "
+        "files (.npz, .ndjson, ...), not stores; give it the files the store was packed from"
+    )

@@ -98,11 +98,12 @@ def npy_header(shape: Sequence[int], dtype: np.dtype | type) -> bytes:
 
 
 def is_store(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a folder holding a packed store's manifest (no validation: a
-    manifest that is a broken link or no regular file counts, for :func:`open_store` to say
-    what is wrong with it)."""
+    """Whether ``path`` is a folder holding a packed store's manifest or its points or offsets
+    (no validation: a store that lost its manifest, or whose manifest is a broken link, counts,
+    for :func:`open_store` to say what is wrong with it)."""
     path = Path(path)
-    return path.is_dir() and os.path.lexists(path / MANIFEST_NAME)
+    names = (MANIFEST_NAME, ARRAY_FILES["points"], ARRAY_FILES["offsets"])
+    return path.is_dir() and any(os.path.lexists(path / name) for name in names)
 
 
 class PackedStore:

@@ -40,7 +40,6 @@ from sketchrnn.store.format import (
     HEADER_BYTES,
     MANIFEST_NAME,
     SPLIT_CODES,
-    is_store,
     npy_header,
     offset_std,
 )
@@ -171,7 +170,8 @@ class StoreWriter:
             raise SketchFileError(
                 self.out_dir, "already exists (overwrite=True, or --overwrite, replaces it)"
             )
-        if not is_store(self.out_dir):
+        # Only a folder with a store's manifest is replaced (not any folder with a points.npy).
+        if not (self.out_dir.is_dir() and os.path.lexists(self.out_dir / MANIFEST_NAME)):
             raise SketchFileError(
                 self.out_dir, "exists and is not a packed store: refusing to replace it"
             )
