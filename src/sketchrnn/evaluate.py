@@ -176,6 +176,10 @@ def evaluate_files_by_class(
     chosen = (
         [splits.train, splits.valid, splits.test] if split == "all" else [getattr(splits, split)]
     )
+    for data in chosen:  # a packed store's digests, before its sketches are read (as training)
+        verify = getattr(data, "verify", None)
+        if verify is not None:
+            verify()
     dataset = SketchDataset(
         [s for d in chosen for s in d.sketches],
         np.concatenate([d.labels for d in chosen]),

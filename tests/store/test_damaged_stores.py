@@ -660,3 +660,14 @@ def test_sketchembednet_says_it_reads_no_store(packed, tmp_path, capsys):
         f"sketchrnn: error: {packed['float']}: a packed store: SketchEmbedNet reads sketch "
         "files (.npz, .ndjson, ...), not stores; give it the files the store was packed from"
     )
+
+
+def test_evaluate_refuses_a_damaged_store(packed, tmp_path, capsys):
+    store = damaged_copy(packed, tmp_path, lambda store: None)
+    run = tmp_path / "run"
+    assert main(["train", "sketch-rnn", "--data", str(store), "--out", str(run), *TRAIN_ARGS]) == 0
+    assert main(["evaluate", str(run), "--data", str(store), "--split", "all"]) == 0
+    capsys.readouterr()
+    _point(0, 3.5)(store)  # a plausible value, in the middle of a sketch: only the digest sees it
+    assert main(["evaluate", str(run), "--data", str(store), "--split", "all"]) == 2
+    assert f"{store / 'points.npy'}: content differs" in _one_error_line(capsys)
