@@ -3,15 +3,15 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo pictures test test-all lint clean
+.PHONY: demo pictures test test-all lint docs clean
 
 # The virtual environment: the CPU build of torch first (a plain `pip install torch` would pull
-# gigabytes of CUDA packages), then this package with its dev extra.
+# gigabytes of CUDA packages), then this package with its extras (docs: the site, `make docs`).
 $(BIN)/sketchrnn: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev,figures,web]'
+	$(BIN)/pip install --quiet -e '.[dev,figures,web,docs]'
 	touch $@
 
 demo: $(BIN)/sketchrnn          ## the draw-together page with the built-in models (prints the URL; Ctrl-C stops it)
@@ -29,5 +29,8 @@ test-all: $(BIN)/sketchrnn      ## every test: the slow ones too (extension buil
 lint: $(BIN)/sketchrnn          ## ruff (lint and format) and mypy on src/
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
 
+docs: $(BIN)/sketchrnn          ## the documentation site (guides + API reference) in build/docs; warnings are errors
+	$(BIN)/sphinx-build -b html -W --keep-going -q docs build/docs
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build/docs docs/api

@@ -4,4 +4,5 @@ import sys
 
 from sketchrnn.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # importing the module (pydoc, the docs build) runs nothing
+    sys.exit(main())

@@ -4,9 +4,9 @@
 for it. Each limit has a default that real data sits far below and an environment variable
 that lifts it (a whole number):
 
-=================================  ============  =================================================
+================================== ============  =================================================
 variable                           default       what it bounds
-=================================  ============  =================================================
+================================== ============  =================================================
 ``SKETCHRNN_MAX_INFLATE_BYTES``    1 GiB         bytes inflated from one archive (npz or zip), all
                                                  members together
 ``SKETCHRNN_NPZ_MAX_MEMBER_BYTES`` 256 MiB       bytes one ``.npy`` member of an npz inflates to
@@ -19,7 +19,7 @@ variable                           default       what it bounds
                                                  npz; any file without a cap of its own)
 ``SKETCHRNN_MAX_MODEL_BYTES``      64 MiB        bytes of one downloaded model of the official
                                                  collection (``.gen.json``, ``.vae.json``)
-=================================  ============  =================================================
+================================== ============  =================================================
 
 (The largest Quick, Draw! raw drawing in the shared data has 1,174 points on a 37 KB line; a
 magenta.js model is 3 MB; a sketch-rnn npz of a 75K-drawing class inflates to ~50 MB.)
