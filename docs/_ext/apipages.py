@@ -3,8 +3,8 @@
 One page per module of ``sketchrnn`` found by walking the package (modules whose name starts
 with ``_`` are private): the module's docstring, a table of what it defines, then each public
 class, function, exception and declared constant, documented by autodoc. A module appears in
-the reference by existing; nothing lists them by hand. The pages are rewritten at every build
-(docs/api/ is git-ignored), so a module that moved or went leaves no stale page.
+the reference by existing; nothing lists them by hand. The pages are regenerated at every build
+(docs/api/ is git-ignored; the page of a module that moved or went is deleted).
 
 Written here rather than with autosummary's ``:recursive:``: autosummary takes
 ``sketchrnn.nn.pixel_loss`` for the function that ``sketchrnn/nn/__init__.py`` re-exports
@@ -205,11 +205,20 @@ def namespace_rows(package: str = PACKAGE) -> list[tuple[str, str, str]]:
 
 def write_pages(app: Sphinx) -> None:
     folder = Path(app.srcdir) / FOLDER
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir()
-    for name in public_modules():
-        text = module_page(name, namespace_rows() if name == PACKAGE else None)
-        (folder / f"{name}.rst").write_text(text, encoding="utf-8")
+    folder.mkdir(exist_ok=True)
+    pages = {
+        folder / f"{name}.rst": module_page(name, namespace_rows() if name == PACKAGE else None)
+        for name in public_modules()
+    }
+    for stale in set(folder.iterdir()) - set(pages):
+        if stale.is_dir():
+            shutil.rmtree(stale)
+        else:
+            stale.unlink()
+    for path, text in pages.items():
+        # Rewritten only when changed, so that a second build re-reads only what changed.
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            path.write_text(text, encoding="utf-8")
 
 
 def _dataclass_defaults(

@@ -78,9 +78,12 @@ def _identity(obj: Any) -> Any:
     return obj
 
 
-def _documented(env: BuildEnvironment) -> dict[int, str]:
-    """id(object) -> full name, for every object the Python domain holds a page entry for."""
-    cache = getattr(env, "_pyrefs_documented", None)
+def _documented(app: Sphinx, env: BuildEnvironment) -> dict[int, str]:
+    """id(object) -> full name, for every object the Python domain holds a page entry for.
+
+    Kept on the application, not the environment: the environment is pickled between builds,
+    and ids mean nothing in another process."""
+    cache: dict[int, str] | None = getattr(app, "_pyrefs_documented", None)
     if cache is None:
         cache = {}
         for name, entry in env.domains["py"].objects.items():
@@ -96,7 +99,7 @@ def _documented(env: BuildEnvironment) -> dict[int, str]:
                 or isinstance(obj, property | classmethod | staticmethod)
             ):
                 cache.setdefault(id(_identity(obj)), name)
-        env._pyrefs_documented = cache  # type: ignore[attr-defined]
+        app._pyrefs_documented = cache  # type: ignore[attr-defined]
     return cache
 
 
@@ -114,7 +117,7 @@ def _resolve(
         if len(ends) != 1:
             return None  # nitpicky: reported as a reference to nothing (or to several)
         obj = lookup(ends[0], None, None)
-    name = _documented(env).get(id(_identity(obj)))
+    name = _documented(app, env).get(id(_identity(obj)))
     if name is None and "." not in target and node.get("py:module"):
         # A constant: documented under the same name in the module that defines it?
         for full in env.domains["py"].objects:
