@@ -6,8 +6,9 @@ Sphinx's autodoc renders as written; mkdocstrings would print the roles as text.
 stay Markdown (README.md, docs/*.md), read by MyST-Parser.
 
 The API reference is generated from the package (docs/_ext/apipages.py walks ``sketchrnn``
-and writes docs/api/, git-ignored, at every build), so a module that appears or moves is picked
-up without editing a list; each object is documented once, in the module that defines it.
+and writes docs/api/, its index included, git-ignored, at every build), so a module that
+appears or moves is picked up without editing a list; each object is documented once, in the
+module that defines it.
 Cross-references resolve as Python resolves the names (docs/_ext/pyrefs.py).
 """
 
@@ -55,3 +56,4 @@ html_theme = "furo"
 html_title = f"sketchrnn {release}"
 html_static_path: list[str] = []
 html_show_sourcelink = False
+html_copy_source = False  # the Markdown sources are in the repository; no copies on the site

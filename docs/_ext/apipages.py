@@ -1,4 +1,4 @@
-"""Write the API reference's pages (docs/api/*.rst) from the package itself.
+"""Write the API reference (docs/api/index.rst and a page per module) from the package itself.
 
 One page per module of ``sketchrnn`` found by walking the package (modules whose name starts
 with ``_`` are private): the module's docstring, a table of what it defines, then each public
@@ -203,6 +203,21 @@ def namespace_rows(package: str = PACKAGE) -> list[tuple[str, str, str]]:
     return rows
 
 
+INDEX = f"""API reference
+=============
+
+Generated from the package's docstrings: every module of ``{PACKAGE}``, each object on the
+page of the module that defines it. Shapes of tensors are written ``(batch, time, 5)``;
+sketches are stroke-3 arrays ``(n, 3)`` of rows ``(dx, dy, pen)`` unless a docstring says
+otherwise.
+
+.. toctree::
+   :maxdepth: 2
+
+   {PACKAGE}
+"""
+
+
 def write_pages(app: Sphinx) -> None:
     folder = Path(app.srcdir) / FOLDER
     folder.mkdir(exist_ok=True)
@@ -210,6 +225,7 @@ def write_pages(app: Sphinx) -> None:
         folder / f"{name}.rst": module_page(name, namespace_rows() if name == PACKAGE else None)
         for name in public_modules()
     }
+    pages[folder / "index.rst"] = INDEX
     for stale in set(folder.iterdir()) - set(pages):
         if stale.is_dir():
             shutil.rmtree(stale)

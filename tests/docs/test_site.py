@@ -47,7 +47,12 @@ def sphinx_build(source: Path, out: Path) -> subprocess.CompletedProcess[str]:
 @pytest.mark.slow
 def test_site_builds_and_documents_every_public_module(tmp_path: Path):
     run = sphinx_build(ROOT / "docs", tmp_path)
-    assert run.returncode == 0, f"sphinx-build failed (warnings are errors):\n{run.stderr[-5000:]}"
+    hint = ""
+    if "isn't included in any toctree" in run.stderr:
+        hint = "\n(a new page of docs/: add it to the toctree in docs/index.md)"
+    assert run.returncode == 0, (
+        f"sphinx-build failed (warnings are errors):\n{run.stderr[-5000:]}{hint}"
+    )
     html = tmp_path / "html"
     # Found here independently of the page generator: a module it missed fails this test.
     modules = ["sketchrnn"] + [
