@@ -213,6 +213,7 @@ otherwise.
 
 .. toctree::
    :maxdepth: 2
+   :includehidden:
 
    {PACKAGE}
 """
