@@ -137,4 +137,4 @@ def test_summary_is_the_first_sentence_and_keeps_literals_whole():
 def test_public_modules_skip_private_ones():
     modules = apipages.public_modules()
     assert "sketchrnn.generate" in modules and "sketchrnn.nn.mixture" in modules
-    assert not any("._" in m for m in modules)  # sketchrnn.cli.__main__ would run the CLI
+    assert not any("._" in m for m in modules)  # importing sketchrnn.cli.__main__ runs the CLI

@@ -4,5 +4,4 @@ import sys
 
 from sketchrnn.cli import main
 
-if __name__ == "__main__":  # importing the module (pydoc, the docs build) runs nothing
-    sys.exit(main())
+sys.exit(main())
