@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo pictures test test-all lint docs clean
+.PHONY: demo pictures test test-all lint docs clean node_modules
 
 # The virtual environment: the CPU build of torch first (a plain `pip install torch` would pull
 # gigabytes of CUDA packages), then this package with its extras (docs: the site, `make docs`).
@@ -23,8 +23,17 @@ pictures: $(BIN)/sketchrnn      ## draw PNG/SVG with the built-in shapes models 
 test: $(BIN)/sketchrnn          ## the fast tests (the ones marked slow are skipped)
 	$(BIN)/python -m pytest -q -m "not slow"
 
-test-all: $(BIN)/sketchrnn      ## every test: the slow ones too (extension build, DDP, Node, CLI runs, training); CI runs this
+test-all: $(BIN)/sketchrnn node_modules/.package-lock.json  ## every test: the slow ones too (extension build, DDP, Node and Chromium, CLI runs, training); CI runs this
 	$(BIN)/python -m pytest -q
+
+# The npm packages pinned by package-lock.json: onnxruntime-node/-web, which sketchrnn.js runs on
+# in the tests and benchmarks, and @magenta/sketch to compare with. ONNXRUNTIME_NODE_INSTALL=skip:
+# onnxruntime-node's install script would fetch CUDA libraries from outside npm (its CPU
+# library is in the package).
+node_modules: node_modules/.package-lock.json
+node_modules/.package-lock.json: package.json package-lock.json
+	ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund
+	touch $@
 
 lint: $(BIN)/sketchrnn          ## ruff (lint and format) and mypy on src/
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
@@ -33,4 +42,4 @@ docs: $(BIN)/sketchrnn          ## the documentation site (guides + API referenc
 	$(BIN)/sphinx-build -b html -W --keep-going -q docs build/docs
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build/docs docs/api
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build/docs docs/api node_modules

@@ -5,8 +5,9 @@ One module per command group, each registering its subcommands next to their han
 ``reconstruct``, ``complete``, ``interpolate``, ``analogy``), :mod:`~sketchrnn.cli.demo`,
 :mod:`~sketchrnn.cli.train`, :mod:`~sketchrnn.cli.evaluate`, :mod:`~sketchrnn.cli.fewshot`,
 :mod:`~sketchrnn.cli.embed`, :mod:`~sketchrnn.cli.export` (``export``) and
-:mod:`~sketchrnn.cli.models` (``models list``, ``models download``); :mod:`~sketchrnn.cli.serve`
-starts the web page. Options
+:mod:`~sketchrnn.cli.models` (``models list``, ``models download``),
+:mod:`~sketchrnn.cli.runtime` (``runtime install``); :mod:`~sketchrnn.cli.serve` starts the web
+page. Options
 come from the library's config dataclasses and function defaults
 (:mod:`~sketchrnn.cli.options`), so each default lives once.
 
@@ -32,6 +33,7 @@ from sketchrnn.cli import (
     export,
     fewshot,
     models,
+    runtime,
     serve,
     train,
 )
@@ -39,7 +41,9 @@ from sketchrnn.cli.common import CLIError
 from sketchrnn.cli.options import LazyParser
 
 # In the order `sketchrnn --help` lists them.
-COMMAND_GROUPS = (data, draw, demo, serve, train, evaluate, fewshot, embed, export, models)
+COMMAND_GROUPS = (
+    data, draw, demo, serve, train, evaluate, fewshot, embed, export, models, runtime,
+)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
