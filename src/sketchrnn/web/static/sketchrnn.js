@@ -280,13 +280,13 @@ export function mixturePdf(params, tau = 1, penTau = tau) {
 
 /**
  * A drawing as the model's training image, exactly as `sketchrnn.image_data.render_images`
- * and `sketchrnn.raster` draw it: fitted and centred with a margin of 10% of the side rounded
- * to whole pixels, an anti-aliased line of `lineWidth` pixels, float32 arithmetic as numpy's,
- * quantised to 8 bits. Returns `{width, height, data}` with ink 1, `data` a Float32Array.
+ * and `sketchrnn.raster` draw it: fitted and centred with a margin of `padding` of the side
+ * (default 10% rounded to whole pixels), an anti-aliased line of `lineWidth` pixels, float32
+ * arithmetic as numpy's, quantised to 8 bits. Returns `{width, height, data}` with ink 1,
+ * `data` a Float32Array.
  */
-export function renderImage(s3, size, lineWidth = 1.5, where = 'drawing') {
+export function renderImage(s3, size, {lineWidth = 1.5, padding = roundHalfEven(0.1 * size) / size, where = 'drawing'} = {}) {
   const lines = stroke3ToPolylines(validateStroke3(s3, where));
-  const padding = roundHalfEven(0.1 * size) / size;
   const ink = rasterizePolylines(fitPolylines(lines, size, size, padding), size, size, lineWidth);
   const data = new Float32Array(size * size);
   for (let p = 0; p < data.length; p++) data[p] = f32(roundHalfEven(f32(ink[p] * 255)) / 255);
@@ -522,6 +522,12 @@ export function validateManifest(m, where = 'manifest.json') {
       fail(`field "image" must be {"size": S, "channels": C} for a SketchEmbedNet, got ${JSON.stringify(im)}`);
     }
     if (m.latent_size < 1) fail('a SketchEmbedNet needs latent_size > 0');
+    const drawn = {levels: 255, ink: 1, background: 0};
+    for (const [key, value] of Object.entries(drawn)) {
+      if (key in im && im[key] !== value) fail(`image.${key} is ${JSON.stringify(im[key])}; this runtime draws images with ${key} ${value}`);
+    }
+    if ('line_width' in im && !(typeof im.line_width === 'number' && im.line_width > 0)) fail('image.line_width must be a positive number');
+    if ('padding' in im && !(typeof im.padding === 'number' && im.padding >= 0 && im.padding < 0.5)) fail('image.padding must be a number in [0, 0.5)');
   }
   const expected = expectedGraphs(m);
   for (const [name, spec] of Object.entries(expected)) {
@@ -783,8 +789,8 @@ export class SketchModel {
    */
   async encode(sketches, {withSigma = false} = {}) {
     this._require('encode');
-    if (this.kind !== 'sketch-rnn') throw new SketchError('encode takes strokes: a SketchEmbedNet embeds images (use embed)');
     if (!Array.isArray(sketches) || sketches.length === 0) throw new SketchError('no sketches to encode');
+    if (this.kind === 'sketchembednet') return this._encodeImages(sketches, withSigma);
     const rows = sketches.map((s, i) => {
       const checked = validateStroke3(s, `sketch ${i}`);
       if (checked.length > this.maxLen) {
@@ -811,8 +817,12 @@ export class SketchModel {
    */
   async embed(items) {
     this._require('embed');
-    if (this.kind === 'sketch-rnn') return this.encode(items);
     if (!Array.isArray(items) || items.length === 0) throw new SketchError('nothing to embed');
+    if (this.kind === 'sketch-rnn') return this.encode(items);
+    return this._encodeImages(items, false);
+  }
+
+  async _encodeImages(items, withSigma) {
     const {size, channels} = this.manifest.image;
     const data = new Float32Array(items.length * channels * size * size);
     items.forEach((item, i) => {
@@ -823,7 +833,7 @@ export class SketchModel {
       for (let c = 0; c < channels; c++) data.set(grey, (i * channels + c) * size * size);
     });
     const out = await this._run('encode', {image: this._tensor('float32', data, [items.length, channels, size, size])});
-    return this._latentsOut(out, items.length, false);
+    return this._latentsOut(out, items.length, withSigma);
   }
 
   /**
@@ -833,7 +843,10 @@ export class SketchModel {
    */
   image(item, where = 'drawing') {
     const {size} = this.manifest.image;
-    if (Array.isArray(item)) return renderImage(item, size, this.manifest.image.line_width || 1.5, where);
+    if (Array.isArray(item)) {
+      const {line_width: lineWidth, padding} = this.manifest.image;
+      return renderImage(item, size, {lineWidth, padding, where});
+    }
     if (item === null || typeof item !== 'object' || !item.data) {
       throw new SketchError(`${where}: expected a drawing (stroke-3 rows) or an image {width, height, data}`);
     }
