@@ -22,7 +22,6 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -35,7 +34,7 @@ SCRIPT = ROOT / "tests" / "node" / "magenta_pdf.js"
 DEFAULT_MODEL = Path(
     os.environ.get("SKETCHRNN_SHARED_DATA", ROOT.parent / "shared" / "data")
 ) / "magenta_models" / "sheep.gen.json"  # fmt: skip
-PACKAGE = "@magenta/sketch@0.2.0"
+NODE_MODULES = ROOT / "node_modules"  # package-lock.json's @magenta/sketch (make node_modules)
 
 
 def ours(model_path: Path, batch: int, rounds: int, max_len: int, tau: float) -> tuple:
@@ -50,18 +49,15 @@ def ours(model_path: Path, batch: int, rounds: int, max_len: int, tau: float) ->
     return sketches, points, time.perf_counter() - start
 
 
-def find_node_modules(given: str | None, workdir: Path) -> Path | None:
-    if given:
-        return Path(given)
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        print("magenta.js: skipped (node or npm not installed)")
+def find_node_modules(given: str | None) -> Path | None:
+    folder = Path(given) if given else NODE_MODULES
+    if shutil.which("node") is None:
+        print("magenta.js: skipped (node is not installed)")
         return None
-    cmd = ["npm", "install", "--no-audit", "--no-fund", "--prefix", str(workdir), PACKAGE]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    if done.returncode != 0:
-        print(f"magenta.js: skipped (npm install failed: {done.stderr.strip()[-300:]})")
+    if not (folder / "@magenta" / "sketch").is_dir():
+        print(f"magenta.js: skipped ({folder} holds no @magenta/sketch: make node_modules)")
         return None
-    return workdir / "node_modules"
+    return folder
 
 
 def magenta_js(node_modules: Path, model_path: Path, n: int, max_len: int, tau: float) -> tuple:
@@ -80,7 +76,10 @@ def main() -> None:
     ap.add_argument("--max-len", type=int, default=250)
     ap.add_argument("--temperature", type=float, default=0.5)
     ap.add_argument("--node-sketches", type=int, default=20)
-    ap.add_argument("--node-modules", help="a node_modules folder holding @magenta/sketch")
+    ap.add_argument(
+        "--node-modules",
+        help="a node_modules folder holding @magenta/sketch (default: the repository's)",
+    )
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = ap.parse_args()
     if args.threads:
@@ -94,13 +93,12 @@ def main() -> None:
         f"ours (batch {args.batch}):   {ours_rate:9.2f} sketches/s  {pts / sec:10.0f} points/s"
         f"  ({n} sketches, {pts / n:.0f} points each, {sec:.2f} s)"
     )
-    with tempfile.TemporaryDirectory() as tmp:
-        node_modules = find_node_modules(args.node_modules, Path(tmp))
-        if node_modules is None:
-            return
-        n, pts, sec = magenta_js(
-            node_modules, args.model, args.node_sketches, args.max_len, args.temperature
-        )
+    node_modules = find_node_modules(args.node_modules)
+    if node_modules is None:
+        return
+    n, pts, sec = magenta_js(
+        node_modules, args.model, args.node_sketches, args.max_len, args.temperature
+    )
     js_rate = n / sec
     print(
         f"@magenta/sketch (1 at a time): {js_rate:9.2f} sketches/s  {pts / sec:10.0f} points/s"

@@ -83,23 +83,24 @@ def _tiny_sketch_embed_net(**kw: Any) -> Any:
     return model
 
 
-# name -> (what it is, a function that builds the model): every kind `load_model` opens.
+# name -> a function that builds the model. Together they cover every kind `load_model`
+# opens: each cell in a VAE and in a decoder-only model, with and without classes, and both
+# SketchEmbedNet encoders (exports take seconds each, so no kind is exported twice).
 TINY: dict[str, Callable[[], Any]] = {
     "vae_lstm": lambda: _tiny_sketch_rnn(cell="lstm", conditional=True),
-    "vae_layernorm": lambda: _tiny_sketch_rnn(cell="layernorm", conditional=True),
+    "vae_layernorm_classes": lambda: _tiny_sketch_rnn(
+        cell="layernorm", conditional=True, num_classes=3
+    ),
     "vae_hyper": lambda: _tiny_sketch_rnn(cell="hyper", conditional=True),
-    "gen_lstm": lambda: _tiny_sketch_rnn(cell="lstm", conditional=False),
-    "gen_layernorm": lambda: _tiny_sketch_rnn(cell="layernorm", conditional=False),
-    "gen_hyper": lambda: _tiny_sketch_rnn(cell="hyper", conditional=False),
-    "vae_hyper_classes": lambda: _tiny_sketch_rnn(cell="hyper", conditional=True, num_classes=3),
     "gen_lstm_classes": lambda: _tiny_sketch_rnn(cell="lstm", conditional=False, num_classes=3),
-    "sen_conv4": lambda: _tiny_sketch_embed_net(backbone="conv4", cell="lstm"),
+    "gen_layernorm": lambda: _tiny_sketch_rnn(cell="layernorm", conditional=False),
+    "gen_hyper_classes": lambda: _tiny_sketch_rnn(cell="hyper", conditional=False, num_classes=3),
+    "sen_conv4": lambda: _tiny_sketch_embed_net(backbone="conv4", cell="layernorm"),
     "sen_resnet12": lambda: _tiny_sketch_embed_net(backbone="resnet12", cell="hyper"),
 }
-# The real ones: released magenta.js models (shared data) and the package's built-in models.
+# The real ones: a released magenta.js model (shared data) and the package's built-in models.
 REAL: dict[str, str] = {
     "magenta_sheep": "magenta_models/sheep.gen.json",
-    "magenta_bicycle": "magenta_models/bicycle.gen.json",
     "builtin_shapes_vae": "builtin:shapes_vae",
     "builtin_shapes_gen": "builtin:shapes_gen",
     "builtin_omniglot_vae": "builtin:omniglot_vae",
@@ -137,12 +138,13 @@ class ModelStore:
             pytest.skip(f"the ONNX exporter is not available: {e}")
         from sketchrnn.models import load_model
 
+        base, _, storage = name.partition("@")  # NAME@float16: the weights stored as float16
         source = None
-        if name in TINY:
-            torch.manual_seed(sorted(TINY).index(name))
-            model = TINY[name]().eval()
+        if base in TINY:
+            torch.manual_seed(sorted(TINY).index(base))
+            model = TINY[base]().eval()
         else:
-            spec = REAL[name]
+            spec = REAL[base]
             if spec.startswith("builtin:"):
                 source = BUILTIN / spec.removeprefix("builtin:")
             else:
@@ -150,8 +152,11 @@ class ModelStore:
                 if not source.exists():
                     pytest.skip(f"shared data not found: {source} (set SKETCHRNN_SHARED_DATA)")
             model = load_model(source).eval()
-        folder = self.root / name
-        export_portable(model, folder, name=name)
+        folder = self.root / name.replace("@", "-")
+        if storage == "float16":
+            export_portable(model, folder, name=base, float16=True, tolerance=None)
+        else:
+            export_portable(model, folder, name=name)
         return Exported(name, model, folder, source)
 
 
@@ -248,3 +253,20 @@ class ChromiumRunner:
         assert errors == [], errors
         assert outside == [], f"the page fetched from outside the test server: {outside}"
         return results
+
+
+def real_tarball(into: Path) -> Path:
+    """onnxruntime-web's npm tarball (the locked version) in ``into``, from npm's cache (``npm
+    ci`` filled it), for ``sketchrnn runtime install`` from a local server."""
+    from sketchrnn.io.js_runtime import ORT_WEB_VERSION
+
+    if shutil.which("npm") is None:
+        pytest.skip("npm is not installed")
+    done = subprocess.run(
+        ["npm", "pack", f"onnxruntime-web@{ORT_WEB_VERSION}", "--prefer-offline",
+         "--pack-destination", str(into)],
+        capture_output=True, text=True, timeout=300, cwd=into,
+    )  # fmt: skip
+    if done.returncode != 0:
+        pytest.skip(f"npm pack onnxruntime-web failed: {done.stderr.strip()[-300:]}")
+    return into / f"onnxruntime-web-{ORT_WEB_VERSION}.tgz"

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from helpers import FolderServer
+from js.jsrun import real_tarball
 
 from sketchrnn.io import js_runtime
 from sketchrnn.io.download import DownloadError
@@ -132,20 +133,6 @@ def test_copy_refuses_a_missing_runtime_and_a_file_target(tmp_path):
     )
     with pytest.raises(RuntimeFilesError, match=r"file: not a folder"):
         copy_runtime(tmp_path / "file", fake)
-
-
-def real_tarball(into: Path) -> Path:
-    """onnxruntime-web's real tarball, from npm's cache (``npm ci`` filled it)."""
-    if shutil.which("npm") is None:
-        pytest.skip("npm is not installed")
-    done = subprocess.run(
-        ["npm", "pack", f"onnxruntime-web@{js_runtime.ORT_WEB_VERSION}", "--prefer-offline",
-         "--pack-destination", str(into)],
-        capture_output=True, text=True, timeout=300, cwd=into,
-    )  # fmt: skip
-    if done.returncode != 0:
-        pytest.skip(f"npm pack onnxruntime-web failed: {done.stderr.strip()[-300:]}")
-    return into / TARBALL
 
 
 @pytest.mark.slow

@@ -1,8 +1,8 @@
-"""Our magenta.js import/export against the real runtime: ``@magenta/sketch@0.2.0`` under Node.
+"""Our magenta.js import/export against the real runtime: ``@magenta/sketch`` (0.2.0, pinned by
+package-lock.json) under Node.
 
-The package is installed once per test session with npm into a temporary folder (or taken
-from ``SKETCHRNN_MAGENTA_NODE_MODULES``, a ``node_modules`` folder that already holds it);
-the tests skip, saying why, where node or npm is missing or the install fails (offline).
+The package comes from the repository's ``node_modules`` (``make node_modules``: ``npm ci``);
+the tests skip, saying why, where node or that folder is missing.
 ``tests/node/magenta_pdf.js`` feeds a stroke sequence with ``update`` and prints ``getPDF``
 after every step; we compare it with our model's mixture for the same inputs.
 """
@@ -26,33 +26,20 @@ from sketchrnn.models.sketch_rnn import SketchRNN, SketchRNNConfig
 
 pytestmark = pytest.mark.slow  # see pyproject: `make test` skips these
 
-PACKAGE = "@magenta/sketch@0.2.0"
+NODE_MODULES = Path(__file__).resolve().parents[2] / "node_modules"
 SCRIPT = Path(__file__).resolve().parents[1] / "node" / "magenta_pdf.js"
 FIELDS = ("pi", "mu_x", "mu_y", "sigma_x", "sigma_y", "rho", "pen")
 TOLERANCE = 1e-4
 
 
 @pytest.fixture(scope="session")
-def node_modules(tmp_path_factory) -> Path:
-    """A ``node_modules`` folder holding ``@magenta/sketch``, installed once per session."""
+def node_modules() -> Path:
+    """The repository's ``node_modules``, holding ``@magenta/sketch`` (package-lock.json)."""
     if shutil.which("node") is None:
         pytest.skip("node is not installed")
-    given = os.environ.get("SKETCHRNN_MAGENTA_NODE_MODULES")
-    if given:
-        if not (Path(given) / "@magenta" / "sketch").is_dir():
-            pytest.skip(f"SKETCHRNN_MAGENTA_NODE_MODULES={given} holds no @magenta/sketch")
-        return Path(given)
-    if shutil.which("npm") is None:
-        pytest.skip("npm is not installed")
-    prefix = tmp_path_factory.mktemp("magenta_npm")
-    cmd = ["npm", "install", "--no-audit", "--no-fund", "--prefix", str(prefix), PACKAGE]
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    except subprocess.TimeoutExpired:
-        pytest.skip(f"npm install {PACKAGE} timed out (offline?)")
-    if done.returncode != 0:
-        pytest.skip(f"npm install {PACKAGE} failed: {done.stderr.strip()[-500:]}")
-    return prefix / "node_modules"
+    if not (NODE_MODULES / "@magenta" / "sketch").is_dir():
+        pytest.skip(f"{NODE_MODULES} holds no @magenta/sketch: run `make node_modules` (npm ci)")
+    return NODE_MODULES
 
 
 def node_pdfs(
