@@ -14,14 +14,15 @@ async function timed(fn) {
 }
 
 /** sketchrnn.js: per step, first stroke of a continuation, a whole sketch, nine endings. */
-export async function benchOurs(sk, ort, url, {prefix, steps, reps, temperature}) {
+export async function benchOurs(sk, ort, url, {prefix, steps, reps, temperature, zFrom}) {
   const [loadMs, model] = await timed(() => sk.SketchModel.load(url, {ort}));
   const rows = [sk.START_TOKEN, ...sk.stroke3ToStroke5(prefix)];
   while (rows.length < steps) rows.push(...rows.slice(1, steps - rows.length + 1));
   const z = model.latentSize ? {z: new Float32Array(model.latentSize)} : {};
   await model.mixtures(rows.slice(0, 8), z); // warm-up: first runs allocate
-  await model.complete(prefix, 9, {temperature, seed: 0, maxLen: prefix.length + 8});
+  await model.complete(prefix, 9, {temperature, zFrom, seed: 0, maxLen: prefix.length + 8});
   const step = [];
+  const read = [];
   const first = [];
   const whole = [];
   const wholePoints = [];
@@ -30,14 +31,18 @@ export async function benchOurs(sk, ort, url, {prefix, steps, reps, temperature}
   for (let r = 0; r < reps; r++) {
     const [ms] = await timed(() => model.mixtures(rows.slice(0, steps), z));
     step.push(ms / steps);
+    // What a continuation costs before its first step: the prefix's encoding (a VAE) and the
+    // decoder reading it (the read graph), as stream() and complete() do.
+    const [readMs] = await timed(() => model._prime(prefix, 1, zFrom, undefined, undefined, new sk.Random(r)));
+    read.push(readMs);
     const [firstMs] = await timed(async () => {
-      for await (const row of model.stream(prefix, {temperature, seed: r})) if (row[2] === 1) break;
+      for await (const row of model.stream(prefix, {temperature, zFrom, seed: r})) if (row[2] === 1) break;
     });
     first.push(firstMs);
     const [wholeMs, [sketch]] = await timed(() => model.sample(1, {temperature, seed: r}));
     whole.push(wholeMs);
     wholePoints.push(sketch.length);
-    const [nineMs, endings] = await timed(() => model.complete(prefix, 9, {temperature, seed: r}));
+    const [nineMs, endings] = await timed(() => model.complete(prefix, 9, {temperature, zFrom, seed: r}));
     nine.push(nineMs);
     ninePoints.push(endings.reduce((s, e) => s + e.length - prefix.length, 0));
   }
@@ -45,6 +50,7 @@ export async function benchOurs(sk, ort, url, {prefix, steps, reps, temperature}
   return {
     load: loadMs,
     step: median(step),
+    read_prefix: median(read),
     first_stroke: median(first),
     whole_sketch: median(whole),
     whole_points: median(wholePoints),
