@@ -11,7 +11,7 @@ $(BIN)/sketchrnn: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev,figures,web,docs]'
+	$(BIN)/pip install --quiet -e '.[dev,figures,web,docs,onnx]'
 	touch $@
 
 demo: $(BIN)/sketchrnn          ## the draw-together page with the built-in models (prints the URL; Ctrl-C stops it)

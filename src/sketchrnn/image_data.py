@@ -34,7 +34,7 @@ from sketchrnn.data import (
 from sketchrnn.io.files import SketchFileError
 from sketchrnn.io.formats import read_sketches
 from sketchrnn.io.sketchset import SketchSet
-from sketchrnn.raster import rasterize_batch
+from sketchrnn.raster import image_padding, rasterize_batch
 
 __all__ = [
     "ImageBatch",
@@ -68,12 +68,6 @@ class ImageOnlyBatch(NamedTuple):
     float32 in ``[0, 1]`` (1 = ink)."""
 
     images: torch.Tensor
-
-
-def image_padding(image_size: int) -> float:
-    """The margin as a fraction of the side: 10% of ``image_size`` rounded to whole pixels
-    (Appendix G), e.g. 3 / 28 at 28 pixels."""
-    return round(0.1 * image_size) / image_size
 
 
 def render_images(

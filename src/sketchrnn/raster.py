@@ -29,6 +29,7 @@ __all__ = [
     "rasterize_polylines",
     "rasterize",
     "rasterize_batch",
+    "image_padding",
     "render_grid",
     "check_prefix_points",
     "colored_lines",
@@ -200,6 +201,12 @@ def rasterize(
     """
     lines = fit_polylines(sketch_polylines(sketch), size, size, padding)
     return rasterize_polylines(lines, size, size, line_width)
+
+
+def image_padding(image_size: int) -> float:
+    """The margin of SketchEmbedNet's training images as a fraction of the side: 10% of
+    ``image_size`` rounded to whole pixels (Appendix G), e.g. 3 / 28 at 28 pixels."""
+    return round(0.1 * image_size) / image_size
 
 
 def rasterize_batch(

@@ -33,6 +33,7 @@ from sketchrnn.io.magenta_json import (
     write_magenta_json,
 )
 from sketchrnn.models.sketch_rnn import SketchRNN, SketchRNNConfig
+from sketchrnn.models.units import check_scale_factor
 
 __all__ = [
     "load_magenta_json",
@@ -179,8 +180,9 @@ def export_magenta_json(
     class name (else ``"sketch"``). Weights are quantised to int16 (steps of 10/32767, so
     every weight must lie within +-10). Raises :class:`SketchFileError` and writes nothing
     for a model the format cannot hold (class conditioning, another cell, another number of
-    mixtures, no scale factor), or when ``path`` ends in ``.gen.json`` for a VAE or in
-    ``.vae.json`` for a decoder-only model.
+    mixtures, no scale factor or one outside :data:`~sketchrnn.models.units.SCALE_FACTOR_RANGE`),
+    or when ``path`` ends in ``.gen.json`` for a VAE or in ``.vae.json`` for a decoder-only
+    model.
     """
     config = model.config
     vae = bool(config.conditional)
@@ -205,6 +207,10 @@ def export_magenta_json(
             "cannot export to magenta.js: no scale_factor (pass scale_factor, or record it "
             "with model.set_units(scale_factor=...))",
         )
+    try:
+        scale = check_scale_factor(scale)
+    except ValueError as e:
+        raise SketchFileError(path, f"cannot export to magenta.js: {e}") from None
     if name is None:
         name = model.classes[0] if model.classes else "sketch"
     state = {k: v.detach().cpu().double().numpy() for k, v in model.state_dict().items()}

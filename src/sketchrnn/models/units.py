@@ -8,6 +8,7 @@ whose scale factor is unknown cannot draw in pixels: that is an error, never a s
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import numpy as np
@@ -15,7 +16,30 @@ import numpy as np
 from sketchrnn import strokes
 from sketchrnn.models.interface import SketchModel
 
-__all__ = ["model_scale_factor", "to_model_units", "to_pixels"]
+__all__ = [
+    "SCALE_FACTOR_RANGE",
+    "check_scale_factor",
+    "model_scale_factor",
+    "to_model_units",
+    "to_pixels",
+]
+
+#: The scale factors a model may be exported with (pixels per model unit): a model unit from a
+#: millionth of a pixel to 100,000 pixels. Beyond it the drawings' coordinates leave what the
+#: readers take (offsets beyond 1e6 are refused as corrupt), and far beyond it they overflow.
+SCALE_FACTOR_RANGE = (1e-6, 1e5)
+
+
+def check_scale_factor(value: float, where: str = "scale_factor") -> float:
+    """``value`` as a float; ValueError (naming ``where``) unless it lies in
+    :data:`SCALE_FACTOR_RANGE`."""
+    low, high = SCALE_FACTOR_RANGE
+    value = float(value)
+    if not (math.isfinite(value) and low <= value <= high):
+        raise ValueError(
+            f"{where} must lie in [{low:g}, {high:g}] (pixels per model unit), got {value:g}"
+        )
+    return value
 
 
 def model_scale_factor(model: SketchModel) -> float:

@@ -58,7 +58,9 @@ class BiLSTMEncoder(nn.Module):
     def forward(self, x: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """``x`` ``(batch, time, input)`` padded, ``lengths`` ``(batch,)`` >= 1 ->
         ``mu``, ``sigma_hat`` ``(batch, z_size)`` each."""
-        if lengths.numel() and int(lengths.min()) < 1:
+        # Checked on real tensors; an exported graph (sketchrnn.models.onnx_export) cannot
+        # branch on a value, and its runtimes check the lengths they are given.
+        if not torch.compiler.is_exporting() and lengths.numel() and int(lengths.min()) < 1:
             raise ValueError("every sketch must have at least one point to be encoded")
         batch, steps, _ = x.shape
         lengths = lengths.to(x.device, torch.int64)
