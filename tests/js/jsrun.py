@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import http.server
 import json
+import os
 import shutil
 import subprocess
 import threading
@@ -106,7 +107,16 @@ REAL: dict[str, str] = {
     "builtin_omniglot_vae": "builtin:omniglot_vae",
     "builtin_shapes_omniglot_sen": "builtin:shapes_omniglot_sen",
 }
+# More models to check, from the environment: SKETCHRNN_JS_MODELS=PATH[:PATH...], anything
+# load_model opens (a run folder, a pretrained folder, a magenta.js .json; a .gen.json is also
+# compared with @magenta/sketch), for models these tests have not seen.
+EXTRA: dict[str, str] = {
+    f"extra{i}_{Path(p).name.split('.')[0]}": "path:" + p
+    for i, p in enumerate(filter(None, os.environ.get("SKETCHRNN_JS_MODELS", "").split(os.pathsep)))
+}
+REAL.update(EXTRA)
 ALL_MODELS = [*TINY, *REAL]
+MAGENTA_MODELS = ["magenta_sheep"] + [n for n, s in EXTRA.items() if s.endswith(".gen.json")]
 
 
 @dataclass
@@ -147,6 +157,8 @@ class ModelStore:
             spec = REAL[base]
             if spec.startswith("builtin:"):
                 source = BUILTIN / spec.removeprefix("builtin:")
+            elif spec.startswith("path:"):
+                source = Path(spec.removeprefix("path:"))
             else:
                 source = SHARED_DATA / spec
                 if not source.exists():

@@ -54,10 +54,10 @@ def test_the_documented_page_draws_in_chromium(tmp_path, monkeypatch):
     env = {**os.environ, "SKETCHRNN_CACHE": str(tmp_path / "cache")}
     page = tmp_path / "mypage"
     commands = DOC.read_text()
-    assert "sketchrnn export shapes_vae mypage/model" in commands
+    assert "sketchrnn export shapes_gen mypage/model" in commands
     assert "sketchrnn runtime install mypage" in commands
     assert "python -m http.server -d mypage 8000" in commands
-    done = sketchrnn("export", "shapes_vae", str(page / "model"), env=env)
+    done = sketchrnn("export", "shapes_gen", str(page / "model"), env=env)
     assert done.returncode == 0, done.stderr
     with FolderServer(served) as npm:
         done = sketchrnn("runtime", "install", str(page), "--url", npm.url + tarball.name, env=env)
@@ -92,16 +92,20 @@ def test_the_documented_page_draws_in_chromium(tmp_path, monkeypatch):
                 tab.on("request", lambda r: r.url.startswith(url) or outside.append(r.url))
                 tab.goto(url)
                 # The page has drawn when its canvas holds ink.
-                tab.wait_for_function(
-                    """() => {
-                        const c = document.getElementById('pad');
-                        const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-                        for (let i = 3; i < px.length; i += 4) if (px[i] > 0) return true;
-                        return false;
-                    }""",
-                    timeout=60_000,
-                )
-                tab.screenshot(path=str(tmp_path / "page.png"))
+                try:
+                    tab.wait_for_function(
+                        """() => {
+                            const c = document.getElementById('pad');
+                            const px = c.getContext('2d').getImageData(0, 0, c.width, c.height);
+                            for (let i = 3; i < px.data.length; i += 4) if (px.data[i]) return true;
+                            return false;
+                        }""",
+                        timeout=60_000,
+                    )
+                except Exception as e:
+                    raise AssertionError(f"the page drew nothing: {errors or e}") from None
+                shot = os.environ.get("SKETCHRNN_PAGE_SHOT") or str(tmp_path / "page.png")
+                tab.screenshot(path=shot)
             finally:
                 browser.close()
     finally:

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 from helpers import probe_rows, random_sketches
-from js.jsrun import ALL_MODELS, NODE_MODULES, ROOT, Exported, npm_missing
+from js.jsrun import ALL_MODELS, MAGENTA_MODELS, NODE_MODULES, ROOT, Exported, npm_missing
 
 from sketchrnn import generate, strokes
 from sketchrnn.image_data import render_images
@@ -357,11 +357,11 @@ MAGENTA_SCRIPT = ROOT / "tests" / "node" / "magenta_pdf.js"
 PDF_FIELDS = ("pi", "mu_x", "mu_y", "sigma_x", "sigma_y", "rho", "pen")
 
 
-def test_magenta_model_gives_the_pdfs_of_magenta_sketch(runner, exported, tmp_path):
+@pytest.mark.parametrize("name", MAGENTA_MODELS)
+def test_magenta_models_give_the_pdfs_of_magenta_sketch(runner, exported, tmp_path, name):
     missing = npm_missing("@magenta/sketch")
     if missing:
         pytest.skip(missing)
-    name = "magenta_sheep"
     e = exported(name)
     rows = probe(e)
     rows_path = tmp_path / "rows.json"
