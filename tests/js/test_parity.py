@@ -108,6 +108,17 @@ def jobs_for(e: Exported, location: str) -> dict[str, dict[str, Any]]:
         items = [as_list(s) for s in drawings(e)]
         jobs["image"] = {"op": "image", "item": items[0]}
         jobs["embed"] = {"op": "embed", "items": items}
+        # The same image given as pixels: grey values, and RGBA bytes (dark ink on white).
+        side = int(e.model.config.image_size)
+        grey = render_images(drawings(e)[:1], side)[0].astype(np.float64) / 255.0
+        rgba = np.repeat(np.round(255 * (1 - grey))[..., None], 4, axis=-1)
+        rgba[..., 3] = 255
+        image = {"width": side, "height": side}
+        jobs["embed_pixels"] = {
+            "op": "embed",
+            "items": [{**image, "data": grey.ravel().tolist()},
+                      {**image, "data": rgba.astype(int).ravel().tolist()}],
+        }  # fmt: skip
         jobs["imitate"] = {"op": "imitate", "item": items[0], "n": 1, "options": {"temperature": 0}}
         jobs["imitations"] = {
             "op": "imitate", "item": items[0], "n": SAMPLES,
@@ -323,6 +334,9 @@ def test_encodings_images_and_embeddings_match_pytorch(runner, results, model):
         # The same training image, pixel for pixel (the rasteriser's float32 arithmetic).
         assert np.array_equal(np.array(ok(r["image"]), dtype=np.float32), images[0].ravel())
         assert_close(ok(r["embed"]), mu.double().numpy(), f"{model.name} embedding")
+        from_pixels = ok(r["embed_pixels"])
+        assert_close(from_pixels[0], mu[0].double().numpy(), f"{model.name} grey image")
+        assert_close(from_pixels[1], mu[0].double().numpy(), f"{model.name} RGBA image", 1e-4)
         # Imitation: the image's embedding decoded, scaled to the drawing's size.
         prefix = drawings(model)[0]
         [ref] = generate.decode(model.model, mu[:1], temperature=0)
