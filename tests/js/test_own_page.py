@@ -20,7 +20,9 @@ from js.jsrun import CHROMIUM, CHROMIUM_ARGS, ROOT, real_tarball
 pytestmark = pytest.mark.slow
 
 DOC = ROOT / "docs" / "javascript.md"
-MARKER = "<!-- the page (tests/js/test_own_page.py serves this very block) -->"
+MARKER = (
+    "<!-- not run: tests/js/test_own_page.py serves this very block and opens it in Chromium -->"
+)
 
 
 def page_from_doc() -> str:

@@ -9,11 +9,13 @@ onnxruntime (Python, Node and web) reads.
 
 What each graph runs is the model's own code, in eval mode, with the cells' plain PyTorch loops
 (:func:`sketchrnn.nn.cells.set_loop_compiler` ``"python"``: the fused C++ kernels cannot be
-exported): ``encode`` is the model's encoder, ``init`` its :meth:`initial_state`, ``step`` one
-row of :meth:`read_prefix` (the decoder's cell over a sequence of one) and the decoder's output
-layer through :func:`sketchrnn.nn.mixture.mixture_params`. ``read`` is not traced: it is an ONNX
-``Scan`` whose body is the ``step`` graph itself (its state part), so reading a prefix in one
-call gives exactly the state of as many ``step`` calls, for every cell.
+exported): ``encode`` is the model's encoder, ``init`` its
+:meth:`~sketchrnn.models.interface.SketchModel.initial_state`, ``step`` one row of
+:meth:`~sketchrnn.models.interface.SketchModel.read_prefix` (the decoder's cell over a
+sequence of one) and the decoder's output layer through
+:func:`sketchrnn.nn.mixture.mixture_params`. ``read`` is not traced: it is an ONNX ``Scan``
+whose body is the ``step`` graph itself (its state part), so reading a prefix in one call gives
+exactly the state of as many ``step`` calls, for every cell.
 
 Nothing is half-written: the folder is made beside ``OUT`` under a temporary name, checked
 (every graph loaded by onnxruntime and compared with the torch model) and renamed at the end.
