@@ -157,19 +157,22 @@ def export_portable(
         raise ExportError(out, str(e)) from None
     _check_out(out, overwrite)
     require_onnx("onnx", "onnxscript", "onnxruntime")
-    model = _portable_copy(model)
-    manifest_fields = _describe(model, name, scale, float16)
-    graphs = _export_graphs(model, manifest_fields, with_read)
-    if float16:
-        for proto in graphs.values():
-            _store_float16(proto, out)
-
-    try:
+    try:  # the folder that becomes OUT, made first: an OUT that cannot be written fails fast
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
     except OSError as e:
         raise write_error(out, e) from e
     try:
+        model = _portable_copy(model)
+        manifest_fields = _describe(model, name, scale, float16)
+        try:
+            graphs = _export_graphs(model, manifest_fields, with_read)
+        except Exception as e:  # the exporter's own errors run to pages: the first line
+            first = (str(e).strip().splitlines() or [""])[0][:300]
+            raise ExportError(out, f"the ONNX exporter failed ({type(e).__name__}: {first})") from e
+        if float16:
+            for proto in graphs.values():
+                _store_float16(proto, out)
         specs, sizes = {}, {}
         signatures = graph_signatures(
             manifest_fields["kind"], manifest_fields["state"], manifest_fields["num_mixtures"],
