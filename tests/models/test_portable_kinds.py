@@ -5,11 +5,13 @@ different lengths:
 * every step from PyTorch's state: the mixture parameters, pen logits and new state to 1e-5
   (relative where a value is above 1): the graphs compute PyTorch's function;
 * the encoders' outputs to 1e-5;
-* whole sequences, onnxruntime carrying its own state (and ``read``): float32 rounding
-  accumulates over the steps in both runtimes, so onnxruntime must be as close to a float64
-  run of the model as PyTorch's float32 run is (within 4x, or 1e-5), and within 1e-4 of
-  PyTorch. Measured: up to 3e-5 from PyTorch, where PyTorch's own float32 run is up to 4.4e-5
-  from its float64 run (a random HyperLSTM; the released sheep model: 2.7e-5 and 1.5e-5).
+* whole sequences, onnxruntime carrying its own state: float32 rounding accumulates over the
+  steps in both runtimes (and in PyTorch's two loops alike), so onnxruntime must be about as
+  close to a float64 run of the model as PyTorch's float32 run is (within 4x, or 1e-5).
+  Measured, against PyTorch / PyTorch float32 against float64: the sheep model on held-out
+  sheep 2.7e-5 / 1.5e-5, a random HyperLSTM 3e-5 / 4.4e-5, the bear model on sheep
+  sketches 8.9e-4 / 2.4e-4;
+* ``read`` against as many ``step`` calls of onnxruntime: 1e-5 (the same nodes).
 
 Tiny models for the cells x conditioning matrix (the fast suite keeps two of them); the real
 magenta.js model, the official models by name and the built-in models are slow tests."""
@@ -40,9 +42,8 @@ from sketchrnn.models.onnx_export import export_portable
 from sketchrnn.models.portable import PortableModel
 from sketchrnn.models.units import to_model_units
 
-TOLERANCE = 1e-5  # one step from the same state; the encoders
-WHOLE_SEQUENCE = 1e-4  # onnxruntime and PyTorch each carrying their own state
-FLOAT64_RATIO = 4.0  # onnxruntime's distance to float64 over PyTorch float32's, at most
+TOLERANCE = 1e-5  # one step from the same state; the encoders; read against steps
+FLOAT64_RATIO = 4.0  # whole sequences: onnxruntime's distance to float64 / PyTorch float32's
 START = np.array([0, 0, 1, 0, 0], dtype=np.float32)
 
 
@@ -142,22 +143,26 @@ def check_parity(model, folder, sketches: list[np.ndarray]) -> dict[str, float]:
         torch32.append(torch.cat([*mixture, *state], dim=1).numpy())
         torch64.append(torch.cat([*mixture64, *state64], dim=1).numpy())
     own_run, run32, run64 = np.stack(own), np.stack(torch32), np.stack(torch64)
-    found["whole"] = close(own_run, run32, "whole sequences", WHOLE_SEQUENCE)
+    found["whole"] = difference(own_run, run32)
     found["float64"], found["torch_float64"] = difference(own_run, run64), difference(run32, run64)
     allowed = max(TOLERANCE, FLOAT64_RATIO * found["torch_float64"])
     assert found["float64"] <= allowed, f"onnxruntime is further from float64: {found}"
     assert portable.has_graph("read")
     read = portable.read(rows.numpy(), start, np_z, np_labels)
-    for name, tensor in zip(portable.state_names, state, strict=True):
-        close(read[name], tensor, f"read: next_{name}", WHOLE_SEQUENCE)
+    for name in portable.state_names:
         close(read[name], np_state[name], f"read against {steps} steps: next_{name}")
     return found
 
 
 def check_both_batches(model, folder, sketches) -> None:
-    """Batch 1 (the first sketch) and the whole batch, dynamic lengths."""
-    check_parity(model, folder, sketches[:1])
-    check_parity(model, folder, sketches)
+    """Batch 1 (the first sketch) and the whole batch, dynamic lengths; the figures are
+    printed (``pytest -s``)."""
+    for batch in (sketches[:1], sketches):
+        found = check_parity(model, folder, batch)
+        print(
+            f"\n{folder.name} batch {len(batch)}: "
+            + ", ".join(f"{k} {v:.1e}" for k, v in found.items())
+        )
 
 
 def tiny_sketch_rnn(cell: str, conditional: bool, num_classes: int) -> SketchRNN:
@@ -190,13 +195,14 @@ FAST = (("hyper", True, 3), ("layernorm", False, 0))
 )
 def test_sketch_rnn_matrix(tmp_path, cell, conditional, classes):
     model = tiny_sketch_rnn(cell, conditional, classes)
-    result = export_portable(model, tmp_path / "m")
+    folder = tmp_path / f"{cell}-{'vae' if conditional else 'gen'}-{classes}-classes"
+    result = export_portable(model, folder)
     m = result.manifest
     assert (m.latent_size > 0, m.num_classes) == (conditional, classes)
     assert set(m.graphs) == (
         {"encode", "init", "step", "read"} if conditional else {"step", "read"}
     )
-    check_both_batches(model, tmp_path / "m", held_out())
+    check_both_batches(model, folder, held_out())
 
 
 @pytest.mark.parametrize(
@@ -213,9 +219,10 @@ def test_sketchembednet(tmp_path, backbone, cell):
     with torch.no_grad():  # BatchNorm statistics of real images, not the initial 0 and 1
         model.encoder(torch.from_numpy(render_images(held_out(n=8), 16) / 255.0).float()[:, None])
     model.eval().set_units(scale_factor=20.0)
-    result = export_portable(model, tmp_path / "m")
+    folder = tmp_path / f"sketchembednet-{backbone}-{cell}"
+    result = export_portable(model, folder)
     assert result.manifest.image["size"] == 16 and "imitate" in result.manifest.capabilities
-    check_both_batches(model, tmp_path / "m", held_out())
+    check_both_batches(model, folder, held_out())
 
 
 @pytest.mark.slow
@@ -236,9 +243,9 @@ def test_magenta_vae_json(tmp_path):
     vae = SketchRNN(config)
     vae.set_units(scale_factor=20.0, classes=["sheep"])
     export_magenta_json(vae.eval(), tmp_path / "sheep.vae.json")
-    assert main(["export", str(tmp_path / "sheep.vae.json"), str(tmp_path / "m")]) == 0
+    assert main(["export", str(tmp_path / "sheep.vae.json"), str(tmp_path / "sheep-vae")]) == 0
     model = load_model(tmp_path / "sheep.vae.json")
-    check_both_batches(model, tmp_path / "m", held_out())
+    check_both_batches(model, tmp_path / "sheep-vae", held_out())
 
 
 @pytest.mark.slow
@@ -254,7 +261,7 @@ def test_official_model_by_name(tmp_path, monkeypatch):
         assert main(["export", "bear", str(tmp_path / "bear")]) == 0
     model = load_model(tmp_path / "cache" / "bear.gen.json")
     assert PortableModel(tmp_path / "bear").manifest.name == "bear"
-    check_parity(model, tmp_path / "bear", held_out(n=2))
+    check_both_batches(model, tmp_path / "bear", held_out(n=2))
 
 
 @pytest.mark.slow
