@@ -19,19 +19,17 @@ from sketchrnn.cli import main
 from sketchrnn.models import ConvVAE, ConvVAEConfig, SketchRNN, SketchRNNConfig
 from sketchrnn.models.onnx_export import (
     FLOAT16_TOLERANCE,
-    OPSET,
     ExportError,
     export_portable,
     measure_difference,
 )
-from sketchrnn.models.portable import (
+from sketchrnn.models.onnx_graphs import OPSET
+from sketchrnn.models.portable import PortableModel, PortableModelError, read_manifest
+from sketchrnn.models.portable_format import (
     FORMAT_VERSION,
     MIXTURE_OUTPUTS,
     MissingExtraError,
-    PortableModel,
-    PortableModelError,
     file_digest,
-    read_manifest,
     require_onnx,
 )
 from sketchrnn.nn import cells
