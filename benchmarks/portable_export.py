@@ -114,8 +114,9 @@ def main() -> None:
                     for f, b in result.sizes.items()
                     if f.endswith(".onnx")
                 )
+                total = result.total_bytes / 1e6
                 print(
-                    f"{name:<22} {result.manifest.dtype:<7} total {result.total_bytes / 1e6:7.2f} MB "
+                    f"{name:<22} {result.manifest.dtype:<7} total {total:7.2f} MB "
                     f"({sizes} MB)  export {result.seconds:6.1f} s  "
                     f"onnxruntime vs PyTorch {result.max_difference:.1e}",
                     flush=True,
