@@ -34,7 +34,7 @@ def node_runner(tmp_path_factory) -> NodeRunner:
     return NodeRunner(tmp_path_factory.mktemp("node-jobs"))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium_runner(tmp_path_factory, exported) -> Iterator[ChromiumRunner]:
     missing = npm_missing("onnxruntime-web")
     if importlib.util.find_spec("playwright") is None:
@@ -55,7 +55,10 @@ def chromium_runner(tmp_path_factory, exported) -> Iterator[ChromiumRunner]:
             site.close()
 
 
-@pytest.fixture(scope="session", params=["node", "chromium"])
+@pytest.fixture(scope="module", params=["node", "chromium"])
 def runner(request) -> Any:
-    """Each test that takes it runs once in Node and once in Chromium."""
+    """Each test that takes it runs once in Node and once in Chromium.
+
+    Module scope, not session: a live sync Playwright keeps its event loop running in the
+    main thread, and every later test that calls asyncio.run would fail."""
     return request.getfixturevalue(f"{request.param}_runner")
