@@ -358,6 +358,12 @@ def _primed(
     return s3, last, state, z, label_idx, limit - len(s3), gen
 
 
+def _check_min_strokes(k: int) -> int:
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 0:
+        raise ValueError(f"min_strokes must be an integer >= 0, got {k!r}")
+    return int(k)
+
+
 def complete(
     model: SketchModel,
     prefix_s3: np.ndarray,
@@ -368,6 +374,7 @@ def complete(
     pen_temperature: float | None = None,
     labels: Any = None,
     max_len: int | None = None,
+    min_strokes: int = 0,
     seed: int | None = None,
 ) -> list[np.ndarray]:
     """``n`` endings for an incomplete sketch (paper section 4.4, drawn at tau = 0.8 there);
@@ -379,16 +386,22 @@ def complete(
     ``z ~ N(0, I)`` per ending (more varied). ``max_len`` bounds the whole sketch, prefix
     included (default ``model.config.max_seq_len``): a result that long ran out of room, a
     shorter one ended where the model put its end-of-sketch (an empty ending: the model
-    thinks the drawing is finished).
+    thinks the drawing is finished). ``min_strokes``: each ending draws at least that many
+    strokes before it may end the sketch (:func:`sketchrnn.models.decoding.forbid_early_end`:
+    endings for a drawing the model takes as finished).
     """
     n = check_count(n)
     temperature = check_temperature(temperature)
     pen_temperature = None if pen_temperature is None else check_temperature(pen_temperature)
+    min_strokes = _check_min_strokes(min_strokes)
     s3, last, state, z, label_idx, room, gen = _primed(
         model, prefix_s3, n, z_from, labels, max_len, seed
     )
     with inference(model):
-        endings = draw(model, last, state, z, label_idx, room, temperature, pen_temperature, gen)
+        endings = draw(
+            model, last, state, z, label_idx, room, temperature, pen_temperature, gen,
+            min_strokes=min_strokes,
+        )  # fmt: skip
     return [np.concatenate([s3, e]) for e in rows_to_pixels(model, endings)]
 
 
@@ -401,6 +414,7 @@ def complete_stream(
     pen_temperature: float | None = None,
     labels: Any = None,
     max_len: int | None = None,
+    min_strokes: int = 0,
     seed: int | None = None,
 ) -> Iterator[np.ndarray]:
     """One ending of an incomplete sketch, a stroke at a time: the same ending as
@@ -415,6 +429,7 @@ def complete_stream(
     """
     temperature = check_temperature(temperature)
     pen_temperature = None if pen_temperature is None else check_temperature(pen_temperature)
+    min_strokes = _check_min_strokes(min_strokes)
     _, last, state, z, label_idx, room, gen = _primed(
         model, prefix_s3, 1, z_from, labels, max_len, seed
     )
@@ -423,7 +438,10 @@ def complete_stream(
     def strokes_of_the_ending() -> Iterator[np.ndarray]:
         stroke: list[list[float]] = []
         with inference(model):
-            rows = stream(model, last, state, z, label_idx, room, temperature, pen_temperature, gen)
+            rows = stream(
+                model, last, state, z, label_idx, room, temperature, pen_temperature, gen,
+                min_strokes=min_strokes,
+            )  # fmt: skip
             for row in rows:
                 dx, dy, _, lifted, _ = row.tolist()
                 stroke.append([dx * scale, dy * scale, 1.0 if lifted > 0.5 else 0.0])

@@ -177,6 +177,20 @@ def _select(state: Any, keep: torch.Tensor) -> Any:
     return state
 
 
+def forbid_early_end(
+    params: mixture.MixtureParams, drawn: torch.Tensor, min_strokes: int
+) -> mixture.MixtureParams:
+    """``params`` where the rows that have drawn fewer than ``min_strokes`` strokes
+    (``drawn`` ``(B,)``) cannot end the sketch: their end-of-sketch pen logit is -inf, so
+    the pen is drawn from the other two states renormalised (for a drawing the model takes
+    as finished but should go on; the JavaScript runtime's ``minStrokes``)."""
+    if min_strokes <= 0:
+        return params
+    early = (drawn < min_strokes).unsqueeze(-1) & (torch.arange(3, device=drawn.device) == 2)
+    pen = params.pen_logits.masked_fill(early, float("-inf"))
+    return params._replace(pen_logits=pen)
+
+
 def draw(
     model: SketchModel,
     x: torch.Tensor,
@@ -187,20 +201,26 @@ def draw(
     temperature: float,
     pen_temperature: float | None,
     generator: torch.Generator | None,
+    *,
+    min_strokes: int = 0,
 ) -> list[np.ndarray]:
     """Run the decoder from input rows ``x`` ``(B, 5)`` and ``state`` until every sketch ends.
 
     Returns ``B`` arrays of sampled stroke-5 rows ``(k, 5)`` in normalised units, each up to
-    and excluding its end-of-sketch row (at most ``max_len`` rows). Call it in
-    :func:`inference`.
+    and excluding its end-of-sketch row (at most ``max_len`` rows). With ``min_strokes`` a
+    sketch may not end before it has drawn that many strokes (:func:`forbid_early_end`).
+    Call it in :func:`inference`.
     """
     batch = x.shape[0]
     active = torch.arange(batch, device=x.device)  # original index of each row still drawing
+    drawn = torch.zeros(batch, device=x.device)  # strokes each sketch has drawn
     step_rows, step_owners = [], []
     for _ in range(max_len):
         _stop_if_asked()
         params, state = model.decode_step(x, state, z=z, labels=labels)
+        params = forbid_early_end(params, drawn, min_strokes)
         x = mixture.sample(params, temperature, pen_temperature, generator=generator)
+        drawn = drawn + x[:, 3]
         ended = x[:, 4] > 0.5
         going = torch.nonzero(~ended).squeeze(1)
         step_rows.append(x[going])
@@ -208,7 +228,7 @@ def draw(
         if going.numel() < active.numel():
             if going.numel() == 0:
                 break
-            active, x = active[going], x[going]
+            active, x, drawn = active[going], x[going], drawn[going]
             state = _select(state, going)
             z = None if z is None else z[going]
             labels = None if labels is None else labels[going]
@@ -248,16 +268,21 @@ def stream(
     temperature: float,
     pen_temperature: float | None,
     generator: torch.Generator | None,
+    *,
+    min_strokes: int = 0,
 ) -> Iterator[np.ndarray]:
     """:func:`draw` for one sketch (``x`` ``(1, 5)``), yielding each sampled stroke-5 row
     ``(5,)`` (normalised units) the moment it is drawn: for a page that shows the model's
     strokes as they come. Stops at end-of-sketch (not yielded) or after ``max_len`` rows;
     :class:`DrawingCancelled` as soon as a :func:`stop_when` check is true (asked before each
     step). Call it in :func:`inference`."""
+    drawn = torch.zeros(1, device=x.device)
     for _ in range(max_len):
         _stop_if_asked()
         params, state = model.decode_step(x, state, z=z, labels=labels)
+        params = forbid_early_end(params, drawn, min_strokes)
         x = mixture.sample(params, temperature, pen_temperature, generator=generator)
+        drawn = drawn + x[:, 3]
         row = x[0].cpu().numpy()
         if row[4] > 0.5:
             return

@@ -127,6 +127,13 @@ export function checkTemperature(tau, name = 'temperature') {
   return tau;
 }
 
+function checkMinStrokes(k) {
+  if (typeof k !== 'number' || !Number.isInteger(k) || k < 0) {
+    throw new SketchError(`minStrokes must be an integer >= 0, got ${k}`);
+  }
+  return k;
+}
+
 function checkCount(n, name = 'n') {
   if (typeof n !== 'number' || !Number.isInteger(n) || n < 1) {
     throw new SketchError(`${name} must be a positive integer, got ${n}`);
@@ -213,11 +220,12 @@ export function interpolateLatents(za, zb, steps, method = 'slerp') {
  * One point from step outputs `out` (arrays of the step graph, rows of width `m`) for batch
  * row `i`: `[dx, dy, p1, p2, p3]` in the model's units with a one-hot pen. Eq. 8: pi and pen
  * logits divided by `tau`, variances multiplied by it; `tau = 0` takes the most likely
- * component's mean and the most likely pen state.
+ * component's mean and the most likely pen state. With `mayEnd` false the end of the sketch
+ * is not a choice (its pen logit is left out, as Python's `min_strokes`).
  */
-export function samplePoint(out, i, m, tau, penTau, rng) {
+export function samplePoint(out, i, m, tau, penTau, rng, mayEnd = true) {
   const k = categorical(out.log_pi, i * m, m, tau, rng);
-  const pen = categorical(out.pen_logits, i * 3, 3, penTau, rng);
+  const pen = categorical(out.pen_logits, i * 3, mayEnd ? 3 : 2, penTau, rng);
   const j = i * m + k;
   const muX = out.mu_x[j];
   const muY = out.mu_y[j];
@@ -740,16 +748,19 @@ export class SketchModel {
   /**
    * `n` endings of the drawing `prefix` (stroke-3, pixels): each result is the prefix
    * followed by its ending. A VAE takes `z` from the prefix's encoding (`zFrom: 'prefix'`)
-   * or the prior (`'prior'`, one per ending). `maxLen` bounds the whole sketch.
+   * or the prior (`'prior'`, one per ending). `maxLen` bounds the whole sketch. With
+   * `minStrokes` each ending draws at least that many strokes before it may end the sketch
+   * (a drawing the model takes as finished still gets an ending; as Python's `min_strokes`).
    */
-  async complete(prefix, n = 1, {temperature = 0.8, penTemperature, zFrom = 'prefix', label, maxLen, seed, rng} = {}) {
+  async complete(prefix, n = 1, {temperature = 0.8, penTemperature, zFrom = 'prefix', label, maxLen, minStrokes = 0, seed, rng} = {}) {
     this._require('complete');
     checkCount(n);
     const tau = checkTemperature(temperature);
     const penTau = penTemperature === undefined ? tau : checkTemperature(penTemperature, 'penTemperature');
+    checkMinStrokes(minStrokes);
     rng = generator(seed, rng);
     const {s3, x, state, z, labels, room} = await this._prime(prefix, n, zFrom, label, maxLen, rng);
-    const endings = await this._draw(x, state, z, labels, n, room, tau, penTau, rng);
+    const endings = await this._draw(x, state, z, labels, n, room, tau, penTau, rng, minStrokes);
     return endings.map((e) => s3.concat(this._rowsToPixels(e)));
   }
 
@@ -759,9 +770,10 @@ export class SketchModel {
    * they come. Stops at the end of the sketch, after `maxLen` points, or when `signal` (an
    * AbortSignal) aborts.
    */
-  async *stream(prefix = null, {temperature = 0.8, penTemperature, zFrom = 'prefix', label, maxLen, seed, rng, signal} = {}) {
+  async *stream(prefix = null, {temperature = 0.8, penTemperature, zFrom = 'prefix', label, maxLen, minStrokes = 0, seed, rng, signal} = {}) {
     const tau = checkTemperature(temperature);
     const penTau = penTemperature === undefined ? tau : checkTemperature(penTemperature, 'penTemperature');
+    checkMinStrokes(minStrokes);
     rng = generator(seed, rng);
     let x;
     let state;
@@ -780,11 +792,13 @@ export class SketchModel {
       ({x, state, z, labels, room} = await this._prime(prefix, 1, zFrom, label, maxLen, rng));
     }
     const M = this.numMixtures;
+    let strokes = 0;
     for (let t = 0; t < room; t++) {
       if (signal && signal.aborted) return;
       const out = await this._step(x, state, z, labels, 1);
-      const point = samplePoint(out, 0, M, tau, penTau, rng);
+      const point = samplePoint(out, 0, M, tau, penTau, rng, strokes >= minStrokes);
       if (point[4] === 1) return;
+      strokes += point[3];
       state = out.state;
       x = Float32Array.from(point);
       yield this._rowsToPixels([point])[0];
@@ -1095,18 +1109,20 @@ export class SketchModel {
    * `maxLen` points each); each sketch leaves the batch at its end, as `models.decoding.draw`.
    * Returns per sketch its stroke-5 rows (model units) without the end row.
    */
-  async _draw(x, state, z, labels, batch, maxLen, tau, penTau, rng) {
+  async _draw(x, state, z, labels, batch, maxLen, tau, penTau, rng, minStrokes = 0) {
     const M = this.numMixtures;
     const L = this.latentSize;
     const rows = Array.from({length: batch}, () => []);
+    const strokes = new Array(batch).fill(0);
     let active = Array.from({length: batch}, (_, i) => i);
     for (let t = 0; t < maxLen && active.length; t++) {
       const out = await this._step(x, state, z, labels, active.length);
       const going = [];
       const next = [];
       active.forEach((owner, i) => {
-        const point = samplePoint(out, i, M, tau, penTau, rng);
+        const point = samplePoint(out, i, M, tau, penTau, rng, strokes[owner] >= minStrokes);
         if (point[4] === 1) return;
+        strokes[owner] += point[3];
         rows[owner].push(point);
         going.push(i);
         next.push(point);
