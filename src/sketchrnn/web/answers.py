@@ -1,16 +1,23 @@
 """How the API writes its answers: drawings as JSON rows, the empty ones listed and explained,
-and server-sent events for the streamed routes."""
+server-sent events for the streamed routes, and errors (every exception a JSON answer)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import numpy as np
-from starlette.responses import StreamingResponse
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from sketchrnn.web.drawing import empty_indices
+from sketchrnn.models.decoding import DrawingCancelled
+from sketchrnn.strokes import SketchError
+from sketchrnn.web.drawing import DrawingTooLong, Unsupported, empty_indices
+from sketchrnn.web.inference import QueueFull
+from sketchrnn.web.limits import ApiError
+from sketchrnn.web.timeouts import RequestTimeout
 
 __all__ = [
     "sketch_json",
@@ -20,7 +27,14 @@ __all__ = [
     "EMPTY_NOTE",
     "EMPTY_ENDINGS_NOTE",
     "EMPTY_ENDING_NOTE",
+    "Handler",
+    "as_api_error",
+    "endpoint",
+    "error_response",
 ]
+
+log = logging.getLogger("sketchrnn.web")
+Handler = Callable[[Request], Awaitable[Response]]
 
 # What an answer says of drawings that came out empty.
 EMPTY_NOTE = (
@@ -72,3 +86,46 @@ def event_stream(events: AsyncIterator[str]) -> StreamingResponse:
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+def error_response(error: ApiError) -> JSONResponse:
+    headers = {"Retry-After": "1"} if error.status == 503 else None
+    if error.status == 408:  # the rest of the body may still be on its way: end the connection
+        headers = {"Connection": "close"}
+    return JSONResponse(error.to_json(), status_code=error.status, headers=headers)
+
+
+def as_api_error(error: BaseException) -> ApiError:
+    """The answer to an exception raised while serving a request."""
+    if isinstance(error, ApiError):
+        return error
+    if isinstance(error, QueueFull):
+        return ApiError(503, "busy", str(error))
+    if isinstance(error, RequestTimeout):
+        return ApiError(408, "request_timeout", str(error))
+    if isinstance(error, DrawingTooLong):
+        return ApiError(422, "too_many_points", str(error), points=error.points, limit=error.limit)
+    if isinstance(error, Unsupported):
+        return ApiError(422, "unsupported", str(error))
+    if isinstance(error, SketchError | ValueError):
+        return ApiError(422, "invalid_input", str(error))
+    log.exception("internal error", exc_info=error)
+    return ApiError(500, "internal", f"internal error ({type(error).__name__}); see the server log")
+
+
+def endpoint(handler: Handler) -> Handler:
+    """Answer any exception of ``handler`` as a JSON error."""
+
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except (ClientDisconnect, DrawingCancelled):
+            return Response(status_code=499)  # nobody reads it: the client has gone
+        except Exception as error:  # every failure is an answer, never a dead server
+            return error_response(as_api_error(error))
+
+    wrapped.__name__ = handler.__name__
+    return wrapped

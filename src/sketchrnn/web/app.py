@@ -18,83 +18,39 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import logging
+import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from sketchrnn import generate
 from sketchrnn.models import zoo
-from sketchrnn.models.decoding import DrawingCancelled
-from sketchrnn.strokes import SketchError
 from sketchrnn.web import answers, drawing
 from sketchrnn.web.catalog import Catalog
-from sketchrnn.web.drawing import DrawingTooLong, ServedModel, Unsupported
+from sketchrnn.web.drawing import ServedModel
+from sketchrnn.web.files import STATIC_DIR, ModelFiles, page_constants
 from sketchrnn.web.guard import Guard
-from sketchrnn.web.inference import InferenceQueue, QueueFull
+from sketchrnn.web.inference import InferenceQueue
 from sketchrnn.web.limits import ApiError, Fields, Limits, parse_json
-from sketchrnn.web.timeouts import BodyDeadline, RequestTimeout
+from sketchrnn.web.portable_cache import PortableStore
+from sketchrnn.web.timeouts import BodyDeadline
 
 __all__ = ["create_app", "STATIC_DIR"]
 
-STATIC_DIR = Path(__file__).resolve().parent / "static"
-log = logging.getLogger("sketchrnn.web")
-
-Handler = Callable[[Request], Awaitable[Response]]
 
 # Fields every drawing endpoint takes besides its own.
 _COMMON = ("model", "temperature", "seed", "max_len", "label", "canvas")
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def _error_response(error: ApiError) -> JSONResponse:
-    headers = {"Retry-After": "1"} if error.status == 503 else None
-    if error.status == 408:  # the rest of the body may still be on its way: end the connection
-        headers = {"Connection": "close"}
-    return JSONResponse(error.to_json(), status_code=error.status, headers=headers)
-
-
-def as_api_error(error: BaseException) -> ApiError:
-    """The answer to an exception raised while serving a request."""
-    if isinstance(error, ApiError):
-        return error
-    if isinstance(error, QueueFull):
-        return ApiError(503, "busy", str(error))
-    if isinstance(error, RequestTimeout):
-        return ApiError(408, "request_timeout", str(error))
-    if isinstance(error, DrawingTooLong):
-        return ApiError(422, "too_many_points", str(error), points=error.points, limit=error.limit)
-    if isinstance(error, Unsupported):
-        return ApiError(422, "unsupported", str(error))
-    if isinstance(error, SketchError | ValueError):
-        return ApiError(422, "invalid_input", str(error))
-    log.exception("internal error", exc_info=error)
-    return ApiError(500, "internal", f"internal error ({type(error).__name__}); see the server log")
-
-
-def _endpoint(handler: Handler) -> Handler:
-    """Answer any exception of ``handler`` as a JSON error."""
-
-    async def wrapped(request: Request) -> Response:
-        try:
-            return await handler(request)
-        except (ClientDisconnect, DrawingCancelled):
-            return Response(status_code=499)  # nobody reads it: the client has gone
-        except Exception as error:  # every failure is an answer, never a dead server
-            return _error_response(as_api_error(error))
-
-    wrapped.__name__ = handler.__name__
-    return wrapped
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -152,8 +108,10 @@ class _Api:
         queue: InferenceQueue,
         limits: Limits,
         catalog: Catalog,
+        files: ModelFiles,
     ):
         self.table, self.queue, self.limits, self.catalog = table, queue, limits, catalog
+        self.files = files
 
     async def fields(self, request: Request, allowed: tuple[str, ...]) -> Fields:
         body = parse_json(await read_body(request, self.limits.max_body_bytes))
@@ -198,13 +156,25 @@ class _Api:
             labels=fields.label(info.classes, info.num_classes),
         )
 
+    def ending_options(self, fields: Fields, served: ServedModel) -> dict[str, Any]:
+        """What a continuation takes besides :meth:`options`: where z comes from, and the
+        strokes an ending draws before it may end the sketch."""
+        return _given(
+            z_from=fields.choice("z_from", ("prefix", "prior")),
+            min_strokes=fields.integer("min_strokes", None, 0, int(served.info.max_seq_len or 0)),
+        )
+
     # ------------------------------------------------------------------------- routes
 
     async def models(self, request: Request) -> Response:
         limits = self.limits
+        entries = [await self.files.entry(m) for m in list(self.table.values())]
         return JSONResponse(
             {
-                "models": [m.info.to_json() for m in self.table.values()],
+                "models": entries,
+                "catalog": True,
+                "runtime": self.files.runtime_status(),
+                "page": page_constants(),
                 "limits": {
                     "max_body_bytes": limits.max_body_bytes,
                     "max_points": limits.max_points,
@@ -230,10 +200,10 @@ class _Api:
         return JSONResponse(answers.drawings_json(served.name, out))
 
     async def complete(self, request: Request) -> Response:
-        f = await self.fields(request, (*_COMMON, "sketch", "n", "z_from"))
+        f = await self.fields(request, (*_COMMON, "sketch", "n", "z_from", "min_strokes"))
         served = self.model(f)
         served.require("complete")
-        kw = self.options(f, served) | _given(z_from=f.choice("z_from", ("prefix", "prior")))
+        kw = self.options(f, served) | self.ending_options(f, served)
         sketch, n, canvas = f.sketch("sketch"), f.count(), f.canvas()
         prefix, endings, stopped = await self.compute(
             request, lambda: drawing.complete(served, sketch, n, canvas=canvas, **kw)
@@ -252,10 +222,10 @@ class _Api:
         return JSONResponse(answer)
 
     async def complete_stream(self, request: Request) -> Response:
-        f = await self.fields(request, (*_COMMON, "sketch", "z_from"))
+        f = await self.fields(request, (*_COMMON, "sketch", "z_from", "min_strokes"))
         served = self.model(f)
         served.require("complete")
-        kw = self.options(f, served) | _given(z_from=f.choice("z_from", ("prefix", "prior")))
+        kw = self.options(f, served) | self.ending_options(f, served)
         sketch, canvas = f.sketch("sketch"), f.canvas()
         started = time.perf_counter()
 
@@ -290,7 +260,7 @@ class _Api:
                     done["note"] = answers.EMPTY_ENDING_NOTE
                 yield answers.sse("done", done)
             except Exception as error:
-                yield answers.sse("error", as_api_error(error).to_json())
+                yield answers.sse("error", answers.as_api_error(error).to_json())
             finally:
                 stream.cancel()  # the client left, or the stream ended: stop the worker
 
@@ -418,10 +388,6 @@ class _Api:
 # ----------------------------------------------------------------------------- the app
 
 
-async def _page(request: Request) -> Response:
-    return FileResponse(STATIC_DIR / "index.html")
-
-
 def create_app(
     models: Mapping[str, Any],
     *,
@@ -430,6 +396,9 @@ def create_app(
     max_pending: int = 32,
     allowed_hosts: Sequence[str] = (),
     device: str = "cpu",
+    portable: PortableStore | None = None,
+    runtime: str | os.PathLike | None | Literal["installed"] = "installed",
+    prepare: bool = False,
 ) -> Starlette:
     """The web app serving ``models`` (name -> a loaded model or a :class:`ServedModel`).
 
@@ -438,6 +407,11 @@ def create_app(
     must name the server by a loopback name or one of ``allowed_hosts``
     (:class:`~sketchrnn.web.guard.Guard`); official models fetched through the catalog are
     loaded on ``device``.
+
+    The page draws in the browser: each model's portable folder comes from ``portable``
+    (default: a :class:`PortableStore` in the model cache), exported on first use, or for
+    every model in a thread at start with ``prepare``; onnxruntime-web's files from the
+    folder ``runtime`` (default: where ``sketchrnn runtime install`` put them; None: none).
     """
     if not models:
         raise ValueError("no models to serve")
@@ -447,7 +421,14 @@ def create_app(
     }
     limits = limits or Limits()
     queue = InferenceQueue(workers=workers, max_pending=max_pending)
-    api = _Api(table, queue, limits, Catalog(table, device=device))
+    store = portable or PortableStore()
+    if runtime == "installed":
+        from sketchrnn.io.js_runtime import installed_runtime
+
+        runtime = installed_runtime()
+    files = ModelFiles(table, store, Path(runtime) if runtime else None)
+    catalog = Catalog(table, device=device, describe=files.export_and_describe)
+    api = _Api(table, queue, limits, catalog, files)
     post = [
         ("/api/sample", api.sample),
         ("/api/complete", api.complete),
@@ -461,11 +442,11 @@ def create_app(
         ("/api/fetch", api.fetch),
     ]
     routes = [
-        Route("/", _page),
-        Route("/api/models", _endpoint(api.models)),
-        Route("/api/health", _endpoint(api.health)),
-        Route("/api/catalog", _endpoint(api.catalog_listing)),
-        *(Route(path, _endpoint(handler), methods=["POST"]) for path, handler in post),
+        *files.routes(),
+        Route("/api/models", answers.endpoint(api.models)),
+        Route("/api/health", answers.endpoint(api.health)),
+        Route("/api/catalog", answers.endpoint(api.catalog_listing)),
+        *(Route(path, answers.endpoint(handler), methods=["POST"]) for path, handler in post),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
 
@@ -477,7 +458,10 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        preparing = asyncio.ensure_future(asyncio.to_thread(files.prepare_all)) if prepare else None
         yield
+        if preparing is not None:
+            preparing.cancel()  # the thread finishes the export it is in; nothing is half-written
         queue.close()
 
     app = Starlette(
@@ -493,4 +477,5 @@ def create_app(
     app.state.queue = queue
     app.state.limits = api.limits
     app.state.catalog = api.catalog
+    app.state.files = files
     return app

@@ -14,7 +14,7 @@ and two pages asking for the same model share one download.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,9 +64,19 @@ class Catalog:
     models (name -> :class:`~sketchrnn.web.drawing.ServedModel`), to which fetched models
     are added."""
 
-    def __init__(self, table: dict[str, ServedModel], *, device: str = "cpu"):
+    def __init__(
+        self,
+        table: dict[str, ServedModel],
+        *,
+        device: str = "cpu",
+        describe: Callable[[ServedModel], dict[str, Any]] | None = None,
+    ):
         self.table = table
         self.device = device
+        # What the page is told of a model fetched for it (blocking: run in a thread): the
+        # server's makes its portable form first; without one, its info.
+        self.describe = describe or (lambda served: served.info.to_json())
+        self._converting: set[tuple[str, str]] = set()
         self._jobs: dict[tuple[str, str], asyncio.Task] = {}
         self._downloads: asyncio.Semaphore | None = None
         self._loading: set[str] = set()  # names given to models still loading
@@ -120,13 +130,14 @@ class Catalog:
     async def fetch(self, name: str, kind: str) -> AsyncIterator[tuple[str, dict[str, Any]]]:
         """Events of fetching official model ``name`` of ``kind`` (checked by :meth:`check`):
         ``("progress", {"bytes", "total"})`` while it downloads (``total`` None while the
-        collection has not said; also at 0 bytes, once), then ``("done",
-        {"model": served name, "fetched": bool, "info"})``, or ``("error", {"error": {code,
-        message}})``."""
+        collection has not said; also at 0 bytes, once), ``("converting", {})`` once while
+        it is made portable for the browser, then ``("done", {"model": served name,
+        "fetched": bool, "info"})`` (``info`` as ``describe`` says), or ``("error",
+        {"error": {code, message}})``."""
         key = (name, kind)
         served = self.served_as().get(key)
         if served is not None:
-            yield "done", self._done(served, fetched=False)
+            yield "done", await self._done(served, fetched=False)
             return
         job = self._jobs.get(key)
         if job is None:
@@ -134,25 +145,31 @@ class Catalog:
             self._jobs[key] = job
             job.add_done_callback(lambda _t: self._forget(key))
         last = None
+        said_converting = False
         while not job.done():
             now = self._progress.get(key, (0, None))
             if now != last:
                 yield "progress", {"bytes": now[0], "total": now[1]}
                 last = now
+            if key in self._converting and not said_converting:
+                yield "converting", {}
+                said_converting = True
             await asyncio.wait({job}, timeout=PROGRESS_INTERVAL_S)
         try:
             served_name, fetched = job.result()
         except FetchFailed as e:
             yield "error", ApiError(502, e.code, str(e), name=name, kind=kind).to_json()
             return
-        yield "done", self._done(served_name, fetched=fetched)
+        yield "done", await self._done(served_name, fetched=fetched)
 
     def _forget(self, key: tuple[str, str]) -> None:
         self._jobs.pop(key, None)
         self._progress.pop(key, None)
+        self._converting.discard(key)
 
-    def _done(self, served: str, *, fetched: bool) -> dict[str, Any]:
-        return {"model": served, "fetched": fetched, "info": self.table[served].info.to_json()}
+    async def _done(self, served: str, *, fetched: bool) -> dict[str, Any]:
+        info = await asyncio.to_thread(self.describe, self.table[served])
+        return {"model": served, "fetched": fetched, "info": info}
 
     async def _obtain(self, name: str, kind: str) -> tuple[str, bool]:
         """Download (unless cached) and serve ``name.kind``: ``(served name, downloaded)``."""
@@ -191,8 +208,13 @@ class Catalog:
             ) from None
         finally:
             self._loading.discard(served_name)
-        # The portable (ONNX) form that lets the page draw in the browser (#18) is made here,
-        # from `served.model`, once the exporter lands: beside the cached file, and listed by
-        # `listing()`.
+        # The portable form the page draws with, made before the model is listed (the name
+        # stays taken meanwhile).
+        self._loading.add(served_name)
+        self._converting.add((name, kind))
+        try:
+            await asyncio.to_thread(self.describe, served)
+        finally:
+            self._loading.discard(served_name)
         self.table[served.name] = served
         return served.name, fetched

@@ -32,10 +32,13 @@ __all__ = ["Guard", "LOOPBACK_NAMES", "SECURITY_HEADERS", "host_name"]
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 
 #: On every answer. The page loads nothing from anywhere but this server and is never framed.
+#: ``'wasm-unsafe-eval'`` lets it compile WebAssembly (onnxruntime-web, which draws in the
+#: browser); it allows no JavaScript eval.
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; "
-        "script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+        "script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; object-src 'none'; "
+        "base-uri 'none'; "
         "form-action 'self'; frame-ancestors 'none'"
     ),
     "X-Content-Type-Options": "nosniff",

@@ -137,6 +137,28 @@ def server_config(app: Any, host: str, port: int, limits: Limits, **kwargs: Any)
     )
 
 
+def browser_runtime(out: TextIO) -> Path | None:
+    """The folder of onnxruntime-web's files (the page draws with them in the browser),
+    installed now from npm (verified against the pinned lock, once:
+    :func:`sketchrnn.io.js_runtime.install_runtime`) if they are not in the cache yet. None,
+    with a line saying what to do, when that fails (offline): the page then says it too."""
+    from sketchrnn.io.js_runtime import install_runtime, installed_runtime
+
+    folder = installed_runtime()
+    if folder is not None:
+        return folder
+    print("sketchrnn serve: fetching the browser runtime (onnxruntime-web, once)", file=out)
+    try:
+        return install_runtime(progress=False)
+    except OSError as e:
+        print(
+            f"WARNING: the browser runtime could not be installed ({e}); the page cannot draw "
+            "until `sketchrnn runtime install` succeeds",
+            file=out,
+        )
+        return None
+
+
 def listen(host: str, port: int) -> socket.socket:
     """A TCP socket bound to ``(host, port)`` (port 0: a free one), for uvicorn to serve on.
     Bound here rather than by uvicorn, which exits with a log line when the port is taken."""
@@ -174,7 +196,10 @@ def serve(
     :func:`default_models`). Binds ``host`` (loopback by default; any other host prints a
     warning: the server has no authentication) and ``port`` (0: a free one; the address
     printed has the port actually bound). Requests must name the server by a loopback name,
-    the bound address or one of ``allow_hosts`` (:class:`sketchrnn.web.guard.Guard`).
+    the bound address or one of ``allow_hosts`` (:class:`sketchrnn.web.guard.Guard`). The
+    page draws in the visitor's browser: the models are exported to portable form in a
+    thread at start (once: they are kept in the model cache) and onnxruntime-web's files are
+    installed on first use (:func:`browser_runtime`).
     ``workers`` threads (1 to :data:`MAX_WORKERS`) draw, each with ``torch_threads``
     intra-op threads (default: the CPU count divided among the workers).
     """
@@ -201,7 +226,13 @@ def serve(
     wildcard = host in ("0.0.0.0", "::", "")
     names = [*allow_hosts, *([] if wildcard else [host])]
     app = create_app(
-        table, limits=limits, workers=workers, max_pending=max_pending, allowed_hosts=names
+        table,
+        limits=limits,
+        workers=workers,
+        max_pending=max_pending,
+        allowed_hosts=names,
+        runtime=browser_runtime(out),
+        prepare=True,
     )
     sock = listen(host, port)
     try:

@@ -18,6 +18,8 @@ from typing import Any
 
 __all__ = ["RequestTimeout", "BodyDeadline", "header_deadline_protocol"]
 
+_GRACE_S = 0.05
+
 
 class RequestTimeout(Exception):
     """A request body that did not arrive in time."""
@@ -46,8 +48,10 @@ class BodyDeadline:
             nonlocal body_done
             if body_done:
                 return await receive()
+            # A message that has arrived is taken even after the deadline (a slow handler
+            # that reads the empty body of a GET late must not fail): a short grace for it.
             try:
-                message = await asyncio.wait_for(receive(), max(deadline - loop.time(), 0.0))
+                message = await asyncio.wait_for(receive(), max(deadline - loop.time(), _GRACE_S))
             except TimeoutError:
                 raise RequestTimeout(
                     f"the request body did not arrive within {self.seconds:g} s"
