@@ -76,11 +76,23 @@ def chromium() -> Iterator[Any]:
             browser.close()
 
 
-def open_page(browser: Any, base_url: str, *, width: int = 1280, height: int = 900) -> Any:
+def open_page(
+    browser: Any,
+    base_url: str,
+    *,
+    width: int = 1280,
+    height: int = 900,
+    touch: bool = False,
+    path: str = "/",
+    wait: bool = True,
+) -> Any:
     """A new page at ``base_url`` once its models are listed; ``page.errors`` collects script
-    errors and ``page.outside`` requests to anywhere but the server (both should stay empty)."""
+    errors, ``page.outside`` requests to anywhere but the server and ``page.drawing_requests``
+    the POSTs that would have the server draw (the page draws in the browser: all three
+    should stay empty). ``touch``: a phone's context (touch events, a mobile viewport)."""
+    extra = {"has_touch": True, "is_mobile": True, "device_scale_factor": 2} if touch else {}
     context = browser.new_context(
-        viewport={"width": width, "height": height}, accept_downloads=True
+        viewport={"width": width, "height": height}, accept_downloads=True, **extra
     )
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base_url)
     page = context.new_page()
@@ -94,11 +106,20 @@ def open_page(browser: Any, base_url: str, *, width: int = 1280, height: int = 9
             page.errors.append(message.text)
 
     page.on("console", console)
+    page.drawing_requests = []
     local = (base_url, "data:", "blob:")
-    page.on("request", lambda r: None if r.url.startswith(local) else page.outside.append(r.url))
-    page.set_default_timeout(20_000)
-    page.goto(base_url + "/")
-    page.wait_for_selector("body[data-ready=true]")
+
+    def request(r: Any) -> None:
+        if not r.url.startswith(local):
+            page.outside.append(r.url)
+        elif r.method == "POST" and "/api/" in r.url and not r.url.endswith("/api/fetch"):
+            page.drawing_requests.append(r.url)
+
+    page.on("request", request)
+    page.set_default_timeout(60_000)
+    page.goto(base_url + path)
+    if wait:
+        page.wait_for_selector("body[data-ready=true]")
     return page
 
 

@@ -18,7 +18,8 @@ from sklearn.linear_model import LogisticRegression
 
 from sketchrnn import generate
 from sketchrnn.fewshot import evaluate_embedded
-from sketchrnn.web.files import STATIC_DIR, page_constants
+from sketchrnn.web.files import STATIC_DIR
+from sketchrnn.web.listing import page_constants
 
 ROOT = Path(__file__).resolve().parents[2]
 

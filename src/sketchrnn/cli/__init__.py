@@ -7,7 +7,7 @@ One module per command group, each registering its subcommands next to their han
 :mod:`~sketchrnn.cli.embed`, :mod:`~sketchrnn.cli.export` (``export``) and
 :mod:`~sketchrnn.cli.models` (``models list``, ``models download``),
 :mod:`~sketchrnn.cli.runtime` (``runtime install``); :mod:`~sketchrnn.cli.serve` starts the web
-page. Options
+page and :mod:`~sketchrnn.cli.site` (``export-site``) writes it as a static site. Options
 come from the library's config dataclasses and function defaults
 (:mod:`~sketchrnn.cli.options`), so each default lives once.
 
@@ -35,6 +35,7 @@ from sketchrnn.cli import (
     models,
     runtime,
     serve,
+    site,
     train,
 )
 from sketchrnn.cli.common import CLIError
@@ -42,7 +43,7 @@ from sketchrnn.cli.options import LazyParser
 
 # In the order `sketchrnn --help` lists them.
 COMMAND_GROUPS = (
-    data, draw, demo, serve, train, evaluate, fewshot, embed, export, models, runtime,
+    data, draw, demo, serve, site, train, evaluate, fewshot, embed, export, models, runtime,
 )  # fmt: skip
 
 

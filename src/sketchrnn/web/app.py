@@ -37,10 +37,11 @@ from sketchrnn.models import zoo
 from sketchrnn.web import answers, drawing
 from sketchrnn.web.catalog import Catalog
 from sketchrnn.web.drawing import ServedModel
-from sketchrnn.web.files import STATIC_DIR, ModelFiles, page_constants
+from sketchrnn.web.files import STATIC_DIR, ModelFiles
 from sketchrnn.web.guard import Guard
 from sketchrnn.web.inference import InferenceQueue
 from sketchrnn.web.limits import ApiError, Fields, Limits, parse_json
+from sketchrnn.web.listing import page_constants
 from sketchrnn.web.portable_cache import PortableStore
 from sketchrnn.web.timeouts import BodyDeadline
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import gzip
 import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -37,6 +36,7 @@ from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from sketchrnn.web.drawing import ServedModel
+from sketchrnn.web.listing import STATIC_DIR, model_entry
 from sketchrnn.web.portable_cache import PortableStore, PortableUnavailable
 
 __all__ = [
@@ -46,12 +46,8 @@ __all__ = [
     "REVALIDATE",
     "STATIC_DIR",
     "runtime_missing",
-    "page_constants",
-    "folder_bytes",
 ]
 
-#: The page's files (plain HTML, CSS and ES modules: no build step).
-STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"
@@ -120,34 +116,6 @@ class _Blobs:
         except OSError:  # a read-only cache: send the file as it is
             pass
         return _Blob(path, sha, None)
-
-
-def folder_bytes(folder: Path) -> int:
-    """The bytes a page downloads of a portable folder: its manifest and the graphs it lists."""
-    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-    graphs = sum(int(g["bytes"]) for g in manifest["graphs"].values())
-    return graphs + (folder / "manifest.json").stat().st_size
-
-
-def page_constants() -> dict[str, Any]:
-    """What the page computes with, from where the library keeps it (never restated in the
-    page): how a canvas maps to a model and a drawing is simplified
-    (:func:`sketchrnn.generate.canvas_scale`, :func:`~sketchrnn.generate.prepare_drawing`),
-    how often an empty drawing is drawn again (:data:`sketchrnn.web.drawing.EMPTY_RETRIES`)
-    and the few-shot classifier's regularization (:mod:`sketchrnn.fewshot`)."""
-    import inspect
-
-    from sketchrnn import fewshot, generate
-    from sketchrnn.web.drawing import EMPTY_RETRIES
-
-    regularization = inspect.signature(fewshot.evaluate_embedded).parameters["regularization"]
-    return {
-        "drawing_fill": generate.DRAWING_FILL,
-        "rdp_epsilon_units": generate.RDP_EPSILON_UNITS,
-        "max_epsilon_growth": generate.MAX_EPSILON_GROWTH,
-        "empty_retries": EMPTY_RETRIES,
-        "fewshot_regularization": regularization.default,
-    }
 
 
 def _not_modified(request: Request, etag: str) -> bool:
@@ -267,14 +235,7 @@ class ModelFiles:
         """:meth:`entry`, blocking (it may measure the typical size: 16 drawings)."""
         problem = self.store.problem(served)
         folder = None if problem else self.store.ready(served)
-        return {
-            **served.info.to_json(),
-            "typical_extent": float(served.typical_extent()),
-            "portable": None if problem else self.url(served),
-            "portable_ready": folder is not None,
-            "portable_bytes": folder_bytes(folder) if folder is not None else None,
-            "portable_error": problem,
-        }
+        return model_entry(served, None if problem else self.url(served), folder, problem)
 
     def export_and_describe(self, served: ServedModel) -> dict[str, Any]:
         """Export the served model (unless it is in the cache), then :meth:`describe` it:

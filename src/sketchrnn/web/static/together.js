@@ -169,9 +169,9 @@ export function setupTogether(page) {
     const drew = `${entry.name} drew ${strokes} stroke${strokes === 1 ? "" : "s"}`;
     if (!roomLeft) {
       messages.setStatus(`${drew} and ran out of room (${entry.max_seq_len} points is its longest drawing)`);
-      return;
+    } else {
+      messages.setStatus(`${drew} and ended the drawing`);
     }
-    messages.setStatus(`${drew} and ended the drawing`);
     if ($("#together-endless").checked) {
       endlessTimer = setTimeout(() => anotherEnding(), ENDLESS_PAUSE_MS);
     }
