@@ -96,6 +96,7 @@ def open_page(
     )
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base_url)
     page = context.new_page()
+    page.touch = touch
     page.errors = []
     page.outside = []
     page.on("pageerror", lambda e: page.errors.append(str(e)))
@@ -124,11 +125,33 @@ def open_page(
 
 
 def draw(page: Any, selector: str, points: list[tuple[float, float]]) -> None:
-    """One stroke with the mouse through ``points`` (fractions of the canvas's size)."""
+    """One stroke through ``points`` (fractions of the canvas's size): with a finger on a
+    touch page (:func:`open_page` with ``touch``: Chromium's own touch events, through the
+    DevTools protocol), else with the mouse. The canvas is scrolled into view first."""
+    page.locator(selector).scroll_into_view_if_needed()
     box = page.locator(selector).bounding_box()
     xy = [(box["x"] + fx * box["width"], box["y"] + fy * box["height"]) for fx, fy in points]
+    if getattr(page, "touch", False):
+        finger(page, xy)
+        return
     page.mouse.move(*xy[0])
     page.mouse.down()
     for x, y in xy[1:]:
         page.mouse.move(x, y, steps=4)
     page.mouse.up()
+
+
+def finger(page: Any, xy: list[tuple[float, float]], steps: int = 4) -> None:
+    """One finger through the viewport points ``xy`` (``steps`` moves between two points)."""
+    cdp = getattr(page, "cdp", None) or page.context.new_cdp_session(page)
+    page.cdp = cdp
+
+    def send(kind: str, at: tuple[float, float] | None) -> None:
+        points = [] if at is None else [{"x": at[0], "y": at[1]}]
+        cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
+
+    send("touchStart", xy[0])
+    for (x0, y0), (x1, y1) in zip(xy, xy[1:], strict=False):
+        for k in range(1, steps + 1):
+            send("touchMove", (x0 + (x1 - x0) * k / steps, y0 + (y1 - y0) * k / steps))
+    send("touchEnd", None)

@@ -155,7 +155,7 @@ export function setupLatent(page) {
     });
     if (!out) return;
     const list = cells(out.sketches, out.k, (i) => `grid-${i + 1}`);
-    $("#morph-results").replaceChildren(resultRow(`four-corner grid, ${size} x ${size}`, list, size));
+    $("#morph-results").replaceChildren(resultRow(`four-corner grid, ${size} x ${size}`, list, size, { exact: true }));
     messages.setStatus(`A and B on top, C and D below${emptyNote(out.sketches)}`);
   }
 

@@ -319,20 +319,24 @@ export function resultCell(strokes, messages, { title = "", onPick = null, name 
   return cell;
 }
 
-export function fill(container, cells, columns = null) {
+/** Put `cells` in `container`, `columns` to a row (at most 4 on a phone, unless `exact`:
+ * the four-corner grid keeps its shape). */
+export function fill(container, cells, columns = null, { exact = false } = {}) {
   container.replaceChildren(...cells);
+  const narrow = window.matchMedia("(max-width: 600px)").matches;
+  if (columns && narrow && !exact) columns = Math.min(columns, 4);
   if (columns) container.style.setProperty("--columns", String(columns));
   else container.style.removeProperty("--columns");
 }
 
-export function resultRow(title, cells, columns = null) {
+export function resultRow(title, cells, columns = null, options = {}) {
   const box = document.createElement("div");
   box.className = "result-row";
   const h = document.createElement("h3");
   h.textContent = title;
   const grid = document.createElement("div");
   grid.className = "grid";
-  fill(grid, cells, columns);
+  fill(grid, cells, columns, options);
   box.append(h, grid);
   return box;
 }

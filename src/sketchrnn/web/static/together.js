@@ -286,7 +286,10 @@ export function setupTogether(page) {
     fill($("#endings-grid"), cells, temperatures ? temperatures.length : Math.ceil(Math.sqrt(cells.length)));
     $("#endings-grid").dataset.kind = temperatures ? "strip" : "endings";
     const empty = out.endings.filter((e) => e.length === 0).length;
-    if (empty === out.endings.length) {
+    const used = out.input.rows.length;
+    if (out.maxLen - used < Math.max(4, 0.1 * out.maxLen)) {
+      messages.setStatus(`little room left: the drawing has ${used} of the ${out.maxLen} points ${entry.name} draws at most; undo or clear to give it room`);
+    } else if (empty === out.endings.length) {
       messages.setStatus(`${entry.name} ended every one at once: it takes the drawing as finished`);
       messages.offer("Draw more yourself, or:", "Draw on anyway", () => manyEndings({ minStrokes: 1, temperatures }));
     } else if (empty) {
