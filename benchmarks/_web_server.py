@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
+import httpx2 as httpx  # the dev extra's HTTP client (httpx's successor, same API)
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -20,7 +20,7 @@ import argparse
 import json
 import time
 
-import httpx
+import httpx2 as httpx  # the dev extra's HTTP client (httpx's successor, same API)
 import numpy as np
 from _web_server import MAGENTA, pen_up_requests, percentiles, start_server, stop_server
 

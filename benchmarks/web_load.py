@@ -18,7 +18,7 @@ import threading
 import time
 from collections import defaultdict
 
-import httpx
+import httpx2 as httpx  # the dev extra's HTTP client (httpx's successor, same API)
 import numpy as np
 from _web_server import MAGENTA, pen_up_requests, rss_mb, start_server, stop_server
 

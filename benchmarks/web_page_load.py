@@ -33,7 +33,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-import httpx
+import httpx2 as httpx  # the dev extra's HTTP client (httpx's successor, same API)
 import numpy as np
 from _web_server import MAGENTA, pen_up_requests, start_server, stop_server
 
@@ -113,12 +113,44 @@ def report(what, proc, url, paths_of, clients, seconds, etags=None):
     return rounds / wall
 
 
-def draw_in_browsers(url, pages, prefixes, per_page):
-    """``pages`` Chromium pages at once, each continuing ``per_page`` prefixes: the time to
-    the first stroke and to the end of each continuation (seconds)."""
+# Set the pad's drawing to a prefix (stroke-3 in the request's canvas pixels, fitted to the
+# pad), press Continue, and measure in the page: the first stroke (the page's own
+# data-first-stroke-ms, from the press) and the end of the continuation.
+PEN_UP = """([rows, canvas]) => {
+  const pad = document.querySelector('#pad-together');
+  const k = Math.min(pad.clientWidth / canvas.width, pad.clientHeight / canvas.height);
+  let x = 0, y = 0, points = [];
+  const strokes = [];
+  for (const [dx, dy, pen] of rows) {
+    x += dx * k; y += dy * k; points.push([x, y]);
+    if (pen) { strokes.push({points, by: 'user'}); points = []; }
+  }
+  window.sketchApp.main.strokes = strokes;
+  const given = strokes.reduce((n, s) => n + s.points.length, 0);
+  const body = document.body;
+  delete body.dataset.firstStrokeMs;
+  delete body.dataset.error;
+  const t0 = performance.now();
+  document.querySelector('#together-go').click();
+  window.penUp = new Promise((resolve) => {
+    const check = () => {
+      if (body.dataset.streaming === 'false' && body.dataset.busy === 'false') {
+        resolve({whole: performance.now() - t0, first: Number(body.dataset.firstStrokeMs),
+                 drawn: Number(pad.dataset.points) - given, error: body.dataset.error || null});
+      } else setTimeout(check, 2);
+    };
+    check();
+  });
+}"""
+
+
+def draw_in_browsers(url, pid, pages, prefixes, per_page):
+    """``pages`` Chromium pages at once, each continuing ``per_page`` prefixes: the seconds to
+    the first stroke and to the end of each continuation, the points drawn, the failures and
+    the server's CPU seconds while they drew (once the pages and the model had loaded)."""
     from web.live import chromium, open_page
 
-    first, whole, failures = [], [], []
+    first, whole, drawn, failures = [], [], [], []
     with chromium() as browser:
         opened = []
         for _ in range(pages):
@@ -128,51 +160,27 @@ def draw_in_browsers(url, pages, prefixes, per_page):
             page.wait_for_selector("#loading", state="hidden", timeout=300_000)
             page.uncheck("#together-auto")
             opened.append(page)
-        lock = threading.Lock()
-
-        # Playwright's sync API is per thread: drive the pages in turn, starting each pen-up
-        # on every page before waiting on any, so that they draw at the same time.
+        # Playwright's sync API drives the pages in turn: each pen-up starts on every page
+        # before any is waited on, so that the pages draw at the same time.
+        cpu = cpu_seconds(pid)
         for k in range(per_page):
-            starts = []
             for i, page in enumerate(opened):
                 body = prefixes[(k * pages + i) % len(prefixes)]
-                page.evaluate(
-                    """([rows, canvas]) => {
-                        const pad = document.querySelector('#pad-together');
-                        const k = Math.min(pad.clientWidth / canvas.width,
-                                           pad.clientHeight / canvas.height);
-                        let x = pad.clientWidth * 0.2, y = pad.clientHeight * 0.2, points = [];
-                        const strokes = [];
-                        for (const [dx, dy, pen] of rows) {
-                          x += dx * k; y += dy * k; points.push([x, y]);
-                          if (pen) { strokes.push({points, by: 'user'}); points = []; }
-                        }
-                        window.sketchApp.main.strokes = strokes;
-                        delete document.body.dataset.firstStrokeMs;
-                        document.querySelector('#together-go').click();
-                    }""",
-                    [body["sketch"], body["canvas"]],
-                )
-                starts.append(time.perf_counter())
-            for page, t0 in zip(opened, starts, strict=True):
-                try:
-                    page.wait_for_function(
-                        "() => document.body.dataset.streaming === 'false'"
-                        " && document.body.dataset.busy === 'false'",
-                        timeout=120_000,
-                    )
-                except Exception as e:  # one slow page is a failure, not the end
-                    failures.append(str(e).splitlines()[0])
+                page.evaluate(PEN_UP, [body["sketch"], body["canvas"]])
+            for page in opened:
+                out = page.evaluate("() => window.penUp")
+                if out["error"]:
+                    failures.append(out["error"])
                     continue
-                with lock:
-                    whole.append(time.perf_counter() - t0)
-                    ms = page.locator("body").get_attribute("data-first-stroke-ms")
-                    if ms is not None:
-                        first.append(float(ms) / 1000)
+                whole.append(out["whole"] / 1000)
+                drawn.append(out["drawn"])
+                if out["first"] == out["first"]:  # not NaN: a stroke came
+                    first.append(out["first"] / 1000)
+        cpu = cpu_seconds(pid) - cpu
         errors = [e for page in opened for e in page.errors]
         for page in opened:
             page.context.close()
-    return first, whole, failures + errors
+    return first, whole, drawn, failures + errors, cpu
 
 
 def api_load(url, clients, seconds):
@@ -235,15 +243,16 @@ def main() -> None:
         print("3. drawing in the browser (sketchrnn.js in Chromium; pen-up prefixes of sheep):")
         browser_first = {}
         for pages in (1, 4):
-            before = cpu_seconds(proc.pid)
-            first, whole, problems = draw_in_browsers(url, pages, prefixes, args.pen_ups)
-            cpu = cpu_seconds(proc.pid) - before
+            first, whole, drawn, problems, cpu = draw_in_browsers(
+                url, proc.pid, pages, prefixes, args.pen_ups
+            )
             browser_first[pages] = p(first, 50)
             print(
-                f"  {pages} page(s): first stroke p50 {1000 * p(first, 50):6.0f} ms  "
-                f"p95 {1000 * p(first, 95):6.0f} ms;  whole continuation p50 "
-                f"{1000 * p(whole, 50):6.0f} ms  p95 {1000 * p(whole, 95):6.0f} ms  "
-                f"(n={len(whole)});  server CPU while drawing {cpu:.2f} s"
+                f"  {pages} page(s): first stroke p50 {1000 * p(first, 50):5.0f} ms  "
+                f"p95 {1000 * p(first, 95):5.0f} ms;  whole continuation p50 "
+                f"{1000 * p(whole, 50):5.0f} ms  p95 {1000 * p(whole, 95):5.0f} ms  "
+                f"({len(whole)} pen-ups, median {p(drawn, 50):.0f} points drawn);  "
+                f"server CPU meanwhile {1000 * cpu:.0f} ms"
                 + (f";  problems: {problems[:3]}" if problems else "")
             )
 
