@@ -31,7 +31,7 @@ from sketchrnn.web.drawing import ServedModel
 __all__ = ["PortableStore", "PortableUnavailable", "portable_key", "portable_cache_dir"]
 
 # The code an exported folder comes from: a change in any of them changes every key.
-_EXPORTER_MODULES = ("onnx_export.py", "portable.py")
+_EXPORTER_MODULES = ("onnx_export.py", "onnx_graphs.py", "portable_format.py", "portable.py")
 
 
 class PortableUnavailable(RuntimeError):
