@@ -12,14 +12,16 @@ RUNTIME = ROOT / "node_modules" / "onnxruntime-web" / "dist"
 
 
 @pytest.fixture(scope="session")
-def portable_store(request):
-    """A PortableStore kept in pytest's cache folder: each tiny test model (seeded, so the
-    same weights every run) is exported once, not once per test or run. Its folder names
-    carry a digest of the weights and of the exporter's code, so a stale export is never
-    reused."""
+def portable_store(request, tmp_path_factory):
+    """A PortableStore kept in pytest's cache folder (a temporary one without the cache
+    plugin): each tiny test model (seeded, so the same weights every run) is exported once,
+    not once per test or run. Its folder names carry a digest of the weights and of the
+    exporter's code, so a stale export is never reused."""
     from sketchrnn.web.portable_cache import PortableStore
 
-    return PortableStore(Path(request.config.cache.mkdir("sketchrnn-portable")))
+    cache = getattr(request.config, "cache", None)
+    root = cache.mkdir("sketchrnn-portable") if cache else tmp_path_factory.mktemp("portable")
+    return PortableStore(Path(root))
 
 
 @pytest.fixture(scope="session")
