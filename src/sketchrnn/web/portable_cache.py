@@ -105,8 +105,11 @@ class PortableStore:
 
     def problem(self, served: ServedModel) -> str | None:
         """Why the served model has no portable form, if an export failed or cannot start."""
-        from sketchrnn.models.onnx_export import export_problem
-
+        try:
+            from sketchrnn.models.onnx_export import export_problem
+        except ImportError as e:  # the onnx extra is missing: say what to install
+            why = f"no portable form for the browser ({e}): pip install 'sketchrnn[web]'"
+            return f"{served.name}: {why}"
         return self._failed.get(self.key(served)) or export_problem(served.model)
 
     def export(self, served: ServedModel) -> Path:
