@@ -89,8 +89,10 @@ def test_compose_from_sketch_files_beside_a_conv_vae(setup, capsys):
     assert main([*bad, "--out", str(setup / "x.png")]) == 2
     assert "missing.ndjson" in capsys.readouterr().err
     assert not (setup / "x.png").exists()
-    assert main([*args[:3], "--count", "0", "--out", str(setup / "x.png")]) == 2
-    assert "count must be at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:  # refused as it is parsed, before any work
+        main([*args[:3], "--count", "0", "--out", str(setup / "x.png")])
+    assert stop.value.code == 2
+    assert "--count: must be a whole number in [1, 10,000], got 0" in capsys.readouterr().err
 
 
 def test_compose_decodes_the_arithmetic_of_the_embeddings(setup, monkeypatch):

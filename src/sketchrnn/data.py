@@ -215,7 +215,7 @@ def _build_splits(
             "(all too long, or no train split); pass scale_factor to use a known one"
         )
     if scale_factor is None:
-        scale_factor = S.scale_factor(kept["train"][0])
+        scale_factor = S.scale_factor(kept["train"][0], where=names)
     n_max = max_len if pad_to_max_len else max(S.max_length(kept[s][0]) for s in SPLITS)
     datasets = {
         split: SketchDataset(S.normalize(sk, scale_factor), labels, classes, scale_factor, n_max)

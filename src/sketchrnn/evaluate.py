@@ -127,7 +127,10 @@ def _measure(model: SketchModel, dataset: Any, batch_size: int, seed: int) -> di
     result = evaluate(model, dataset, batch_size, seed=seed)
     result["sketches"] = float(len(dataset))
     # The sketches are already divided by the model's scale factor.
-    result["offset_std_ratio"] = strokes.scale_factor(dataset.sketches)
+    try:
+        result["offset_std_ratio"] = strokes.scale_factor(dataset.sketches)
+    except strokes.SketchError:  # all offsets equal (single points): a ratio of 0, not an error
+        result["offset_std_ratio"] = 0.0
     return result
 
 

@@ -34,6 +34,9 @@ from sketchrnn.train import TrainConfig, Trainer
 
 __all__ = [
     "BASELINES",
+    "MAX_EPISODES",
+    "MAX_SHOTS",
+    "MAX_WAYS",
     "model_embedding",
     "omniglot_background_images",
     "train_quick_conv_vae",
@@ -112,6 +115,13 @@ class FewShotRow:
     result: FewShotResult
 
 
+# The largest episode settings: 10,000 episodes give a 95% interval of +-0.3 points already;
+# each holds ways x (shots + queries) indices, so these keep the lists within tens of MB.
+MAX_EPISODES = 10_000
+MAX_WAYS = 10_000
+MAX_SHOTS = 1_000  # and queries per class
+
+
 def sample_episodes(
     class_to_images: Mapping[Hashable, np.ndarray],
     n_way: int,
@@ -134,10 +144,16 @@ def sample_episodes(
     Raises ValueError when no episode of that shape fits: fewer than ``n_way`` classes (in any
     group), or no ``n_way`` classes with ``k_shot + n_query`` examples each.
     """
-    if n_way < 2 or k_shot < 1 or n_query < 1 or n_episodes < 1:
+    if not (
+        2 <= n_way <= MAX_WAYS
+        and 1 <= k_shot <= MAX_SHOTS
+        and 1 <= n_query <= MAX_SHOTS
+        and 1 <= n_episodes <= MAX_EPISODES
+    ):
         raise ValueError(
-            f"need n_way >= 2 and k_shot, n_query, n_episodes >= 1; got n_way={n_way}, "
-            f"k_shot={k_shot}, n_query={n_query}, n_episodes={n_episodes}"
+            f"need n_way in [2, {MAX_WAYS:,}], k_shot and n_query in [1, {MAX_SHOTS:,}] and "
+            f"n_episodes in [1, {MAX_EPISODES:,}]; got n_way={n_way}, k_shot={k_shot}, "
+            f"n_query={n_query}, n_episodes={n_episodes}"
         )
     per_class = k_shot + n_query
     classes = list(class_to_images)

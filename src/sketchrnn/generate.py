@@ -35,6 +35,7 @@ import torch
 from sketchrnn import strokes
 from sketchrnn.data import make_batch
 from sketchrnn.models import SketchModel, is_magenta_json_model, load_model
+from sketchrnn.models.config import Bounds
 from sketchrnn.models.decoding import (
     DrawingCancelled,
     check_count,
@@ -519,6 +520,8 @@ def fit_to_model_size(model: SketchModel, sketches: Sequence[np.ndarray]) -> lis
 
 #: What :func:`scale_inputs` takes besides a positive number.
 INPUT_SCALE_CHOICES = ("auto", "none")
+# A factor for the inputs' offsets: beyond these a drawing is a dot or overflows the model.
+INPUT_SCALE_BOUNDS = Bounds(low=1e-6, high=1e6)
 
 
 def input_scale_factor(
@@ -551,8 +554,12 @@ def input_scale_factor(
         raise ValueError(f"input_scale must be auto, none or a number, got {input_scale!r}")
     else:
         factor = float(input_scale)
-    if not factor > 0 or not math.isfinite(factor):
-        raise ValueError(f"input_scale must be a positive number, got {input_scale!r}")
+    problem = INPUT_SCALE_BOUNDS.problem(factor)
+    if problem is not None:
+        accepted = problem.removeprefix("must be ")
+        raise ValueError(
+            f"input_scale must be auto, none or a number {accepted}, got {input_scale!r}"
+        )
     return factor
 
 

@@ -115,7 +115,10 @@ def sample_magenta_models(
     }
     with atomic_path(out_npz) as tmp:
         part = tmp.with_name(tmp.name + ".npz")  # write_npz writes atomically itself
-        write_npz(part, sketches)
+        try:
+            write_npz(part, sketches)
+        except SketchFileError as e:  # named after the file asked for, not the temporary one
+            raise SketchFileError(out_npz, str(e).removeprefix(f"{e.path}: ")) from None
         try:
             with zipfile.ZipFile(part, "a", compression=zipfile.ZIP_DEFLATED) as zf:
                 for key, array in info_arrays.items():

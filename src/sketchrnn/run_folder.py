@@ -6,7 +6,10 @@
   write left (``.checkpoint.pt.*.part``, ``.best.part``, ...);
 - :func:`read_run_checkpoint`: ``checkpoint.pt`` read for a resume, its checksums verified;
   when it is damaged, the error says which earlier checkpoint is kept
-  (``checkpoint.prev.pt``, written beside it by :func:`keep_previous`, or ``best/``).
+  (``checkpoint.prev.pt``, written beside it by :func:`keep_previous`, or ``best/``);
+- :func:`check_new_run` / :func:`clear_run`: a new training into a folder that holds a run
+  (finished or not) is refused (:class:`RunExistsError`) unless it is told to replace it, so a
+  finished run is never silently overwritten.
 """
 
 from __future__ import annotations
@@ -40,8 +43,12 @@ except ImportError:  # pragma: no cover
 __all__ = [
     "LOCK_NAME",
     "PREVIOUS_CHECKPOINT_NAME",
+    "RUN_FILES",
+    "RunExistsError",
     "RunLock",
     "RunLockedError",
+    "check_new_run",
+    "clear_run",
     "keep_previous",
     "lock_run_folder",
     "read_run_checkpoint",
@@ -225,13 +232,71 @@ def _remove_orphans(out_dir: Path) -> list[str]:
 
 def keep_previous(path: Path, previous: Path) -> None:
     """Make ``previous`` the file ``path`` is now (a hard link where the file system allows,
-    else a copy), atomically: ``path`` is about to be replaced."""
+    else a copy), atomically: ``path`` is about to be replaced.
+
+    ``previous`` may already be a hard link of ``path`` (a kill fell between this and the
+    replacement of ``path``): then there is nothing to do, and renaming a new link onto it
+    would do nothing either (POSIX: a rename between two links of one file leaves both), so
+    the temporary link would stay behind."""
+    with contextlib.suppress(OSError):
+        if os.path.samefile(path, previous):
+            return
     with atomic_path(previous) as tmp:
         tmp.unlink()
         try:
             os.link(path, tmp)
         except OSError:
             shutil.copyfile(path, tmp)
+    tmp.unlink(missing_ok=True)  # in case the rename did nothing after all (see above)
+
+
+# What a training writes into its run folder (beside run.lock): a folder holding any of them
+# holds a run.
+RUN_FILES = (CHECKPOINT_NAME, PREVIOUS_CHECKPOINT_NAME, "best", "log.csv", "tensorboard")
+
+
+class RunExistsError(RuntimeError):
+    """A new training would replace the run in its folder (the message names the folder and
+    says how to continue it or replace it)."""
+
+
+def check_new_run(out_dir: str | os.PathLike, overwrite: bool = False) -> list[Path]:
+    """The files of an earlier run in ``out_dir`` (:data:`RUN_FILES`, finished or not), which
+    a new training there would replace: :class:`RunExistsError` naming the folder when there
+    are any and ``overwrite`` is false, else their paths (for :func:`clear_run`)."""
+    out_dir = Path(out_dir)
+    found = [out_dir / name for name in RUN_FILES if (out_dir / name).exists()]
+    if found and not overwrite:
+        raise RunExistsError(
+            f"{out_dir}: holds a training run{_run_step(out_dir)}; continue it with --resume, "
+            "replace it with --overwrite, or train into another --out"
+        )
+    return found
+
+
+def _run_step(out_dir: Path) -> str:
+    """``" (at step 60 of 60)"`` from the run's checkpoint, or ``""`` when it cannot tell."""
+    try:
+        state = load_checkpoint(out_dir / CHECKPOINT_NAME)
+        step = int(state["step"])
+        total = int((state.get("train_config") or {}).get("max_steps", 0))
+    except (CheckpointError, KeyError, TypeError, ValueError):
+        return ""
+    return f" (at step {step:,} of {total:,})" if total else f" (at step {step:,})"
+
+
+def clear_run(out_dir: str | os.PathLike) -> list[str]:
+    """Remove the files of an earlier run from ``out_dir`` (:data:`RUN_FILES`; call it
+    holding the folder's lock, once the new training is ready to start); returns their names.
+    Anything else in the folder is left."""
+    removed = []
+    for path in check_new_run(out_dir, overwrite=True):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+        removed.append(path.name)
+    return removed
 
 
 def lock_run_folder(out_dir: str | os.PathLike) -> RunLock | None:

@@ -19,7 +19,10 @@ offsets; to floating-point rounding of cumulative sums otherwise).
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -38,6 +41,9 @@ __all__ = [
     "simplify_stroke3",
     "bounds",
     "scale_factor",
+    "scale_factor_problem",
+    "MIN_SCALE_FACTOR",
+    "MAX_SCALE_FACTOR",
     "normalize",
     "clamp_offsets",
     "random_scale",
@@ -248,17 +254,48 @@ def bounds(s3: np.ndarray) -> tuple[float, float, float, float]:
     return (float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1]))
 
 
-def scale_factor(sketches: Iterable[np.ndarray]) -> float:
+# The scale factors (pixels per model unit) a model or a data set may have. Beyond them a model
+# draws offsets no reader or writer accepts (+-1e6) or dots, and 1e308 (or 1e-308) does not
+# even survive the cast to float32.
+MIN_SCALE_FACTOR = 1e-6
+MAX_SCALE_FACTOR = 1e6
+
+
+def scale_factor_problem(value: Any) -> str | None:
+    """``None`` when ``value`` is a scale factor a model may carry, else what it must be
+    (``"must be a number in [1e-06, 1e+06] (pixels per model unit)"``)."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if ok:
+        x = float(value)
+        ok = math.isfinite(x) and MIN_SCALE_FACTOR <= x <= MAX_SCALE_FACTOR
+    if ok:
+        return None
+    return (
+        f"must be a number in [{MIN_SCALE_FACTOR:g}, {MAX_SCALE_FACTOR:g}] (pixels per model unit)"
+    )
+
+
+def scale_factor(sketches: Iterable[np.ndarray], *, where: str = "") -> float:
     """Standard deviation of all offsets ``(dx, dy)`` pooled together (paper supplement 1).
 
-    Compute it on the training split only and reuse it for valid and test.
+    Compute it on the training split only and reuse it for valid and test. :class:`SketchError`
+    (its message led by ``where``, the files they came from) when there is none to compute.
     """
+    lead = f"{where}: " if where else ""
     parts = [np.asarray(s)[:, 0:2].astype(np.float64).ravel() for s in sketches]
     if not parts:
-        raise SketchError("cannot compute a scale factor from no sketches")
+        raise SketchError(f"{lead}cannot compute a scale factor from no sketches")
     std = float(np.concatenate(parts).std())
     if not np.isfinite(std) or std <= 0:
-        raise SketchError(f"degenerate scale factor {std} (all offsets equal?)")
+        raise SketchError(
+            f"{lead}degenerate scale factor {std} (the offsets of the training sketches are all "
+            "equal: single points, or one repeated step)"
+        )
+    if scale_factor_problem(std) is not None:
+        raise SketchError(
+            f"{lead}the scale factor (std of the training offsets) is {std:.3g}: it "
+            f"{scale_factor_problem(std)}; rescale the drawings"
+        )
     return std
 
 

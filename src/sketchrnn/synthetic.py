@@ -19,7 +19,7 @@ import numpy as np
 from sketchrnn.io.sketchset import SketchSet
 from sketchrnn.strokes import polylines_to_stroke3
 
-__all__ = ["CLASSES", "synthetic_sketch", "synthetic_sketchset"]
+__all__ = ["CLASSES", "MAX_PER_CLASS", "synthetic_sketch", "synthetic_sketchset"]
 
 Polyline = np.ndarray  # (k, 2) absolute points; y grows downwards as on a screen
 
@@ -159,6 +159,10 @@ def synthetic_sketch(name: str, rng: np.random.Generator) -> np.ndarray:
     return polylines_to_stroke3([np.round(p - start) for p in polylines])
 
 
+# The most sketches of one shape: 600,000 of the six shapes take about 400 MB in memory.
+MAX_PER_CLASS = 100_000
+
+
 def synthetic_sketchset(
     n_per_class: int = 500,
     seed: int = 0,
@@ -172,8 +176,8 @@ def synthetic_sketchset(
     train. Class ``k`` is drawn from its own generator seeded by ``(seed, k)``, so the set is
     the same for the same arguments on every machine.
     """
-    if n_per_class < 1:
-        raise ValueError(f"n_per_class must be at least 1, got {n_per_class}")
+    if not 1 <= n_per_class <= MAX_PER_CLASS:
+        raise ValueError(f"n_per_class must be in [1, {MAX_PER_CLASS:,}], got {n_per_class}")
     if len(split_fractions) != 3 or min(split_fractions) < 0 or sum(split_fractions) > 1 + 1e-9:
         raise ValueError(f"split fractions must be >= 0 and sum to 1: {split_fractions}")
     n_valid = round(n_per_class * split_fractions[1])

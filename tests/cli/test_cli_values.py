@@ -7,14 +7,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 
 import numpy as np
 import pytest
 import torch
 
 from sketchrnn import generate
-from sketchrnn.cli import draw as draw_cli
-from sketchrnn.cli import main
+from sketchrnn.cli import main, options
 from sketchrnn.models import (
     ConvVAEConfig,
     SketchEmbedNetConfig,
@@ -69,17 +69,31 @@ def sketch_file(tmp_path_factory):
 # ----------------------------------------------------------------------------- train options
 
 TRAIN_CASES = [
-    (["--lr", "-1"], "--lr: must be > 0 and finite, got -1"),
-    (["--lr", "nan"], "--lr: must be > 0 and finite, got nan"),
-    (["--lr", "inf"], "--lr: must be > 0 and finite, got inf"),
+    (["--lr", "-1"], "--lr: must be in (0, 1], got -1"),
+    (["--lr", "nan"], "--lr: must be in (0, 1], got nan"),
+    (["--lr", "inf"], "--lr: must be in (0, 1], got inf"),
+    (["--lr", "1e308"], "--lr: must be in (0, 1], got 1e308"),
+    # Floats that overflow float32 (a traceback inside torch before):
+    (["--kl-min", "1e308"], "--kl-min: must be in [0, 10000], got 1e308"),
+    (["--kl-weight", "1e308"], "--kl-weight: must be in [0, 10000], got 1e308"),
+    (["--min-lr", "1e308"], "--min-lr: must be in [0, 1], got 1e308"),
+    (["--grad-clip", "1e308"], "--grad-clip: must be > 0 (finite ones at most 3.403e+38"),
+    (["--grad-clip", "-inf"], "--grad-clip: must be > 0"),
+    # Integers beyond any bound, and beyond what a float can hold:
+    (["--seed", str(2**64)], "--seed: must be a whole number in [0, 9,223,372,036,854,775,807]"),
+    (["--steps", "1" + "0" * 400], "--max-steps/--steps: must be a whole number in [0, 1,0"),
+    (["--batch-size", "9" * 5000], "... (5,000 characters)"),
+    (["--eval-every", "1e3"], "--eval-every: must be a whole number in [0, 1,000,000,000]"),
     (["--batch-size", "0"], "--batch-size: must be a whole number in [1, 1,000,000], got 0"),
     (["--batch-size", "1.5"], "--batch-size: must be a whole number"),
     (["--eval-batch-size", "0"], "--eval-batch-size: must be a whole number in [1"),
-    (["--lr-decay-every", "0"], "--lr-decay-every: must be a whole number >= 1, got 0"),
-    (["--eval-every", "-1"], "--eval-every: must be a whole number >= 0, got -1"),
-    (["--save-every", "-5"], "--save-every: must be a whole number >= 0, got -5"),
-    (["--kl-weight", "-1"], "--kl-weight: must be >= 0 and finite, got -1"),
-    (["--minutes", "-1"], "--minutes: must be > 0 and finite, got -1"),
+    (["--lr-decay-every", "0"], "--lr-decay-every: must be a whole number in [1, 1,000,000,000]"),
+    (["--eval-every", "-1"], "--eval-every: must be a whole number in [0, 1,000,000,000], got -1"),
+    (["--save-every", "-5"], "--save-every: must be a whole number in [0, 1,000,000,000], got -5"),
+    (["--kl-min", "-1e-5"], "--kl-min: must be in [0, 10000], got -1e-5"),  # not an option
+    (["--kl-weight", "-1"], "--kl-weight: must be in [0, 10000], got -1"),
+    (["--minutes", "-1"], "--minutes: must be in (0, 16,666,666], got -1"),
+    (["--minutes", "1e300"], "--minutes: must be in (0, 16,666,666], got 1e300"),
     (["--lr-decay", "0"], "--lr-decay: must be in (0, 1], got 0"),
     (["--lr-decay", "1.5"], "--lr-decay: must be in (0, 1], got 1.5"),
     (["--dec-hidden", "10000000"], "--dec-hidden: must be a whole number in [1, 8192]"),
@@ -104,6 +118,11 @@ def test_train_refuses_absurd_values_in_one_line(given, message, capsys, tmp_pat
         (["--batch-size", "0"], "--batch-size: must be a whole number in [1"),
         (["--image-size", "8"], "--image-size: must be a whole number in [16, 1024], got 8"),
         (["--blur-sigma", "0"], "--blur-sigma: must be in (0, 1024], got 0"),
+        (["--grad-clip", "1e308"], "--grad-clip: must be > 0 (finite ones at most 3.403e+38"),
+        (["--kl-weight", "1e308"], "--kl-weight: must be in [0, 10000], got 1e308"),
+        (["--lr", "1e308"], "--lr: must be in (0, 1], got 1e308"),
+        (["--rdp-epsilon", "1e308"], "--rdp-epsilon: must be in [0, 1e+06], got 1e308"),
+        (["--alpha-every", "0"], "--alpha-every: must be a whole number in [1, 1,000,000,000]"),
     ],
 )
 def test_train_sketchembednet_refuses_absurd_values(given, message, capsys, tmp_path):
@@ -161,9 +180,10 @@ def test_train_out_none_still_means_no_files(tmp_path):
         (["--temperature", "-1"], "--temperature: must be in [0, 5], got -1"),
         (["--temperature", "nan"], "--temperature: must be in [0, 5], got nan"),
         (["--pen-temperature", "-0.5"], "--pen-temperature: must be in [0, 5] or none"),
-        (["--n", "0"], "--n: must be a whole number >= 1, got 0"),
-        (["--n", "-3"], "--n: must be a whole number >= 1, got -3"),
-        (["--seed", "-1"], "--seed: must be a whole number >= 0, got -1"),
+        (["--n", "0"], "--n: must be a whole number in [1, 1,000,000], got 0"),
+        (["--n", "-3"], "--n: must be a whole number in [1, 1,000,000], got -3"),
+        (["--n", "1000000000"], "--n: must be a whole number in [1, 1,000,000], got 1000000000"),
+        (["--seed", "-1"], "--seed: must be a whole number in [0, 9,223,372,036,854,775,807]"),
     ],
 )
 def test_sample_refuses_absurd_values(given, message, capsys, tmp_path, tiny_model):
@@ -211,7 +231,7 @@ def test_counts_over_the_limit_name_the_flag_that_lifts_it(
 def test_no_limit_lifts_the_limit_and_long_drawing_shows_progress(
     capsys, tmp_path, tiny_model, sketch_file, monkeypatch
 ):
-    monkeypatch.setattr(draw_cli, "MAX_SKETCHES", 3)
+    monkeypatch.setattr(options, "MAX_SKETCHES", 3)
     monkeypatch.setattr(decoding, "DRAW_BATCH", 2)
     out = tmp_path / "many.svg"
     argv = ["interpolate", str(tiny_model), "--a", str(sketch_file), "--b", str(sketch_file)]
@@ -254,7 +274,7 @@ def test_drawing_in_batches_is_seeded_and_keeps_labels_and_z(tiny_model, monkeyp
 
 def test_evaluate_batch_size_zero_says_so(capsys, tmp_path, tiny_model):
     argv = ["evaluate", str(tiny_model), "--data", str(tmp_path / "x.npz"), "--batch-size", "0"]
-    assert "--batch-size: must be a whole number >= 1, got 0" in _refused(argv, capsys)
+    assert "--batch-size: must be a whole number in [1, 1,000,000], got 0" in _refused(argv, capsys)
 
 
 def test_evaluate_library_refuses_batch_size_zero_before_reading(tmp_path, tiny_model):
@@ -294,13 +314,28 @@ def _bounded_fields():
 def test_every_config_declares_bounds_on_its_numbers():
     for cls in CONFIG_CLASSES:
         assert issubclass(cls, ConfigDict)
+        numbers = [
+            f for f in dataclasses.fields(cls) if str(f.type).split(" |")[0] in ("int", "float")
+        ]
+        # Both bounds: a number with no ceiling ends in a traceback or a MemoryError somewhere.
         unbounded = [
             f.name
-            for f in dataclasses.fields(cls)
-            if str(f.type).split(" |")[0] in ("int", "float") and field_bounds(f) is None
+            for f in numbers
+            if field_bounds(f) is None or None in (field_bounds(f).low, field_bounds(f).high)
         ]
-        # scale_factor is checked by UnitsConfig._check_units (its own message).
+        # scale_factor is checked by UnitsConfig._check_units (strokes.scale_factor_problem).
         assert set(unbounded) <= {"scale_factor"}, (cls.__name__, unbounded)
+
+
+def test_a_float_beyond_float32_is_refused_even_under_an_infinite_bound():
+    """grad_clip accepts inf (no clipping), but not 1e308: it overflows the float32 clamp."""
+    assert TrainConfig(grad_clip=math.inf).grad_clip == math.inf
+    assert TrainConfig(grad_clip=3e38).grad_clip == 3e38
+    for value in (1e308, 3.5e38):
+        with pytest.raises(ValueError, match=r"^grad_clip must be > 0 \(finite ones at most"):
+            TrainConfig(grad_clip=value)
+    with pytest.raises(ValueError, match="^max_steps must be a whole number"):
+        TrainConfig(max_steps=10**400)  # an int no float holds: refused, not an OverflowError
 
 
 @pytest.mark.parametrize(
@@ -313,11 +348,11 @@ def test_every_bounded_field_refuses_values_outside(cls, name, bounds):
 
 
 def test_library_messages_name_field_bounds_and_value():
-    with pytest.raises(ValueError, match=r"^lr must be > 0 and finite, got -1$"):
+    with pytest.raises(ValueError, match=r"^lr must be in \(0, 1\], got -1$"):
         TrainConfig(lr=-1)
     with pytest.raises(ValueError, match=r"^batch_size must be a whole number in \[1, 1,000,000\]"):
         TrainConfig(batch_size=0)
-    with pytest.raises(ValueError, match=r"^max_seconds must be > 0 and finite or none"):
+    with pytest.raises(ValueError, match=r"^max_seconds must be in \(0, 1,000,000,000\] or none"):
         TrainConfig(max_seconds=-60.0)
     with pytest.raises(ValueError, match=r"^device must be auto, cpu, cuda"):
         TrainConfig(device="bogus")
@@ -336,8 +371,9 @@ def _saved_config(path):
         ("dec_hidden", 10**7, "dec_hidden must be a whole number in [1, 8192], got 10000000"),
         ("enc_hidden", 0, "enc_hidden must be a whole number in [1, 8192], got 0"),
         ("num_mixtures", 10**6, "num_mixtures must be a whole number in [1, 1024]"),
-        ("scale_factor", -2.0, "scale_factor must be a finite number > 0"),
-        ("kl_weight", "NaN", "kl_weight must be >= 0 and finite"),
+        ("scale_factor", -2.0, "scale_factor must be a number in [1e-06, 1e+06]"),
+        ("scale_factor", 1e308, "scale_factor must be a number in [1e-06, 1e+06]"),
+        ("kl_weight", "NaN", "kl_weight must be in [0, 10000]"),
     ],
 )
 def test_a_model_config_json_with_absurd_values_is_refused_on_load(
@@ -350,7 +386,7 @@ def test_a_model_config_json_with_absurd_values_is_refused_on_load(
     meta = _saved_config(folder)
     meta["config"][key] = float("nan") if value == "NaN" else value
     (folder / "config.json").write_text(json.dumps(meta))
-    with pytest.raises(ModelFileError, match=message.replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(ModelFileError, match=re.escape(message)):
         load_model(folder)
     line = _refused(["sample", str(folder), "--out", str(tmp_path / "never.svg")], capsys)
     assert "config.json" in line and message in line
@@ -379,18 +415,37 @@ def test_a_bare_command_exits_2_with_the_usage(group, capsys):
 
 OTHER_COMMANDS = [
     (["embed", "one-shot", "m", "--temperature", "1e9", "--out", "x.png"], "--temperature"),
+    (["embed", "one-shot", "m", "--count", "-5", "--out", "x.png"], "--count"),
+    (["embed", "one-shot", "m", "--count", "0", "--out", "x.png"], "--count"),
+    (["embed", "compose", "m", "--count", "0", "--out", "x.png"], "--count"),
+    (["embed", "compose", "m", "--count", "1000000000", "--out", "x.png"], "--count"),
+    (["embed", "arrangements", "m", "--count", "1000000000", "--out", "x.png"], "--count"),
+    (["embed", "arrangements", "m", "--count", "1", "--out", "x.png"], "--count"),
     (["embed", "arrangements", "m", "--seed", "-1", "--out", "x.png"], "--seed"),
     (["fewshot", "--model", "m", "--ways", "1"], "--ways"),
     (["fewshot", "--model", "m", "--episodes", "0"], "--episodes"),
+    (["fewshot", "--model", "m", "--episodes", "1000000000"], "--episodes"),
+    (["fewshot", "--model", "m", "--queries", "1000000000"], "--queries"),
+    (["fewshot", "--model", "m", "--conv-vae-steps", "1e30"], "--conv-vae-steps"),
     (["serve", "--port", "99999"], "--port"),
     (["data", "synthetic", "--out", "x.npz", "--per-class", "0"], "--per-class"),
-    (["export", "m", "x.json", "--scale-factor", "-1"], "--scale-factor"),
+    (["data", "synthetic", "--out", "x.npz", "--per-class", str(2**64)], "--per-class"),
+    (["data", "synthetic", "--out", "x.npz", "--per-class", "1000000000"], "--per-class"),
+    (["data", "sample", "m", "--out", "x.npz", "--per-model", "1000000000"], "--per-model"),
+    (["data", "render", "f", "--out", "x.png", "--n", "1000000000"], "--n"),
+    (["evaluate", "m", "--data", "x", "--batch-size", "1e12"], "--batch-size"),
     (["demo", "--seed", "-1"], "--seed"),
-]
+    (["demo", "--seconds", "1e308"], "--seconds"),
+    (["complete", "m", "--input", "x", "--input-scale", "1e308", "--out", "y.png"],
+     "--input-scale"),
+    (["complete", "m", "--input", "x", "--input-scale", "-1", "--out", "x.png"], "--input-scale"),
+    (["reconstruct", "m", "--input", "x", "--temperatures", "0.5,nan", "--out", "x.png"],
+     "--temperatures"),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(
-    "argv, flag", OTHER_COMMANDS, ids=[" ".join(a[:2]) for a, _ in OTHER_COMMANDS]
+    "argv, flag", OTHER_COMMANDS, ids=[" ".join(a[:2] + a[-3:-2]) for a, _ in OTHER_COMMANDS]
 )
 def test_every_command_checks_its_numbers_the_same_way(capsys, argv, flag):
     """Temperatures, counts and seeds are checked by the shared checkers in every command, not
@@ -399,4 +454,128 @@ def test_every_command_checks_its_numbers_the_same_way(capsys, argv, flag):
         main(argv)
     assert stop.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and f"{flag}: must be" in err[0]
+    assert len(err) == 1 and f"{flag}: must be" in err[0], err
+
+
+@pytest.mark.parametrize(
+    "argv, flag",
+    [
+        (["data", "sample", "MODEL", "--out", "OUT.npz", "--per-model", "20000"], "--per-model"),
+        (["data", "render", "IN.npz", "--out", "OUT.png", "--n", "20000"], "--n"),
+    ],
+)
+def test_data_counts_over_the_limit_name_the_flag_that_lifts_it(argv, flag, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = [str(tmp_path / a) if a.isupper() or "." in a else a for a in argv]
+    line = _refused(argv, capsys)
+    assert f"{flag} 20000: at most 10,000 sketches in one command; --no-limit lifts" in line
+    assert list(tmp_path.iterdir()) == [] and not out.exists()  # refused before any reading
+
+
+def test_data_sample_with_no_limit_goes_past_the_limit(tmp_path, tiny_model, monkeypatch, capsys):
+    monkeypatch.setattr(options, "MAX_SKETCHES", 2)
+    out = tmp_path / "samples.npz"
+    argv = ["data", "sample", str(tiny_model), "--out", str(out), "--per-model", "3"]
+    assert "--per-model 3: at most 2 sketches" in _refused(argv, capsys)
+    assert main([*argv, "--no-limit"]) == 0 and out.is_file()
+
+
+# ----------------------------------------------------------------------------- inert options
+
+INERT_CASES = [
+    (["--decoder-only", "--enc-hidden", "8"], "--enc-hidden: does nothing with --decoder-only"),
+    (["--decoder-only", "--z-size", "8"], "--z-size: does nothing with --decoder-only"),
+    (["--decoder-only", "--kl-weight", "1"], "--kl-weight: does nothing with --decoder-only"),
+    (["--decoder-only", "--kl-min", "0.1"], "--kl-min: does nothing with --decoder-only"),
+    (["--decoder-only", "--kl-decay-rate", "0.9"],
+     "--kl-decay-rate: does nothing with --decoder-only"),
+    (["--decoder-only", "--kl-eta-min", "0.5"], "--kl-eta-min: does nothing with --decoder-only"),
+    (["--hyper-hidden", "8"], "--hyper-hidden: does nothing with --cell layernorm"),
+    (["--cell", "lstm", "--hyper-embed", "8"], "--hyper-embed: does nothing with --cell lstm"),
+    (["--class-embed-size", "8"], "--class-embed-size: does nothing without --class-conditional"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("given, message", INERT_CASES, ids=[" ".join(c[0]) for c in INERT_CASES])
+def test_an_option_the_others_make_inert_is_refused_naming_both(
+    given, message, capsys, tmp_path, sketch_file
+):
+    out = tmp_path / "run"
+    argv = ["train", "--data", str(sketch_file), "--out", str(out), *given]
+    line = _refused(argv, capsys)
+    assert message in line
+    # One line naming both options, and what to do.
+    assert "--decoder-only" in line or "--cell" in line or "--class-conditional" in line
+    assert "leave out" in line
+    assert not out.exists()
+
+
+def test_sketchembednet_refuses_hyper_options_without_the_hyper_cell(capsys, tmp_path):
+    argv = ["train", "sketchembednet", "--data", str(tmp_path / "x.npz"), "--cell", "lstm"]
+    line = _refused([*argv, "--hyper-hidden", "64"], capsys)
+    assert "--hyper-hidden: does nothing with --cell lstm" in line
+
+
+def test_options_that_do_something_are_accepted(tmp_path, sketch_file):
+    """The same options where they do act: nothing refused (a parse and a config, no run)."""
+    from sketchrnn.cli import build_parser
+    from sketchrnn.cli.options import given_options
+    from sketchrnn.cli.train import _refuse_inert_options
+
+    for given in (
+        ["--cell", "hyper", "--hyper-hidden", "8", "--hyper-embed", "4"],
+        ["--class-conditional", "--class-embed-size", "8"],
+        ["--z-size", "8", "--kl-min", "0.1"],
+        ["--decoder-only", "--dec-hidden", "16"],
+    ):
+        args = build_parser().parse_args(["train", "sketch-rnn", "--data", "x", *given])
+        config = SketchRNNConfig.preset(args.preset, **given_options(args, "model"))
+        _refuse_inert_options(args, config)
+
+
+# ----------------------------------------------------------------------------- empty paths
+
+EMPTY_PATHS = [
+    ["train", "--data", "", "--out", "RUN"],
+    ["train", "--data", "IN.npz", "--out", ""],
+    ["data", "pack", "IN.npz", "--out", ""],
+    ["data", "pack", "", "--out", "OUT.store"],
+    ["data", "download", "cat", "--to", ""],
+    ["data", "convert", "IN.npz", ""],
+    ["data", "render", "", "--out", "OUT.png"],
+    ["data", "synthetic", "--out", ""],
+    ["sample", "", "--out", "OUT.png"],
+    ["sample", "MODEL", "--out", ""],
+    ["complete", "MODEL", "--input", "", "--out", "OUT.png"],
+    ["evaluate", "MODEL", "--data", ""],
+    ["embed", "vectors", "MODEL", "", "--out", "OUT.npz"],
+    ["embed", "one-shot", "MODEL", "--omniglot", "", "--out", "OUT.png"],
+    ["fewshot", "--model", "MODEL", "--out", ""],
+    ["export", "MODEL", ""],
+    ["demo", "--out", ""],
+    ["serve", ""],
+]
+
+
+@pytest.mark.parametrize(
+    "argv", EMPTY_PATHS, ids=[" ".join(a).replace("  ", " '' ") for a in EMPTY_PATHS]
+)
+def test_an_empty_path_is_refused_not_read_as_the_current_folder(
+    argv, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)  # an empty path would have meant this folder
+    line = _refused(argv, capsys)
+    assert "empty value; give one (for the current folder: .)" in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_binary_class_list_is_one_line_naming_the_file(tmp_path, capsys):
+    listing = tmp_path / "classes.bin"
+    listing.write_bytes(bytes(range(256)) * 4)
+    for argv in (
+        ["data", "pack", "--list", str(listing), "--out", str(tmp_path / "x.store")],
+        ["data", "download", "--list", str(listing), "--to", str(tmp_path / "cache")],
+    ):
+        line = _refused(argv, capsys)
+        assert f"{listing}: not a text file" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["classes.bin"]

@@ -168,6 +168,7 @@ def test_render_needs_a_positive_count(tmp_path, capsys, n):
         main(["data", "render", str(path), "--out", str(out), "--n", n])
     assert stop.value.code == 2
     err = capsys.readouterr().err
-    assert err == f"sketchrnn data render: error: --n: must be a whole number >= 1, got {n}\n"
+    message = f"--n: must be a whole number in [1, 1,000,000], got {n}"
+    assert err == f"sketchrnn data render: error: {message}\n"
     assert not out.exists()
     assert len(read_sketches(path)) == 50

@@ -88,7 +88,8 @@ def _mutated(tmp_path: Path, change) -> Path:
     [
         (lambda d: d.pop(), "expected a JSON list"),
         (lambda d: d[0].pop("scale_factor"), "info is missing scale_factor"),
-        (lambda d: d[0].update(scale_factor=-1), "scale_factor must be a positive"),
+        (lambda d: d[0].update(scale_factor=-1), "scale_factor must be a number in"),
+        (lambda d: d[0].update(scale_factor=1e308), "scale_factor must be a number in"),
         (lambda d: d[0].update(max_seq_len="x"), "max_seq_len must be a positive integer"),
         (lambda d: d.__setitem__(0, [1, 2]), "info (first entry) must be an object"),
         (lambda d: d[1].__setitem__(0, [8, 122]), "output kernel has shape [8, 122]"),

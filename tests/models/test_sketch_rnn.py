@@ -240,7 +240,7 @@ def test_the_objective_anneals_the_kl_term_at_training_steps_only(batch):
 
 def test_units_live_in_the_config_and_are_checked():
     for bad in (0.0, -1.0, float("nan"), float("inf")):
-        with pytest.raises(ValueError, match="scale_factor must be a finite number > 0"):
+        with pytest.raises(ValueError, match="scale_factor must be a number in"):
             SketchRNNConfig(scale_factor=bad)
     model = _model()
     assert model.scale_factor is None and model.classes == []
@@ -249,7 +249,7 @@ def test_units_live_in_the_config_and_are_checked():
     assert model.scale_factor == 2.5 and model.config.classes == model.classes == ["a", "b"]
     with pytest.raises(AttributeError):
         model.scale_factor = 3.0  # one home: the config
-    with pytest.raises(ValueError, match="finite"):
+    with pytest.raises(ValueError, match="scale_factor must be a number in"):
         model.set_units(scale_factor=float("nan"))
     assert model.scale_factor == 2.5
     assert model.has_encoder and not _model(mode="decoder_only").has_encoder
@@ -329,6 +329,7 @@ def test_a_model_saved_before_the_shared_decoder_fails_clearly(tmp_path):
     save_file(old_keys, str(weights))
     meta = json.loads((tmp_path / "config.json").read_text())
     meta["format_version"] = 1
+    meta.pop("weights_sha256", None)  # folders of then recorded no digest of their weights
     (tmp_path / "config.json").write_text(json.dumps(meta))
     with pytest.raises(
         ModelFileError, match=r"does not match config\.json: missing decoder\..*unexpected cell\."

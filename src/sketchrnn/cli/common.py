@@ -8,11 +8,22 @@ import os
 import sys
 from typing import Any
 
+from sketchrnn.cli import options
 from sketchrnn.cli.options import value_check
 
 
 class CLIError(Exception):
     """A user-facing error: printed as one line, exit status 2."""
+
+
+def check_limit(args: argparse.Namespace, flag: str, count: int) -> None:
+    """CLIError when ``count`` (the value of ``flag``) is over
+    :data:`~sketchrnn.cli.options.MAX_SKETCHES` and ``--no-limit`` was not given."""
+    if count > options.MAX_SKETCHES and not getattr(args, "no_limit", False):
+        raise CLIError(
+            f"{flag} {count}: at most {options.MAX_SKETCHES:,} sketches in one command; "
+            "--no-limit lifts the limit"
+        )
 
 
 @value_check

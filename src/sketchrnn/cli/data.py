@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from sketchrnn.cli.common import CLIError, add_skip_invalid, read
+from sketchrnn.cli.common import CLIError, add_skip_invalid, check_limit, read
 from sketchrnn.cli.options import (
     add_command,
+    add_count,
     bounded,
     defaults_of,
     seed_type,
@@ -105,7 +106,11 @@ def _info(args: argparse.Namespace) -> None:
             print("  points per sketch: min {} / median {} / p90 {} / p99 {} / max {}".format(*pct))
         train = ss.split("train").strokes or ss.strokes
         if train:
-            print(f"  scale factor (std of train offsets): {strokes.scale_factor(train):.4f}")
+            try:
+                scale = f"{strokes.scale_factor(train):.4f}"
+            except strokes.SketchError:
+                scale = "none (the offsets are all equal: nothing to train on)"
+            print(f"  scale factor (std of train offsets): {scale}")
         classes = ss.classes
         shown = ", ".join(classes[:20]) + (
             f", ... ({len(classes)} in all)" if len(classes) > 20 else ""
@@ -323,7 +328,7 @@ def _render_args(q: argparse.ArgumentParser) -> None:
 
     q.add_argument("file", metavar="FILE")
     q.add_argument("--out", required=True, help="grid.png or grid.svg")
-    q.add_argument("--n", type=bounded(int, low=1), default=16, help="how many sketches")
+    add_count(q, "--n", 16, "how many sketches")
     q.add_argument("--split", default=None, help="train, valid or test (default: all)")
     q.add_argument("--seed", type=seed_type(), default=0, help="which sketches are picked")
     add_skip_invalid(q)
@@ -340,6 +345,7 @@ def _render(args: argparse.Namespace) -> None:
 
     from sketchrnn.io.formats import write_grid
 
+    check_limit(args, "--n", args.n)
     ss = read(args.file, args)
     if args.split:
         ss = ss.split(args.split)
@@ -423,13 +429,13 @@ def _download(args: argparse.Namespace) -> None:
 
 
 def _synthetic_args(q: argparse.ArgumentParser) -> None:
-    from sketchrnn.synthetic import synthetic_sketchset
+    from sketchrnn.synthetic import MAX_PER_CLASS, synthetic_sketchset
 
     defaults = defaults_of(synthetic_sketchset)
     q.add_argument("--out", required=True, help=".npz (train/valid/test kept), .ndjson, ...")
     q.add_argument(
         "--per-class",
-        type=bounded(int, low=1),
+        type=bounded(int, low=1, high=MAX_PER_CLASS),
         default=defaults["n_per_class"],
         help="sketches per shape",
     )
@@ -460,7 +466,7 @@ def _sample_args(q: argparse.ArgumentParser) -> None:
     defaults = defaults_of(sample_magenta_models)
     q.add_argument("models", nargs="+", metavar="MODEL", help="model files or folders")
     q.add_argument("--out", required=True, help="the .npz cache (reused if it matches)")
-    q.add_argument("--per-model", type=bounded(int, low=1), default=1000, help="drawings per model")
+    add_count(q, "--per-model", 1000, "drawings per model")
     q.add_argument(
         "--temperature",
         type=temperature_type(),
@@ -478,6 +484,7 @@ def _sample_args(q: argparse.ArgumentParser) -> None:
 def _sample(args: argparse.Namespace) -> None:
     from sketchrnn.model_samples import read_sample_info, sample_magenta_models
 
+    check_limit(args, "--per-model", args.per_model)
     path = sample_magenta_models(
         args.models,
         args.per_model,

@@ -20,6 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _arguments(q: argparse.ArgumentParser) -> None:
     from sketchrnn.demo import run_demo
+    from sketchrnn.models.config import MAX_SECONDS
 
     defaults = defaults_of(run_demo)
     q.add_argument("--out", default="sketchrnn-demo", help="output folder")
@@ -30,7 +31,7 @@ def _arguments(q: argparse.ArgumentParser) -> None:
     )
     q.add_argument(
         "--seconds",
-        type=bounded(float, low=0, low_open=True),
+        type=bounded(float, low=0, low_open=True, high=MAX_SECONDS),
         default=defaults["seconds"],
         help="with --train: the training time budget",
     )

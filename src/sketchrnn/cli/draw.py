@@ -2,8 +2,8 @@
 
 Every default (temperatures, steps, ``--z-from``, ``--input-scale``) is the one of the
 :mod:`sketchrnn.generate` function the command calls. Counts (``--n``, ``--steps``) are at most
-:data:`MAX_SKETCHES` unless ``--no-limit`` is given, and a long drawing shows a progress bar on
-stderr; temperatures are in [0, :data:`MAX_TEMPERATURE`].
+:data:`~sketchrnn.cli.options.MAX_SKETCHES` unless ``--no-limit`` is given, and a long drawing
+shows a progress bar on stderr; temperatures are in [0, :data:`MAX_TEMPERATURE`].
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from sketchrnn.cli.common import CLIError, pick_sketch, write_outputs
+from sketchrnn.cli.common import CLIError, check_limit, pick_sketch, write_outputs
 from sketchrnn.cli.options import (
+    MAX_SKETCHES,
     add_command,
-    bounded,
+    add_count,
     defaults_of,
     seed_type,
     temperature_type,
@@ -22,9 +23,6 @@ from sketchrnn.cli.options import (
 )
 
 SKETCH_HELP = "FILE or FILE:INDEX (a sketch from any readable file; index 0 by default)"
-# Sketches one command draws unless --no-limit: a grid of 10,000 is already a 100x100 picture,
-# and 100,000 ran for minutes.
-MAX_SKETCHES = 10_000
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -67,7 +65,7 @@ def _model_arguments(q: argparse.ArgumentParser, prefix_colors: bool = False) ->
     q.add_argument(
         "--no-limit",
         action="store_true",
-        help=f"draw more than {MAX_SKETCHES:,} sketches in one command",
+        help=f"make more than {MAX_SKETCHES:,} drawings in one command",
     )
     if prefix_colors:  # completions: what was given apart from what the model drew
         q.add_argument(
@@ -102,20 +100,30 @@ def _temperature(q: argparse.ArgumentParser, func: Callable, help: str = "tau (0
     )
 
 
-def _count(q: argparse.ArgumentParser, flag: str, default: int, help: str) -> None:
-    """A count option (``--n``, ``--steps``): a whole number >= 1, at most
-    :data:`MAX_SKETCHES` unless ``--no-limit`` (checked by :func:`check_limit`)."""
-    q.add_argument(flag, type=bounded(int, low=1), default=default, help=help)
+def _input_scale_type() -> Callable[[str], str]:
+    """The ``type=`` of ``--input-scale``: ``auto``, ``none`` or a number in
+    :data:`sketchrnn.generate.INPUT_SCALE_BOUNDS` (kept as typed: the library reads it)."""
+    from sketchrnn import generate
 
+    bounds = generate.INPUT_SCALE_BOUNDS
 
-def check_limit(args: argparse.Namespace, flag: str, count: int) -> None:
-    """CLIError when ``count`` (the value of ``flag``) is over :data:`MAX_SKETCHES` and
-    ``--no-limit`` was not given."""
-    if count > MAX_SKETCHES and not args.no_limit:
-        raise CLIError(
-            f"{flag} {count}: at most {MAX_SKETCHES:,} sketches in one command; "
-            "--no-limit lifts the limit"
-        )
+    @value_check
+    def input_scale(text: str) -> str:
+        if text in generate.INPUT_SCALE_CHOICES:
+            return text
+        try:
+            value: object = float(text)
+        except ValueError:
+            value = text
+        problem = bounds.problem(value)
+        if problem is not None:
+            raise argparse.ArgumentTypeError(
+                f"must be auto, none or a number {problem.removeprefix('must be ')}, got {text}"
+            )
+        return text
+
+    input_scale.bounds = bounds  # type: ignore[attr-defined]
+    return input_scale
 
 
 def _input_scale_argument(q: argparse.ArgumentParser) -> None:
@@ -123,6 +131,7 @@ def _input_scale_argument(q: argparse.ArgumentParser) -> None:
 
     q.add_argument(
         "--input-scale",
+        type=_input_scale_type(),
         default=defaults_of(generate.scale_inputs)["input_scale"],
         metavar="{" + ",".join(generate.INPUT_SCALE_CHOICES) + ",FLOAT}",
         help="multiply the input sketches' offsets by FLOAT; auto: for magenta.js models, "
@@ -152,7 +161,7 @@ def _sample_args(q: argparse.ArgumentParser) -> None:
     from sketchrnn import generate
 
     _model_arguments(q)
-    _count(q, "--n", 16, "how many")
+    add_count(q, "--n", 16, "how many")
     _temperature(q, generate.sample)
     q.add_argument(
         "--pen-temperature",
@@ -218,7 +227,7 @@ def _complete_args(q: argparse.ArgumentParser) -> None:
 
     _model_arguments(q, prefix_colors=True)
     q.add_argument("--input", required=True, help=SKETCH_HELP)
-    _count(q, "--n", 8, "how many endings")
+    add_count(q, "--n", 8, "how many endings")
     _temperature(q, generate.complete)
     q.add_argument(
         "--z-from",
@@ -256,7 +265,7 @@ def _interpolate_args(q: argparse.ArgumentParser) -> None:
     _model_arguments(q)
     q.add_argument("--a", required=True, help=SKETCH_HELP)
     q.add_argument("--b", required=True, help=SKETCH_HELP)
-    _count(q, "--steps", defaults["steps"], "sketches from a to b")
+    add_count(q, "--steps", defaults["steps"], "sketches from a to b")
     q.add_argument("--method", choices=["slerp", "linear"], default=defaults["method"])
     _temperature(q, generate.interpolate)
     _input_scale_argument(q)
@@ -292,7 +301,7 @@ def _analogy_args(q: argparse.ArgumentParser) -> None:
     q.add_argument("--a", required=True, help=SKETCH_HELP)
     q.add_argument("--minus", required=True, help=SKETCH_HELP)
     q.add_argument("--plus", required=True, help=SKETCH_HELP)
-    _count(q, "--n", 4, "how many drawings of the result")
+    add_count(q, "--n", 4, "how many drawings of the result")
     _temperature(q, generate.analogy)
     _input_scale_argument(q)
 

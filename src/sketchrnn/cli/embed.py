@@ -6,7 +6,9 @@ from __future__ import annotations
 import argparse
 
 from sketchrnn.cli.options import (
+    MAX_SKETCHES,
     add_command,
+    bounded,
     defaults_of,
     seed_type,
     temperature_type,
@@ -86,7 +88,12 @@ def _one_shot_args(q: argparse.ArgumentParser) -> None:
         help="PNG images, or Omniglot characters 'alphabet/characterNN' of the evaluation set "
         "(default: the first --count evaluation characters)",
     )
-    q.add_argument("--count", type=int, default=defaults["n_characters"])
+    q.add_argument(
+        "--count",
+        type=bounded(int, low=1, high=MAX_SKETCHES),
+        default=defaults["n_characters"],
+        help="how many Omniglot characters, without --input",
+    )
     q.add_argument("--omniglot", default=defaults["omniglot"], help="Omniglot data folder")
     q.add_argument("--temperature", type=temperature_type(), default=defaults["temperature"])
     q.add_argument("--seed", type=seed_type(), default=defaults["seed"])
@@ -123,7 +130,12 @@ def _compose_args(q: argparse.ArgumentParser) -> None:
         help="three sketch files to take the concepts from (e.g. Quick, Draw!'s snowman.ndjson "
         "circle.ndjson square.ndjson); default: the package's synthetic shapes",
     )
-    q.add_argument("--count", type=int, default=defaults["count"], help="drawings per concept")
+    q.add_argument(
+        "--count",
+        type=bounded(int, low=1, high=MAX_SKETCHES),
+        default=defaults["count"],
+        help="drawings per concept",
+    )
     q.add_argument("--conv-vae", help="a Conv-VAE folder to compose beside the model")
     q.add_argument("--temperature", type=temperature_type(), default=defaults["temperature"])
     q.add_argument("--seed", type=seed_type(), default=defaults["seed"])
@@ -156,7 +168,7 @@ def _arrangements_args(q: argparse.ArgumentParser) -> None:
     q.add_argument("--conv-vae", help="a Conv-VAE folder to plot beside the model")
     q.add_argument(
         "--count",
-        type=int,
+        type=bounded(int, low=2, high=MAX_SKETCHES),
         default=defaults["per_arrangement"],
         help="sketches per arrangement",
     )

@@ -19,6 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _arguments(q: argparse.ArgumentParser) -> None:
     from sketchrnn.evaluate import evaluate_files_by_class
+    from sketchrnn.models.config import MAX_BATCH_SIZE
 
     defaults = defaults_of(evaluate_files_by_class)
     q.add_argument(
@@ -42,7 +43,7 @@ def _arguments(q: argparse.ArgumentParser) -> None:
     )
     q.add_argument(
         "--batch-size",
-        type=bounded(int, low=1),
+        type=bounded(int, low=1, high=MAX_BATCH_SIZE),
         default=defaults["batch_size"],
         help="sketches per batch (the figures do not depend on it)",
     )

@@ -22,6 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _arguments(q: argparse.ArgumentParser) -> None:
     from sketchrnn import fewshot
+    from sketchrnn.models.config import MAX_IMAGE_SIDE, MAX_STEPS
 
     table = defaults_of(fewshot.run_fewshot_table)
     embedders = defaults_of(fewshot.build_embedders)
@@ -38,25 +39,26 @@ def _arguments(q: argparse.ArgumentParser) -> None:
         default="vinyals-test",
         help="all-runs: Lake et al.'s 20 original one-shot runs (all_runs.zip)",
     )
-    q.add_argument("--ways", type=bounded(int, low=2), nargs="+", default=list(table["ways"]))
-    q.add_argument("--shots", type=bounded(int, low=1), nargs="+", default=list(table["shots"]))
+    ways = bounded(int, low=2, high=fewshot.MAX_WAYS)
+    shots = bounded(int, low=1, high=fewshot.MAX_SHOTS)
+    q.add_argument("--ways", type=ways, nargs="+", default=list(table["ways"]))
+    q.add_argument("--shots", type=shots, nargs="+", default=list(table["shots"]))
+    q.add_argument("--queries", type=shots, default=table["n_query"], help="query images per class")
     q.add_argument(
-        "--queries",
-        type=bounded(int, low=1),
-        default=table["n_query"],
-        help="query images per class",
+        "--episodes", type=bounded(int, low=1, high=fewshot.MAX_EPISODES), default=table["episodes"]
     )
-    q.add_argument("--episodes", type=bounded(int, low=1), default=table["episodes"])
     q.add_argument(
         "--seed", type=seed_type(), default=table["seed"], help="episodes (and baseline weights)"
     )
     q.add_argument(
-        "--image-size", type=bounded(int, low=16, high=1024), default=embedders["image_size"]
+        "--image-size",
+        type=bounded(int, low=16, high=MAX_IMAGE_SIDE),
+        default=embedders["image_size"],
     )
     q.add_argument("--omniglot", default=embedders["omniglot"], help="Omniglot data folder")
     q.add_argument(
         "--conv-vae-steps",
-        type=bounded(int, low=0),
+        type=bounded(int, low=0, high=MAX_STEPS),
         default=defaults_of(fewshot.train_quick_conv_vae)["steps"],
     )
     q.add_argument(

@@ -11,10 +11,13 @@ Config options are stored only when the user gives them (argparse default ``SUPP
 to be passed as overrides to ``Config.preset(name, **given)`` or ``TrainConfig.for_model``.
 
 A value outside what an option accepts is refused as it is parsed, in one line that names the
-option, what it accepts and the value (``--lr: must be > 0 and finite, got -1``), never
+option, what it accepts and the value (``--lr: must be in (0, 1], got -1``), never
 replaced: a config field's bounds (``option(..., low=, high=)`` in
 :mod:`sketchrnn.models.config`) become its checker, and :func:`bounded` makes one for any
-other number option.
+other number option. Every number has both bounds (a test walks the parser to check); a
+count of drawings is at most :data:`MAX_SKETCHES` unless ``--no-limit`` (:func:`add_count`).
+An empty value (``--out ''``) is refused for every option and argument: as a path it would
+mean the current folder.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import inspect
+import re
 import sys
 import types
 import typing
@@ -34,6 +38,9 @@ __all__ = [
     "OptionValueError",
     "add_command",
     "bounded",
+    "add_count",
+    "MAX_SKETCHES",
+    "MAX_SKETCHES_NO_LIMIT",
     "seed_type",
     "temperature_type",
     "MAX_TEMPERATURE",
@@ -86,6 +93,11 @@ def value_check(func: Callable[[str], Any]) -> Callable[[str], Any]:
     return func
 
 
+_NEGATIVE_NUMBER = re.compile(
+    r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^-(inf|infinity|nan)$", re.IGNORECASE
+)
+
+
 class LazyParser(argparse.ArgumentParser):
     """An ``ArgumentParser`` whose arguments are added by ``populate(parser)`` on first use.
 
@@ -98,6 +110,9 @@ class LazyParser(argparse.ArgumentParser):
         kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
         self._populate = populate
+        # A value such as -1e-5, -inf or -nan is a (negative) number, not an option: argparse
+        # knows only -1 and -1.5, and said "expected one argument" with the whole usage.
+        self._negative_number_matcher = _NEGATIVE_NUMBER
 
     def populate(self) -> None:
         """Add the pending arguments now (idempotent)."""
@@ -118,6 +133,9 @@ class LazyParser(argparse.ArgumentParser):
         return super().format_usage()
 
     def _get_value(self, action: argparse.Action, arg_string: str) -> Any:
+        # An empty path would silently mean the current folder (--out '' wrote a run there).
+        if arg_string == "" and not isinstance(action, argparse._SubParsersAction):
+            raise OptionValueError(action, "empty value; give one (for the current folder: .)")
         try:
             return super()._get_value(action, arg_string)
         except argparse.ArgumentError as err:
@@ -126,10 +144,13 @@ class LazyParser(argparse.ArgumentParser):
             raise
 
     def error(self, message: str):
+        """Exit 2 with one line: the message, then where the usage is (``train``'s usage runs
+        to dozens of lines and would bury it)."""
         err = sys.exc_info()[1]  # error() is called while argparse handles the ArgumentError
         if isinstance(err, OptionValueError):
             self.exit(2, f"{self.prog}: error: {err}\n")
-        super().error(message)
+        text = " ".join(message.split())
+        self.exit(2, f"{self.prog}: error: {text} (see {self.prog} --help)\n")
 
 
 def add_command(
@@ -237,6 +258,30 @@ def bounded(
     )
 
 
+# Drawings one command makes unless --no-limit: a grid of 10,000 is already a 100x100 picture,
+# and 100,000 ran for minutes. With --no-limit, at most MAX_SKETCHES_NO_LIMIT (they are all
+# held in memory, as the grid is made of them).
+MAX_SKETCHES = 10_000
+MAX_SKETCHES_NO_LIMIT = 1_000_000
+
+
+def add_count(
+    q: argparse.ArgumentParser | argparse._ArgumentGroup, flag: str, default: int, help: str
+) -> None:
+    """A count of drawings (``--n``, ``--steps``, ``--per-model``): a whole number in [1,
+    :data:`MAX_SKETCHES_NO_LIMIT`], at most :data:`MAX_SKETCHES` unless ``--no-limit`` (added
+    here once per parser; :func:`sketchrnn.cli.common.check_limit` checks it when the command
+    runs)."""
+    count = bounded(int, low=1, high=MAX_SKETCHES_NO_LIMIT)
+    q.add_argument(flag, type=count, default=default, help=help)
+    if "--no-limit" not in getattr(q, "_option_string_actions", {}):
+        q.add_argument(
+            "--no-limit",
+            action="store_true",
+            help=f"make more than {MAX_SKETCHES:,} drawings in one command",
+        )
+
+
 # The largest tau (as the web page's Limits.max_temperature): beyond it the mixture's
 # variances swamp the drawing (at tau 1e9 the offsets' spread is 30,000x the model's).
 MAX_TEMPERATURE = 5.0
@@ -249,8 +294,10 @@ def temperature_type(optional: bool = False) -> Callable[[str], float]:
 
 
 def seed_type() -> Callable[[str], int]:
-    """The ``type=`` of every ``--seed``: a whole number >= 0."""
-    return bounded(int, low=0)
+    """The ``type=`` of every ``--seed``: a whole number in [0, 2^63 - 1]."""
+    from sketchrnn.models.config import MAX_SEED
+
+    return bounded(int, low=0, high=MAX_SEED)
 
 
 def _bounds_checker(kind: type, bounds: Any) -> Callable[[str], Any]:
@@ -266,11 +313,18 @@ def _bounds_checker(kind: type, bounds: Any) -> Callable[[str], Any]:
             value = text
         problem = bounds.problem(value)
         if problem is not None:
-            raise argparse.ArgumentTypeError(f"{problem}, got {text}")
+            raise argparse.ArgumentTypeError(f"{problem}, got {_shown_value(text)}")
         return value
 
     convert.__name__ = kind.__name__
+    convert.bounds = bounds  # type: ignore[attr-defined]  # what the option accepts, for tests
     return value_check(convert)
+
+
+def _shown_value(text: str, most: int = 40) -> str:
+    """``text`` as an error message quotes it: at most ``most`` characters (a number of
+    thousands of digits would bury the message)."""
+    return text if len(text) <= most else f"{text[:most]}... ({len(text):,} characters)"
 
 
 _METAVARS = {int: "INT", float: "FLOAT", str: "TEXT"}

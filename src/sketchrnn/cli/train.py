@@ -5,7 +5,8 @@ config dataclass's fields (``SketchRNNConfig`` / ``SketchEmbedNetConfig``, over 
 and ``TrainConfig``'s, with the defaults the model trains with (``TrainConfig.for_model``).
 ``sketchrnn train --data ...`` (no model named) trains sketch-rnn, and ``--model NAME`` picks
 the model as it always did (:func:`rewrite_model_option`). An option of the other model is an
-error that names where it belongs, not silently ignored.
+error that names where it belongs, not silently ignored; so is an option that the other options
+given make inert (:data:`INERT_OPTIONS`: ``--z-size`` with ``--decoder-only``, ...).
 """
 
 from __future__ import annotations
@@ -145,7 +146,8 @@ def _preset_notes(config_class: type, default_preset: str) -> dict[str, str]:
 
 
 def _arguments(name: str, q: argparse.ArgumentParser, others: bool = True) -> None:
-    from sketchrnn.models.config import MAX_SEQ_LEN
+    from sketchrnn.io.files import MAX_ABS_OFFSET
+    from sketchrnn.models.config import MAX_SECONDS, MAX_SEQ_LEN
     from sketchrnn.train import TrainConfig
 
     spec = MODELS[name]
@@ -172,7 +174,7 @@ def _arguments(name: str, q: argparse.ArgumentParser, others: bool = True) -> No
 
         data.add_argument(
             "--rdp-epsilon",
-            type=bounded(float, low=0),
+            type=bounded(float, low=0, high=MAX_ABS_OFFSET),
             default=defaults_of(load_image_datasets)["rdp_epsilon"],
             help="RDP-simplify sketches first (file units; Omniglot: about 2)",
         )
@@ -224,15 +226,20 @@ def _arguments(name: str, q: argparse.ArgumentParser, others: bool = True) -> No
     )
     training.add_argument(
         "--minutes",
-        type=bounded(float, low=0, low_open=True),
+        type=bounded(float, low=0, low_open=True, high=MAX_SECONDS // 60),
         default=None,
         metavar="FLOAT",
-        help="wall-time budget",
+        help="wall-time budget in minutes",
     )
     training.add_argument(
         "--resume",
         action="store_true",
         help="continue the run in --out exactly (with the run's model settings)",
+    )
+    training.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run already in --out (without it, a folder holding a run is refused)",
     )
     training.add_argument(
         "--fast-matmul",
@@ -266,6 +273,53 @@ def _refuse_other_models_options(name: str, q: argparse.ArgumentParser) -> None:
         flags = sorted(set(probe._option_string_actions) - ours)
         for flag in flags:
             q.add_argument(flag, action=_OtherModelsOption, dest=f"other_options.{other}")
+
+
+# ----------------------------------------------------------------------------- inert options
+
+
+@dataclass(frozen=True)
+class _Inert:
+    """Model options (config fields) that do nothing when ``applies(config, args)``; the
+    error says so in ``message`` (formatted with ``flag``, the option given, and the config's
+    ``cell``)."""
+
+    fields: tuple[str, ...]
+    applies: Any  # (model config, parsed args) -> bool
+    message: str
+
+
+INERT_OPTIONS = (
+    _Inert(
+        ("enc_hidden", "z_size", "kl_weight", "kl_min", "kl_decay_rate", "kl_eta_min"),
+        lambda config, args: getattr(args, "decoder_only", False),
+        "{flag}: does nothing with --decoder-only (that model has no encoder, no z and no KL "
+        "term); leave out {flag} or --decoder-only",
+    ),
+    _Inert(
+        ("hyper_hidden", "hyper_embed"),
+        lambda config, args: config.cell != "hyper",
+        "{flag}: does nothing with --cell {cell} (only the HyperLSTM cell has a hyper "
+        "network); add --cell hyper or leave out {flag}",
+    ),
+    _Inert(
+        ("class_embed_size",),
+        lambda config, args: not getattr(args, "class_conditional", True),
+        "{flag}: does nothing without --class-conditional (only a class-conditional model has "
+        "a class embedding); add --class-conditional or leave out {flag}",
+    ),
+)
+
+
+def _refuse_inert_options(args: argparse.Namespace, config: Any) -> None:
+    """CLIError naming the first given model option that the others make inert, and the option
+    that does (``--z-size: does nothing with --decoder-only (...)``)."""
+    given = given_options(args, "model")
+    for rule in INERT_OPTIONS:
+        inert = [name for name in rule.fields if name in given]
+        if inert and rule.applies(config, args):
+            flag = "--" + inert[0].replace("_", "-")
+            raise CLIError(rule.message.format(flag=flag, cell=getattr(config, "cell", "")))
 
 
 # ----------------------------------------------------------------------------- the command
@@ -304,7 +358,8 @@ class _PresetGiven(argparse.Action):
 
 
 def _train(args: argparse.Namespace) -> None:
-    from sketchrnn.train import TrainConfig, lock_run_folder
+    from sketchrnn.run_folder import check_new_run, clear_run, lock_run_folder
+    from sketchrnn.train import TrainConfig
 
     name = args.train_model
     spec = MODELS[name]
@@ -323,17 +378,29 @@ def _train(args: argparse.Namespace) -> None:
 
     model_class = _model_class(name)
     config = model_class.config_class.preset(args.preset, **given_options(args, "model"))
+    _refuse_inert_options(args, config)
     overrides = given_options(args, "train")
     if args.minutes is not None:
         overrides["max_seconds"] = args.minutes * 60.0
     if "eval_every" in overrides:  # checkpoints follow validation unless told otherwise
         overrides.setdefault("save_every", overrides["eval_every"])
     train_config = TrainConfig.for_model(model_class, **overrides)
+    if args.resume and args.overwrite:
+        raise CLIError("--resume and --overwrite: give one (continue the run, or replace it)")
     # Lock the run folder before the data is loaded (minutes, for big data): a second training
-    # on it fails at once. The Trainer holds it from here on, and lets go of it when done.
+    # on it fails at once, and so does a new one on a folder holding a run. The Trainer holds
+    # the lock from here on, and lets go of it when done.
     lock = lock_run_folder(train_config.out_dir) if train_config.out_dir else None
     try:
+        if train_config.out_dir and not args.resume:
+            check_new_run(train_config.out_dir, overwrite=args.overwrite)
         trainer = _trainer(args, name, model_class, config, train_config, lock)
+        if train_config.out_dir and args.overwrite and lock is not None:
+            # Only now, with the data read and the model built: a training that cannot start
+            # leaves the old run as it was.
+            removed = clear_run(train_config.out_dir)
+            if removed:
+                print(f"--overwrite: removed the earlier run's {', '.join(removed)}")
     except BaseException:
         if lock is not None:
             lock.discard()

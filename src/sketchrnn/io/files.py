@@ -36,6 +36,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 __all__ = [
+    "MAX_ABS_OFFSET",
     "SketchFileError",
     "atomic_path",
     "write_error",
@@ -44,6 +45,11 @@ __all__ = [
     "size_text",
     "LIMIT_DEFAULTS",
 ]
+
+
+# Beyond this an offset (or a coordinate) is damage, not a drawing (as in Quick, Draw!):
+# every reader refuses it and every writer too, so a file read is one that can be written.
+MAX_ABS_OFFSET = 1e6
 
 
 class SketchFileError(ValueError):

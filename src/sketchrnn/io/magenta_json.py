@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from sketchrnn.io.files import SketchFileError, atomic_path, env_limit, limit_hint, size_text
+from sketchrnn.strokes import scale_factor_problem
 
 __all__ = [
     "MAGENTA_NUM_MIXTURES",
@@ -189,8 +190,9 @@ def _check_info(path: str | os.PathLike, info: Any) -> dict[str, Any]:
     if missing:
         raise SketchFileError(path, f"info is missing {', '.join(missing)}")
     sf = info["scale_factor"]
-    if isinstance(sf, bool) or not isinstance(sf, int | float) or not math.isfinite(sf) or sf <= 0:
-        raise SketchFileError(path, f"info.scale_factor must be a positive number, got {sf!r:.60}")
+    problem = scale_factor_problem(sf)
+    if problem is not None:
+        raise SketchFileError(path, f"info.scale_factor {problem}, got {sf!r:.60}")
     msl = info["max_seq_len"]
     if isinstance(msl, bool) or not isinstance(msl, int) or not 0 < msl <= _MAX_SEQ_LEN:
         raise SketchFileError(

@@ -36,13 +36,12 @@ from typing import IO, Any
 import numpy as np
 
 from sketchrnn.io.archive import Archive
-from sketchrnn.io.files import SketchFileError, atomic_path, env_limit
+from sketchrnn.io.files import MAX_ABS_OFFSET, SketchFileError, atomic_path, env_limit
 from sketchrnn.io.sketchset import META_FIELDS, SPLITS, SketchSet
 from sketchrnn.strokes import SketchError, validate_stroke3
 
 __all__ = ["read_npz", "write_npz", "read_npy_member"]
 
-MAX_ABS_OFFSET = 1e6  # beyond this an offset is corrupt, not a drawing (as in Quick, Draw!)
 _INT16_MAX = np.iinfo(np.int16).max
 _INT16_MIN = np.iinfo(np.int16).min
 _MAX_DIMS = 32

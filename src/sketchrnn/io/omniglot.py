@@ -22,7 +22,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from sketchrnn.io.archive import Archive
-from sketchrnn.io.files import SketchFileError, env_limit, limit_hint
+from sketchrnn.io.files import MAX_ABS_OFFSET, SketchFileError, env_limit, limit_hint
 from sketchrnn.io.sketchset import SketchSet
 from sketchrnn.strokes import polylines_to_stroke3, rdp_polylines
 
@@ -102,6 +102,10 @@ def parse_omniglot_text(text: str, where: str) -> list[np.ndarray]:
             ) from None
         if not (math.isfinite(x) and math.isfinite(y) and math.isfinite(t)):
             raise SketchFileError(where, f"non-finite value in {line[:40]!r}", line=number)
+        if max(abs(x), abs(y)) > MAX_ABS_OFFSET:  # pixels of a 105x105 image: damage
+            raise SketchFileError(
+                where, f"coordinate beyond +-{MAX_ABS_OFFSET:g} in {line[:40]!r}", line=number
+            )
         current.append((x, -y, t))
         points += 1
         if points > limit:

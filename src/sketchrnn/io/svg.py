@@ -20,7 +20,14 @@ from typing import Literal
 
 import numpy as np
 
-from sketchrnn.io.files import SketchFileError, atomic_path, env_limit, limit_hint, size_text
+from sketchrnn.io.files import (
+    MAX_ABS_OFFSET,
+    SketchFileError,
+    atomic_path,
+    env_limit,
+    limit_hint,
+    size_text,
+)
 from sketchrnn.io.sketchset import SketchSet
 from sketchrnn.raster import check_prefix_points, colored_lines, fit_polylines, grid_shape
 from sketchrnn.strokes import (
@@ -192,6 +199,13 @@ def read_svg(
         s3 = polylines_to_stroke3(polylines)
     if not np.isfinite(s3).all():
         raise SketchFileError(path, "coordinates too large for float32 stroke offsets")
+    peak = float(np.abs(s3[:, 0:2]).max())
+    if peak > MAX_ABS_OFFSET:  # as every reader and writer: beyond this it is not a drawing
+        raise SketchFileError(
+            path,
+            f"an offset of {peak:.3g} user units, beyond +-{MAX_ABS_OFFSET:g} (coordinates or "
+            "a transform too large)",
+        )
     return s3
 
 

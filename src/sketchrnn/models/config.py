@@ -17,7 +17,10 @@ with ``low``/``high`` (and ``low_open``/``high_open`` for a strict bound)::
 :meth:`ConfigDict.check_bounds` (each config's ``__post_init__`` calls it) refuses any other
 value with a ``ValueError`` naming the field, what it accepts and the value, and the command
 line checks the same bounds as it parses (:func:`field_bounds`). A bounded float must also be
-finite (NaN never is; infinity only where a bound is ``math.inf``, as ``grad_clip``'s).
+finite (NaN never is; infinity only where a bound is ``math.inf``, as ``grad_clip``'s) and fit
+a float32 (the tensors it ends up in: ``--grad-clip 1e308`` would overflow there). Every
+number declares both bounds: the shared ceilings below (:data:`MAX_STEPS`, ...) where nothing
+smaller fits the field.
 """
 
 from __future__ import annotations
@@ -28,16 +31,24 @@ import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from sketchrnn.strokes import scale_factor_problem
+
 __all__ = [
     "Bounds",
     "ConfigDict",
+    "FLOAT32_MAX",
     "DEVICE_FORMS",
     "UnitsConfig",
     "check_device",
     "field_bounds",
     "option",
+    "MAX_BATCH_SIZE",
     "MAX_IMAGE_SIDE",
+    "MAX_LOSS_WEIGHT",
+    "MAX_SECONDS",
+    "MAX_SEED",
     "MAX_SEQ_LEN",
+    "MAX_STEPS",
     "MAX_WIDTH",
     "SCALE_FACTOR_HELP",
     "CLASSES_HELP",
@@ -55,6 +66,20 @@ MAX_WIDTH = 8192
 MAX_SEQ_LEN = 1_000_000
 # The largest image side (SketchEmbedNet and Conv-VAE inputs, the pixel loss's raster).
 MAX_IMAGE_SIDE = 1024
+# The most sketches in one batch (training and evaluation).
+MAX_BATCH_SIZE = 1_000_000
+# The most optimizer steps (and the longest interval between validations, checkpoints, log
+# rows): 10^9 steps are years of training at the paper's speed.
+MAX_STEPS = 10**9
+# The longest wall-time budget, in seconds (about 31 years).
+MAX_SECONDS = 10**9
+# The largest weight of a loss term (KL weights, floors): 10^4 times the paper's; beyond it
+# the term swamps the rest (and 1e308 overflows the float32 loss).
+MAX_LOSS_WEIGHT = 1e4
+# The largest seed: torch.manual_seed takes 64 bits; numpy any; 2^63 - 1 fits both signed.
+MAX_SEED = 2**63 - 1
+# The largest finite float32: every bounded float ends up in a float32 tensor.
+FLOAT32_MAX = 3.4028234663852886e38
 
 
 def option(
@@ -98,7 +123,8 @@ class Bounds:
     """The numbers a value may take: ``low``/``high`` (``None``: unbounded; strict with
     ``low_open``/``high_open``), whole numbers only with ``integer``, ``None`` too with
     ``optional``. A float must be finite, except for an infinite bound that is not open
-    (``high=math.inf``: infinity is a value, such as "no clipping"); NaN never is."""
+    (``high=math.inf``: infinity is a value, such as "no clipping"); NaN never is. A finite
+    float must fit a float32 (at most :data:`FLOAT32_MAX` in size), whatever the bounds."""
 
     low: float | None = None
     high: float | None = None
@@ -129,7 +155,9 @@ class Bounds:
             text = "a number"
         if self.integer:
             text = "a whole number" if text == "a number" else f"a whole number {text}"
-        elif (low is None or high is None) and not infinite_ok:
+        elif infinite_ok:
+            text += f" (finite ones at most {FLOAT32_MAX:.4g} in size, a float32)"
+        elif low is None or high is None:
             text += " and finite" if text != "a number" else ""
         return f"must be {text}" + (" or none" if self.optional else "")
 
@@ -140,8 +168,13 @@ class Bounds:
         kind = numbers.Integral if self.integer else numbers.Real
         if isinstance(value, bool) or not isinstance(value, kind):
             return self.accepted()
-        x = float(value)
+        try:
+            x = float(value)
+        except OverflowError:  # an integer of hundreds of digits
+            return self.accepted()
         if math.isnan(x) or (math.isinf(x) and x not in (self.low, self.high)):
+            return self.accepted()
+        if not self.integer and math.isfinite(x) and abs(x) > FLOAT32_MAX:
             return self.accepted()
         if self.low is not None and (x <= self.low if self.low_open else x < self.low):
             return self.accepted()
@@ -243,15 +276,10 @@ class UnitsConfig(ConfigDict):
 
     def _check_units(self) -> None:
         if self.scale_factor is not None:
-            if isinstance(self.scale_factor, bool):
-                raise ValueError(f"scale_factor must be a number, got {self.scale_factor!r}")
-            factor = float(self.scale_factor)
-            if not math.isfinite(factor) or factor <= 0:
-                raise ValueError(
-                    f"scale_factor must be a finite number > 0 (pixels per model unit), "
-                    f"got {self.scale_factor!r}"
-                )
-            self.scale_factor = factor
+            problem = scale_factor_problem(self.scale_factor)
+            if problem is not None:
+                raise ValueError(f"scale_factor {problem}, got {self.scale_factor!r}")
+            self.scale_factor = float(self.scale_factor)
         if isinstance(self.classes, str):
             raise ValueError(f"classes must be a list of names, got the string {self.classes!r}")
         self.classes = [str(c) for c in self.classes]

@@ -29,7 +29,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from sketchrnn.models.config import CLASSES_HELP, MAX_IMAGE_SIDE, MAX_WIDTH, UnitsConfig, option
+from sketchrnn.models.config import (
+    CLASSES_HELP,
+    MAX_IMAGE_SIDE,
+    MAX_LOSS_WEIGHT,
+    MAX_WIDTH,
+    UnitsConfig,
+    option,
+)
 from sketchrnn.models.interface import SketchModel
 from sketchrnn.nn.encoders import BACKBONES, ImageEncoder
 
@@ -51,7 +58,7 @@ class ConvVAEConfig(UnitsConfig):
     decoder_width: int = option(
         64, "channels of the transposed-conv decoder", low=1, high=MAX_WIDTH
     )
-    kl_weight: float = option(1.0, "weight of the KL term", low=0)
+    kl_weight: float = option(1.0, "weight of the KL term", low=0, high=MAX_LOSS_WEIGHT)
     scale_factor: float | None = option(
         None, "unused: a Conv-VAE has no strokes (kept for the shared interface)", cli=False
     )

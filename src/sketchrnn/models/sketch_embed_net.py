@@ -25,7 +25,9 @@ from torch import Tensor
 from sketchrnn.models.config import (
     CLASSES_HELP,
     MAX_IMAGE_SIDE,
+    MAX_LOSS_WEIGHT,
     MAX_SEQ_LEN,
+    MAX_STEPS,
     MAX_WIDTH,
     SCALE_FACTOR_HELP,
     UnitsConfig,
@@ -69,11 +71,13 @@ class SketchEmbedNetConfig(UnitsConfig):
         high=1,
         high_open=True,
     )
-    kl_weight: float = option(0.0, "weight of the optional KL prior (the paper: 0)", low=0)
+    kl_weight: float = option(
+        0.0, "weight of the optional KL prior (the paper: 0)", low=0, high=MAX_LOSS_WEIGHT
+    )
     alpha_max: float = option(0.5, "pixel-loss weight alpha: its cap", low=0, high=1)
     alpha_increment: float = option(0.05, "pixel-loss weight alpha: its step", low=0, high=1)
     alpha_every: int = option(
-        10_000, "pixel-loss weight alpha: training steps between steps", low=1
+        10_000, "pixel-loss weight alpha: training steps between steps", low=1, high=MAX_STEPS
     )
     pixel_size: int | None = option(
         None, "raster side of the pixel loss (None: image_size)", low=2, high=MAX_IMAGE_SIDE

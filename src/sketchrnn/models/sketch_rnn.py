@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from sketchrnn.models.config import (
     CLASSES_HELP,
+    MAX_LOSS_WEIGHT,
     MAX_SEQ_LEN,
     MAX_WIDTH,
     SCALE_FACTOR_HELP,
@@ -86,8 +87,10 @@ class SketchRNNConfig(UnitsConfig):
         low=1,
         high=MAX_SEQ_LEN,
     )
-    kl_weight: float = option(0.5, "w_KL: the weight of the KL term", low=0)
-    kl_min: float = option(0.2, "KL_min: the floor of the KL term in the training loss", low=0)
+    kl_weight: float = option(0.5, "w_KL: the weight of the KL term", low=0, high=MAX_LOSS_WEIGHT)
+    kl_min: float = option(
+        0.2, "KL_min: the floor of the KL term in the training loss", low=0, high=MAX_LOSS_WEIGHT
+    )
     kl_decay_rate: float = option(
         0.99995,
         "R: the KL weight anneals as w_KL (1 - (1 - eta_min) R^step)",
