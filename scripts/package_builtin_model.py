@@ -18,6 +18,7 @@ from safetensors.torch import load_file, save_file
 
 from sketchrnn.models import load_model
 from sketchrnn.models.builtin import BUILTIN_DIR
+from sketchrnn.models.pretrained import record_weights_digest
 
 
 def main() -> None:
@@ -38,6 +39,7 @@ def main() -> None:
         if v.is_floating_point() and v.numel()
     )
     save_file(half, str(weights), metadata={"format": model.format_name()})
+    record_weights_digest(out)  # the weights were rewritten: config.json records their digest
     shutil.copyfile(args.card, out / "README.md")
     size = sum(f.stat().st_size for f in out.iterdir())
     print(f"{out}: {size / 1e6:.2f} MB, float16 relative rounding at most {worst:.2e}")

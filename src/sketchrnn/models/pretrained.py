@@ -1,18 +1,23 @@
 """The one on-disk form of every model, a pretrained folder: ``config.json`` beside
 ``model.safetensors`` (:meth:`sketchrnn.models.interface.SketchModel.save_pretrained` writes it).
 
-``config.json`` holds ``format`` (``"sketchrnn."`` + the model's class name), ``format_version``
-and ``config`` (the model's config dataclass as a dict, its units included). Files written
-before the units joined the config keep ``scale_factor`` and ``classes`` beside it; readers
-fold them in. Every file is written through :func:`sketchrnn.io.files.atomic_path`, so a
-failed save never leaves a half-written model; every problem on loading is a
-:class:`ModelFileError` naming the file and what to do.
+``config.json`` holds ``format`` (``"sketchrnn."`` + the model's class name), ``format_version``,
+``config`` (the model's config dataclass as a dict, its units included) and ``weights_sha256``,
+the SHA-256 of ``model.safetensors``: loading checks it, so one flipped byte in the weights is a
+:class:`ModelFileError`, not a model that silently draws something else (a folder written
+before the digest existed loads without the check). Files written before the units joined the
+config keep ``scale_factor`` and ``classes`` beside it; readers fold them in. Every file is
+written through :func:`sketchrnn.io.files.atomic_path`, so a failed save never leaves a
+half-written model; every problem on loading is a :class:`ModelFileError` naming the file and
+what to do.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +35,25 @@ __all__ = [
     "load_pretrained_files",
     "check_weights_match",
     "read_format",
+    "record_weights_digest",
+    "weights_digest",
 ]
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+# The key of config.json holding the weights file's SHA-256 (hex).
+DIGEST_KEY = "weights_sha256"
+_HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
+
+
+def weights_digest(path: str | os.PathLike) -> str:
+    """The SHA-256 (hex) of the file at ``path``, read in pieces (weights run to hundreds of
+    MB)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 class ModelFileError(SketchFileError):
@@ -52,12 +72,32 @@ def save_pretrained_files(
     (``format``, ``format_version``, ``config``) into ``directory``, each replaced
     atomically. The weights go first: a config never points at missing weights."""
     directory = Path(directory)
-    meta = {"format": format_name, "format_version": format_version, "config": config_dict}
+    meta: dict[str, Any] = {
+        "format": format_name,
+        "format_version": format_version,
+        "config": config_dict,
+    }
     tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
     with atomic_path(directory / WEIGHTS_FILE) as tmp:
         save_file(tensors, os.fspath(tmp), metadata={"format": format_name})
-    with atomic_path(directory / CONFIG_FILE) as tmp:
+        meta[DIGEST_KEY] = weights_digest(tmp)
+    _write_meta(directory / CONFIG_FILE, meta)
+
+
+def _write_meta(config_path: Path, meta: dict[str, Any]) -> None:
+    with atomic_path(config_path) as tmp:
         tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+
+def record_weights_digest(directory: str | os.PathLike) -> str:
+    """Record the SHA-256 of ``directory``'s ``model.safetensors`` in its ``config.json``
+    (after the weights were rewritten on purpose, e.g. cast to float16); returns it."""
+    directory = Path(directory)
+    config_path = directory / CONFIG_FILE
+    meta = json.loads(config_path.read_text(encoding="utf-8"))
+    meta[DIGEST_KEY] = weights_digest(directory / WEIGHTS_FILE)
+    _write_meta(config_path, meta)
+    return meta[DIGEST_KEY]
 
 
 def load_pretrained_files(
@@ -86,6 +126,7 @@ def load_pretrained_files(
         raise ModelFileError(
             weights_path, "missing; copy it from where config.json came from, or re-save"
         )
+    _check_weights_digest(meta, config_path, weights_path)
     try:
         tensors = load_file(weights_path)
     except (SafetensorError, OSError, ValueError) as err:
@@ -95,6 +136,29 @@ def load_pretrained_files(
             "re-save or re-download the model",
         ) from None
     return meta, tensors
+
+
+def _check_weights_digest(meta: dict[str, Any], config_path: Path, weights_path: Path) -> None:
+    """ModelFileError when config.json records a digest of the weights and the file's differs
+    (a folder without one, written before digests were recorded, is not checked)."""
+    recorded = meta.get(DIGEST_KEY)
+    if recorded is None:
+        return
+    if not isinstance(recorded, str) or not _HEX_DIGEST.fullmatch(recorded):
+        raise ModelFileError(
+            config_path, f"{DIGEST_KEY} is not a SHA-256 (64 hex digits): {recorded!r:.80}"
+        )
+    try:
+        found = weights_digest(weights_path)
+    except OSError as err:
+        raise ModelFileError(weights_path, f"cannot read it ({err.strerror or err})") from None
+    if found != recorded:
+        raise ModelFileError(
+            weights_path,
+            f"damaged or replaced: its SHA-256 ({found[:12]}...) differs from the one "
+            f"{CONFIG_FILE} records ({recorded[:12]}...); re-save or re-download the model, "
+            "or copy both files from where they came from",
+        )
 
 
 def _read_meta(config_path: Path, format_name: str, format_version: int) -> dict[str, Any]:
