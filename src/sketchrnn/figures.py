@@ -9,7 +9,9 @@
   per model, points coloured by arrangement, with a legend.
 
 Sketches are rendered with :func:`sketchrnn.image_data.render_images`; the panels are put
-together with Pillow (matplotlib is not a dependency). UMAP needs the optional ``umap-learn``.
+together with Pillow (matplotlib is not a dependency). UMAP needs the optional ``umap-learn``
+(:class:`MissingExtraError` says how to install it, before any work). Every figure is a PNG:
+an output named otherwise (``x.npz``) is refused before any work, never written as a PNG.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,6 +38,7 @@ from sketchrnn.synthetic import synthetic_sketch
 
 __all__ = [
     "ARRANGEMENTS",
+    "MissingExtraError",
     "arrangement_sketch",
     "load_input_images",
     "one_shot_figure",
@@ -195,7 +199,15 @@ def _save_rows(path: str | os.PathLike, rows: Sequence[Sequence[Image.Image | st
     _save_png(canvas, path)
 
 
+def _check_png_name(path: str | os.PathLike) -> None:
+    """ValueError unless ``path`` ends in ``.png``: a figure is a PNG image, and a PNG under
+    another name (``x.npz``) would mislead every program that opens it."""
+    if Path(path).suffix.lower() != ".png":
+        raise ValueError(f"{os.fspath(path)}: a figure is a PNG image; name the file *.png")
+
+
 def _save_png(image: Image.Image, path: str | os.PathLike) -> None:
+    _check_png_name(path)
     with atomic_path(path) as tmp:
         image.save(tmp, format="PNG")
 
@@ -234,17 +246,27 @@ def scatter_plot(
     _save_png(canvas, path)
 
 
-def umap_projection(embeddings: np.ndarray, seed: int = 0) -> np.ndarray:
-    """UMAP of ``(n, D)`` embeddings to ``(n, 2)`` (cosine metric, as the few-shot embeddings
-    are compared after L2 normalisation). ImportError with the install line without
-    ``umap-learn``."""
+class MissingExtraError(ImportError):
+    """An optional dependency is not installed; the message says which extra brings it."""
+
+
+def _import_umap() -> Any:
+    """The ``umap`` module, or :class:`MissingExtraError` with the install line."""
     try:
         import umap
-    except ImportError:
-        raise ImportError(
-            "the arrangements figure needs UMAP: pip install umap-learn "
-            "(or pip install 'sketchrnn[figures]')"
+    except ImportError as e:
+        raise MissingExtraError(
+            "the arrangements figure needs UMAP, which is not installed: "
+            f"pip install 'sketchrnn[figures]' (or pip install umap-learn) ({e})"
         ) from None
+    return umap
+
+
+def umap_projection(embeddings: np.ndarray, seed: int = 0) -> np.ndarray:
+    """UMAP of ``(n, D)`` embeddings to ``(n, 2)`` (cosine metric, as the few-shot embeddings
+    are compared after L2 normalisation). :class:`MissingExtraError` (an ImportError) with the
+    install line without ``umap-learn``."""
+    umap = _import_umap()
     neighbours = min(15, len(embeddings) - 1)
     reducer = umap.UMAP(
         n_components=2, n_neighbors=neighbours, metric="cosine", random_state=seed, n_jobs=1
@@ -267,6 +289,9 @@ def one_shot_figure(
 ) -> int:
     """One row per input: the input image, then the model's drawing of it (decoded from
     ``mu``). Returns the number of inputs drawn."""
+    _check_png_name(out)
+    if n_characters < 1:
+        raise ValueError(f"n_characters must be at least 1, got {n_characters}")
     model = load_embed_net(model_path)
     images, names = load_input_images(inputs, omniglot, model.config.image_size, n_characters)
     drawings = model.generate(_model_images(model, images), temperature=temperature, seed=seed)
@@ -317,6 +342,7 @@ def composition_figure(
     with that model's decoded pixels for the same arithmetic on its own embeddings.
     Returns the number of drawings per concept used.
     """
+    _check_png_name(out)
     model = load_embed_net(model_path)
     parts = _composition_inputs(examples, count, np.random.default_rng(seed))
     n, shown = len(parts[0]), min(n_rows, len(parts[0]))
@@ -359,8 +385,10 @@ def arrangements_figure(
 ) -> int:
     """UMAP panels of the model's (and, if given, a Conv-VAE's) embeddings of
     ``per_arrangement`` sketches of each :data:`ARRANGEMENTS`. Returns the number of points."""
+    _check_png_name(out)
     if per_arrangement < 2:
         raise ValueError(f"per_arrangement must be at least 2, got {per_arrangement}")
+    _import_umap()  # before any work: say now that it is missing
     model = load_embed_net(model_path)
     rng = np.random.default_rng(seed)
     labels = [name for name in ARRANGEMENTS for _ in range(per_arrangement)]
