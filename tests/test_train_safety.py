@@ -5,6 +5,7 @@ matches an unbroken one row for row and bit for bit, and a run folder has one tr
 from __future__ import annotations
 
 import csv
+import json
 import multiprocessing
 import os
 import signal
@@ -523,3 +524,194 @@ def test_kill_9_at_a_random_step_then_resume_gives_bitwise_the_unbroken_run(npz,
     assert_same_values(final_state(out), final_state(tmp_path / "straight"))
     assert log_rows(out) == log_rows(tmp_path / "straight")
     assert not [p.name for p in out.glob(".*part")]
+
+
+# ----------------------------------------------------------------------------- a run in --out
+
+
+def run_files(out: Path) -> dict[str, bytes]:
+    """Every file of a run folder but its lock, by relative path."""
+    return {
+        str(p.relative_to(out)): p.read_bytes()
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and p.name != "run.lock"
+    }
+
+
+def test_a_finished_run_is_refused_without_resume_or_overwrite(npz, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(cli_args(npz, out, "--steps", "3")) == 0
+    finished = run_files(out)
+    assert "checkpoint.pt" in finished and "best/model.safetensors" in finished
+    capsys.readouterr()
+
+    assert main(cli_args(npz, out, "--steps", "5")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert f"{out}: holds a training run (at step 3 of 3); continue it with --resume, " in err[0]
+    assert "replace it with --overwrite" in err[0]
+    assert run_files(out) == finished  # nothing of it touched
+    assert (out / "run.lock").read_text() == ""  # and the lock let go of
+
+    assert main(cli_args(npz, out, "--steps", "5", "--resume", "--overwrite")) == 2
+    assert "--resume and --overwrite" in capsys.readouterr().err
+    assert run_files(out) == finished
+
+
+def test_overwrite_replaces_the_run_only_once_the_new_one_can_start(npz, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(cli_args(npz, out, "--steps", "3")) == 0
+    (out / "notes.txt").write_text("mine")  # not a run file: kept
+    finished = run_files(out)
+    # A training that cannot start (a batch larger than the data) replaces nothing.
+    assert main(cli_args(npz, out, "--steps", "2", "--overwrite", "--batch-size", "1000")) == 2
+    assert "fewer than one batch" in capsys.readouterr().err
+    assert run_files(out) == finished
+
+    assert main(cli_args(npz, out, "--steps", "2", "--overwrite")) == 0
+    said = capsys.readouterr().out
+    assert "--overwrite: removed the earlier run's checkpoint.pt" in said
+    assert main(cli_args(npz, tmp_path / "fresh", "--steps", "2")) == 0
+    assert_same_values(final_state(out), final_state(tmp_path / "fresh"))
+    assert log_rows(out) == log_rows(tmp_path / "fresh")  # no row of the old run left
+    assert (out / "notes.txt").read_text() == "mine"
+    assert not (out / PREVIOUS_CHECKPOINT_NAME).exists()  # the new run saved once, at the end
+
+
+def test_a_folder_without_a_run_is_trained_into(npz, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    (out / "run.lock").write_text("")  # a training killed before its first write
+    assert main(cli_args(npz, out, "--steps", "1")) == 0
+    assert (out / "notes.txt").read_text() == "mine" and load_checkpoint(out)["step"] == 1
+
+
+_KILLED_SAVE = """
+import os, signal, sys
+from pathlib import Path
+import torch
+from sketchrnn.models.checkpoint import save_checkpoint
+from sketchrnn.run_folder import keep_previous
+
+def save(state, path):  # write part of the new checkpoint, then die as under kill -9
+    with open(path, "wb") as f:
+        f.write(b"PK half a checkpoint")
+    os.kill(os.getpid(), signal.SIGKILL)
+
+out = Path(sys.argv[1])
+keep_previous(out / "checkpoint.pt", out / "checkpoint.prev.pt")  # as Trainer.save does
+torch.save = save
+save_checkpoint(out / "checkpoint.pt", {"model": {}})
+"""
+
+
+def test_a_kill_inside_a_checkpoint_write_then_a_resume_leaves_nothing_behind(data, tmp_path):
+    trainer(data, tmp_path, eval_every=0, save_every=2, max_steps=2).fit()
+    killed = subprocess.run([sys.executable, "-c", _KILLED_SAVE, str(tmp_path)], timeout=120)
+    assert killed.returncode == -signal.SIGKILL
+    # The kill fell between the two: checkpoint.prev.pt is checkpoint.pt (one file, two names).
+    assert os.path.samefile(tmp_path / "checkpoint.pt", tmp_path / PREVIOUS_CHECKPOINT_NAME)
+    assert len(list(tmp_path.glob(".checkpoint.pt.*.part"))) == 1
+
+    trainer(data, tmp_path, eval_every=0, save_every=2, max_steps=6, resume=True).fit()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".part")) == []
+    assert load_checkpoint(tmp_path)["step"] == 6
+    assert load_checkpoint(tmp_path / PREVIOUS_CHECKPOINT_NAME)["step"] == 4
+
+
+def test_keep_previous_of_a_file_already_kept_is_a_no_op(tmp_path):
+    from sketchrnn.run_folder import keep_previous
+
+    latest, previous = tmp_path / "checkpoint.pt", tmp_path / PREVIOUS_CHECKPOINT_NAME
+    latest.write_bytes(b"step 4")
+    os.link(latest, previous)
+    keep_previous(latest, previous)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.prev.pt", "checkpoint.pt"]
+    assert os.path.samefile(latest, previous)
+
+
+# ----------------------------------------------------------------------------- saved weights
+
+
+def flip_a_weight_byte(folder: Path, seed: int = 0) -> None:
+    """Flip one bit inside the tensor data of ``folder/model.safetensors`` (past its header)."""
+    path = folder / "model.safetensors"
+    raw = bytearray(path.read_bytes())
+    header = 8 + int.from_bytes(raw[:8], "little")
+    rng = np.random.default_rng(seed)
+    raw[int(rng.integers(header, len(raw)))] ^= 1 << int(rng.integers(8))
+    path.write_bytes(bytes(raw))
+
+
+@pytest.fixture
+def saved_model(data, tmp_path) -> Path:
+    folder = tmp_path / "model"
+    new_model(SketchRNN, tiny_config(data), 0).save_pretrained(
+        folder, scale_factor=10.0, classes=["a", "b"]
+    )
+    return folder
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_flipped_byte_in_saved_weights_is_refused_naming_the_file(saved_model, seed, capsys):
+    from sketchrnn.models import load_model
+    from sketchrnn.models.pretrained import ModelFileError
+
+    meta = json.loads((saved_model / "config.json").read_text())
+    assert len(meta["weights_sha256"]) == 64
+    load_model(saved_model)  # reads fine as written
+    flip_a_weight_byte(saved_model, seed)
+    weights = saved_model / "model.safetensors"
+    with pytest.raises(ModelFileError, match="damaged or replaced: its SHA-256") as info:
+        load_model(saved_model)
+    assert str(info.value).startswith(f"{weights}: ") and "\n" not in str(info.value)
+    out = saved_model.parent / "drawn.svg"
+    assert main(["sample", str(saved_model), "--n", "2", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{weights}: damaged or replaced" in err[0]
+    assert not out.exists()
+
+
+def test_a_run_best_folder_is_checked_too(npz, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(cli_args(npz, out, "--steps", "3")) == 0
+    flip_a_weight_byte(out / "best")
+    drawn = tmp_path / "drawn.svg"
+    assert main(["sample", str(out / "best"), "--n", "2", "--out", str(drawn)]) == 2
+    assert f"{out / 'best' / 'model.safetensors'}: damaged" in capsys.readouterr().err
+    assert not drawn.exists()
+
+
+def test_a_folder_saved_before_digests_still_loads(saved_model):
+    from sketchrnn.models import load_model
+
+    meta = json.loads((saved_model / "config.json").read_text())
+    expected = load_model(saved_model).state_dict()
+    del meta["weights_sha256"]
+    (saved_model / "config.json").write_text(json.dumps(meta))
+    assert_same_values(load_model(saved_model).state_dict(), expected)
+
+
+def test_a_digest_that_is_not_one_is_refused_naming_config_json(saved_model):
+    from sketchrnn.models import load_model
+    from sketchrnn.models.pretrained import ModelFileError
+
+    meta = json.loads((saved_model / "config.json").read_text())
+    meta["weights_sha256"] = "not a digest"
+    (saved_model / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match="config.json: weights_sha256 is not a SHA-256"):
+        load_model(saved_model)
+
+
+def test_the_built_in_models_record_their_digest_and_load():
+    from sketchrnn.models import load_model
+    from sketchrnn.models.builtin import BUILTIN_DIR
+    from sketchrnn.models.pretrained import weights_digest
+
+    folders = [d for d in sorted(BUILTIN_DIR.iterdir()) if (d / "config.json").is_file()]
+    assert folders
+    for folder in folders:
+        meta = json.loads((folder / "config.json").read_text())
+        assert meta["weights_sha256"] == weights_digest(folder / "model.safetensors"), folder
+        load_model(folder)
