@@ -849,6 +849,19 @@ _svg_case("empty-svg", '<svg xmlns="http://www.w3.org/2000/svg"></svg>')
 _svg_case("text-only", '<svg xmlns="http://www.w3.org/2000/svg"><text>cat</text></svg>')
 _svg_case("not-xml", "this is not < xml at all &")
 _svg_case("bad-path-data", '<svg xmlns="http://www.w3.org/2000/svg"><path d="M0,0 Q"/></svg>')
+_SVG_OPEN = '<svg xmlns="http://www.w3.org/2000/svg">'
+for _name, _transform in [("scale-1e19", "scale(1e19)"), ("scale-1e30", "scale(1e30)"),
+                          ("scale-1e300", "scale(1e300)"), ("translate-1e308", "translate(1e308)"),
+                          ("matrix-3e38", "matrix(3e38,0,0,3e38,0,0)")]:  # fmt: skip
+    _svg_case(
+        f"huge-transform-{_name}",
+        f'{_SVG_OPEN}<g transform="{_transform}"><path d="M0,0 L5,5 L9,2"/></g></svg>',
+    )
+_svg_case(
+    "nested-transforms-multiplying-to-1e40",
+    _SVG_OPEN + '<g transform="scale(1e10)">' * 4 + '<path d="M0,0 L5,5"/>' + "</g>" * 4 + "</svg>",
+)
+_svg_case("single-point-path", f'{_SVG_OPEN}<path d="M5,5 L5,5"/></svg>', must_fail=False)
 _svg_case("file-over-the-size-cap", _SVG + "<!--" + "x" * 5000 + "-->",
           SKETCHRNN_MAX_SVG_BYTES="4096")  # fmt: skip
 
@@ -939,6 +952,10 @@ _omniglot_case("two-fields", b"START\n1,2\nBREAK\n")
 _omniglot_case("no-points", b"START\nBREAK\nBREAK\n")
 _omniglot_case("second-start", b"START\n1,2,3\nSTART\n")
 _omniglot_case("nul-bytes", b"START\n" + b"\0" * 1000)
+for _value in ("1e39", "-1e39", "3e38", "1e30", "1000001"):
+    _omniglot_case(f"coordinate-{_value}", f"START\n1,2,3\n5,{_value},7\nBREAK\n".encode())
+_omniglot_case("offset-overflowing-float32", b"START\n1,3e38,3\n5,-3e38,7\nBREAK\n")
+_omniglot_case("single-point", b"START\n1,2,3\nBREAK\n", must_fail=False)
 
 
 @case("omniglot-zip", "no-stroke-files")
@@ -1103,6 +1120,10 @@ _model_case("weights-not-base64", json.dumps([_model()[0], _model()[1], ["!!!"] 
 _model_case("empty-list", "[]")
 _model_case("not-json", "this is no model")
 _model_case("file-over-the-size-cap", json.dumps(_model()), SKETCHRNN_MAX_JSON_BYTES="1000")
+for _sf in (1e308, 1e30, 1e7, 1e-7, 1e-308, 5e-324):
+    _model_case(f"scale-factor-{_sf:g}", json.dumps(_model(scale_factor=_sf)))
+_model_case("scale-factor-true", json.dumps(_model(scale_factor=True)))
+_model_case("scale-factor-string", json.dumps(_model(scale_factor="40")))
 
 
 # ----------------------------------------------------------------------------- the worker
@@ -1337,3 +1358,154 @@ def test_what_a_format_cannot_hold_is_refused_before_writing(tmp_path, name, ske
     assert "\n" not in str(err.value) and str(old) in str(err.value)
     assert [p.name for p in tmp_path.iterdir()] == [name]
     assert old.read_bytes() == b"the previous file"
+
+
+# ----------------------------------------------------------------------------- through commands
+
+# Files that read fine, or fail in a reader, followed further through the commands that use
+# them: scale factors, rendering, training, drawing, embedding. Every command ends with exit 0
+# or one line naming the file (exit 2), and leaves nothing behind.
+
+
+def _objects_npz(path: Path, *sketches) -> Path:
+    return _npz_with(path, train=_objects(*(np.asarray(s, np.int16) for s in sketches)))
+
+
+def _tiny_offsets_npz(path: Path) -> Path:
+    sketch = np.array([[1e-9, 2e-9, 0], [3e-9, -1e-9, 1]], np.float32)
+    return _npz_with(path, train=_objects(sketch, sketch))
+
+
+COMMAND_FILES: dict[str, Callable[[Path], Path]] = {
+    "single-points.npz": lambda p: _objects_npz(p, [[1, 2, 1]], [[3, 4, 1]]),
+    "one-repeated-point.svg": lambda p: _write(p, f'{_SVG_OPEN}<path d="M5,5 L5,5"/></svg>'),
+    "one-point.zip": lambda p: _zip(p, {_NAME: b"START\n1,2,3\nBREAK\n"}),
+    "tiny-offsets.npz": _tiny_offsets_npz,
+    "huge-transform.svg": lambda p: _write(
+        p, f'{_SVG_OPEN}<g transform="scale(1e19)"><path d="M0,0 L5,5 L9,2"/></g></svg>'
+    ),
+    "coordinate-1e39.zip": lambda p: _zip(p, {_NAME: b"START\n1,1e39,3\n5,6,7\nBREAK\n"}),
+    "single-point.ndjson": lambda p: _ndjson(p, _record(drawing=[[[5], [5]]])),
+}
+
+_TINY_RNN = ["--enc-hidden", "8", "--dec-hidden", "8", "--z-size", "4", "--num-mixtures", "2"]
+_TINY_SEN = ["--image-size", "16", "--z-size", "4", "--dec-hidden", "8", "--num-mixtures", "2",
+             "--cell", "lstm"]  # fmt: skip
+_TRAIN = ["--steps", "1", "--batch-size", "1", "--no-progress", "--device", "cpu"]
+
+FILE_COMMANDS = {
+    "data info": lambda f, m, o: ["data", "info", f],
+    "data render": lambda f, m, o: ["data", "render", f, "--out", f"{o}/grid.png"],
+    "data convert": lambda f, m, o: ["data", "convert", f, f"{o}/same.npz"],
+    "evaluate": lambda f, m, o: ["evaluate", m["rnn"], "--data", f, "--split", "all"],
+    "complete": lambda f, m, o: [
+        "complete",
+        m["rnn"],
+        "--input",
+        f,
+        "--n",
+        "2",
+        "--out",
+        f"{o}/done.png",
+    ],  # fmt: skip
+    "embed vectors": lambda f, m, o: ["embed", "vectors", m["sen"], f, "--out", f"{o}/v.npz"],
+    "train sketch-rnn": lambda f, m, o: [
+        "train",
+        "--data",
+        f,
+        "--out",
+        f"{o}/run",
+        *_TINY_RNN,
+        *_TRAIN,
+    ],  # fmt: skip
+    "train sketchembednet": lambda f, m, o: [
+        "train",
+        "sketchembednet",
+        "--data",
+        f,
+        "--out",
+        f"{o}/run",
+        *_TINY_SEN,
+        *_TRAIN,
+    ],  # fmt: skip
+}
+_SLOW_COMMANDS = {"train sketch-rnn", "train sketchembednet"}
+
+
+@pytest.fixture(scope="module")
+def command_models(tmp_path_factory) -> dict[str, str]:
+    import torch
+    from helpers import save_tiny_model
+
+    from sketchrnn.models import SketchRNN, SketchRNNConfig
+
+    folder = tmp_path_factory.mktemp("models")
+    torch.manual_seed(0)
+    rnn = SketchRNN(SketchRNNConfig(enc_hidden=8, dec_hidden=16, z_size=4, num_mixtures=2,
+                                    cell="lstm", max_seq_len=16))  # fmt: skip
+    rnn.save_pretrained(folder / "rnn", scale_factor=10.0, classes=["toy"])
+    save_tiny_model(folder / "sen")
+    huge = folder / "scale-1e308.gen.json"
+    huge.write_text(json.dumps(_model(scale_factor=1e308)))
+    good = folder / "good.ndjson"
+    _ndjson(good, _record())
+    return {"rnn": str(folder / "rnn"), "sen": str(folder / "sen"), "huge": str(huge),
+            "good": str(good)}  # fmt: skip
+
+
+def _run_command(argv: list[str], capsys) -> tuple[int, list[str]]:
+    from sketchrnn.cli import main
+
+    try:
+        code = main(argv)
+    except SystemExit as e:  # refused while parsing
+        code = int(e.code or 0)
+    return code, capsys.readouterr().err.strip().splitlines()
+
+
+def _assert_clean_outcome(code: int, err: list[str], named: str, work: Path) -> None:
+    assert code in (0, 2), (code, err)
+    left = sorted(str(p.relative_to(work)) for p in work.rglob("*"))
+    assert not [p for p in left if p.endswith(".part") or ".part" in Path(p).name], left
+    if code == 2:
+        errors = [line for line in err if "error" in line]
+        assert len(errors) == 1 and len(err) == 1, err
+        assert named in errors[0], errors[0]
+        assert left == [], left  # a refused command writes nothing
+
+
+_FILE_CASES = [
+    pytest.param(name, command, marks=[pytest.mark.slow] if command in _SLOW_COMMANDS else [])
+    for name in COMMAND_FILES
+    for command in FILE_COMMANDS
+]
+
+
+@pytest.mark.parametrize("name, command", _FILE_CASES)
+def test_hostile_files_through_every_command(name, command, command_models, tmp_path, capsys):
+    path = COMMAND_FILES[name](tmp_path / name)
+    work = tmp_path / "work"
+    work.mkdir()
+    argv = FILE_COMMANDS[command](str(path), command_models, str(work))
+    code, err = _run_command(argv, capsys)
+    _assert_clean_outcome(code, err, name, work)
+
+
+MODEL_COMMANDS = {
+    "sample": lambda m, g, o: ["sample", m, "--n", "2", "--out", f"{o}/s.png"],
+    "complete": lambda m, g, o: ["complete", m, "--input", g, "--n", "2", "--out", f"{o}/c.png"],
+    "evaluate": lambda m, g, o: ["evaluate", m, "--data", g, "--split", "all"],
+    "export": lambda m, g, o: ["export", m, f"{o}/e.gen.json"],
+    "data sample": lambda m, g, o: ["data", "sample", m, "--out", f"{o}/d.npz", "--per-model", "2"],
+}
+
+
+@pytest.mark.parametrize("command", MODEL_COMMANDS)
+def test_a_model_whose_scale_factor_is_1e308_is_one_line_in_every_command(
+    command, command_models, tmp_path, capsys
+):
+    argv = MODEL_COMMANDS[command](command_models["huge"], command_models["good"], str(tmp_path))
+    code, err = _run_command(argv, capsys)
+    assert code == 2
+    _assert_clean_outcome(code, err, "scale-1e308.gen.json", tmp_path)
+    assert "scale_factor must be a number in [1e-06, 1e+06]" in err[0]
