@@ -445,6 +445,11 @@ def test_a_training_that_fails_to_start_leaves_no_run_folder(data, tmp_path):
     with pytest.raises(TrainingError, match="fewer than one batch"):
         trainer(data, out, batch_size=64)
     assert not out.exists()
+    (tmp_path / "kept").mkdir()
+    with pytest.raises(TrainingError, match="fewer than one batch"):
+        trainer(data, tmp_path / "kept" / "new" / "deeper" / "run", batch_size=64)
+    assert [p.name for p in tmp_path.iterdir()] == ["kept"]  # the folders it made, not more
+    assert list((tmp_path / "kept").iterdir()) == []
 
 
 def test_only_rank_0_locks_the_folder(tmp_path, monkeypatch):

@@ -75,7 +75,7 @@ class RunLock:
     def __init__(self, out_dir: str | os.PathLike):
         self.path = Path(out_dir) / LOCK_NAME
         self._file: Any = None
-        self._created_folder = False
+        self._created: list[Path] = []  # the folders acquire() made, the run folder first
 
     @property
     def held(self) -> bool:
@@ -86,7 +86,10 @@ class RunLock:
         or another open Trainer of this one, holds it."""
         if self._file is not None:
             return self
-        self._created_folder = not self.path.parent.exists()
+        folder, self._created = self.path.parent, []
+        while not folder.exists() and folder != folder.parent:
+            self._created.append(folder)
+            folder = folder.parent
         self.path.parent.mkdir(parents=True, exist_ok=True)
         file = open(self.path, "a+")  # noqa: SIM115 (held open while the lock is)
         if fcntl is None:
@@ -135,14 +138,20 @@ class RunLock:
 
     def discard(self) -> None:
         """Release, and remove the folder again if :meth:`acquire` created it and nothing but
-        the lock file is in it (a training that failed to start leaves no empty run folder)."""
+        the lock file is in it (a training that failed to start leaves no empty run folder),
+        with the folders above it that it created too (``--out new/run``: ``new/`` as well)."""
         held = self.held
         self.release()
         folder = self.path.parent
-        if held and self._created_folder and [p.name for p in folder.iterdir()] == [LOCK_NAME]:
+        if not (held and self._created and self._created[0] == folder):
+            return
+        if [p.name for p in folder.iterdir()] == [LOCK_NAME]:
             self.path.unlink(missing_ok=True)
-            with contextlib.suppress(OSError):
-                folder.rmdir()
+            for made in self._created:  # deepest first; one that is not empty stays
+                try:
+                    made.rmdir()
+                except OSError:
+                    break
 
     def __enter__(self) -> RunLock:
         return self.acquire()

@@ -80,7 +80,7 @@ TRAIN_CASES = [
     (["--grad-clip", "1e308"], "--grad-clip: must be > 0 (finite ones at most 3.403e+38"),
     (["--grad-clip", "-inf"], "--grad-clip: must be > 0"),
     # Integers beyond any bound, and beyond what a float can hold:
-    (["--seed", str(2**64)], "--seed: must be a whole number in [0, 9,223,372,036,854,775,807]"),
+    (["--seed", str(2**64)], "--seed: must be a whole number in [0, 4,294,967,295]"),
     (["--steps", "1" + "0" * 400], "--max-steps/--steps: must be a whole number in [0, 1,0"),
     (["--batch-size", "9" * 5000], "... (5,000 characters)"),
     (["--eval-every", "1e3"], "--eval-every: must be a whole number in [0, 1,000,000,000]"),
@@ -183,7 +183,7 @@ def test_train_out_none_still_means_no_files(tmp_path):
         (["--n", "0"], "--n: must be a whole number in [1, 1,000,000], got 0"),
         (["--n", "-3"], "--n: must be a whole number in [1, 1,000,000], got -3"),
         (["--n", "1000000000"], "--n: must be a whole number in [1, 1,000,000], got 1000000000"),
-        (["--seed", "-1"], "--seed: must be a whole number in [0, 9,223,372,036,854,775,807]"),
+        (["--seed", "-1"], "--seed: must be a whole number in [0, 4,294,967,295]"),
     ],
 )
 def test_sample_refuses_absurd_values(given, message, capsys, tmp_path, tiny_model):

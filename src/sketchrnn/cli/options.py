@@ -294,7 +294,7 @@ def temperature_type(optional: bool = False) -> Callable[[str], float]:
 
 
 def seed_type() -> Callable[[str], int]:
-    """The ``type=`` of every ``--seed``: a whole number in [0, 2^63 - 1]."""
+    """The ``type=`` of every ``--seed``: a whole number in [0, 2^32 - 1]."""
     from sketchrnn.models.config import MAX_SEED
 
     return bounded(int, low=0, high=MAX_SEED)

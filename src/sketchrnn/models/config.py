@@ -76,8 +76,9 @@ MAX_SECONDS = 10**9
 # The largest weight of a loss term (KL weights, floors): 10^4 times the paper's; beyond it
 # the term swamps the rest (and 1e308 overflows the float32 loss).
 MAX_LOSS_WEIGHT = 1e4
-# The largest seed: torch.manual_seed takes 64 bits; numpy any; 2^63 - 1 fits both signed.
-MAX_SEED = 2**63 - 1
+# The largest seed: 32 bits, what every generator a seed reaches takes (numpy's legacy
+# RandomState, which UMAP uses, refuses more; torch and numpy's default_rng take more).
+MAX_SEED = 2**32 - 1
 # The largest finite float32: every bounded float ends up in a float32 tensor.
 FLOAT32_MAX = 3.4028234663852886e38
 
@@ -176,9 +177,11 @@ class Bounds:
             return self.accepted()
         if not self.integer and math.isfinite(x) and abs(x) > FLOAT32_MAX:
             return self.accepted()
-        if self.low is not None and (x <= self.low if self.low_open else x < self.low):
+        # A whole number is compared exactly (2^63 - 1 is no float).
+        v: Any = value if self.integer else x
+        if self.low is not None and (v <= self.low if self.low_open else v < self.low):
             return self.accepted()
-        if self.high is not None and (x >= self.high if self.high_open else x > self.high):
+        if self.high is not None and (v >= self.high if self.high_open else v > self.high):
             return self.accepted()
         return None
 
