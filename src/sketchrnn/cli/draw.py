@@ -91,6 +91,9 @@ def _temperature_list(text: str) -> list[float]:
     return [one(t.strip()) for t in text.split(",")]
 
 
+_temperature_list.bounds = temperature_type().bounds  # type: ignore[attr-defined]
+
+
 def _temperature(q: argparse.ArgumentParser, func: Callable, help: str = "tau (0 = greedy)"):
     q.add_argument(
         "--temperature",
