@@ -117,7 +117,8 @@ def test_train_refuses_absurd_values_in_one_line(given, message, capsys, tmp_pat
     [
         (["--batch-size", "0"], "--batch-size: must be a whole number in [1"),
         (["--image-size", "8"], "--image-size: must be a whole number in [16, 1024], got 8"),
-        (["--blur-sigma", "0"], "--blur-sigma: must be in (0, 1024], got 0"),
+        (["--blur-sigma", "0"], "--blur-sigma: must be in [0.01, 1024], got 0"),
+        (["--blur-sigma", "5e-324"], "--blur-sigma: must be in [0.01, 1024], got 5e-324"),
         (["--grad-clip", "1e308"], "--grad-clip: must be > 0 (finite ones at most 3.403e+38"),
         (["--kl-weight", "1e308"], "--kl-weight: must be in [0, 10000], got 1e308"),
         (["--lr", "1e308"], "--lr: must be in (0, 1], got 1e308"),

@@ -84,14 +84,18 @@ def _model_arguments(q: argparse.ArgumentParser, prefix_colors: bool = False) ->
     )
 
 
-@value_check
-def _temperature_list(text: str) -> list[float]:
-    """``--temperatures 0.1,0.5``: each a temperature (see :func:`temperature_type`)."""
+def _temperature_list() -> Callable[[str], list[float]]:
+    """The ``type=`` of ``--temperatures 0.1,0.5``: each a temperature (see
+    :func:`temperature_type`). Made when the command is parsed: the bounds import the configs
+    (and torch), which ``sketchrnn --help`` does not."""
     one = temperature_type()
-    return [one(t.strip()) for t in text.split(",")]
 
+    @value_check
+    def temperatures(text: str) -> list[float]:
+        return [one(t.strip()) for t in text.split(",")]
 
-_temperature_list.bounds = temperature_type().bounds  # type: ignore[attr-defined]
+    temperatures.bounds = one.bounds  # type: ignore[attr-defined]
+    return temperatures
 
 
 def _temperature(q: argparse.ArgumentParser, func: Callable, help: str = "tau (0 = greedy)"):
@@ -204,7 +208,7 @@ def _reconstruct_args(q: argparse.ArgumentParser) -> None:
     temperatures = defaults_of(generate.reconstruct)["temperatures"]
     q.add_argument(
         "--temperatures",
-        type=_temperature_list,
+        type=_temperature_list(),
         default=",".join(f"{t:g}" for t in temperatures),  # argparse applies the type
         help="comma-separated taus, one redrawing each",
     )

@@ -82,8 +82,9 @@ class SketchEmbedNetConfig(UnitsConfig):
     pixel_size: int | None = option(
         None, "raster side of the pixel loss (None: image_size)", low=2, high=MAX_IMAGE_SIDE
     )
+    # At least 0.01 px (less is no blur at all): 5e-324 is 0 in float32, and the kernel NaN.
     blur_sigma: float = option(
-        2.0, "Gaussian blur of the pixel loss, in pixels", low=0, low_open=True, high=MAX_IMAGE_SIDE
+        2.0, "Gaussian blur of the pixel loss, in pixels", low=0.01, high=MAX_IMAGE_SIDE
     )
     max_seq_len: int = option(
         64,
