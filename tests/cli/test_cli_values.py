@@ -79,6 +79,7 @@ TRAIN_CASES = [
     (["--min-lr", "1e308"], "--min-lr: must be in [0, 1], got 1e308"),
     (["--grad-clip", "1e308"], "--grad-clip: must be > 0 (finite ones at most 3.403e+38"),
     (["--grad-clip", "-inf"], "--grad-clip: must be > 0"),
+    (["--grad-clip", "1e400"], "--grad-clip: must be > 0 (finite ones"),  # not read as inf
     # Integers beyond any bound, and beyond what a float can hold:
     (["--seed", str(2**64)], "--seed: must be a whole number in [0, 4,294,967,295]"),
     (["--steps", "1" + "0" * 400], "--max-steps/--steps: must be a whole number in [0, 1,0"),

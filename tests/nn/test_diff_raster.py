@@ -261,6 +261,15 @@ def test_component_choice_follows_pi_and_gradients_reach_the_means():
     torch.testing.assert_close(again, xy.detach())
 
 
+def test_a_diverged_mixture_gives_nan_offsets_not_a_traceback():
+    """NaN mixture weights (a model diverged at --lr 1): the sample is NaN, and so the loss,
+    which the Trainer skips; torch.multinomial raised before, a traceback mid-training."""
+    params = single_gaussian(1.0, -2.0, 0.0, 0.0, 0.0, shape=(2, 3))
+    params = params._replace(log_pi=torch.full_like(params.log_pi, float("nan")))
+    xy = sample_offsets_reparameterized(params, torch.Generator().manual_seed(0))
+    assert xy.shape == (2, 3, 2)
+
+
 # ----------------------------------------------------------------------------- loss
 
 

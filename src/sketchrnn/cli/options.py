@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import inspect
+import math
 import re
 import sys
 import types
@@ -311,6 +312,8 @@ def _bounds_checker(kind: type, bounds: Any) -> Callable[[str], Any]:
             value = kind(text)
         except ValueError:
             value = text
+        if isinstance(value, float) and math.isinf(value) and "inf" not in text.lower():
+            value = text  # 1e400 overflowed to inf: not the infinity an option may take
         problem = bounds.problem(value)
         if problem is not None:
             raise argparse.ArgumentTypeError(f"{problem}, got {_shown_value(text)}")

@@ -47,10 +47,12 @@ def sample_offsets_reparameterized(
     trained by ``L_stroke``). ``most_likely_component=True`` takes ``argmax pi`` instead, which
     is what the authors' released code does.
     """
-    if most_likely_component:
+    flat = params.log_pi.detach().reshape(-1, params.num_mixtures).exp()
+    if most_likely_component or not torch.isfinite(flat).all():
+        # (Non-finite weights, from a diverged model: multinomial would raise; the loss comes
+        # out NaN instead, which the Trainer skips or stops on as its nan_policy says.)
         component = params.log_pi.argmax(dim=-1)
     else:
-        flat = params.log_pi.detach().reshape(-1, params.num_mixtures).exp()
         component = torch.multinomial(flat, 1, generator=generator).reshape(
             params.log_pi.shape[:-1]
         )
