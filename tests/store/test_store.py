@@ -322,8 +322,10 @@ def test_a_failed_pack_leaves_nothing_behind(synthetic_files, tmp_path, capsys):
     assert sorted(p.name for p in deep.parent.iterdir()) == ["x.store"]
     with pytest.raises(ValueError, match="the store's path is empty"):
         pack(synthetic_files[:1], "", progress=False)
-    assert main(["data", "pack", str(synthetic_files[0]), "--out", ""]) == 2
-    assert "the store's path is empty" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:  # the command line refuses any empty value first
+        main(["data", "pack", str(synthetic_files[0]), "--out", ""])
+    assert stop.value.code == 2
+    assert "--out: empty value" in capsys.readouterr().err
 
 
 def test_the_same_source_twice_is_refused(synthetic_files, tmp_path, monkeypatch):
