@@ -254,11 +254,11 @@ def bounds(s3: np.ndarray) -> tuple[float, float, float, float]:
     return (float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1]))
 
 
-# The scale factors (pixels per model unit) a model or a data set may have. Beyond them a model
-# draws offsets no reader or writer accepts (+-1e6) or dots, and 1e308 (or 1e-308) does not
-# even survive the cast to float32.
+# The scale factors (pixels per model unit) a model or a data set may have: a model unit from a
+# millionth of a pixel to 100,000 pixels. Beyond them a model draws offsets no reader or writer
+# accepts (+-1e6) or dots, and 1e308 (or 1e-308) does not even survive the cast to float32.
 MIN_SCALE_FACTOR = 1e-6
-MAX_SCALE_FACTOR = 1e6
+MAX_SCALE_FACTOR = 1e5
 
 
 def scale_factor_problem(value: Any) -> str | None:

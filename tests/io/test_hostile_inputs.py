@@ -1508,4 +1508,4 @@ def test_a_model_whose_scale_factor_is_1e308_is_one_line_in_every_command(
     code, err = _run_command(argv, capsys)
     assert code == 2
     _assert_clean_outcome(code, err, "scale-1e308.gen.json", tmp_path)
-    assert "scale_factor must be a number in [1e-06, 1e+06]" in err[0]
+    assert "scale_factor must be a number in [1e-06, 100000]" in err[0]

@@ -24,10 +24,11 @@ __all__ = [
     "to_pixels",
 ]
 
-#: The scale factors a model may be exported with (pixels per model unit): a model unit from a
-#: millionth of a pixel to 100,000 pixels. Beyond it the drawings' coordinates leave what the
+#: The scale factors a model may have and be exported with (pixels per model unit): a model
+#: unit from a millionth of a pixel to 100,000 pixels (one place: :mod:`sketchrnn.strokes`, as
+#: the readers and the configs check it). Beyond it the drawings' coordinates leave what the
 #: readers take (offsets beyond 1e6 are refused as corrupt), and far beyond it they overflow.
-SCALE_FACTOR_RANGE = (1e-6, 1e5)
+SCALE_FACTOR_RANGE = (strokes.MIN_SCALE_FACTOR, strokes.MAX_SCALE_FACTOR)
 
 
 def check_scale_factor(value: float, where: str = "scale_factor") -> float:
