@@ -301,7 +301,9 @@ def test_scale_factor_bounded(tmp_path, capsys, out, value):
 
 def test_model_scale_factor_out_of_range(tmp_path):
     model = tiny_vae()
-    model.set_units(scale_factor=1e30)
+    with pytest.raises(ValueError, match=r"scale_factor must be a number in \[1e-06, 100000\]"):
+        model.set_units(scale_factor=1e30)  # the config holds none out of the range
+    model.config.scale_factor = 1e30  # past the config's check: the exporter checks again
     with pytest.raises(ExportError, match=r"scale_factor must lie in \[1e-06, 100000\]"):
         export_portable(model, tmp_path / "out")
 
