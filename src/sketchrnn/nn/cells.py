@@ -37,6 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sketchrnn.nn.hyper_weights import HyperLSTMWeights
+
 __all__ = [
     "LSTM",
     "LayerNormLSTM",
@@ -138,23 +140,15 @@ def _hyper_lstm_loop(
     c: Tensor,
     hyper_h: Tensor,
     hyper_c: Tensor,
-    w_h_all: Tensor,
-    hyper_w_hh: Tensor,
-    hyper_gate_gamma: Tensor,
-    hyper_gate_beta: Tensor,
-    hyper_cell_gamma: Tensor,
-    hyper_cell_beta: Tensor,
-    embed_weight: Tensor,
-    embed_bias: Tensor,
-    scale_weight: Tensor,
-    bias: Tensor,
-    gate_gamma: Tensor,
-    gate_beta: Tensor,
-    cell_gamma: Tensor,
-    cell_beta: Tensor,
+    weights: HyperLSTMWeights,
     masks: Tensor | None,
     hyper_masks: Tensor | None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    (
+        w_h_all, hyper_w_hh, hyper_gate_gamma, hyper_gate_beta, hyper_cell_gamma,
+        hyper_cell_beta, embed_weight, embed_bias, scale_weight, bias, gate_gamma, gate_beta,
+        cell_gamma, cell_beta,
+    ) = weights  # fmt: skip
     batch = h.size(0)
     hidden = h.size(1)
     hyper_hidden = hyper_h.size(1)
@@ -495,21 +489,9 @@ class HyperLSTM(_Cell):
             # balance between terms); bias shifts start at 0.
             self.scale_weight[:8].fill_(0.1 / E)
 
-    def forward(self, x_seq: Tensor, state: State) -> tuple[Tensor, State]:
-        """``x_seq`` ``(batch, time, input)`` -> ``h_seq`` ``(batch, time, hidden)``, state."""
-        h, c, hyper_h, hyper_c = state
-        fused_on = _fused_on(x_seq, h, c, hyper_h, hyper_c, self.weight_hh)
-        x_proj = _input_projection(x_seq, self.weight_ih, None, fused_on)
-        steps, batch = x_proj.size(0), h.size(0)
-        p, training = self.recurrent_dropout, self.training
-        masks = _dropout_masks(p, training, steps, batch, self.hidden_size, x_proj)
-        hyper_masks = _dropout_masks(p, training, steps, batch, self.hyper_hidden, x_proj)
-        h_seq, h, c, hyper_h, hyper_c = _loop("_hyper_lstm_loop", fused_on)(
-            x_proj,
-            h,
-            c,
-            hyper_h,
-            hyper_c,
+    def weights(self) -> HyperLSTMWeights:
+        """The parameters in the order the loops take them (all but the input projection)."""
+        return HyperLSTMWeights(
             self.weight_hh,
             self.hyper_weight_hh,
             self.hyper_gate_gamma,
@@ -524,8 +506,19 @@ class HyperLSTM(_Cell):
             self.gate_beta,
             self.cell_gamma,
             self.cell_beta,
-            masks,
-            hyper_masks,
+        )
+
+    def forward(self, x_seq: Tensor, state: State) -> tuple[Tensor, State]:
+        """``x_seq`` ``(batch, time, input)`` -> ``h_seq`` ``(batch, time, hidden)``, state."""
+        h, c, hyper_h, hyper_c = state
+        fused_on = _fused_on(x_seq, h, c, hyper_h, hyper_c, self.weight_hh)
+        x_proj = _input_projection(x_seq, self.weight_ih, None, fused_on)
+        steps, batch = x_proj.size(0), h.size(0)
+        p, training = self.recurrent_dropout, self.training
+        masks = _dropout_masks(p, training, steps, batch, self.hidden_size, x_proj)
+        hyper_masks = _dropout_masks(p, training, steps, batch, self.hyper_hidden, x_proj)
+        h_seq, h, c, hyper_h, hyper_c = _loop("_hyper_lstm_loop", fused_on)(
+            x_proj, h, c, hyper_h, hyper_c, self.weights(), masks, hyper_masks
         )
         return h_seq.transpose(0, 1), (h, c, hyper_h, hyper_c)
 

@@ -43,6 +43,8 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from sketchrnn.nn.hyper_weights import HyperLSTMWeights
+
 __all__ = [
     "available",
     "usable",
@@ -432,46 +434,28 @@ def _add(a: Tensor | None, b: Tensor | None) -> Tensor | None:
 
 
 class HyperLSTMSequence(torch.autograd.Function):
-    """The whole HyperLSTM loop (the arguments of :func:`hyper_lstm_loop`) as one autograd
-    node: per step the fused LayerNorm-LSTM kernels for the hyper and the main cell and the
-    weight modulation in plain torch ops without autograd bookkeeping; the weight gradients of
-    the recurrent, hyper-recurrent and embedding matmuls are one product each over all steps.
-    Returns ``h_all, c_T, hyper_h_T, hyper_c_T``."""
+    """The whole HyperLSTM loop as one autograd node: ``(x_proj, h0, c0, hyper_h0, hyper_c0,
+    masks, hyper_masks, *weights)`` with ``weights`` the fields of :class:`HyperLSTMWeights`
+    (see :func:`hyper_lstm_loop`). Per step the fused LayerNorm-LSTM kernels for the hyper and
+    the main cell and the weight modulation in plain torch ops without autograd bookkeeping;
+    the weight gradients of the recurrent, hyper-recurrent and embedding matmuls are one
+    product each over all steps. Returns ``h_all, c_T, hyper_h_T, hyper_c_T``."""
 
     @staticmethod
-    def forward(
-        ctx,
-        x_proj,
-        h0,
-        c0,
-        hh0,
-        hc0,
-        w_h_all,
-        hyper_w_hh,
-        hgg,
-        hgb,
-        hcg,
-        hcb,
-        embed_weight,
-        embed_bias,
-        scale_weight,
-        bias,
-        gg,
-        gb,
-        cg,
-        cb,
-        masks,
-        hyper_masks,
-    ):
+    def forward(ctx, x_proj, h0, c0, hh0, hc0, masks, hyper_masks, *weights):
+        w = HyperLSTMWeights(*weights)
+        hyper_norms = (w.hyper_gate_gamma, w.hyper_gate_beta, w.hyper_cell_gamma, w.hyper_cell_beta)
+        norms = (w.gate_gamma, w.gate_beta, w.cell_gamma, w.cell_beta)
+        scale_weight = w.scale_weight
         ext = _ext()
         steps, batch = x_proj.size(0), h0.size(0)
         hidden, hyper_hidden = h0.size(1), hh0.size(1)
         n_vectors, embed = scale_weight.size(0), scale_weight.size(1)
         width = 4 * hidden
-        mm_all = _Matmul(w_h_all, batch, steps)
-        mm_hyper = _Matmul(hyper_w_hh, batch, steps)
-        mm_embed = _Matmul(embed_weight, batch, steps)
-        bias = bias.contiguous()
+        mm_all = _Matmul(w.w_h_all, batch, steps)
+        mm_hyper = _Matmul(w.hyper_w_hh, batch, steps)
+        mm_embed = _Matmul(w.embed_weight, batch, steps)
+        bias = w.bias.contiguous()
         x_proj = x_proj.contiguous()
         h0, c0, hh0, hc0 = (t.contiguous() for t in (h0, c0, hh0, hc0))
 
@@ -480,7 +464,7 @@ class HyperLSTMSequence(torch.autograd.Function):
 
         h_all, c_all = new(steps, batch, hidden), new(steps, batch, hidden)
         hh_all, hc_all = new(steps, batch, hyper_hidden), new(steps, batch, hyper_hidden)
-        hm_all = new(steps, batch, w_h_all.size(0))  # h_{t-1} @ w_h_all.T
+        hm_all = new(steps, batch, w.w_h_all.size(0))  # h_{t-1} @ w_h_all.T
         z_all = new(steps, batch, n_vectors * embed)
         d_all = new(steps, n_vectors, batch, hidden)  # kept: recomputing costs 5% of a step
         # What the backward needs of the two cells' steps: xh, act (4 widths), xc, ty, stats.
@@ -496,10 +480,10 @@ class HyperLSTMSequence(torch.autograd.Function):
             mask = None if hyper_masks is None else hyper_masks[t]
             hyper_h, hyper_c = hh_all[t], hc_all[t]
             ext.ln_lstm_step_forward_out(
-                hyper_pre, hc_all[t - 1] if t else hc0, hgg, hgb, hcg, hcb, mask, _EPS,
+                hyper_pre, hc_all[t - 1] if t else hc0, *hyper_norms, mask, _EPS,
                 hyper_h, hyper_c, *(buffer[t] for buffer in saved_hyper),
             )  # fmt: skip
-            z = torch.add(mm_embed.fwd(hyper_h), embed_bias, out=z_all[t])
+            z = torch.add(mm_embed.fwd(hyper_h), w.embed_bias, out=z_all[t])
             d = torch.bmm(
                 z.view(batch, n_vectors, embed).transpose(0, 1), scale_weight, out=d_all[t]
             )
@@ -507,14 +491,15 @@ class HyperLSTMSequence(torch.autograd.Function):
             mask = None if masks is None else masks[t]
             h, c = h_all[t], c_all[t]
             ext.ln_lstm_step_forward_out(
-                pre, c_all[t - 1] if t else c0, gg, gb, cg, cb, mask, _EPS,
+                pre, c_all[t - 1] if t else c0, *norms, mask, _EPS,
                 h, c, *(buffer[t] for buffer in saved_main),
             )  # fmt: skip
         ctx.saved_main, ctx.saved_hyper = saved_main, saved_hyper
         ctx.mms = (mm_all, mm_hyper, mm_embed)
         ctx.save_for_backward(
             x_proj, h0, c0, hh0, hc0, h_all, c_all, hh_all, hc_all, hm_all, z_all, d_all,
-            scale_weight, hgg, hcg, gg, cg, masks, hyper_masks,
+            scale_weight, w.hyper_gate_gamma, w.hyper_cell_gamma, w.gate_gamma, w.cell_gamma,
+            masks, hyper_masks,
         )  # fmt: skip
         ctx.set_materialize_grads(False)
         return h_all, c_all[-1].clone(), hh_all[-1].clone(), hc_all[-1].clone()
@@ -594,12 +579,23 @@ class HyperLSTMSequence(torch.autograd.Function):
         flat_dz = dz_all.view(steps * batch, -1)
         d_embed_weight = flat_dz.t() @ hh_all.view(steps * batch, hyper_hidden)
         d_embed_bias = flat_dz.sum(0)
-        return (
-            dx, dh, dc, dhh, dhc, d_w_h_all, d_hyper_w_hh,
-            grads["hgg"], grads["hgb"], grads["hcg"], grads["hcb"],
-            d_embed_weight, d_embed_bias, d_scale, d_bias,
-            grads["gg"], grads["gb"], grads["cg"], grads["cb"], None, None,
-        )  # fmt: skip
+        d_weights = HyperLSTMWeights(
+            w_h_all=d_w_h_all,
+            hyper_w_hh=d_hyper_w_hh,
+            hyper_gate_gamma=grads["hgg"],
+            hyper_gate_beta=grads["hgb"],
+            hyper_cell_gamma=grads["hcg"],
+            hyper_cell_beta=grads["hcb"],
+            embed_weight=d_embed_weight,
+            embed_bias=d_embed_bias,
+            scale_weight=d_scale,
+            bias=d_bias,
+            gate_gamma=grads["gg"],
+            gate_beta=grads["gb"],
+            cell_gamma=grads["cg"],
+            cell_beta=grads["cb"],
+        )
+        return (dx, dh, dc, dhh, dhc, None, None, *d_weights)
 
 
 def hyper_lstm_loop(
@@ -608,26 +604,11 @@ def hyper_lstm_loop(
     c: Tensor,
     hyper_h: Tensor,
     hyper_c: Tensor,
-    w_h_all: Tensor,
-    hyper_w_hh: Tensor,
-    hyper_gate_gamma: Tensor,
-    hyper_gate_beta: Tensor,
-    hyper_cell_gamma: Tensor,
-    hyper_cell_beta: Tensor,
-    embed_weight: Tensor,
-    embed_bias: Tensor,
-    scale_weight: Tensor,
-    bias: Tensor,
-    gate_gamma: Tensor,
-    gate_beta: Tensor,
-    cell_gamma: Tensor,
-    cell_beta: Tensor,
+    weights: HyperLSTMWeights,
     masks: Tensor | None,
     hyper_masks: Tensor | None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     h_all, c, hyper_h, hyper_c = HyperLSTMSequence.apply(
-        x_proj, h, c, hyper_h, hyper_c, w_h_all, hyper_w_hh, hyper_gate_gamma, hyper_gate_beta,
-        hyper_cell_gamma, hyper_cell_beta, embed_weight, embed_bias, scale_weight, bias,
-        gate_gamma, gate_beta, cell_gamma, cell_beta, masks, hyper_masks,
-    )  # fmt: skip
+        x_proj, h, c, hyper_h, hyper_c, masks, hyper_masks, *weights
+    )
     return h_all, h_all[-1], c, hyper_h, hyper_c
