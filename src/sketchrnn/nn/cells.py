@@ -45,6 +45,7 @@ __all__ = [
     "HyperLSTM",
     "make_cell",
     "set_loop_compiler",
+    "set_fused_step",
     "fast_fp32_matmul",
     "CELL_TYPES",
     "State",
@@ -212,9 +213,24 @@ def set_loop_compiler(name: str) -> None:
     _loop_compiler = name
 
 
+# Whether Cell.step may take the fused step of sketchrnn.nn.fused_step (see _Cell.step).
+_fused_step_enabled = True
+
+
+def set_fused_step(enabled: bool) -> None:
+    """Whether :meth:`step` may take the fused generation step (default ``True``; it also
+    needs the ``"fused"`` loop compiler). ``False`` runs every step through the sequence path,
+    as before the fused step existed: for before/after measurements (``benchmarks/``).
+    Affects every cell in the process."""
+    global _fused_step_enabled
+    _fused_step_enabled = bool(enabled)
+
+
 def _fused_on(*tensors: Tensor | None) -> bool:
-    """Whether the fused loops serve these tensors under the selected loop compiler."""
-    if _loop_compiler != "fused":
+    """Whether the fused loops serve these tensors under the selected loop compiler. Never
+    while tracing or compiling (the ONNX export, torch.compile): a tracer must see the
+    pure-PyTorch loops, not calls into the extension that it cannot record."""
+    if _loop_compiler != "fused" or torch.jit.is_tracing() or torch.compiler.is_compiling():
         return False
     from sketchrnn.nn import fused
 
@@ -309,15 +325,38 @@ class _Cell(nn.Module):
 
     hidden_size: int
     state_sizes: tuple[int, ...]
+    recurrent_dropout: float
 
     def zero_state(self, batch_size: int, like: Tensor) -> State:
         """All-zero state for ``batch_size`` sequences, on ``like``'s device and dtype."""
         return tuple(like.new_zeros(batch_size, size) for size in self.state_sizes)
 
     def step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
-        """One step: ``x`` ``(batch, input_size)`` -> ``h`` ``(batch, hidden)``, new state."""
+        """One step: ``x`` ``(batch, input_size)`` -> ``h`` ``(batch, hidden)``, new state.
+
+        Drawing (no autograd, CPU float32/float64, the fused kernels built): the fused step of
+        :mod:`sketchrnn.nn.fused_step`, a few calls with weights prepared once. Otherwise the
+        sequence path for one step; while tracing or compiling (e.g. for the ONNX export)
+        that is the pure-PyTorch loop functions above (``nn.LSTM`` for the plain LSTM). Same
+        numbers to float rounding."""
+        if self._fused_step_on(x, state):
+            return self._fused_step(x, state)
         h_seq, state = self(x.unsqueeze(1), state)
         return h_seq.squeeze(1), state
+
+    def _fused_step_on(self, x: Tensor, state: State) -> bool:
+        if not _fused_step_enabled:
+            return False
+        if torch.is_grad_enabled() or (self.training and self.recurrent_dropout > 0.0):
+            return False  # gradients or dropout masks: the sequence path
+        return _fused_on(x, *state, self._step_reference_parameter())
+
+    def _step_reference_parameter(self) -> Tensor:
+        """One parameter, whose device and dtype the fused step must share with the input."""
+        raise NotImplementedError
+
+    def _fused_step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        raise NotImplementedError
 
 
 # ----------------------------------------------------------------------------- cells
@@ -351,6 +390,15 @@ class LSTM(_Cell):
         h, c = state
         h_seq, (h_n, c_n) = self.lstm(x_seq, (h.unsqueeze(0), c.unsqueeze(0)))
         return h_seq, (h_n.squeeze(0), c_n.squeeze(0))
+
+    def _step_reference_parameter(self) -> Tensor:
+        return _lstm_parameters(self.lstm)[1]
+
+    def _fused_step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        from sketchrnn.nn import fused_step
+
+        h, c = fused_step.lstm_step(self, x, state[0], state[1], *_lstm_parameters(self.lstm))
+        return h, (h, c)
 
     def forward_loop(self, x_seq: Tensor, state: State) -> tuple[Tensor, State]:
         """The step-loop path (same maths and weights as the fused one, plus dropout)."""
@@ -390,6 +438,18 @@ class LayerNormLSTM(_Cell):
         nn.init.xavier_uniform_(self.weight_ih)
         _orthogonal_blocks_(self.weight_hh, 4)
         _forget_bias_(self.gate_beta, hidden_size)
+
+    def _step_reference_parameter(self) -> Tensor:
+        return self.weight_hh
+
+    def _fused_step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        from sketchrnn.nn import fused_step
+
+        norms = (self.gate_gamma, self.gate_beta, self.cell_gamma, self.cell_beta)
+        h, c = fused_step.layernorm_lstm_step(
+            self, x, state[0], state[1], self.weight_ih, self.weight_hh, norms
+        )
+        return h, (h, c)
 
     def forward(self, x_seq: Tensor, state: State) -> tuple[Tensor, State]:
         """``x_seq`` ``(batch, time, input)`` -> ``h_seq`` ``(batch, time, hidden)``, state."""
@@ -488,6 +548,17 @@ class HyperLSTM(_Cell):
             # Scaling vectors start at 0.1 (layer norm follows, so the scale only sets the
             # balance between terms); bias shifts start at 0.
             self.scale_weight[:8].fill_(0.1 / E)
+
+    def _step_reference_parameter(self) -> Tensor:
+        return self.weight_hh
+
+    def _fused_step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        from sketchrnn.nn import fused_step
+
+        h, c, hyper_h, hyper_c = fused_step.hyper_lstm_step(
+            self, x, (state[0], state[1], state[2], state[3]), self.weight_ih, self.weights()
+        )
+        return h, (h, c, hyper_h, hyper_c)
 
     def weights(self) -> HyperLSTMWeights:
         """The parameters in the order the loops take them (all but the input projection)."""
