@@ -26,11 +26,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(specs: list[str], *, workers: int = 2, max_pending: int = 32):
-    """``(process, base_url)`` of a server for ``specs`` on a free loopback port."""
+def start_server(specs: list[str], *, workers: int = 2, max_pending: int = 32, setup: str = ""):
+    """``(process, base_url)`` of a server for ``specs`` on a free loopback port; ``setup`` is
+    Python run in the server's process first (e.g. a switch for a before/after comparison)."""
     port = free_port()
     code = (
-        "import sys; from sketchrnn.web import serve; "
+        (f"{setup}\n" if setup else "") + "import sys; from sketchrnn.web import serve; "
         f"serve(sys.argv[1:], host='127.0.0.1', port={port}, workers={workers}, "
         f"max_pending={max_pending})"
     )

@@ -1,18 +1,26 @@
-"""Sampling speed: our batched sampler against ``@magenta/sketch`` under Node, one model.
+"""Sampling speed, before and after the fused decoder step, against ``@magenta/sketch`` under
+Node: sketches per second in batches and the time to one whole sketch, on one model.
 
 For a magenta-size decoder-only LSTM (by default the released sheep model, 512 units,
 20 mixtures), draws sketches at temperature 0.5 for up to 250 steps each:
 
-* ours: :func:`sketchrnn.generate.sample` in batches of ``--batch`` (default 100);
+* ours, in batches of ``--batch`` (default 100): :func:`sketchrnn.generate.sample`;
+* ours, one sketch at a time (``--single`` sketches): the time to a whole sketch, as the
+  page and ``sketchrnn sample -n 1`` draw;
+* each of the two with the fused step (:mod:`sketchrnn.nn.fused_step`, the default) and with
+  ``set_fused_step(False)``, the sequence path that ``Cell.step`` ran before (same seeds,
+  interleaved round by round, so that both see the same machine);
 * magenta.js: ``tests/node/magenta_pdf.js bench``, one sketch at a time as its demos do
-  (``update`` + ``getPDF`` + ``sample`` per point, tfjs CPU backend).
+  (``update`` + ``getPDF`` + ``sample`` per point, tfjs CPU backend), in the same run, from
+  the repository's ``node_modules`` (``make node_modules``: package-lock.json's version).
 
-Prints sketches/s and points/s for both and the ratio per sketch. Example (small, for a
-shared CPU)::
+Prints sketches/s, points/s and ms per sketch (median) for each, and the ratios. Example
+(small, for a shared CPU)::
 
-    .venv/bin/python benchmarks/sampling_throughput.py --batch 20 --node-sketches 3
+    .venv/bin/python benchmarks/sampling_throughput.py --batch 20 --rounds 2 --single 5 \\
+        --node-sketches 3
 
-The full run is the default: ``--batch 100 --rounds 3 --node-sketches 20``.
+The full run is the default: ``--batch 100 --rounds 3 --single 20 --node-sketches 20``.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import time
 from pathlib import Path
@@ -28,6 +37,7 @@ from pathlib import Path
 import torch
 
 from sketchrnn.generate import load_model, sample
+from sketchrnn.nn.cells import set_fused_step
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tests" / "node" / "magenta_pdf.js"
@@ -35,18 +45,36 @@ DEFAULT_MODEL = Path(
     os.environ.get("SKETCHRNN_SHARED_DATA", ROOT.parent / "shared" / "data")
 ) / "magenta_models" / "sheep.gen.json"  # fmt: skip
 NODE_MODULES = ROOT / "node_modules"  # package-lock.json's @magenta/sketch (make node_modules)
+PATHS = {True: "fused step", False: "step before"}
 
 
-def ours(model_path: Path, batch: int, rounds: int, max_len: int, tau: float) -> tuple:
-    model = load_model(model_path)
-    sample(model, min(batch, 4), temperature=tau, max_len=8, seed=0)  # warm-up
-    sketches = points = 0
+def _draw(model, n: int, max_len: int, tau: float, seed: int) -> tuple[int, float]:
+    """Points drawn (the end-of-sketch step included) and seconds, for ``n`` sketches."""
     start = time.perf_counter()
-    for r in range(rounds):
-        drawn = sample(model, batch, temperature=tau, max_len=max_len, seed=r)
-        sketches += len(drawn)
-        points += sum(len(s) + 1 for s in drawn)  # + the end-of-sketch step
-    return sketches, points, time.perf_counter() - start
+    drawn = sample(model, n, temperature=tau, max_len=max_len, seed=seed)
+    return sum(len(s) + 1 for s in drawn), time.perf_counter() - start
+
+
+def ours(model, args: argparse.Namespace) -> dict[bool, dict[str, list]]:
+    """Per path: ``batch`` (points, seconds) of each round, ``single`` of each sketch."""
+    results: dict[bool, dict[str, list]] = {p: {"batch": [], "single": []} for p in PATHS}
+    try:
+        for fused_step in PATHS:  # warm-up: prepares the weights, builds the kernels
+            set_fused_step(fused_step)
+            _draw(model, min(args.batch, 4), 8, args.temperature, 0)
+        for r in range(args.rounds):
+            for fused_step in PATHS:
+                set_fused_step(fused_step)
+                draw = _draw(model, args.batch, args.max_len, args.temperature, r)
+                results[fused_step]["batch"].append(draw)
+        for k in range(args.single):
+            for fused_step in PATHS:
+                set_fused_step(fused_step)
+                draw = _draw(model, 1, args.max_len, args.temperature, 1000 + k)
+                results[fused_step]["single"].append(draw)
+    finally:
+        set_fused_step(True)
+    return results
 
 
 def find_node_modules(given: str | None) -> Path | None:
@@ -60,19 +88,29 @@ def find_node_modules(given: str | None) -> Path | None:
     return folder
 
 
-def magenta_js(node_modules: Path, model_path: Path, n: int, max_len: int, tau: float) -> tuple:
+def magenta_js(node_modules: Path, model_path: Path, n: int, max_len: int, tau: float) -> dict:
     cmd = ["node", str(SCRIPT), "bench", str(model_path), str(n), str(max_len), str(tau)]
     env = {**os.environ, "NODE_PATH": str(node_modules)}
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600, check=True)
-    result = json.loads(next(x for x in done.stdout.splitlines() if x.startswith('{"sketches"')))
-    return result["sketches"], result["points"], result["seconds"]
+    return json.loads(next(x for x in done.stdout.splitlines() if x.startswith('{"sketches"')))
+
+
+def _line(name: str, sketches: int, points: int, seconds: float, each: list[float]) -> float:
+    rate = sketches / seconds
+    print(
+        f"{name:<34} {rate:>10.2f} {points / seconds:>10.0f} "
+        f"{statistics.median(each) * 1e3:>12.1f} {seconds / points * 1e3:>9.3f}"
+        f"   ({sketches} sketches, {points / sketches:.0f} points each)"
+    )
+    return rate
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="magenta .gen.json or dir")
     ap.add_argument("--batch", type=int, default=100)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=3, help="batches per path")
+    ap.add_argument("--single", type=int, default=20, help="sketches one at a time, per path")
     ap.add_argument("--max-len", type=int, default=250)
     ap.add_argument("--temperature", type=float, default=0.5)
     ap.add_argument("--node-sketches", type=int, default=20)
@@ -87,24 +125,35 @@ def main() -> None:
 
     print(f"model {args.model}, temperature {args.temperature}, up to {args.max_len} steps")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    n, pts, sec = ours(args.model, args.batch, args.rounds, args.max_len, args.temperature)
-    ours_rate = n / sec
-    print(
-        f"ours (batch {args.batch}):   {ours_rate:9.2f} sketches/s  {pts / sec:10.0f} points/s"
-        f"  ({n} sketches, {pts / n:.0f} points each, {sec:.2f} s)"
-    )
+    model = load_model(args.model)
+    results = ours(model, args)
+    print(f"{'':<34} {'sketches/s':>10} {'points/s':>10} {'ms/sketch':>12} {'ms/point':>9}")
+    rates = {}
+    for fused_step, name in PATHS.items():
+        for kind, label in (("batch", f"batch {args.batch}"), ("single", "one at a time")):
+            runs = results[fused_step][kind]
+            points, seconds = sum(p for p, _ in runs), sum(s for _, s in runs)
+            count = len(runs) * (args.batch if kind == "batch" else 1)
+            each = [s / (args.batch if kind == "batch" else 1) for _, s in runs]
+            rates[fused_step, kind] = _line(f"ours, {name}, {label}", count, points, seconds, each)
+    for kind in ("batch", "single"):
+        print(
+            f"fused step vs before, {kind}: {rates[True, kind] / rates[False, kind]:.2f}x "
+            "sketches/s"
+        )
     node_modules = find_node_modules(args.node_modules)
     if node_modules is None:
         return
-    n, pts, sec = magenta_js(
-        node_modules, args.model, args.node_sketches, args.max_len, args.temperature
+    js = magenta_js(node_modules, args.model, args.node_sketches, args.max_len, args.temperature)
+    js_rate = _line(
+        "@magenta/sketch, one at a time", js["sketches"], js["points"], js["seconds"], js["each"]
     )
-    js_rate = n / sec
     print(
-        f"@magenta/sketch (1 at a time): {js_rate:9.2f} sketches/s  {pts / sec:10.0f} points/s"
-        f"  ({n} sketches, {pts / n:.0f} points each, {sec:.2f} s)"
+        f"ours per sketch vs @magenta/sketch: batch {rates[True, 'batch'] / js_rate:.1f}x, "
+        f"one at a time {rates[True, 'single'] / js_rate:.1f}x "
+        f"(before the fused step: {rates[False, 'batch'] / js_rate:.1f}x, "
+        f"{rates[False, 'single'] / js_rate:.1f}x)"
     )
-    print(f"speed-up per sketch: {ours_rate / js_rate:.1f}x")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,14 @@
 //       {"steps": [{pi, mu_x, mu_y, sigma_x, sigma_y, rho, pen}, ...]} (one entry per row).
 //   node magenta_pdf.js bench MODEL.json N MAX_LEN TEMPERATURE
 //       Samples N sketches one at a time as the magenta.js demos do and prints
-//       {"sketches": N, "seconds": s, "points": total}.
+//       {"sketches": N, "seconds": s, "points": total, "each": [seconds of each sketch]}.
+//   node magenta_pdf.js complete MODEL.json PREFIXES.json MAX_LEN TEMPERATURE
+//       PREFIXES.json is a list of drawings, each a list of stroke-5 rows in pixels (no start
+//       token). For each, as the magenta.js demos continue a drawing at a pen-up: update()
+//       over the start token and the rows, then sample until the end (at most MAX_LEN
+//       points). Prints {"first": [...], "whole": [...], "points": [...]}: seconds to the
+//       end of the first sampled stroke (pen lifted or sketch ended) and to the end, and
+//       the points sampled, per drawing.
 //
 // The pixel factor is set to 1 so that inputs are divided by exactly info.scale_factor (the
 // package defaults to 2, halving every drawing), matching the Python side's units.
@@ -58,11 +65,15 @@ function runPDF(modelPath, strokesPath) {
   process.stdout.write(JSON.stringify({steps}) + '\n');
 }
 
+const since = (t0) => Number(process.hrtime.bigint() - t0) / 1e9;
+
 function runBench(modelPath, n, maxLen, temperature) {
   const model = loadModel(modelPath);
   let points = 0;
+  const each = [];
   const t0 = process.hrtime.bigint();
   for (let k = 0; k < n; k++) {
+    const start = process.hrtime.bigint();
     let state = model.zeroState();
     let row = model.zeroInput();
     for (let t = 0; t < maxLen; t++) {
@@ -71,9 +82,33 @@ function runBench(modelPath, n, maxLen, temperature) {
       points++;
       if (row[4] === 1) break;
     }
+    each.push(since(start));
   }
-  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-  process.stdout.write(JSON.stringify({sketches: n, seconds, points}) + '\n');
+  const seconds = since(t0);
+  process.stdout.write(JSON.stringify({sketches: n, seconds, points, each}) + '\n');
+}
+
+function runComplete(modelPath, prefixesPath, maxLen, temperature) {
+  const model = loadModel(modelPath);
+  const prefixes = JSON.parse(fs.readFileSync(prefixesPath, 'utf8'));
+  const first = [], whole = [], points = [];
+  for (const rows of prefixes) {
+    const start = process.hrtime.bigint();
+    let state = model.update(model.zeroInput(), model.zeroState());
+    for (const r of rows) state = model.update(r, state);
+    let firstAt = null, n = 0;
+    for (let t = rows.length; t < maxLen; t++) {
+      const row = model.sample(model.getPDF(state, temperature));
+      n++;
+      if (firstAt === null && (row[3] === 1 || row[4] === 1)) firstAt = since(start);
+      if (row[4] === 1) break;
+      state = model.update(row, state);
+    }
+    whole.push(since(start));
+    first.push(firstAt === null ? whole[whole.length - 1] : firstAt);
+    points.push(n);
+  }
+  process.stdout.write(JSON.stringify({first, whole, points}) + '\n');
 }
 
 const [mode, ...args] = process.argv.slice(2);
@@ -81,8 +116,11 @@ if (mode === 'pdf' && args.length === 2) {
   runPDF(args[0], args[1]);
 } else if (mode === 'bench' && args.length === 4) {
   runBench(args[0], parseInt(args[1], 10), parseInt(args[2], 10), parseFloat(args[3]));
+} else if (mode === 'complete' && args.length === 4) {
+  runComplete(args[0], args[1], parseInt(args[2], 10), parseFloat(args[3]));
 } else {
   process.stderr.write(
-      'usage: magenta_pdf.js pdf MODEL.json STROKES.json | bench MODEL.json N MAX_LEN TAU\n');
+      'usage: magenta_pdf.js pdf MODEL.json STROKES.json | bench MODEL.json N MAX_LEN TAU | ' +
+      'complete MODEL.json PREFIXES.json MAX_LEN TAU\n');
   process.exit(2);
 }
