@@ -7,9 +7,20 @@ reader) does not import torch.
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from typing import Any
 
 __version__ = "0.1.0"
+
+# OpenMP threads that wait for each other by spinning stall on a busy machine (a training step
+# 10-30x slower on 2 threads beside other work; sketchrnn.cpu_threads, docs/performance.md):
+# let them sleep instead, unless the user chose how they wait. libgomp reads this once, when
+# torch loads it, so it only takes effect where sketchrnn is imported first (the CLI always);
+# elsewhere the Trainer lowers the thread count to the free cores (cpu_threads.ThreadGovernor).
+_WAIT_SETTINGS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+if "torch" not in sys.modules and not any(name in os.environ for name in _WAIT_SETTINGS):
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
 _LAZY = {
     "SketchModel": "sketchrnn.models.interface",

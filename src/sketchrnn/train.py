@@ -47,6 +47,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from sketchrnn.cpu_threads import ThreadGovernor
 from sketchrnn.data import to_device
 from sketchrnn.evaluate import evaluate
 from sketchrnn.io.files import SketchFileError, atomic_path
@@ -443,6 +444,7 @@ class Trainer:
         self.config = config
         self.train_set = train
         self.valid_set = valid
+        self.threads = ThreadGovernor()  # torch's CPU threads while fit() runs
         self.out_dir = Path(config.out_dir) if config.out_dir else None
         self.ctx = DistributedContext.from_env(config.device)
         if valid is not None and len(valid) == 0:
@@ -776,9 +778,14 @@ class Trainer:
         window_t0 = time.perf_counter()
         last_valid: dict[str, float] | None = None
         paused = 0.0  # seconds spent validating and saving
+        # On a CPU, as many threads as there are cores free, checked again every few seconds:
+        # OpenMP threads beside a busy process stall each other (sketchrnn.cpu_threads).
+        if self.ctx.device.type == "cpu":
+            self.threads.start()
         try:
             while self.step < cfg.max_steps:
                 out = self.train_step()
+                self.threads.tick()
                 window.append(out)
                 if bar is not None:
                     bar.update(1)
@@ -810,6 +817,7 @@ class Trainer:
                     break
             self.save()
         finally:
+            self.threads.stop()
             if bar is not None:
                 bar.close()
             if self._tb is not None:
