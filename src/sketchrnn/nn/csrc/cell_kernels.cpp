@@ -47,9 +47,13 @@ inline double tanh_(double x) { return tanh(x); }
 inline float sqrt_(float x) { return sqrtf(x); }
 inline double sqrt_(double x) { return sqrt(x); }
 
+// exp(-x) overflows below x = -88 (float; -709 double), and under -ffast-math 1 / (1 + inf) is
+// not 0 but NaN (seen: sigmoid(-100) gave NaN, and the NaN reached every weight gradient).
+// Below the clamp the true value is under 1e-34 (float) and 1e-304 (double).
 template <typename T>
 inline T sigmoid_(T x) {
-  return T(1) / (T(1) + exp_(-x));
+  const T lowest = sizeof(T) == sizeof(float) ? T(-80) : T(-700);
+  return T(1) / (T(1) + exp_(-(x < lowest ? lowest : x)));
 }
 
 // Rows per parallel chunk: enough work per thread to pay for waking it.
