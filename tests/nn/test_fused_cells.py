@@ -12,7 +12,6 @@ import torch
 
 from sketchrnn.nn import cells, fused
 from sketchrnn.nn.cells import make_cell, set_loop_compiler
-from sketchrnn.nn.encoders import BiLSTMEncoder
 
 pytestmark = pytest.mark.slow  # see pyproject: `make test` skips these
 
@@ -349,38 +348,6 @@ def test_the_source_is_built_from_a_copy_beside_the_build(tmp_path):
     assert copy.parent == tmp_path and copy.read_bytes() == fused._SOURCE.read_bytes()
     before = copy.stat().st_mtime_ns
     assert fused._source_in(tmp_path) == copy and copy.stat().st_mtime_ns == before
-
-
-@pytest.mark.parametrize(
-    ("dtype", "tol"),
-    [
-        (torch.float64, {"rtol": 1e-10, "atol": 1e-11}),
-        (torch.float32, {"rtol": 1e-5, "atol": 1e-5}),
-    ],
-)
-def test_bilstm_encoder_on_the_fused_loop_equals_torch_lstm(dtype, tol, loop_compiler, monkeypatch):
-    # The encoder's two directions on fused.lstm_loop against torch.lstm: values and the
-    # gradient of every parameter, padding garbage included (it must not reach the states).
-    monkeypatch.setattr(fused, "_MIN_PACKED_STEPS", 1)  # oneDNN's packed products, float32
-    monkeypatch.setattr(fused, "_MIN_PACKED_ROWS", 1)
-    calls = []
-    original = fused.lstm_loop
-    monkeypatch.setattr(fused, "lstm_loop", lambda *a: calls.append(1) or original(*a))
-    torch.manual_seed(0)
-    encoder = BiLSTMEncoder(5, 12, 3).to(dtype)
-    x = torch.randn(5, 9, 5, dtype=dtype)
-    lengths = torch.tensor([9, 1, 5, 3, 8])
-    with torch.no_grad():
-        x[1, 1:] = 100.0
-    results = []
-    for compiler in ("python", "fused"):
-        loop_compiler(compiler)
-        mu, sigma_hat = encoder(x, lengths)
-        loss = (mu * torch.arange(3)).sum() + sigma_hat.pow(2).sum()
-        results.append((mu, sigma_hat, *torch.autograd.grad(loss, list(encoder.parameters()))))
-    assert len(calls) == 2  # the fused run took the fused loop for both directions
-    for got, want in zip(results[1], results[0], strict=True):
-        torch.testing.assert_close(got, want, **tol)
 
 
 @pytest.mark.parametrize("kind", cells.CELL_TYPES)

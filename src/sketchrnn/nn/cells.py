@@ -46,7 +46,6 @@ __all__ = [
     "make_cell",
     "set_loop_compiler",
     "set_fused_step",
-    "fused_loops_on",
     "fast_fp32_matmul",
     "CELL_TYPES",
     "State",
@@ -227,11 +226,10 @@ def set_fused_step(enabled: bool) -> None:
     _fused_step_enabled = bool(enabled)
 
 
-def fused_loops_on(*tensors: Tensor | None) -> bool:
-    """Whether the fused loops of :mod:`sketchrnn.nn.fused` serve these tensors under the
-    selected loop compiler (the cells here and the encoder of :mod:`sketchrnn.nn.encoders`
-    ask it). Never while tracing or compiling (the ONNX export, torch.compile): a tracer
-    must see the pure-PyTorch loops, not calls into the extension that it cannot record."""
+def _fused_on(*tensors: Tensor | None) -> bool:
+    """Whether the fused loops serve these tensors under the selected loop compiler. Never
+    while tracing or compiling (the ONNX export, torch.compile): a tracer must see the
+    pure-PyTorch loops, not calls into the extension that it cannot record."""
     if _loop_compiler != "fused" or torch.jit.is_tracing() or torch.compiler.is_compiling():
         return False
     from sketchrnn.nn import fused
@@ -250,8 +248,8 @@ def _input_projection(x_seq: Tensor, weight: Tensor, bias: Tensor | None, fused_
 
 
 def _loop(name: str, fused_on: bool):
-    """The loop function ``name``: the fused one where ``fused_on`` (see
-    :func:`fused_loops_on`), else the Python one."""
+    """The loop function ``name``: the fused one where ``fused_on`` (see :func:`_fused_on`),
+    else the Python one."""
     if fused_on:
         from sketchrnn.nn import fused
 
@@ -351,7 +349,7 @@ class _Cell(nn.Module):
             return False
         if torch.is_grad_enabled() or (self.training and self.recurrent_dropout > 0.0):
             return False  # gradients or dropout masks: the sequence path
-        return fused_loops_on(x, *state, self._step_reference_parameter())
+        return _fused_on(x, *state, self._step_reference_parameter())
 
     def _step_reference_parameter(self) -> Tensor:
         """One parameter, whose device and dtype the fused step must share with the input."""
@@ -406,7 +404,7 @@ class LSTM(_Cell):
         """The step-loop path (same maths and weights as the fused one, plus dropout)."""
         w_ih, w_hh, b_ih, b_hh = _lstm_parameters(self.lstm)
         h, c = state
-        fused_on = fused_loops_on(x_seq, h, c, w_hh)
+        fused_on = _fused_on(x_seq, h, c, w_hh)
         bias = b_ih + b_hh
         x_proj = _input_projection(x_seq, w_ih, bias, fused_on)
         masks = _dropout_masks(
@@ -456,7 +454,7 @@ class LayerNormLSTM(_Cell):
     def forward(self, x_seq: Tensor, state: State) -> tuple[Tensor, State]:
         """``x_seq`` ``(batch, time, input)`` -> ``h_seq`` ``(batch, time, hidden)``, state."""
         h, c = state
-        fused_on = fused_loops_on(x_seq, h, c, self.weight_hh)
+        fused_on = _fused_on(x_seq, h, c, self.weight_hh)
         x_proj = _input_projection(x_seq, self.weight_ih, None, fused_on)
         masks = _dropout_masks(
             self.recurrent_dropout, self.training, x_proj.size(0), h.size(0), h.size(1), x_proj
@@ -584,7 +582,7 @@ class HyperLSTM(_Cell):
     def forward(self, x_seq: Tensor, state: State) -> tuple[Tensor, State]:
         """``x_seq`` ``(batch, time, input)`` -> ``h_seq`` ``(batch, time, hidden)``, state."""
         h, c, hyper_h, hyper_c = state
-        fused_on = fused_loops_on(x_seq, h, c, hyper_h, hyper_c, self.weight_hh)
+        fused_on = _fused_on(x_seq, h, c, hyper_h, hyper_c, self.weight_hh)
         x_proj = _input_projection(x_seq, self.weight_ih, None, fused_on)
         steps, batch = x_proj.size(0), h.size(0)
         p, training = self.recurrent_dropout, self.training

@@ -8,12 +8,10 @@ The image backbones turn ``(batch, channels, height, width)`` into a flat featur
 
 from __future__ import annotations
 
-from typing import Literal, cast
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
-
-from sketchrnn.nn.cells import fused_loops_on
 
 __all__ = ["BiLSTMEncoder", "Conv4", "ResNet12", "ImageEncoder", "BACKBONES"]
 
@@ -27,15 +25,9 @@ class BiLSTMEncoder(nn.Module):
     ``sigma_hat`` (``sigma = exp(sigma_hat / 2)``). No recurrent dropout here: the fused kernel
     cannot apply it, and the paper's figures do not depend on it.
 
-    Speed: the two directions run as two calls of an LSTM loop on the padded batch (the
-    backward one on each sketch reversed within its length), and the states are picked at
-    ``n - 1``; the recurrence is causal, so the padding after a sketch never reaches them.
-    The loop is the decoder's fused one (:func:`sketchrnn.nn.fused.lstm_loop`: one autograd
-    node per direction, oneDNN products with the weight packed once, one weight-gradient
-    product over all steps) where it serves the tensors
-    (:func:`~sketchrnn.nn.cells.fused_loops_on`), else PyTorch's ``torch.lstm`` (an autograd
-    node per operation and step, and a weight-gradient product per step; figures in
-    ``docs/performance.md``).
+    Speed: the two directions run as two calls of PyTorch's fused LSTM on the padded batch
+    (the backward one on each sketch reversed within its length), and the states are picked
+    at ``n - 1``; the recurrence is causal, so the padding after a sketch never reaches them.
     A packed sequence gives the same numbers, but on a CPU its backward is quadratic in the
     length: every step's slice of the packed input allocates and zeroes a gradient of the
     whole input (batch 100, N_max 100, 1 thread: the encoder's forward + backward took
@@ -77,19 +69,14 @@ class BiLSTMEncoder(nn.Module):
         last = (lengths - 1).unsqueeze(1)
         reversed_index = torch.where(time <= last, last - time, time)
         x_reversed = x.gather(1, reversed_index.unsqueeze(2).expand_as(x))
-        fused_on = fused_loops_on(x, cast(Tensor, self.lstm.weight_hh_l0))
+        zeros = x.new_zeros(1, batch, self.hidden_size)
         finals = []
         for suffix, inputs in (("", x), ("_reverse", x_reversed)):
             names = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
-            weights = [getattr(self.lstm, name + suffix) for name in names]
-            if fused_on:
-                finals.append(self._fused_direction(inputs, last, *weights))
-                continue
-            zeros = x.new_zeros(1, batch, self.hidden_size)
             outputs, _, _ = torch.lstm(
                 inputs,
                 (zeros, zeros),
-                weights,
+                [getattr(self.lstm, name + suffix) for name in names],
                 True,  # has biases
                 1,  # layers
                 0.0,  # dropout
@@ -102,21 +89,6 @@ class BiLSTMEncoder(nn.Module):
         h = torch.cat(finals, dim=-1)
         mu, sigma_hat = self.to_latent(h).chunk(2, dim=-1)
         return mu, sigma_hat
-
-    def _fused_direction(
-        self, inputs: Tensor, last: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor
-    ) -> Tensor:
-        """One direction on the fused LSTM loop of :mod:`sketchrnn.nn.fused`: ``inputs``
-        ``(batch, time, input)``, ``last`` ``(batch, 1)`` the index of each sketch's last
-        point -> the hidden state there, ``(batch, hidden)``."""
-        from sketchrnn.nn import fused
-
-        batch = inputs.shape[0]
-        x_proj = fused.linear(inputs.transpose(0, 1), w_ih, b_ih + b_hh)  # (time, batch, 4H)
-        zeros = inputs.new_zeros(batch, self.hidden_size)
-        h_all, _, _ = fused.lstm_loop(x_proj, zeros, zeros, w_hh, None)  # (time, batch, H)
-        index = last.t().unsqueeze(2).expand(1, batch, self.hidden_size)
-        return h_all.gather(0, index).squeeze(0)
 
 
 BACKBONES = ("conv4", "resnet12")
