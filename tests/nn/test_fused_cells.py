@@ -101,12 +101,13 @@ def test_fused_equals_python_float32(kind, dropout, packed, loop_compiler, monke
     _compare(kind, torch.float32, dropout, loop_compiler, {"rtol": 1e-5, "atol": 1e-5})
 
 
-def test_onednn_linear_matches_f_linear():
+@pytest.mark.parametrize("in_features", [13, 5])  # 5: the weight gradient as (x.T @ d).T
+def test_onednn_linear_matches_f_linear(in_features):
     if not fused._onednn_ok():
         pytest.skip("no oneDNN linear operators in this PyTorch build")
     torch.manual_seed(0)
-    x = torch.randn(30, 40, 13, requires_grad=True)
-    w = torch.randn(24, 13, requires_grad=True)
+    x = torch.randn(30, 40, in_features, requires_grad=True)
+    w = torch.randn(24, in_features, requires_grad=True)
     b = torch.randn(24, requires_grad=True)
     got = fused.linear(x, w, b)
     expected = torch.nn.functional.linear(x, w, b)

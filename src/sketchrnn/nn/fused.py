@@ -316,10 +316,20 @@ class _OneDNNLinear(torch.autograd.Function):
             packed = ops._reorder_linear_weight(w.t(), dy2.size(0))
             dx = ops._linear_pointwise(dy2, packed, None, "none", [], "").view(x.shape)
         if ctx.needs_input_grad[1]:
-            dw = dy2.t() @ x.reshape(-1, x.size(-1))
+            dw = weight_grad(dy2, x.reshape(-1, x.size(-1)))
         if ctx.has_bias and ctx.needs_input_grad[2]:
             db = dy2.sum(0)
         return dx, dw, db
+
+
+def weight_grad(d: Tensor, x: Tensor) -> Tensor:
+    """``d.T @ x`` for ``d`` ``(rows, n)`` and ``x`` ``(rows, k)``: a linear layer's weight
+    gradient over all rows. For a narrow input (``4k <= n``: the decoder's input projection,
+    k = 5 + z) MKL runs ``(x.T @ d).T`` 1.35-1.45x faster (k = 69..133 here; 12x at k = 5),
+    the same numbers to rounding; for wider inputs both take the same time."""
+    if 4 * x.size(1) <= d.size(1):
+        return (x.t() @ d).t().contiguous()
+    return d.t() @ x
 
 
 def linear(x: Tensor, w: Tensor, b: Tensor | None = None) -> Tensor:
