@@ -7,10 +7,10 @@ the best time measured for its shape on this machine, in isolation (weights hot 
 
 * the encoder's bidirectional LSTM (input projection of all steps; per step ``h @ W_hh.T``
   and, backward, ``d @ W_hh``; the weight gradients as one product over all steps each);
-* the decoder cell's input projection of all steps (and its input gradient: ``z`` is
-  learned), its per-step recurrent products forward and backward (for the HyperLSTM: the main
-  and hyper recurrences, the embeddings and the twelve scaling products), one weight-gradient
-  product each;
+* the decoder cell's input projection: the strokes' of all steps in one product, ``z``'s once
+  per sketch (and its input gradient: ``z`` is learned); its per-step recurrent products
+  forward and backward (for the HyperLSTM: the main and hyper recurrences, the embeddings and
+  the twelve scaling products), one weight-gradient product each;
 * the small layers (encoder head, initial state, mixture head).
 
 Elementwise work (gates, layer norms, the mixture loss, Adam) is not in the limit: it is what a
@@ -91,9 +91,14 @@ def products(config, batch: int, steps: int) -> list[Product]:
         out += _linear("initial state", B, config.z_size, _state_width(config))
     H, cond = config.dec_hidden, (config.z_size if config.conditional else 0)
     cond += config.class_embed_size if config.num_classes > 0 else 0
+    gates = 4 * H + (4 * config.hyper_hidden if config.cell == "hyper" else 0)
+    # The cell projects the strokes at every step and z (the part of the input constant over
+    # time) once per sketch (sketchrnn.nn.cells._input_projection).
+    out += _linear("decoder input (strokes)", B * T, 5, gates, input_grad=False)
+    if cond:
+        out += _linear("decoder input (z, once a sketch)", B, cond, gates)
     if config.cell == "hyper":
         Hh, E = config.hyper_hidden, config.hyper_embed
-        out += _linear("decoder input", B * T, 5 + cond, 4 * H + 4 * Hh, input_grad=cond > 0)
         out += _linear("decoder recurrent (main + hyper input)", B, H, 4 * H + 4 * Hh, count=T)
         out += _linear("hyper recurrent", B, Hh, 4 * Hh, count=T)
         out += _linear("hyper embeddings", B, Hh, 12 * E, count=T)
@@ -103,7 +108,6 @@ def products(config, batch: int, steps: int) -> list[Product]:
             Product("scaling vectors (weight grad)", "bmm", E, B * T, H, 1),
         ]
     else:
-        out += _linear("decoder input", B * T, 5 + cond, 4 * H, input_grad=cond > 0)
         out += _linear("decoder recurrent", B, H, 4 * H, count=T)
     out += _linear("mixture head", B * T, H, 6 * config.num_mixtures + 3)
     return out

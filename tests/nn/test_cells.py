@@ -281,3 +281,39 @@ def test_bilstm_encoder_matches_packed_sequences():
     expected = torch.autograd.grad(ref_mu.sum() + ref_sigma_hat.pow(2).sum(), inputs)
     for a, b in zip(got, expected, strict=True):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("kind", CELL_TYPES)
+@pytest.mark.parametrize("loop", ["python", "fused"])
+def test_cond_is_read_as_input_at_every_step(kind, loop):
+    # cell(x, state, cond=c) projects c once per sequence; it must equal reading [x_t; c] at
+    # every step: values, and the gradients of the parameters, the input and c.
+    torch.manual_seed(0)
+    cell = make_cell(kind, INPUT, HIDDEN, recurrent_dropout=0.3, hyper_hidden=8, hyper_embed=4)
+    cell = cell.double().train()
+    x = torch.randn(BATCH, STEPS, 3, dtype=torch.float64, requires_grad=True)
+    cond = torch.randn(BATCH, INPUT - 3, dtype=torch.float64, requires_grad=True)
+    state = tuple(s.double() for s in _random_state(cell))
+    previous = cells._loop_compiler
+    set_loop_compiler(loop)
+    try:
+        results = []
+        for given in ("cond", "concatenated"):
+            torch.manual_seed(5)  # the same dropout masks
+            if given == "cond":
+                h_seq, final = cell(x, state, cond=cond)
+            else:
+                joined = torch.cat([x, cond.unsqueeze(1).expand(-1, STEPS, -1)], dim=-1)
+                h_seq, final = cell(joined, state)
+            loss = h_seq.pow(2).sum() + sum(s.sum() for s in final)
+            grads = torch.autograd.grad(loss, [x, cond, *cell.parameters()])
+            results.append([h_seq, *final, *grads])
+    finally:
+        set_loop_compiler(previous)
+    for got, want in zip(*results, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+    cell.eval()  # the plain LSTM's nn.LSTM path (no dropout in eval) joins cond itself
+    with torch.no_grad():
+        got, _ = cell(x, state, cond=cond)
+        want, _ = cell(torch.cat([x, cond.unsqueeze(1).expand(-1, STEPS, -1)], dim=-1), state)
+    torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)

@@ -102,19 +102,24 @@ def test_fused_equals_python_float32(kind, dropout, packed, loop_compiler, monke
 
 
 @pytest.mark.parametrize("in_features", [13, 5])  # 5: the weight gradient as (x.T @ d).T
-def test_onednn_linear_matches_f_linear(in_features):
+@pytest.mark.parametrize("with_add", [False, True])  # a per-sketch term, as a decoder's z
+def test_onednn_linear_matches_f_linear(in_features, with_add):
     if not fused._onednn_ok():
         pytest.skip("no oneDNN linear operators in this PyTorch build")
     torch.manual_seed(0)
     x = torch.randn(30, 40, in_features, requires_grad=True)
     w = torch.randn(24, in_features, requires_grad=True)
     b = torch.randn(24, requires_grad=True)
-    got = fused.linear(x, w, b)
+    add = torch.randn(40, 24, requires_grad=True) if with_add else None
+    got = fused.linear(x, w, b, add)
     expected = torch.nn.functional.linear(x, w, b)
+    if add is not None:
+        expected = expected + add
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    inputs = [x, w, b] + ([add] if add is not None else [])
     weights = torch.randn_like(expected)
-    got_grads = torch.autograd.grad((got * weights).sum(), [x, w, b])
-    expected_grads = torch.autograd.grad((expected * weights).sum(), [x, w, b])
+    got_grads = torch.autograd.grad((got * weights).sum(), inputs)
+    expected_grads = torch.autograd.grad((expected * weights).sum(), inputs)
     for a, e in zip(got_grads, expected_grads, strict=True):
         torch.testing.assert_close(a, e, rtol=1e-4, atol=1e-4)
 
@@ -377,3 +382,24 @@ def test_saturated_gates_give_the_python_loops_numbers_not_nan(kind, dtype, loop
         # Float32 rounding grows with the 30x gains: compare at the scale of each result.
         scale = float(want.detach().abs().max().clamp_min(1.0))
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4 * scale)
+
+
+@pytest.mark.parametrize("kind", cells.CELL_TYPES)
+def test_cond_on_the_fused_loops_equals_the_python_loops(kind, loop_compiler, monkeypatch):
+    # A decoder's z given as cond (projected once per sequence, added inside the oneDNN
+    # product), float32 at sizes where the packed products run: against the Python loops.
+    monkeypatch.setattr(fused, "_MIN_PACKED_STEPS", 1)
+    monkeypatch.setattr(fused, "_MIN_PACKED_ROWS", 1)
+    cell = _cell(kind, torch.float32, 0.4).train()
+    x = torch.randn(BATCH, STEPS, 2, requires_grad=True)
+    cond = torch.randn(BATCH, INPUT - 2, requires_grad=True)
+    state = cell.zero_state(BATCH, x)
+    results = []
+    for compiler in ("python", "fused"):
+        loop_compiler(compiler)
+        torch.manual_seed(3)
+        h_seq, final = cell(x, state, cond=cond)
+        loss = h_seq.pow(2).sum() + final[1].sum()
+        results.append([h_seq, *torch.autograd.grad(loss, [x, cond, *cell.parameters()])])
+    for got, want in zip(results[1], results[0], strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)

@@ -68,11 +68,8 @@ class MixtureDecoder(nn.Module):
         """Teacher-forced: ``inputs`` ``(batch, T, 5)`` (rows ``S_0..S_{T-1}``), ``cond``
         ``(batch, cond_size)`` or ``None``, ``z`` ``(batch, z_size)`` for the initial state ->
         mixture for the next ``T`` points, ``(batch, T, M)`` / ``(batch, T, 3)``."""
-        batch, steps, _ = inputs.shape
-        if cond is not None:
-            # expand() is a view: the conditioning is not copied T times before the matmul.
-            inputs = torch.cat([inputs, cond.unsqueeze(1).expand(-1, steps, -1)], dim=-1)
-        h_seq, _ = self.cell(inputs, self.initial_state(z, batch))
+        # The cell projects cond once per sketch, not once per step.
+        h_seq, _ = self.cell(inputs, self.initial_state(z, inputs.shape[0]), cond=cond)
         return mixture_params(self.output(h_seq), self.num_mixtures)
 
     def read(self, inputs: Tensor, state: State, cond: Tensor | None = None) -> State:
@@ -80,12 +77,9 @@ class MixtureDecoder(nn.Module):
         ``state``, in one call of the cell over the sequence (PyTorch's fused LSTM for the
         plain cell: several times faster than ``T`` single steps). In eval mode it is the state
         ``T`` calls of :meth:`decode_step` reach."""
-        steps = inputs.shape[1]
-        if steps == 0:
+        if inputs.shape[1] == 0:
             return state
-        if cond is not None:
-            inputs = torch.cat([inputs, cond.unsqueeze(1).expand(-1, steps, -1)], dim=-1)
-        _, state = self.cell(inputs, state)
+        _, state = self.cell(inputs, state, cond=cond)
         return state
 
     def decode_step(
