@@ -1,5 +1,8 @@
 """Recurrent cells for the sketch-rnn decoder: LSTM, LayerNorm LSTM and HyperLSTM.
 
+(Over 500 lines: the three cells with their pure-PyTorch loops, the reference that the fused
+kernels are tested against and that the ONNX export traces, are one idea.)
+
 All three share one interface:
 
 * ``cell(x_seq, state, cond=None) -> (h_seq, state)`` with ``x_seq`` ``(batch, time, input)``
@@ -28,7 +31,9 @@ and the per-step matmuls run on oneDNN with weights packed once per sequence (ab
 the speed of the Python loops below: figures and commands in ``docs/performance.md``). The
 Python loops are the reference and the fallback (no compiler, other devices and dtypes,
 ``set_loop_compiler("python")``). :func:`fast_fp32_matmul` sends the remaining float32 matmuls
-to oneDNN as well.
+to oneDNN as well. A single step for drawing (``cell.step`` without autograd) takes the fused
+step of :mod:`sketchrnn.nn.fused_step` instead: 3-6x faster than one time step of the
+sequence path at batch 1, and as fast as ``torch.lstm_cell`` or faster.
 """
 
 from __future__ import annotations
