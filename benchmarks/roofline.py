@@ -121,7 +121,7 @@ def _state_width(config) -> int:
 # ----------------------------------------------------------------------------- timing
 
 
-def _best_seconds(fn: Callable[[], object], budget: float = 0.15, rounds: int = 5):
+def _best_seconds(fn: Callable[[], object], budget: float = 0.08, rounds: int = 3):
     """The best mean wall and CPU seconds of ``fn`` over ``rounds`` rounds of about
     ``budget`` seconds each."""
     fn()

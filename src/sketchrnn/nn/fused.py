@@ -334,7 +334,7 @@ class _OneDNNLinear(torch.autograd.Function):
 def weight_grad(d: Tensor, x: Tensor) -> Tensor:
     """``d.T @ x`` for ``d`` ``(rows, n)`` and ``x`` ``(rows, k)``: a linear layer's weight
     gradient over all rows. For a narrow input (``4k <= n``: the decoder's input projection,
-    k = 5 + z) MKL runs ``(x.T @ d).T`` 1.35-1.45x faster (k = 69..133 here; 12x at k = 5),
+    k = 5 + z) MKL runs ``(x.T @ d).T`` 1.35-1.45x faster (k = 69..133 here; 16-19x at k = 5),
     the same numbers to rounding; for wider inputs both take the same time."""
     if 4 * x.size(1) <= d.size(1):
         return (x.t() @ d).t().contiguous()
