@@ -4,8 +4,8 @@
 #
 #   bash benchmarks/speed_figures.sh [OUT]     # each output also in OUT/ (runs/speed_figures)
 #
-# Node and npm (Debian's) are needed for the @magenta/sketch columns: the scripts install
-# @magenta/sketch@0.2.0 into a temporary folder (or pass NODE_MODULES=/path/to/node_modules).
+# The @magenta/sketch columns need Node (Debian's) and the repository's node_modules
+# (`make node_modules`: package-lock.json's @magenta/sketch), or NODE_MODULES=/path/to/it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}

@@ -36,6 +36,7 @@ from pathlib import Path
 import httpx2 as httpx  # the dev extra's HTTP client (httpx's successor, same API)
 import numpy as np
 from _web_server import MAGENTA, pen_up_requests, percentiles, start_server, stop_server
+from sampling_throughput import find_node_modules  # make node_modules, or --node-modules
 
 SERVERS = {
     "after": "",
@@ -43,7 +44,6 @@ SERVERS = {
 }
 LABELS = {"after": "fused step", "before": "step before"}
 SCRIPT = Path(__file__).resolve().parents[1] / "tests" / "node" / "magenta_pdf.js"
-PACKAGE = "@magenta/sketch@0.2.0"
 
 
 def stream_once(client: httpx.Client, url: str, body: dict) -> tuple[float, float, int]:
@@ -96,33 +96,30 @@ def measure(client: httpx.Client, urls: dict[str, str], bodies: list[dict]) -> d
 
 
 def node_prefixes(magenta_path: str, bodies: list[dict]) -> list[list[list[float]]]:
-    """The drawings as the server's model reads them (scaled to the model's pixels,
-    simplified), as stroke-5 rows for magenta.js."""
-    from sketchrnn.models import load_model
-    from sketchrnn.web.drawing import ServedModel, completion_prefix
+    """The drawings as the server's model reads them (scaled to the model's pixels and
+    prepared by :func:`sketchrnn.generate.prepare_drawing`, as the server does), as stroke-5
+    rows for magenta.js."""
+    from sketchrnn import generate
+    from sketchrnn.web.drawing import ServedModel
 
-    served = ServedModel("magenta", load_model(magenta_path))
+    served = ServedModel.load("magenta", magenta_path)
+    limit = int(served.info.max_seq_len or 0) - 1
     prefixes = []
     for body in bodies:
         canvas = (body["canvas"]["width"], body["canvas"]["height"])
         s3 = np.asarray(body["sketch"], dtype=np.float32)
-        prefix = completion_prefix(served, s3, served.canvas_scale(canvas))
-        prefixes.append(
-            [[float(dx), float(dy), 1.0 - float(p), float(p), 0.0] for dx, dy, p in prefix]
-        )
+        k = served.canvas_scale(canvas)
+        prefix = generate.prepare_drawing(served.model, s3, k, max_points=limit)
+        rows = [[float(dx), float(dy), 1.0 - float(p), float(p), 0.0] for dx, dy, p in prefix]
+        prefixes.append(rows)
     return prefixes
 
 
 def magenta_js(args: argparse.Namespace, bodies: list[dict], max_len: int) -> dict | None:
+    node_modules = find_node_modules(args.node_modules)
+    if node_modules is None:
+        return None
     with tempfile.TemporaryDirectory() as tmp:
-        node_modules = Path(args.node_modules) if args.node_modules else Path(tmp) / "node_modules"
-        if not args.node_modules:
-            cmd = ["npm", "install", "--no-audit", "--no-fund", "--prefix", tmp, PACKAGE]
-            try:
-                subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=True)
-            except (OSError, subprocess.SubprocessError) as error:
-                print(f"  @magenta/sketch: skipped (npm install failed: {error})")
-                return None
         prefixes_path = Path(tmp) / "prefixes.json"
         prefixes_path.write_text(json.dumps(node_prefixes(args.magenta, bodies)))
         cmd = [
@@ -148,7 +145,10 @@ def main() -> None:
     parser.add_argument("--category", default="sheep", help="raw Quick, Draw! drawings used")
     parser.add_argument("--repeats", type=int, default=40)
     parser.add_argument("--node-drawings", type=int, default=10, help="0: no magenta.js run")
-    parser.add_argument("--node-modules", help="a node_modules folder holding @magenta/sketch")
+    parser.add_argument(
+        "--node-modules",
+        help="a node_modules folder holding @magenta/sketch (default: the repository's)",
+    )
     args = parser.parse_args()
 
     specs = [f"magenta={args.magenta}"] + [f"m{i}={m}" for i, m in enumerate(args.model)]
