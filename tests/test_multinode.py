@@ -38,7 +38,7 @@ def train_args(store: Path, out: Path, steps: int) -> list[str]:
     return [
         "train", "sketch-rnn", "--data", str(store), "--out", str(out), "--steps", str(steps),
         "--decoder-only", "--recurrent-dropout", "0", "--no-augment", "--cell", "lstm",
-        "--enc-hidden", "8", "--dec-hidden", "12", "--z-size", "4", "--num-mixtures", "2",
+        "--dec-hidden", "12", "--num-mixtures", "2",
         "--batch-size", "8", "--eval-every", "0", "--save-every", "0", "--log-every", "1",
         "--no-progress", "--device", "cpu",
     ]  # fmt: skip
