@@ -170,3 +170,53 @@ def test_write_png_failure_leaves_no_file(tmp_path):
     with pytest.raises(ValueError):
         write_png(tmp_path / "bad.png", np.full((4, 4), np.nan))
     assert list(tmp_path.iterdir()) == []
+
+
+# ----------------------------------------------------------------------------- Quick, Draw! bitmaps
+
+
+def test_quickdraw_bitmap_recipe_geometry():
+    """A line across the 0..255 box: centred, a 24-unit margin each side on a 304-unit canvas
+    (1.47 px wide at 28 px), so the outer columns stay blank and the line is one row."""
+    from sketchrnn.raster import QUICKDRAW_BITMAP, rasterize_quickdraw
+
+    line = [np.array([[0.0, 128.0], [255.0, 128.0]])]
+    image = rasterize_quickdraw([line])[0]
+    assert image.shape == (28, 28) and image.dtype == np.float32
+    assert 0 <= image.min() and image.max() <= 1
+    cols = image.sum(axis=0)
+    assert cols[0] == 0 and cols[-1] == 0 and (cols[2:26] > 0.5).all()
+    rows = image.sum(axis=1)
+    assert rows.argmax() in (13, 14) and rows[:12].sum() == 0 and rows[16:].sum() == 0
+    # Ink per unit length: a line 16 of 304 units wide covers 28 * 16 / 304 = 1.47 px.
+    assert image[:, 5:23].sum(axis=0).mean() == pytest.approx(28 * 16 / 304, rel=0.05)
+    assert QUICKDRAW_BITMAP.canvas == 304
+
+
+def test_quickdraw_bitmap_ignores_units_and_position():
+    from sketchrnn.raster import rasterize_quickdraw
+
+    rng = np.random.default_rng(0)
+    points = rng.uniform(0, 255, (12, 2))
+    points -= points.min(axis=0)
+    points *= 255 / points.max()
+    moved = points * 3.7 + np.array([-500.0, 40.0])
+    a, b = rasterize_quickdraw([[points[:6], points[6:]], [moved[:6], moved[6:]]])
+    assert np.abs(a - b).max() < 1e-4
+    # the smaller side is centred: a tall thin drawing sits in the middle columns
+    tall = rasterize_quickdraw([[np.array([[0.0, 0.0], [0.0, 255.0]])]])[0]
+    assert tall.sum(axis=0).argmax() in (13, 14)
+
+
+def test_quickdraw_bitmap_bad_drawings():
+    from sketchrnn.raster import rasterize_quickdraw
+    from sketchrnn.strokes import SketchError
+
+    empty = np.zeros((0, 3), np.float32)
+    assert rasterize_quickdraw([empty], allow_empty=True).sum() == 0
+    with pytest.raises(SketchError):
+        rasterize_quickdraw([empty])
+    with pytest.raises(SketchError, match="too large"):
+        rasterize_quickdraw([[np.array([[-1e308, 0.0], [1e308, 5.0]])]])
+    with pytest.raises(SketchError, match="NaN"):
+        rasterize_quickdraw([np.array([[0, np.nan, 0], [1, 1, 1]], np.float32)])

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -30,6 +31,8 @@ __all__ = [
     "rasterize",
     "rasterize_batch",
     "image_padding",
+    "rasterize_quickdraw",
+    "QUICKDRAW_BITMAP",
     "render_grid",
     "check_prefix_points",
     "colored_lines",
@@ -217,6 +220,64 @@ def rasterize_batch(
     for i, s in enumerate(sketches):
         lines = fit_polylines(sketch_polylines(s, where=f"sketch {i}"), size, size, padding)
         out[i] = rasterize_polylines(lines, size, size, line_width)
+    return out
+
+
+@dataclass(frozen=True)
+class BitmapRecipe:
+    """How Quick, Draw!'s 28x28 bitmaps were drawn from the simplified drawings (see
+    :func:`rasterize_quickdraw`); lengths in units of the ``box`` the drawing is fitted to."""
+
+    size: int = 28  # pixels of the bitmap's side
+    box: float = 256.0  # the drawing's larger side spans 0..box-1, centred in the box
+    line_width: float = 16.0  # round lines, this wide
+    margin: float = 24.0  # (2 * 16 padding + 16 line) / 2 on each side: a 304-unit canvas
+    supersample: int = 4  # drawn at size * supersample, then area-averaged down
+
+    @property
+    def canvas(self) -> float:
+        return self.box + 2 * self.margin
+
+
+#: The recipe of Quick, Draw!'s own ``numpy_bitmap`` files, which classifiers trained on the
+#: full data (DoodleNet) expect.
+QUICKDRAW_BITMAP = BitmapRecipe()
+
+
+def rasterize_quickdraw(
+    sketches: Sequence[Sketch],
+    recipe: BitmapRecipe = QUICKDRAW_BITMAP,
+    *,
+    allow_empty: bool = False,
+) -> np.ndarray:
+    """Quick, Draw!'s bitmaps of sketches: float32 ``(batch, size, size)``, 1 = ink.
+
+    Each sketch (stroke-3 or polylines, in any units) is scaled so its larger side spans
+    ``box - 1`` (0..255, as the simplified drawings are), centred in the ``box``, drawn with
+    round lines ``line_width`` wide on a canvas with ``margin`` on every side, and reduced to
+    ``size x size`` by area averaging. That is the preprocessing of the Quick, Draw! data's
+    28x28 bitmaps: with it DoodleNet classifies the simplified drawings here at ~90% top-5;
+    without the centring or with thinner lines it loses 20 points. ``allow_empty`` draws a
+    sketch with no points as a blank bitmap (a model that ended at once) instead of raising
+    :class:`SketchError`.
+    """
+    big = recipe.size * recipe.supersample
+    # The drawing's larger side, box - 1 units, is this fraction of the canvas.
+    padding = (1 - (recipe.box - 1) / recipe.canvas) / 2
+    width = recipe.line_width * big / recipe.canvas
+    out = np.zeros((len(sketches), recipe.size, recipe.size), dtype=np.float32)
+    k = recipe.supersample
+    for i, s in enumerate(sketches):
+        if allow_empty and len(s) == 0:
+            continue
+        lines = sketch_polylines(s, where=f"sketch {i}")
+        with np.errstate(over="ignore"):
+            extent = np.ptp(np.concatenate(lines), axis=0)
+        if not np.isfinite(extent).all():  # fitting would squash it to a dot
+            raise SketchError(f"sketch {i}: coordinates too large to draw")
+        lines = fit_polylines(lines, big, big, padding)
+        image = rasterize_polylines(lines, big, big, width)
+        out[i] = image.reshape(recipe.size, k, recipe.size, k).mean(axis=(1, 3))
     return out
 
 

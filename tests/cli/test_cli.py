@@ -24,8 +24,8 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 # Every command and subcommand, by group, in the order the help lists them.
 COMMANDS = {
     (): ["data", "sample", "reconstruct", "complete", "interpolate", "analogy", "demo",
-         "serve", "export-site", "train", "evaluate", "fewshot", "embed", "export", "models",
-         "runtime"],
+         "serve", "export-site", "train", "evaluate", "judge", "fewshot", "embed", "export",
+         "models", "runtime"],
     ("data",): ["info", "convert", "pack", "verify", "render", "download", "synthetic", "sample"],
     ("train",): ["sketch-rnn", "sketchembednet"],
     ("embed",): ["vectors", "one-shot", "compose", "arrangements"],

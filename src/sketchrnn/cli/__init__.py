@@ -3,7 +3,8 @@
 One module per command group, each registering its subcommands next to their handlers:
 :mod:`~sketchrnn.cli.data` (``data ...``), :mod:`~sketchrnn.cli.draw` (``sample``,
 ``reconstruct``, ``complete``, ``interpolate``, ``analogy``), :mod:`~sketchrnn.cli.demo`,
-:mod:`~sketchrnn.cli.train`, :mod:`~sketchrnn.cli.evaluate`, :mod:`~sketchrnn.cli.fewshot`,
+:mod:`~sketchrnn.cli.train`, :mod:`~sketchrnn.cli.evaluate`, :mod:`~sketchrnn.cli.judge`,
+:mod:`~sketchrnn.cli.fewshot`,
 :mod:`~sketchrnn.cli.embed`, :mod:`~sketchrnn.cli.export` (``export``) and
 :mod:`~sketchrnn.cli.models` (``models list``, ``models download``),
 :mod:`~sketchrnn.cli.runtime` (``runtime install``); :mod:`~sketchrnn.cli.serve` starts the web
@@ -32,6 +33,7 @@ from sketchrnn.cli import (
     evaluate,
     export,
     fewshot,
+    judge,
     models,
     runtime,
     serve,
@@ -43,7 +45,8 @@ from sketchrnn.cli.options import LazyParser
 
 # In the order `sketchrnn --help` lists them.
 COMMAND_GROUPS = (
-    data, draw, demo, serve, site, train, evaluate, fewshot, embed, export, models, runtime,
+    data, draw, demo, serve, site, train, evaluate, judge, fewshot, embed, export, models,
+    runtime,
 )  # fmt: skip
 
 

@@ -29,11 +29,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "MAX_ABS_OFFSET",
@@ -43,6 +45,7 @@ __all__ = [
     "env_limit",
     "limit_hint",
     "size_text",
+    "read_json_document",
     "LIMIT_DEFAULTS",
 ]
 
@@ -102,6 +105,32 @@ def limit_hint(name: str) -> str:
     value = env_limit(name)
     shown = size_text(value) if name.endswith("_BYTES") else f"{value:,}"
     return f"over the limit of {shown}; ${name} raises it"
+
+
+def read_json_document(path: str | os.PathLike) -> Any:
+    """The parsed JSON of a file of at most ``$SKETCHRNN_MAX_JSON_BYTES``; a
+    :class:`SketchFileError` naming the file (and the line of a syntax error) for a file that
+    cannot be read, is not UTF-8 or not JSON."""
+    try:
+        size = os.stat(path).st_size
+        if size > env_limit("SKETCHRNN_MAX_JSON_BYTES"):
+            raise SketchFileError(
+                path, f"{size_text(size)}, " + limit_hint("SKETCHRNN_MAX_JSON_BYTES")
+            )
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except OSError as e:
+        raise SketchFileError(path, f"cannot read file ({e.strerror or e})") from None
+    except UnicodeDecodeError:
+        raise SketchFileError(path, "not a text file (invalid UTF-8)") from None
+    except json.JSONDecodeError as e:
+        raise SketchFileError(path, f"invalid JSON: {e.msg}", line=e.lineno) from None
+    except RecursionError:
+        raise SketchFileError(path, "invalid JSON: nested too deeply") from None
+    except SketchFileError:
+        raise
+    except (ValueError, MemoryError) as e:  # e.g. an integer of more than 4300 digits
+        raise SketchFileError(path, f"invalid JSON: {type(e).__name__}: {str(e)[:80]}") from None
 
 
 # Errors of the device itself (whichever file they name, or none): an atomic write reports

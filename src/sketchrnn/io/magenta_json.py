@@ -37,7 +37,14 @@ from typing import Any
 
 import numpy as np
 
-from sketchrnn.io.files import SketchFileError, atomic_path, env_limit, limit_hint, size_text
+from sketchrnn.io.files import (
+    SketchFileError,
+    atomic_path,
+    env_limit,
+    limit_hint,
+    read_json_document,
+    size_text,
+)
 from sketchrnn.strokes import scale_factor_problem
 
 __all__ = [
@@ -293,26 +300,7 @@ def read_magenta_json(path: str | os.PathLike) -> MagentaWeights | MagentaVAEWei
     Raises :class:`SketchFileError` naming the file for unreadable or non-JSON files, JSON
     that is not a sketch-rnn model, missing ``info`` fields, wrong shapes and bad base64.
     """
-    try:
-        size = os.stat(path).st_size
-        if size > env_limit("SKETCHRNN_MAX_JSON_BYTES"):
-            raise SketchFileError(
-                path, f"{size_text(size)}, " + limit_hint("SKETCHRNN_MAX_JSON_BYTES")
-            )
-        with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
-    except OSError as e:
-        raise SketchFileError(path, f"cannot read file ({e.strerror or e})") from None
-    except UnicodeDecodeError:
-        raise SketchFileError(path, "not a text file (invalid UTF-8)") from None
-    except json.JSONDecodeError as e:
-        raise SketchFileError(path, f"invalid JSON: {e.msg}", line=e.lineno) from None
-    except RecursionError:
-        raise SketchFileError(path, "invalid JSON: nested too deeply") from None
-    except SketchFileError:
-        raise
-    except (ValueError, MemoryError) as e:  # e.g. an integer of more than 4300 digits
-        raise SketchFileError(path, f"invalid JSON: {type(e).__name__}: {str(e)[:80]}") from None
+    doc = read_json_document(path)
     if not isinstance(doc, list) or len(doc) != 3:
         raise SketchFileError(
             path, "not a magenta.js sketch-rnn model: expected a JSON list [info, shapes, weights]"
