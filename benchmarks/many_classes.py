@@ -14,14 +14,14 @@ measures that, on every class it is given, packed into one store:
    input) and ``--decoder-only`` (the paper's unconditional model);
 3. **L_R**: the test reconstruction NLL (``L_R = L_s + L_p``) of each model, per class
    (:func:`sketchrnn.evaluate.evaluate` on each class of the store's test split);
-4. **Rec**: a logistic-regression classifier trained on the *real* training drawings only
-   (the built-in SketchEmbedNet's embeddings of 28x28 renders, ``--features sen``, the
-   default, or the renders' pixels with ``--features pixels``). Its accuracy on the real test
-   drawings is the ceiling.
+4. **Rec**: the judge (DoodleNet, a 345-class classifier trained by others on all of Quick,
+   Draw!, :mod:`sketchrnn.judge`; ``--judge``) classifies each drawing among all 345 classes.
+   Its accuracy on the real test drawings is the ceiling.
    The conditional model draws ``--samples`` sketches of every class c (label c, temperature
-   ``--temperature``); Rec is the fraction classified as c. The unconditional model has no
-   label to agree with, so both models' samples (and the real test drawings) are also scored
-   label-free: the classifier's mean top-1 confidence, the fraction whose confidence passes the
+   ``--temperature``); Rec is the fraction the judge puts first (top-1) or among its first
+   five (top-5) as c, with a 95% Wilson interval. The unconditional model has no label to
+   agree with, so both models' samples (and the real test drawings) are also scored
+   label-free: the judge's mean top-1 confidence, the fraction whose confidence passes the
    threshold that half of the real test drawings pass (``coherent@50``), the mean entropy of
    one drawing's class distribution (low: it looks like one class) and the entropy of the
    predicted-class histogram over all samples (high: many classes are drawn).
@@ -38,7 +38,7 @@ On all of Quick, Draw! (after ``sketchrnn data download --all``, which saves the
 
     python benchmarks/many_classes.py --sources ~/.cache/sketchrnn/quickdraw/*.npz \
         --preset magenta --cell hyper --steps 100000 --minutes 0 --device cuda \
-        --eval-every 5000 --samples 20 --train-per-class 1000 --test-per-class 500 \
+        --eval-every 5000 --samples 20 --test-per-class 500 \
         --sample-batch 2000 --figure docs/figures/many_classes_samples_full.png
 
 When ``--minutes`` stops the two trainings at different steps, the one behind is continued
@@ -73,7 +73,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 QUICKDRAW = REPO.parent / "shared" / "data" / "quickdraw"
-SEN_MODEL = REPO / "src" / "sketchrnn" / "builtin_models" / "shapes_omniglot_sen"
+# The judge's files where the shared data has them (no download), else fetched by name.
+JUDGE = REPO.parent / "shared" / "data" / "doodlenet"
 MODELS = ("conditional", "unconditional")
 # The classes of the paper's Table 1 and Figure 4 (where the store has them).
 FIGURE_CLASSES = [
@@ -391,42 +392,6 @@ def stroke3_list(dataset) -> list[np.ndarray]:
     return [np.asarray(dataset.sketches[i], dtype=np.float32) for i in range(len(dataset))]
 
 
-class Features:
-    """The classifier's input: 28x28 renders (flattened), or the built-in SketchEmbedNet's
-    embedding of the same renders. Both render as SketchEmbedNet's training images are
-    rendered (:func:`sketchrnn.image_data.render_images`: fitted, centred, padded), so a
-    sketch's size and position do not matter, only its shape."""
-
-    def __init__(self, kind: str, size: int):
-        self.kind, self.size, self.embed = kind, size, None
-        if kind == "sen":
-            from sketchrnn.embeddings import load_embed_net
-            from sketchrnn.fewshot import model_embedding
-
-            net = load_embed_net(SEN_MODEL)
-            self.size = int(net.config.image_size)
-            self.embed = model_embedding(net, self.size)
-
-    def __call__(self, sketches: list[np.ndarray]) -> np.ndarray:
-        from sketchrnn.image_data import render_images
-
-        # A sample that ended at once has no points: it renders as a blank image.
-        drawable = [i for i, s in enumerate(sketches) if len(s) > 1]
-        images = np.zeros((len(sketches), self.size, self.size), dtype=np.float32)
-        if drawable:
-            rendered = render_images([sketches[i] for i in drawable], self.size)
-            images[drawable] = rendered.astype(np.float32) / 255.0
-        if self.embed is None:
-            return images.reshape(len(images), -1)
-        inked = np.flatnonzero(images.reshape(len(images), -1).max(axis=1) > 0)
-        out = None
-        if len(inked):
-            vectors = self.embed(images[inked])
-            out = np.zeros((len(images), vectors.shape[1]), dtype=np.float32)
-            out[inked] = vectors
-        return out if out is not None else np.zeros((len(images), 1), dtype=np.float32)
-
-
 def entropy(p: np.ndarray, axis: int = -1) -> np.ndarray:
     return -(p * np.log(np.clip(p, 1e-12, None))).sum(axis=axis)
 
@@ -489,8 +454,6 @@ def measure(args: argparse.Namespace, store: Path, work: Path, runs: dict) -> No
     import logging
 
     import torch
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
 
     from sketchrnn.models import load_model
 
@@ -502,13 +465,12 @@ def measure(args: argparse.Namespace, store: Path, work: Path, runs: dict) -> No
     splits = test_split(store, models["conditional"], classes)
     num = len(classes)
     rng = np.random.default_rng(args.seed)
-    train = splits.train.subset(at_most_per_class(splits.train.labels, args.train_per_class, rng))
     test_index = at_most_per_class(splits.test.labels, args.test_per_class, rng)
     test = splits.test.subset(test_index)
     print(
         f"data: {len(splits.train):,} train / {len(splits.valid):,} valid / "
-        f"{len(splits.test):,} test drawings, {num} classes; the classifier learns from "
-        f"{len(train):,}, measured on {len(test):,} test drawings"
+        f"{len(splits.test):,} test drawings, {num} classes; measured on {len(test):,} test "
+        "drawings"
     )
 
     # L_R per class on the real test drawings (both models see the same drawings).
@@ -541,30 +503,34 @@ def measure(args: argparse.Namespace, store: Path, work: Path, runs: dict) -> No
     one_label = int(by_class.mean(axis=0).argmin())
     print(f"per-drawing NLL with every label measured in {time.perf_counter() - started:.0f} s")
 
-    # The classifier: real training drawings only.
+    # The judge: trained by others on all of Quick, Draw!; the store's classes are its classes.
     started = time.perf_counter()
-    featurize = Features(args.features, args.image_size)
-    x_train = featurize(stroke3_list(train))
-    scaler = StandardScaler().fit(x_train)
-    c = args.c if args.c is not None else {"sen": 1.0, "pixels": 0.01}[args.features]
-    clf = LogisticRegression(C=c, max_iter=args.max_iter)
-    clf.fit(scaler.transform(x_train), train.labels)
-    known = clf.classes_  # every class has train drawings; kept general all the same
+    from sketchrnn.judge import load_judge
+    from sketchrnn.judge.scores import wilson_interval
+
+    judge = load_judge(args.judge)
+    known = np.array([judge.find_class(c) if judge.find_class(c) is not None else -1
+                      for c in classes])  # fmt: skip
+    if (known < 0).any():
+        unknown = [c for c, k in zip(classes, known, strict=True) if k < 0]
+        print(f"the judge does not know {len(unknown)} classes (no Rec for them): {unknown[:5]}")
 
     def probabilities(sketches: list[np.ndarray]) -> np.ndarray:
-        p = np.zeros((len(sketches), num))
-        p[:, known] = clf.predict_proba(scaler.transform(featurize(sketches)))
-        return p
+        """The judge's probabilities of all its classes ``(N, judge classes)``."""
+        return judge.judge(sketches, allow_empty=True, source="drawings").probs
+
+    def rec_at(p: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+        """Whether each drawing's class (a store label) is among the judge's first ``k``."""
+        top = np.argsort(-p, axis=1, kind="stable")[:, :k]
+        return (top == known[labels][:, None]).any(1) & (known[labels] >= 0)
 
     p_test = probabilities(stroke3_list(test))
-    real_acc = float((p_test.argmax(1) == test.labels).mean())
-    top5 = np.argsort(-p_test, axis=1)[:, :5]
-    real_top5 = float((top5 == test.labels[:, None]).any(1).mean())
+    real_hit, real_hit5 = rec_at(p_test, test.labels, 1), rec_at(p_test, test.labels, 5)
+    real_acc, real_top5 = float(real_hit.mean()), float(real_hit5.mean())
     threshold = float(np.median(p_test.max(axis=1)))
     print(
-        f"classifier ({args.features}, {x_train.shape[1]} features, C {c:g}): real test top-1 "
-        f"{real_acc:.1%}, top-5 {real_top5:.1%}, chance {1 / num:.2%}; "
-        f"fitted in {time.perf_counter() - started:.0f} s"
+        f"judge ({args.judge}, {len(judge.classes)} classes): real test top-1 {real_acc:.1%}, "
+        f"top-5 {real_top5:.1%}; judged in {time.perf_counter() - started:.0f} s"
     )
 
     # Samples: N per class with its label (conditional); as many unconditional ones.
@@ -576,8 +542,13 @@ def measure(args: argparse.Namespace, store: Path, work: Path, runs: dict) -> No
     }
     print(f"sampled 2 x {len(labels):,} sketches in {time.perf_counter() - started:.0f} s")
     probs = {name: probabilities(s) for name, s in samples.items()}
-    rec = probs["conditional"].argmax(1) == labels
-    rec5 = (np.argsort(-probs["conditional"], axis=1)[:, :5] == labels[:, None]).any(1)
+    rec = rec_at(probs["conditional"], labels, 1)
+    rec5 = rec_at(probs["conditional"], labels, 5)
+
+    def ci(hits: np.ndarray) -> str:
+        low, high = wilson_interval(int(hits.sum()), len(hits))
+        return f"{hits.mean():.1%} [{low:.1%}, {high:.1%}]"
+
     scores = {name: label_free_scores(p, threshold) for name, p in probs.items()}
     scores["real test"] = label_free_scores(p_test, threshold)
     lengths = {name: float(np.mean([len(s) for s in ss])) for name, ss in samples.items()}
@@ -655,13 +626,13 @@ def measure(args: argparse.Namespace, store: Path, work: Path, runs: dict) -> No
         ),
         (
             "Rec: classified as the class it was drawn for (top-1)",
-            f"{real_acc:.1%} (the ceiling)",
-            f"{rec.mean():.1%} ({rec.mean() / max(real_acc, 1e-9):.0%} of the ceiling)",
+            f"{ci(real_hit)} (the ceiling)",
+            f"{ci(rec)} ({rec.mean() / max(real_acc, 1e-9):.0%} of the ceiling)",
             "n/a (no class asked for)",
         ),
-        ("Rec, top-5", f"{real_top5:.1%}", f"{rec5.mean():.1%}", "n/a"),
+        ("Rec, top-5", ci(real_hit5), ci(rec5), "n/a"),
         (
-            "classifier's top-1 confidence, mean",
+            "judge's top-1 confidence, mean",
             f"{sr['confidence']:.3f}",
             f"{sc['confidence']:.3f}",
             f"{su['confidence']:.3f}",
@@ -679,7 +650,8 @@ def measure(args: argparse.Namespace, store: Path, work: Path, runs: dict) -> No
             f"{su['entropy']:.2f}",
         ),
         (
-            f"entropy of the histogram of predicted classes (nats; uniform {math.log(num):.2f})",
+            f"entropy of the histogram of predicted classes (nats; uniform over the {num} "
+            f"classes {math.log(num):.2f})",
             f"{sr['spread']:.2f}",
             f"{sc['spread']:.2f}",
             f"{su['spread']:.2f}",
@@ -749,25 +721,16 @@ def main(argv: list[str] | None = None) -> None:
     measure_ = p.add_argument_group("measuring")
     measure_.add_argument("--samples", type=int, default=5, help="samples per class")
     measure_.add_argument(
-        "--train-per-class", type=int, default=0, help="classifier: at most N per class (0: all)"
-    )
-    measure_.add_argument(
         "--test-per-class", type=int, default=0, help="L_R and Rec: at most N per class (0: all)"
     )
     measure_.add_argument("--temperature", type=float, default=0.5)
     measure_.add_argument("--sample-batch", type=int, default=500)
     measure_.add_argument("--eval-batch", type=int, default=100)
     measure_.add_argument(
-        "--features",
-        choices=("sen", "pixels"),
-        default="sen",
-        help="classifier input: SketchEmbedNet embeddings or 28x28 pixels",
+        "--judge",
+        default=str(JUDGE) if JUDGE.is_dir() else "doodlenet",
+        help="the judge: a name or a folder with model.json and class_names.txt",
     )
-    measure_.add_argument("--image-size", type=int, default=28, help="pixels: render size")
-    measure_.add_argument(
-        "--c", type=float, default=None, help="inverse L2 strength (default: sen 1.0, pixels 0.01)"
-    )
-    measure_.add_argument("--max-iter", type=int, default=300)
     measure_.add_argument("--figure", default="", help="PNG of samples (none if empty)")
     measure_.add_argument(
         "--figure-classes",

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import shared_file
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "many_classes.py"
 
@@ -76,6 +77,7 @@ def test_the_benchmark_runs_end_to_end_at_a_tiny_size(tmp_path):
         sys.executable, str(SCRIPT), "--simplified", str(simplified), "--raw", str(raw),
         "--steps", "2", "--batch-size", "16", "--eval-every", "0", "--minutes", "0",
         "--samples", "2", "--work", str(tmp_path / "work"), "--figure", str(figure),
+        "--judge", str(shared_file("doodlenet")),
     ]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -86,6 +88,9 @@ def test_the_benchmark_runs_end_to_end_at_a_tiny_size(tmp_path):
     table = [line for line in out.splitlines() if line.startswith("| ")]
     rows = {line.split("|")[1].strip(): line for line in table}
     assert "Rec: classified as the class it was drawn for (top-1)" in rows
+    # the judge knows real squares and triangles: the ceiling is well above chance
+    ceiling = rows["Rec, top-5"].split("|")[2].strip()
+    assert float(ceiling.split("%")[0]) > 20, ceiling
     lr = rows["test L_R, mean over classes"].split("|")
     assert all(np.isfinite(float(x)) for x in (lr[3], lr[4]))
     wins = rows["classes where it has the lower test L_R"].split("|")

@@ -16,6 +16,10 @@
 //       points). Prints {"first": [...], "whole": [...], "points": [...]}: seconds to the
 //       end of the first sampled stroke (pen lifted or sketch ended) and to the end, and
 //       the points sampled, per drawing.
+//   node magenta_pdf.js sample MODEL.json N MAX_LEN TEMPERATURE
+//       Samples N sketches one at a time as the demos do, getPDF(state, TEMPERATURE,
+//       TEMPERATURE) (the same tau for the mixture weights and the pen), and prints
+//       {"sketches": [[[dx, dy, p1, p2, p3], ...], ...]} in pixels, the end row left out.
 //
 // The pixel factor is set to 1 so that inputs are divided by exactly info.scale_factor (the
 // package defaults to 2, halving every drawing), matching the Python side's units.
@@ -111,6 +115,29 @@ function runComplete(modelPath, prefixesPath, maxLen, temperature) {
   process.stdout.write(JSON.stringify({first, whole, points}) + '\n');
 }
 
+// One sketch as its demos draw it: rows until the end-of-sketch pen (not included).
+function drawOne(model, maxLen, temperature, softmaxTemperature) {
+  let state = model.zeroState();
+  let row = model.zeroInput();
+  const rows = [];
+  for (let t = 0; t < maxLen; t++) {
+    state = model.update(row, state);
+    row = model.sample(model.getPDF(state, temperature, softmaxTemperature));
+    if (row[4] === 1) break;
+    rows.push(row);
+  }
+  return rows;
+}
+
+function runSample(modelPath, n, maxLen, temperature) {
+  const model = loadModel(modelPath);
+  const sketches = [];
+  for (let k = 0; k < n; k++) {
+    sketches.push(drawOne(model, maxLen, temperature, temperature));
+  }
+  process.stdout.write(JSON.stringify({sketches}) + '\n');
+}
+
 const [mode, ...args] = process.argv.slice(2);
 if (mode === 'pdf' && args.length === 2) {
   runPDF(args[0], args[1]);
@@ -118,9 +145,11 @@ if (mode === 'pdf' && args.length === 2) {
   runBench(args[0], parseInt(args[1], 10), parseInt(args[2], 10), parseFloat(args[3]));
 } else if (mode === 'complete' && args.length === 4) {
   runComplete(args[0], args[1], parseInt(args[2], 10), parseFloat(args[3]));
+} else if (mode === 'sample' && args.length === 4) {
+  runSample(args[0], parseInt(args[1], 10), parseInt(args[2], 10), parseFloat(args[3]));
 } else {
   process.stderr.write(
       'usage: magenta_pdf.js pdf MODEL.json STROKES.json | bench MODEL.json N MAX_LEN TAU | ' +
-      'complete MODEL.json PREFIXES.json MAX_LEN TAU\n');
+      'complete MODEL.json PREFIXES.json MAX_LEN TAU | sample MODEL.json N MAX_LEN TAU\n');
   process.exit(2);
 }
