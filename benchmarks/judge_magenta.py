@@ -133,9 +133,28 @@ def pct(value: float | None, ci: list | tuple | None = None) -> str:
 
 
 def compare_runtimes(args, judge, models, node_modules, work: Path) -> dict:
+    from concurrent.futures import ThreadPoolExecutor
+
     from sketchrnn import generate
     from sketchrnn.models import load_model
 
+    def cache_of(path: Path) -> Path:
+        name = path.name.removesuffix(".gen.json")
+        return work / "node" / f"{name}_{args.n}_{args.temperature:g}.json"
+
+    def fetch(path: Path) -> None:
+        """Node's samples of one model into the cache (one Node process each)."""
+        if cache_of(path).exists():
+            return
+        max_len = int(load_model(path).config.max_seq_len)
+        started = time.perf_counter()
+        node_samples(node_modules, path, args.n, max_len, args.temperature, cache_of(path))
+        print(f"{path.name}: magenta.js {time.perf_counter() - started:.0f} s", flush=True)
+
+    # magenta.js draws one sketch at a time on tfjs' pure-JS backend: minutes a model, so
+    # --node-jobs models are drawn at once (one Node process each).
+    with ThreadPoolExecutor(max_workers=args.node_jobs) as pool:
+        list(pool.map(fetch, models))
     rows = {}
     for path in models:
         name = path.name.removesuffix(".gen.json")
@@ -144,14 +163,9 @@ def compare_runtimes(args, judge, models, node_modules, work: Path) -> dict:
         started = time.perf_counter()
         ours = generate.sample(model, args.n, temperature=args.temperature, seed=args.seed)
         ours_s = time.perf_counter() - started
-        started = time.perf_counter()
-        cache = work / "node" / f"{name}_{args.n}_{args.temperature:g}.json"
-        cached = cache.exists()
-        theirs = node_samples(node_modules, path, args.n, max_len, args.temperature, cache)
-        node_s = time.perf_counter() - started
+        theirs = node_samples(node_modules, path, args.n, max_len, args.temperature, cache_of(path))
         rows[name] = {"ours": rec(judge, ours, name), "magenta.js": rec(judge, theirs, name)}
-        took = "cached" if cached else f"{node_s:.0f} s"
-        print(f"{name}: ours {ours_s:.1f} s, magenta.js {took}", flush=True)
+        print(f"{name}: ours {ours_s:.1f} s", flush=True)
     print(
         f"\n## Our sampler against @magenta/sketch: {args.n} samples a model, "
         f"temperature {args.temperature}\n"
@@ -267,6 +281,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--skip-node", action="store_true", help="the temperature sweep alone")
     p.add_argument("--skip-sweep", action="store_true", help="the runtime comparison alone")
     p.add_argument("--node-modules", help="a node_modules folder holding @magenta/sketch")
+    p.add_argument("--node-jobs", type=int, default=2, help="Node processes at once")
     p.add_argument("--judge", default=str(judge_dir) if judge_dir.is_dir() else "doodlenet")
     p.add_argument("--figure", default="", help="PNG of Rec against temperature")
     p.add_argument("--work", default=str(ROOT / "runs" / "judge_magenta"))

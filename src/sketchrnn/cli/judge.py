@@ -27,6 +27,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         _judge,
         _arguments,
         help="score drawings with a Quick, Draw! classifier: Rec, confidence, FID, precision",
+        description="Score a model's samples (--model), its endings of --prefixes, or the "
+        "drawings of files (--drawings) with a Quick, Draw! classifier (DoodleNet): per class "
+        "top-1 / top-5 Rec with 95%% intervals and the judge's confidence; with --real, the "
+        "Frechet distance and precision / recall in the judge's features. docs/quality.md has "
+        "the figures it gave.",
     )
 
 
@@ -49,6 +54,7 @@ def _arguments(q: argparse.ArgumentParser) -> None:
         "--prefix-fraction",
         type=bounded(float, low=0, high=1, low_open=True),
         default=1.0,
+        metavar="F",
         help="keep the first fraction of each prefix's points (1: the drawings as given)",
     )
     q.add_argument(
@@ -96,7 +102,7 @@ def _arguments(q: argparse.ArgumentParser) -> None:
         help="the classifier: a name (downloaded once) or a folder with model.json and "
         "class_names.txt",
     )
-    q.add_argument("--out", nargs="+", default=[], metavar="FILE", help=".csv and/or .json")
+    q.add_argument("--out", nargs="+", metavar="FILE", help="write the report: .csv and/or .json")
     q.add_argument("--device", type=device_option, default="cpu", help="where the model runs")
     q.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
     q.add_argument(
@@ -111,7 +117,7 @@ def _check(args: argparse.Namespace) -> None:
         raise CLIError("--prefixes needs --model (the model that draws the endings)")
     if args.prefix_fraction != 1.0 and not args.prefixes:
         raise CLIError("--prefix-fraction needs --prefixes")
-    for out in args.out:
+    for out in args.out or []:
         if Path(out).suffix.lower() not in OUT_SUFFIXES:
             raise CLIError(f"--out {out}: write a .csv or .json file")
         if Path(out).is_dir():
@@ -159,7 +165,7 @@ def _judge(args: argparse.Namespace) -> None:
         settings["drawings"] = args.drawings
     report = judge_report(judge, verdict, labels, real, nearest_k=args.nearest_k, settings=settings)
     print(report.format_table())
-    for out in args.out:
+    for out in args.out or []:
         report.write(out)
         print(f"wrote {out}")
 
