@@ -114,18 +114,24 @@ class Judge:
         return found
 
     def render(
-        self, sketches: Sequence[Sketch], *, allow_empty: bool = False, source: str = "drawings"
+        self,
+        sketches: Sequence[Sketch],
+        *,
+        allow_empty: bool = False,
+        source: str = "drawings",
+        first: int = 0,
     ) -> np.ndarray:
         """The judge's input images ``(N, 28, 28)`` of ``sketches`` (stroke-3 or polylines, in
         any units). :class:`JudgeInputError` names ``source`` and the drawing that cannot be
-        drawn; ``allow_empty`` draws a drawing with no points as a blank image."""
+        drawn (numbered from ``first``); ``allow_empty`` draws a drawing with no points as a
+        blank image."""
         out = np.zeros((len(sketches), self.recipe.size, self.recipe.size), dtype=np.float32)
         for i, s in enumerate(sketches):
             try:
                 out[i] = rasterize_quickdraw([s], self.recipe, allow_empty=allow_empty)[0]
             except (SketchError, ValueError, TypeError) as e:
                 reason = str(e).removeprefix("sketch 0: ")
-                raise JudgeInputError(f"{source}: drawing {i}: {reason}") from None
+                raise JudgeInputError(f"{source}: drawing {first + i}: {reason}") from None
         return out
 
     @torch.inference_mode()
@@ -162,14 +168,7 @@ class Judge:
         ) as bar:
             for start in range(0, len(sketches), _BATCH):
                 chunk = sketches[start : start + _BATCH]
-                try:
-                    images = self.render(chunk, allow_empty=allow_empty, source=source)
-                except JudgeInputError as e:  # renumber the drawing within the whole list
-                    head, _, rest = str(e).partition(": drawing ")
-                    number, _, reason = rest.partition(": ")
-                    raise JudgeInputError(
-                        f"{head}: drawing {start + int(number)}: {reason}"
-                    ) from None
+                images = self.render(chunk, allow_empty=allow_empty, source=source, first=start)
                 parts.append(self.judge_images(images))
                 bar.update(len(chunk))
         if not parts:

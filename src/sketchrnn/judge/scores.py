@@ -30,7 +30,7 @@ import math
 import os
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -242,7 +242,7 @@ class JudgeReport:
 
     def csv_rows(self) -> list[dict[str, Any]]:
         """Rows for a CSV: one per class, then ``all`` carrying the set scores."""
-        extra = [f.name for f in SetScores.__dataclass_fields__.values()]
+        extra = [f.name for f in fields(SetScores)]
         out = []
         for row in self.rows:
             item: dict[str, Any] = asdict(row)
