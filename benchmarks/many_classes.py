@@ -42,7 +42,8 @@ On all of Quick, Draw! (after ``sketchrnn data download --all``, which saves the
         --sample-batch 2000 --figure docs/figures/many_classes_samples_full.png
 
 When ``--minutes`` stops the two trainings at different steps, the one behind is continued
-(``sketchrnn train ... --resume``, the exact run) to the other's step. Besides L_R, the
+(``sketchrnn train ... --resume``, the exact run) to the other's step; ``--reuse --resume-to
+N`` continues both finished runs to step N. Besides L_R, the
 script reports the NLL of each test drawing in nats (its points and its end, no padding)
 and, for the conditional model, the NLL with the label summed out (``mean_c p(S | c)``, a
 density over unlabelled drawings, comparable with the unconditional model's) and with one
@@ -285,32 +286,40 @@ def train_models(args: argparse.Namespace, store: Path, work: Path) -> dict[str,
 
 def equal_steps(args: argparse.Namespace, store: Path, work: Path, runs: dict) -> dict:
     """When the time budget stopped the two models at different steps, continue the one
-    behind (``--resume``, the exact run) to the other's step: same size, same steps."""
-    target = max(r["steps"] for r in runs.values())
-    for name in MODELS:
-        record = runs[name]
-        if record["steps"] >= target:
-            continue
-        out = work / name
-        cmd = train_command(args, store, name, out, steps=target, minutes=0.0) + ["--resume"]
-        started = time.perf_counter()
-        if run_logged(cmd, work / f"{name}.resume.log").wait() != 0:
-            raise SystemExit(f"resuming {name} failed: see {work / f'{name}.resume.log'}")
-        record["resumed"] = {
-            "command": shlex.join(cmd),
-            "from_step": record["steps"],
-            "seconds": time.perf_counter() - started,
-        }
-        record["resumed"]["seconds"] = trained_seconds(
-            work / f"{name}.resume.log", record["resumed"]["seconds"]
-        )
-        record["seconds"] += record["resumed"]["seconds"]
-        record["steps"] = last_step(out)
-        (work / f"{name}.done.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
-        print(
-            f"{name}: resumed from step {record['resumed']['from_step']} to {record['steps']} "
-            f"in {record['resumed']['seconds'] / 60:.1f} min"
-        )
+    behind (``--resume``, the exact run) to the other's step: same size, same steps. With
+    ``--resume-to N``, continue both to step N (side by side with ``--parallel``)."""
+    target = max([r["steps"] for r in runs.values()] + [args.resume_to])
+    behind = [name for name in MODELS if runs[name]["steps"] < target]
+    env = dict(os.environ)
+    if args.parallel and len(behind) > 1:  # one thread each, as in train_models
+        threads = max(1, (os.cpu_count() or 2) // len(behind))
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    waves = [behind] if args.parallel else [[name] for name in behind]
+    for wave in waves:
+        procs = []
+        for name in wave:
+            out = work / name
+            cmd = train_command(args, store, name, out, steps=target, minutes=0.0) + ["--resume"]
+            log = work / f"{name}.resume.log"
+            procs.append((name, cmd, log, time.perf_counter(), run_logged(cmd, log, env)))
+        for name, cmd, log, started, proc in procs:
+            if proc.wait() != 0:
+                raise SystemExit(f"resuming {name} failed: see {log}")
+            record = runs[name]
+            done = record.get("resumed", [])
+            entry = {
+                "command": shlex.join(cmd),
+                "from_step": record["steps"],
+                "seconds": trained_seconds(log, time.perf_counter() - started),
+            }
+            record["resumed"] = (done if isinstance(done, list) else [done]) + [entry]
+            record["seconds"] += entry["seconds"]
+            record["steps"] = last_step(work / name)
+            (work / f"{name}.done.json").write_text(json.dumps(record, indent=1), encoding="utf-8")
+            print(
+                f"{name}: resumed from step {entry['from_step']} to {record['steps']} "
+                f"in {entry['seconds'] / 60:.1f} min"
+            )
     return runs
 
 
@@ -718,6 +727,12 @@ def main(argv: list[str] | None = None) -> None:
     model.add_argument("--eval-every", type=int, default=500)
     model.add_argument("--device", default="cpu")
     model.add_argument("--parallel", action="store_true", help="train both at once")
+    model.add_argument(
+        "--resume-to",
+        type=int,
+        default=0,
+        help="continue both finished runs (--resume) to this step before measuring",
+    )
     measure_ = p.add_argument_group("measuring")
     measure_.add_argument("--samples", type=int, default=5, help="samples per class")
     measure_.add_argument(

@@ -77,14 +77,14 @@ def test_the_benchmark_runs_end_to_end_at_a_tiny_size(tmp_path):
         sys.executable, str(SCRIPT), "--simplified", str(simplified), "--raw", str(raw),
         "--steps", "2", "--batch-size", "16", "--eval-every", "0", "--minutes", "0",
         "--samples", "2", "--work", str(tmp_path / "work"), "--figure", str(figure),
-        "--judge", str(shared_file("doodlenet")),
+        "--judge", str(shared_file("doodlenet")), "--resume-to", "3",
     ]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
     # 3 classes x 24 simplified + 2 new raw drawings each: the 9 duplicates are not packed.
     assert "78 sketches" in out
-    assert "2 / 2 steps" in out
+    assert "3 / 3 steps" in out  # trained to 2, then both resumed to 3
     table = [line for line in out.splitlines() if line.startswith("| ")]
     rows = {line.split("|")[1].strip(): line for line in table}
     assert "Rec: classified as the class it was drawn for (top-1)" in rows
@@ -98,5 +98,5 @@ def test_the_benchmark_runs_end_to_end_at_a_tiny_size(tmp_path):
     assert figure.stat().st_size > 0
     for name in ("conditional", "unconditional"):
         record = json.loads((tmp_path / "work" / f"{name}.done.json").read_text())
-        assert record["steps"] == 2
+        assert record["steps"] == 3 and record["resumed"][0]["from_step"] == 2
         assert ("--class-conditional" in record["command"]) == (name == "conditional")
