@@ -16,24 +16,27 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from sketchrnn.judge.classifier import Judge, Judgement
+
+if TYPE_CHECKING:
+    from sketchrnn.models.interface import SketchModel
 
 __all__ = ["model_samples", "model_endings", "read_drawings", "judge_files"]
 
 Labelled = tuple[list[np.ndarray], list[str | None]]
 
 
-def _single_class(model: Any) -> str | None:
+def _single_class(model: SketchModel) -> str | None:
     classes = list(getattr(model, "classes", []) or [])
     return str(classes[0]) if len(classes) == 1 else None
 
 
 def model_samples(
-    model: Any,
+    model: SketchModel,
     n: int,
     *,
     temperature: float = 0.5,
@@ -68,7 +71,7 @@ def model_samples(
 
 
 def model_endings(
-    model: Any,
+    model: SketchModel,
     prefixes: Sequence[np.ndarray],
     labels: Sequence[str | None],
     n: int,
