@@ -459,29 +459,9 @@ def save_grid(path: Path, cond: dict, uncond: list[np.ndarray], classes: list[st
     print(f"figure: {path}")
 
 
-def measure(args: argparse.Namespace, store: Path, work: Path, runs: dict) -> None:
-    import logging
-
-    import torch
-
-    from sketchrnn.models import load_model
-
-    # The per-file "dropped N sketches longer than max_len" warnings were shown in training.
-    logging.getLogger("sketchrnn").setLevel(logging.ERROR)
-    torch.manual_seed(args.seed)
-    models = {name: load_model(work / name, args.device) for name in MODELS}
-    classes = list(models["conditional"].classes)
-    splits = test_split(store, models["conditional"], classes)
+def measure_densities(args, store: Path, models: dict, classes: list[str], test, test_index):
+    """L_R per class and the per-drawing NLLs (with every label for the conditional model)."""
     num = len(classes)
-    rng = np.random.default_rng(args.seed)
-    test_index = at_most_per_class(splits.test.labels, args.test_per_class, rng)
-    test = splits.test.subset(test_index)
-    print(
-        f"data: {len(splits.train):,} train / {len(splits.valid):,} valid / "
-        f"{len(splits.test):,} test drawings, {num} classes; measured on {len(test):,} test "
-        "drawings"
-    )
-
     # L_R per class on the real test drawings (both models see the same drawings).
     started = time.perf_counter()
     lr = {}
@@ -511,6 +491,103 @@ def measure(args: argparse.Namespace, store: Path, work: Path, runs: dict) -> No
     # One label for every drawing: the constant input without the class information.
     one_label = int(by_class.mean(axis=0).argmin())
     print(f"per-drawing NLL with every label measured in {time.perf_counter() - started:.0f} s")
+
+    return {
+        "lr": lr,
+        "nll_given": nll_given,
+        "nll_uncond": nll_uncond,
+        "by_class": by_class,
+        "nll_marginal": nll_marginal,
+        "likely_class": likely_class,
+        "one_label": one_label,
+    }
+
+
+def density_rows(d: dict, classes: list[str], n_test: int) -> list[tuple[str, str, str, str]]:
+    """The table's L_R and NLL rows (see :func:`measure_densities`)."""
+    lr = d["lr"]
+    both = ~np.isnan(lr["conditional"]) & ~np.isnan(lr["unconditional"])
+    diff = lr["unconditional"][both] - lr["conditional"][both]
+    wins = int((diff > 0).sum())
+    c, u = lr["conditional"][both], lr["unconditional"][both]
+    nll_given, nll_uncond, nll_marginal = d["nll_given"], d["nll_uncond"], d["nll_marginal"]
+    by_class, one_label, likely_class = d["by_class"], d["one_label"], d["likely_class"]
+    return [
+        ("test L_R, mean over classes", "", f"{c.mean():.3f}", f"{u.mean():.3f}"),
+        ("test L_R, median over classes", "", f"{np.median(c):.3f}", f"{np.median(u):.3f}"),
+        (
+            "test L_R, 10th / 90th percentile over classes",
+            "",
+            f"{np.percentile(c, 10):.3f} / {np.percentile(c, 90):.3f}",
+            f"{np.percentile(u, 10):.3f} / {np.percentile(u, 90):.3f}",
+        ),
+        (
+            "classes where it has the lower test L_R",
+            "",
+            f"{wins} of {len(diff)}",
+            f"{len(diff) - wins} of {len(diff)}",
+        ),
+        (
+            "test NLL per drawing (nats), mean: given its label",
+            "",
+            f"{nll_given.mean():.1f}",
+            "",
+        ),
+        (
+            "test NLL per drawing (nats), mean: no label (conditional: label summed out)",
+            "",
+            f"{nll_marginal.mean():.1f}",
+            f"{nll_uncond.mean():.1f}",
+        ),
+        (
+            f"test NLL per drawing (nats), mean: the same label for all ({classes[one_label]})",
+            "",
+            f"{by_class[:, one_label].mean():.1f}",
+            "",
+        ),
+        (
+            "drawings where it has the lower no-label NLL",
+            "",
+            f"{int((nll_marginal < nll_uncond).sum())} of {n_test}",
+            f"{int((nll_uncond < nll_marginal).sum())} of {n_test}",
+        ),
+        (
+            "generative classifier: the label that makes the drawing most likely is its class",
+            "",
+            f"{likely_class:.1%}",
+            "n/a",
+        ),
+    ]
+
+
+def measure(args: argparse.Namespace, store: Path, work: Path, runs: dict) -> None:
+    import logging
+
+    import torch
+
+    from sketchrnn.models import load_model
+
+    # The per-file "dropped N sketches longer than max_len" warnings were shown in training.
+    logging.getLogger("sketchrnn").setLevel(logging.ERROR)
+    torch.manual_seed(args.seed)
+    models = {name: load_model(work / name, args.device) for name in MODELS}
+    classes = list(models["conditional"].classes)
+    splits = test_split(store, models["conditional"], classes)
+    num = len(classes)
+    rng = np.random.default_rng(args.seed)
+    test_index = at_most_per_class(splits.test.labels, args.test_per_class, rng)
+    test = splits.test.subset(test_index)
+    print(
+        f"data: {len(splits.train):,} train / {len(splits.valid):,} valid / "
+        f"{len(splits.test):,} test drawings, {num} classes; measured on {len(test):,} test "
+        "drawings"
+    )
+
+    if args.densities:
+        densities = measure_densities(args, store, models, classes, test, test_index)
+    else:
+        densities = None
+        print("densities (L_R, NLL) not measured (--no-densities)")
 
     # The judge: trained by others on all of Quick, Draw!; the store's classes are its classes.
     started = time.perf_counter()
@@ -563,10 +640,6 @@ def measure(args: argparse.Namespace, store: Path, work: Path, runs: dict) -> No
     lengths = {name: float(np.mean([len(s) for s in ss])) for name, ss in samples.items()}
     real_length = float(np.mean(test.lengths))
 
-    both = ~np.isnan(lr["conditional"]) & ~np.isnan(lr["unconditional"])
-    diff = lr["unconditional"][both] - lr["conditional"][both]
-    wins = int((diff > 0).sum())
-
     # Figure: conditional samples of the paper's classes (where present, else classes spread
     # over the list), then unconditional ones.
     shown = [classes.index(c) for c in args.figure_classes if c in classes][:10]
@@ -585,54 +658,10 @@ def measure(args: argparse.Namespace, store: Path, work: Path, runs: dict) -> No
             min(args.samples, 8),
         )
 
-    c, u = lr["conditional"][both], lr["unconditional"][both]
     sc, su, sr = scores["conditional"], scores["unconditional"], scores["real test"]
     steps = f"{runs['conditional']['steps']} / {runs['unconditional']['steps']}"
-    rows = [
-        ("test L_R, mean over classes", "", f"{c.mean():.3f}", f"{u.mean():.3f}"),
-        ("test L_R, median over classes", "", f"{np.median(c):.3f}", f"{np.median(u):.3f}"),
-        (
-            "test L_R, 10th / 90th percentile over classes",
-            "",
-            f"{np.percentile(c, 10):.3f} / {np.percentile(c, 90):.3f}",
-            f"{np.percentile(u, 10):.3f} / {np.percentile(u, 90):.3f}",
-        ),
-        (
-            "classes where it has the lower test L_R",
-            "",
-            f"{wins} of {len(diff)}",
-            f"{len(diff) - wins} of {len(diff)}",
-        ),
-        (
-            "test NLL per drawing (nats), mean: given its label",
-            "",
-            f"{nll_given.mean():.1f}",
-            "",
-        ),
-        (
-            "test NLL per drawing (nats), mean: no label (conditional: label summed out)",
-            "",
-            f"{nll_marginal.mean():.1f}",
-            f"{nll_uncond.mean():.1f}",
-        ),
-        (
-            f"test NLL per drawing (nats), mean: the same label for all ({classes[one_label]})",
-            "",
-            f"{by_class[:, one_label].mean():.1f}",
-            "",
-        ),
-        (
-            "drawings where it has the lower no-label NLL",
-            "",
-            f"{int((nll_marginal < nll_uncond).sum())} of {len(test)}",
-            f"{int((nll_uncond < nll_marginal).sum())} of {len(test)}",
-        ),
-        (
-            "generative classifier: the label that makes the drawing most likely is its class",
-            "",
-            f"{likely_class:.1%}",
-            "n/a",
-        ),
+    rows = density_rows(densities, classes, len(test)) if densities else []
+    rows += [
         (
             "Rec: classified as the class it was drawn for (top-1)",
             f"{ci(real_hit)} (the ceiling)",
@@ -727,6 +756,13 @@ def main(argv: list[str] | None = None) -> None:
     model.add_argument("--eval-every", type=int, default=500)
     model.add_argument("--device", default="cpu")
     model.add_argument("--parallel", action="store_true", help="train both at once")
+    model.add_argument(
+        "--densities",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="measure L_R per class and the per-drawing NLLs (with every label: one pass per "
+        "class over the test drawings); --no-densities: the judge's rows alone",
+    )
     model.add_argument(
         "--resume-to",
         type=int,
