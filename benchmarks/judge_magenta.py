@@ -20,9 +20,9 @@ confidence and first choice are reported for them instead. Node samples are cach
     nice -n 10 .venv/bin/python benchmarks/judge_magenta.py \
         --figure docs/figures/rec_temperature.png
 
-needs ``node`` and ``npm`` (``--node-modules DIR`` names a ``node_modules`` holding
-``@magenta/sketch``; else it is installed into the work folder). ``--skip-node`` runs the
-temperature sweep alone.
+needs ``node`` and the repository's ``node_modules`` (``make node_modules``: ``@magenta/sketch``
+0.2.0 pinned by package-lock.json; ``--node-modules DIR`` names another). ``--skip-node`` runs
+the temperature sweep alone.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ import json
 import math
 import os
 import platform
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -42,23 +41,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SKETCHRNN_SHARED_DATA", ROOT.parent / "shared" / "data"))
 SCRIPT = ROOT / "tests" / "node" / "magenta_pdf.js"
-PACKAGE = "@magenta/sketch@0.2.0"
 TEMPERATURES = "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0"
 
 
-def find_node_modules(given: str | None, work: Path) -> Path:
-    for folder in (given, os.environ.get("SKETCHRNN_MAGENTA_NODE_MODULES"), ROOT / "node_modules"):
+def find_node_modules(given: str | None) -> Path:
+    """``--node-modules``, else the repository's (``make node_modules``: the pinned lock)."""
+    for folder in (given, ROOT / "node_modules"):
         if folder and (Path(folder) / "@magenta" / "sketch").is_dir():
             return Path(folder)
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        raise SystemExit("node and npm are needed (or --skip-node)")
-    prefix = work / "npm"
-    if not (prefix / "node_modules" / "@magenta" / "sketch").is_dir():
-        cmd = ["npm", "install", "--no-audit", "--no-fund", "--prefix", str(prefix), PACKAGE]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-        if done.returncode != 0:
-            raise SystemExit(f"npm install {PACKAGE} failed: {done.stderr[-500:]}")
-    return prefix / "node_modules"
+    raise SystemExit("no @magenta/sketch: run `make node_modules` (or --skip-node)")
 
 
 def node_samples(
@@ -305,7 +296,7 @@ def main(argv: list[str] | None = None) -> None:
     results: dict = {"n": args.n, "temperature": args.temperature, "seed": args.seed}
     started = time.perf_counter()
     if not args.skip_node:
-        node_modules = find_node_modules(args.node_modules, work)
+        node_modules = find_node_modules(args.node_modules)
         results["runtimes"] = compare_runtimes(args, judge, models, node_modules, work)
     if not args.skip_sweep:
         results["sweep"] = temperature_sweep(args, judge, models)

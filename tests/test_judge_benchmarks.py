@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from helpers import shared_file
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = ROOT / "benchmarks"
 
 
 def load_script(name: str):
@@ -55,9 +56,9 @@ def test_temperature_sweep_on_one_model(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_runtime_comparison_with_magenta_js(tmp_path, capsys):
-    given = os.environ.get("SKETCHRNN_MAGENTA_NODE_MODULES")
-    if not given:
-        pytest.skip("SKETCHRNN_MAGENTA_NODE_MODULES (a node_modules with @magenta/sketch) unset")
+    given = str(ROOT / "node_modules")
+    if shutil.which("node") is None or not (ROOT / "node_modules" / "@magenta" / "sketch").is_dir():
+        pytest.skip("node or the repository's node_modules (`make node_modules`) is missing")
     models = tmp_path / "models"
     models.mkdir()
     for name in ("sheep", "antyoga"):

@@ -1,9 +1,8 @@
 """Our DoodleNet in PyTorch against TensorFlow.js running the same files under Node.
 
-@tensorflow/tfjs comes with ``@magenta/sketch@0.2.0`` (what the magenta.js tests install): a
-``node_modules`` holding it is taken from ``SKETCHRNN_MAGENTA_NODE_MODULES``, the repository
-root, or installed once into a temporary folder; the test skips, saying why, without node or
-npm or offline.
+@tensorflow/tfjs comes with ``@magenta/sketch`` 0.2.0, pinned by the repository's
+package-lock.json (``make node_modules``: ``npm ci``); the test skips, saying why, without node
+or that ``node_modules``.
 """
 
 from __future__ import annotations
@@ -23,29 +22,19 @@ from sketchrnn.judge import load_judge
 
 pytestmark = pytest.mark.slow
 
-PACKAGE = "@magenta/sketch@0.2.0"
 ROOT = Path(__file__).resolve().parents[2]
+NODE_MODULES = ROOT / "node_modules"
 SCRIPT = ROOT / "tests" / "node" / "doodlenet.js"
 
 
 @pytest.fixture(scope="module")
-def node_modules(tmp_path_factory) -> Path:
+def node_modules() -> Path:
+    """The repository's ``node_modules``, holding @tensorflow/tfjs (package-lock.json)."""
     if shutil.which("node") is None:
         pytest.skip("node is not installed")
-    for given in (os.environ.get("SKETCHRNN_MAGENTA_NODE_MODULES"), ROOT / "node_modules"):
-        if given and (Path(given) / "@tensorflow" / "tfjs").is_dir():
-            return Path(given)
-    if shutil.which("npm") is None:
-        pytest.skip("npm is not installed")
-    prefix = tmp_path_factory.mktemp("tfjs_npm")
-    cmd = ["npm", "install", "--no-audit", "--no-fund", "--prefix", str(prefix), PACKAGE]
-    try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    except subprocess.TimeoutExpired:
-        pytest.skip(f"npm install {PACKAGE} timed out (offline?)")
-    if done.returncode != 0:
-        pytest.skip(f"npm install {PACKAGE} failed: {done.stderr.strip()[-500:]}")
-    return prefix / "node_modules"
+    if not (NODE_MODULES / "@tensorflow" / "tfjs").is_dir():
+        pytest.skip(f"{NODE_MODULES} holds no @tensorflow/tfjs: run `make node_modules` (npm ci)")
+    return NODE_MODULES
 
 
 def test_doodlenet_matches_tensorflow_js(node_modules, tmp_path):
