@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import random_sketches, save_tiny_model, write_fake_omniglot
+from helpers import SHARED_DATA, random_sketches, save_tiny_model, write_fake_omniglot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -132,6 +132,7 @@ def _write_inputs(folder: Path) -> dict[str, str]:
         "vae": str(folder / "vae"),
         "sen": str(folder / "sen"),
         "omniglot": str(folder / "omniglot"),
+        "judge": str(SHARED_DATA / "doodlenet"),  # read in place (the fast test never loads it)
     }
 
 
@@ -172,6 +173,7 @@ BASES: dict[tuple[str, ...], str] = {
     ("embed", "compose"): "embed compose {sen} --count 2 --out {out}/c.png",
     ("embed", "arrangements"): "embed arrangements {sen} --count 2 --out {out}/u.png",
     ("export",): "export {vae} {out}/m.vae.json",
+    ("judge",): "judge --model {vae} --n 8 --judge {judge} --real {data} --out {out}/j.json",
 }
 DRIVEN = sorted(words for words, parser in COMMANDS.items() if _number_options(parser))
 

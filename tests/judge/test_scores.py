@@ -108,8 +108,9 @@ def test_precision_recall():
     assert collapsed.precision == 1.0 and collapsed.recall < 0.7 and collapsed.coverage < 0.3
     far = set_scores(real, real + 10)
     assert far.precision == 0 and far.recall == 0
-    with pytest.raises(ValueError, match="more than 5"):
-        set_scores(real[:5], real)
+    with pytest.raises(ValueError, match="more than 6"):
+        set_scores(real[:6], real)  # prdc's k-th neighbour within a set counts the drawing
+    assert set_scores(real[:7], real).nearest_k == 5
 
 
 def test_report_files(tiny_judge, tmp_path):

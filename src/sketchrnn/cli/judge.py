@@ -15,9 +15,19 @@ import argparse
 from pathlib import Path
 
 from sketchrnn.cli.common import CLIError, add_skip_invalid, device_option
-from sketchrnn.cli.options import add_command, bounded, defaults_of, seed_type, temperature_type
+from sketchrnn.cli.options import (
+    add_command,
+    add_count,
+    bounded,
+    defaults_of,
+    seed_type,
+    temperature_type,
+)
 
 OUT_SUFFIXES = (".csv", ".json")
+# Neighbours for precision / recall: the papers use 3-5; beyond 1,000 the k-NN radii cover
+# nearly every set this command can hold in memory.
+MAX_NEAREST_K = 1_000
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -65,12 +75,7 @@ def _arguments(q: argparse.ArgumentParser) -> None:
         help="the class the drawings were made for (default: the model's class, or each "
         "drawing's own); for a class-conditional model, the classes to sample",
     )
-    q.add_argument(
-        "--n",
-        type=bounded(int, low=1),
-        default=100,
-        help="samples per class, or endings per prefix",
-    )
+    add_count(q, "--n", 100, "samples per class, or endings per prefix")
     q.add_argument(
         "--temperature",
         type=temperature_type(),
@@ -91,7 +96,7 @@ def _arguments(q: argparse.ArgumentParser) -> None:
     )
     q.add_argument(
         "--nearest-k",
-        type=bounded(int, low=1),
+        type=bounded(int, low=1, high=MAX_NEAREST_K),
         default=NEAREST_K,
         help="neighbours of precision / recall / density / coverage",
     )
@@ -105,9 +110,6 @@ def _arguments(q: argparse.ArgumentParser) -> None:
     q.add_argument("--out", nargs="+", metavar="FILE", help="write the report: .csv and/or .json")
     q.add_argument("--device", type=device_option, default="cpu", help="where the model runs")
     q.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
-    q.add_argument(
-        "--no-limit", action="store_true", help="draw more than 10,000 sketches in one command"
-    )
     add_skip_invalid(q)
 
 
@@ -146,10 +148,10 @@ def _judge(args: argparse.Namespace) -> None:
     if args.real:
         real_files = read_drawings(args.real, skip_invalid=args.skip_invalid)
         real, _ = judge_files(judge, real_files, progress=progress)
-        if len(real) <= args.nearest_k:
+        if len(real) <= args.nearest_k + 1:
             raise CLIError(
                 f"--real: {len(real)} drawings; precision and recall with --nearest-k "
-                f"{args.nearest_k} need more"
+                f"{args.nearest_k} need more than {args.nearest_k + 1}"
             )
         settings["real"] = args.real
     if args.model:
@@ -163,6 +165,11 @@ def _judge(args: argparse.Namespace) -> None:
         )
         verdict, labels = judge_files(judge, files, progress=progress)
         settings["drawings"] = args.drawings
+    if real is not None and len(verdict) <= args.nearest_k + 1:
+        raise CLIError(
+            f"{len(verdict)} drawings judged; precision and recall against --real with "
+            f"--nearest-k {args.nearest_k} need more than {args.nearest_k + 1}"
+        )
     report = judge_report(judge, verdict, labels, real, nearest_k=args.nearest_k, settings=settings)
     print(report.format_table())
     for out in args.out or []:
@@ -172,8 +179,7 @@ def _judge(args: argparse.Namespace) -> None:
 
 def _model_drawings(args: argparse.Namespace, settings: dict, progress: bool) -> tuple:
     """Samples or endings of ``--model``, and the class each was drawn for."""
-    from sketchrnn.cli.common import read
-    from sketchrnn.cli.draw import check_limit
+    from sketchrnn.cli.common import check_limit, read
     from sketchrnn.generate import scale_inputs
     from sketchrnn.judge.assess import model_endings, model_samples
     from sketchrnn.models import load_model

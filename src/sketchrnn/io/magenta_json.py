@@ -40,10 +40,7 @@ import numpy as np
 from sketchrnn.io.files import (
     SketchFileError,
     atomic_path,
-    env_limit,
-    limit_hint,
     read_json_document,
-    size_text,
 )
 from sketchrnn.strokes import scale_factor_problem
 

@@ -192,13 +192,14 @@ class SetScores:
 
 def set_scores(real: np.ndarray, generated: np.ndarray, nearest_k: int = NEAREST_K) -> SetScores:
     """Frechet distance and prdc's precision, recall, density and coverage of ``generated``
-    ``(M, D)`` against ``real`` ``(N, D)``; both sets need more than ``nearest_k`` drawings."""
+    ``(M, D)`` against ``real`` ``(N, D)``; both sets need more than ``nearest_k + 1``
+    drawings (prdc's k-th neighbour within a set counts the drawing itself)."""
     if nearest_k < 1:
         raise ValueError(f"nearest_k must be >= 1, got {nearest_k}")
-    if min(len(real), len(generated)) <= nearest_k:
+    if min(len(real), len(generated)) <= nearest_k + 1:
         raise ValueError(
             f"precision and recall with {nearest_k} nearest neighbours need more than "
-            f"{nearest_k} real and generated drawings (got {len(real)} and {len(generated)})"
+            f"{nearest_k + 1} real and generated drawings (got {len(real)} and {len(generated)})"
         )
     from prdc import compute_prdc
 
