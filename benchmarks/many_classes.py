@@ -343,7 +343,7 @@ def drawing_nll(model, dataset, batch_size: int, label: int | None = None) -> np
     model is given for every drawing (None: each drawing's own)."""
     import torch
 
-    from sketchrnn.data import to_device
+    from sketchrnn.datasets import to_device
     from sketchrnn.nn.mixture import offset_log_likelihood, pen_log_likelihood
 
     lengths = np.asarray(dataset.lengths)

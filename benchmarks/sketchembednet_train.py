@@ -23,8 +23,7 @@ import time
 import numpy as np
 import torch
 
-from sketchrnn.data import make_batch
-from sketchrnn.image_data import ImageBatch
+from sketchrnn.datasets import ImageBatch, make_batch
 from sketchrnn.models import SketchEmbedNet, SketchEmbedNetConfig
 
 

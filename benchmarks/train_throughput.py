@@ -55,7 +55,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sketchrnn.data import Batch
+from sketchrnn.datasets import Batch
 from sketchrnn.models import SketchRNN, SketchRNNConfig
 from sketchrnn.nn import fused
 from sketchrnn.nn.cells import fast_fp32_matmul, make_cell, set_loop_compiler

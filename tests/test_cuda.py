@@ -13,9 +13,9 @@ import pytest
 import torch
 from helpers import free_port, random_sketches
 
-from sketchrnn.data import datasets_from_sketchset, to_device
+from sketchrnn.data import datasets_from_sketchset
+from sketchrnn.datasets import ImageSketchDataset, to_device
 from sketchrnn.generate import decode, sample
-from sketchrnn.image_data import ImageSketchDataset
 from sketchrnn.io.sketchset import SketchSet
 from sketchrnn.models import SketchEmbedNet, SketchEmbedNetConfig
 from sketchrnn.models.sketch_rnn import SketchRNN, SketchRNNConfig

@@ -9,17 +9,10 @@ import pytest
 import torch
 from helpers import shared_file
 
-from sketchrnn.data import (
-    Batch,
-    DataSplits,
-    SketchDataset,
-    assign_splits,
-    datasets_from_sketchset,
-    load_datasets,
-    make_batch,
-    read_sketches,
-)
+from sketchrnn.data import datasets_from_sketchset, load_datasets
+from sketchrnn.datasets import Batch, DataSplits, SketchDataset, assign_splits, make_batch
 from sketchrnn.io.files import SketchFileError
+from sketchrnn.io.formats import read_sketches
 from sketchrnn.io.sketchset import SketchSet
 from sketchrnn.strokes import PAD_ROW, START_TOKEN, stroke3_to_stroke5
 

@@ -7,12 +7,11 @@ import pytest
 import torch
 from helpers import shared_file
 
+from sketchrnn.baselines import random_conv4_embedding, raw_pixel_embedding
 from sketchrnn.fewshot import (
     FewShotResult,
     evaluate_embedding,
     format_fewshot_table,
-    random_conv4_embedding,
-    raw_pixel_embedding,
     run_fewshot_table,
     sample_episodes,
 )

@@ -1,5 +1,5 @@
 """Reading sketch files into datasets: many files, splits, the scale factor (the datasets and
-batches themselves are :mod:`sketchrnn.datasets`, re-exported here).
+batches themselves are :mod:`sketchrnn.datasets`).
 
 The flow is ``files -> SketchSet (source units) -> DataSplits of SketchDataset (normalised
 stroke-3) -> Batch (stroke-5 torch tensors)``::
@@ -23,30 +23,13 @@ from typing import Literal
 import numpy as np
 
 from sketchrnn import strokes as S
-from sketchrnn.datasets import (
-    Batch,
-    DataSplits,
-    SketchDataset,
-    assign_splits,
-    make_batch,
-    to_device,
-)
+from sketchrnn.datasets import DataSplits, ImageSketchDataset, SketchDataset, assign_splits
 from sketchrnn.io.files import SketchFileError
 from sketchrnn.io.formats import read_sketches
 from sketchrnn.io.sketchset import SPLITS, SketchSet
 from sketchrnn.store import is_store, store_datasets
 
-__all__ = [
-    "Batch",
-    "to_device",
-    "SketchDataset",
-    "DataSplits",
-    "make_batch",
-    "read_sketches",
-    "assign_splits",
-    "load_datasets",
-    "datasets_from_sketchset",
-]
+__all__ = ["load_datasets", "datasets_from_sketchset", "load_image_datasets"]
 
 logger = logging.getLogger(__name__)
 
@@ -224,3 +207,89 @@ def _build_splits(
     return DataSplits(
         datasets["train"], datasets["valid"], datasets["test"], scale_factor, classes, dropped
     )
+
+
+# ----------------------------------------------------------------------------- images
+
+
+def load_image_datasets(
+    paths: PathLike | Sequence[PathLike],
+    image_size: int = 28,
+    max_len: int = 64,
+    *,
+    rdp_epsilon: float | None = None,
+    in_channels: int = 1,
+    line_width: float = 1.5,
+    split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    split_seed: int = 0,
+    scale_factor: float | None = None,
+    limit_per_file: int | None = None,
+    skip_invalid: bool = False,
+) -> DataSplits[ImageSketchDataset]:
+    """Read every file in ``paths`` and build train/valid/test image datasets from them.
+
+    ``rdp_epsilon`` RDP-simplifies every sketch first (in the file's units; the Quick, Draw!
+    sketch-rnn files are already simplified, Omniglot's are not: about 2 pixels of the 105
+    pixel images brings most characters under 64 points). Sketches with more than
+    ``max_len`` points are dropped and counted. ``limit_per_file`` keeps only the first
+    sketches of each file (quick experiments). Labels, splits, the scale factor and
+    ``skip_invalid`` as in :func:`sketchrnn.data.load_datasets`.
+    """
+    if isinstance(paths, str | os.PathLike):
+        paths = [paths]
+    if not paths:
+        raise ValueError("no data files given")
+    for path in paths:
+        if is_store(path):  # not a folder of SVG files
+            raise SketchFileError(
+                path,
+                "a packed store: SketchEmbedNet reads sketch files (.npz, .ndjson, ...), "
+                "not stores; give it the files the store was packed from",
+            )
+    merged = SketchSet()
+    dropped: dict[str, int] = {}
+    skipped: dict[str, list[str]] = {}
+    for path in paths:
+        sketches = read_sketches(path, skip_invalid=skip_invalid)
+        if sketches.skipped:
+            skipped[os.fspath(path)] = list(sketches.skipped)
+        if limit_per_file is not None:
+            sketches = sketches.subset(list(range(min(limit_per_file, len(sketches)))))
+        strokes = list(sketches.strokes)
+        if rdp_epsilon is not None:
+            strokes = [_simplified(s, rdp_epsilon, path, i) for i, s in enumerate(strokes)]
+        keep = [i for i, s in enumerate(strokes) if len(s) <= max_len]
+        dropped[os.fspath(path)] = len(strokes) - len(keep)
+        stem = Path(path).stem
+        labels = [sketches.labels[i] or stem for i in keep]
+        part = SketchSet([strokes[i] for i in keep], labels, [sketches.splits[i] for i in keep])
+        # Split each file on its own (seeded by its name), as load_datasets does, so adding a
+        # file never moves another file's sketches between splits.
+        merged.extend(assign_splits(part, split_fractions, split_seed, name=Path(path).name))
+    names = ", ".join(os.fspath(p) for p in paths)
+    if len(merged) == 0:
+        raise SketchFileError(names, f"no sketches of at most {max_len} points")
+    splits = datasets_from_sketchset(
+        merged, max_len, name=names, scale_factor=scale_factor, split_seed=split_seed
+    )
+
+    def wrap(d: SketchDataset) -> ImageSketchDataset:
+        return ImageSketchDataset(d, image_size, in_channels=in_channels, line_width=line_width)
+
+    # DataSplits holds any dataset type: here the image datasets wrapping the stroke ones.
+    return DataSplits(
+        wrap(splits.train),
+        wrap(splits.valid),
+        wrap(splits.test),
+        splits.scale_factor,
+        splits.classes,
+        dropped,
+        skipped,
+    )
+
+
+def _simplified(s3: np.ndarray, epsilon: float, path: PathLike, index: int) -> np.ndarray:
+    try:
+        return S.simplify_stroke3(S.validate_stroke3(s3, where=f"sketch #{index}"), epsilon)
+    except S.SketchError as error:
+        raise SketchFileError(path, str(error)) from None

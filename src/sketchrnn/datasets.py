@@ -1,22 +1,59 @@
 """Datasets and batching in memory: normalised stroke-3 sketches with class labels, the
 train/valid/test splits (:func:`assign_splits`), padding into stroke-5 :class:`Batch` tensors
-and augmentation. Reading files into them is :mod:`sketchrnn.data`; a packed store on disk
-gives datasets of the same interface (:mod:`sketchrnn.store`)."""
+and augmentation; the same sketches rendered once into images for the models that read pixels
+(:class:`ImageSketchDataset`, :class:`ImageOnlyDataset`). Every dataset is a
+:class:`BatchSource`: what the Trainer and evaluation ask of one. Reading files into them is
+:mod:`sketchrnn.data`; a packed store on disk gives datasets of the same interface
+(:mod:`sketchrnn.store`)."""
 
 from __future__ import annotations
 
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 import numpy as np
 import torch
 
 from sketchrnn import strokes as S
 from sketchrnn.io.sketchset import SketchSet
+from sketchrnn.raster import image_padding, rasterize_batch
 
-__all__ = ["Batch", "to_device", "make_batch", "SketchDataset", "DataSplits", "assign_splits"]
+__all__ = [
+    "BatchSource",
+    "Batch",
+    "to_device",
+    "make_batch",
+    "SketchDataset",
+    "DataSplits",
+    "assign_splits",
+    "ImageBatch",
+    "ImageOnlyBatch",
+    "render_images",
+    "ImageSketchDataset",
+    "ImageOnlyDataset",
+]
+
+
+class BatchSource(Protocol):
+    """A data set as the Trainer and evaluation use it: its size and the batch of the items
+    at ``indices``, of the model's batch type (a NamedTuple of tensors: :class:`Batch`,
+    :class:`ImageBatch`, :class:`ImageOnlyBatch`). ``augment`` and ``drop_prob`` are the
+    stroke augmentation (:func:`strokes.augment`) drawn from ``rng``; a data set that cannot
+    be augmented refuses them. A model builds its own from sketches
+    (:meth:`sketchrnn.models.interface.SketchModel.dataset`)."""
+
+    def __len__(self) -> int: ...
+
+    def batch(
+        self,
+        indices: Sequence[int] | np.ndarray,
+        augment: bool = False,
+        rng: np.random.Generator | None = None,
+        *,
+        drop_prob: float = 0.0,
+    ) -> Any: ...
 
 
 class Batch(NamedTuple):
@@ -191,7 +228,7 @@ D = TypeVar("D")
 @dataclass
 class DataSplits(Generic[D]):
     """Train, valid and test datasets sharing one scale factor, class list and ``N_max`` (stroke
-    datasets, or the image datasets of :mod:`sketchrnn.image_data` wrapping them).
+    datasets, or the image datasets wrapping them).
 
     ``dropped_too_long`` counts, per source file, the sketches left out for being longer than
     ``max_len``; ``skipped_invalid`` lists, per file, the invalid drawings passed over when
@@ -242,3 +279,168 @@ def assign_splits(
                 "valid" if rank < n_valid else "test" if rank < n_valid + n_test else "train"
             )
     return SketchSet(list(sketches.strokes), list(sketches.labels), splits, sketches.scale_factor)
+
+
+# ----------------------------------------------------------------------------- images
+
+
+class ImageBatch(NamedTuple):
+    """A batch of image and stroke pairs.
+
+    ``images`` ``(batch, C, S, S)`` float32 in ``[0, 1]`` (1 = ink); ``strokes``,
+    ``lengths``, ``labels`` as in :class:`sketchrnn.datasets.Batch`: ``(batch, N_max + 1, 5)``
+    with the start token in row 0, ``(batch,)``, ``(batch,)``.
+    """
+
+    images: torch.Tensor
+    strokes: torch.Tensor
+    lengths: torch.Tensor
+    labels: torch.Tensor
+
+
+class ImageOnlyBatch(NamedTuple):
+    """A batch of images alone (what the Conv-VAE trains on): ``images`` ``(batch, C, S, S)``
+    float32 in ``[0, 1]`` (1 = ink)."""
+
+    images: torch.Tensor
+
+
+def render_images(
+    sketches: Sequence[np.ndarray], image_size: int = 28, line_width: float = 1.5
+) -> np.ndarray:
+    """Render stroke-3 sketches to uint8 ``(n, image_size, image_size)`` (255 = ink), fitted,
+    centred and padded as in Appendix G; ``line_width`` in pixels."""
+    out = np.empty((len(sketches), image_size, image_size), dtype=np.uint8)
+    chunk = 256  # bounds the float32 working memory
+    for start in range(0, len(sketches), chunk):
+        part = rasterize_batch(
+            sketches[start : start + chunk], image_size, line_width, image_padding(image_size)
+        )
+        out[start : start + chunk] = np.rint(part * 255.0).astype(np.uint8)
+    return out
+
+
+class ImageSketchDataset:
+    """A :class:`sketchrnn.datasets.SketchDataset` with each sketch's image rendered once.
+
+    Exposes what the Trainer and evaluation use: ``len``, ``batch``, ``classes``,
+    ``scale_factor``, ``max_len``, ``lengths``. ``in_channels`` > 1 repeats the grey image
+    (for encoders built for RGB).
+    """
+
+    def __init__(
+        self,
+        sketches: SketchDataset,
+        image_size: int = 28,
+        *,
+        in_channels: int = 1,
+        line_width: float = 1.5,
+    ):
+        if image_size < 16:
+            raise ValueError(
+                f"image_size must be >= 16 (the encoders pool 4 times), got {image_size}"
+            )
+        if in_channels < 1:
+            raise ValueError(f"in_channels must be >= 1, got {in_channels}")
+        self.sketches = sketches
+        self.image_size = int(image_size)
+        self.in_channels = int(in_channels)
+        self.images = render_images(sketches.sketches, image_size, line_width)
+
+    def __len__(self) -> int:
+        return len(self.sketches)
+
+    def __repr__(self) -> str:
+        return (
+            f"ImageSketchDataset({len(self)} sketches, {len(self.classes)} classes, "
+            f"{self.image_size}x{self.image_size}, max_len={self.max_len})"
+        )
+
+    @property
+    def classes(self) -> list[str]:
+        return self.sketches.classes
+
+    @property
+    def scale_factor(self) -> float:
+        return self.sketches.scale_factor
+
+    @property
+    def max_len(self) -> int:
+        return self.sketches.max_len
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.sketches.labels
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return self.sketches.lengths
+
+    def image_tensor(self, indices: Sequence[int] | np.ndarray) -> torch.Tensor:
+        """Float images ``(len(indices), in_channels, S, S)`` in ``[0, 1]``."""
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        images = torch.from_numpy(self.images[indices]).float().div_(255.0).unsqueeze(1)
+        return images.expand(-1, self.in_channels, -1, -1).contiguous()
+
+    def batch(
+        self,
+        indices: Sequence[int] | np.ndarray,
+        augment: bool = False,
+        rng: np.random.Generator | None = None,
+        *,
+        drop_prob: float = 0.0,
+    ) -> ImageBatch:
+        """The pairs at ``indices`` as an :class:`ImageBatch`. ``augment`` must be off: the
+        images are rendered once, so augmented strokes would no longer match them."""
+        if augment or drop_prob > 0:
+            raise ValueError(
+                "image datasets are rendered once and cannot be augmented (the strokes would "
+                "stop matching their images): train with augment=False and drop_prob=0"
+            )
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        data = self.sketches
+        b = make_batch([data.sketches[i] for i in indices], data.labels[indices], data.max_len)
+        return ImageBatch(self.image_tensor(indices), b.strokes, b.lengths, b.labels)
+
+
+class ImageOnlyDataset:
+    """Images without strokes, for models of pixels alone (the Conv-VAE): ``len`` and
+    ``batch`` as the Trainer asks of a dataset.
+
+    ``images`` ``(N, S, S)`` (greyscale, given a channel axis) or ``(N, C, S, S)``, in
+    ``[0, 1]`` with ink 1 (the Bernoulli likelihood needs that range); ValueError otherwise.
+    """
+
+    def __init__(self, images: np.ndarray | torch.Tensor):
+        data = torch.as_tensor(np.asarray(images, dtype=np.float32))
+        if data.dim() == 3:
+            data = data.unsqueeze(1)  # greyscale (N, S, S) -> (N, 1, S, S)
+        if data.dim() != 4:
+            raise ValueError(f"images must be (N, S, S) or (N, C, S, S), got {tuple(data.shape)}")
+        if len(data) == 0:
+            raise ValueError("no images to train on")
+        if float(data.min()) < 0 or float(data.max()) > 1:
+            raise ValueError("images must lie in [0, 1] (1 = ink) for the Bernoulli likelihood")
+        self.images = data
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __repr__(self) -> str:
+        return f"ImageOnlyDataset({len(self)} images of {tuple(self.images.shape[1:])})"
+
+    def batch(
+        self,
+        indices: Sequence[int] | np.ndarray,
+        augment: bool = False,
+        rng: np.random.Generator | None = None,
+        *,
+        drop_prob: float = 0.0,
+    ) -> ImageOnlyBatch:
+        """The images at ``indices``. There is no image augmentation: ``augment`` must be off."""
+        if augment or drop_prob > 0:
+            raise ValueError(
+                "image-only datasets are not augmented: train with augment=False and drop_prob=0"
+            )
+        indices = np.asarray(indices, dtype=np.int64).reshape(-1)
+        return ImageOnlyBatch(self.images[torch.from_numpy(indices)])

@@ -1,26 +1,78 @@
-"""The embeddings of any image or sketch files under a SketchEmbedNet (``sketchrnn embed
-vectors``): images read as the models take them, sketch files rendered as their training
-images were."""
+"""Embeddings of drawings: a model's embedding of images as a function (:func:`model_embedding`,
+what few-shot classification scores), unit length (:func:`l2_normalise`), and the embeddings
+of any image or sketch files under a SketchEmbedNet (``sketchrnn embed vectors``): images read
+as the models take them, sketch files rendered as their training images were."""
 
 from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
-from sketchrnn.fewshot import l2_normalise, model_embedding
-from sketchrnn.image_data import render_images
+from sketchrnn.datasets import render_images
 from sketchrnn.io.files import SketchFileError, atomic_path
 from sketchrnn.io.formats import read_sketches
-from sketchrnn.models import SketchEmbedNet, load_model
+from sketchrnn.models import SketchModel, load_model
 
-__all__ = ["IMAGE_SUFFIXES", "read_image_file", "load_embed_net", "embed_files"]
+__all__ = [
+    "EmbedFn",
+    "l2_normalise",
+    "model_embedding",
+    "IMAGE_SUFFIXES",
+    "read_image_file",
+    "load_embed_net",
+    "embed_files",
+]
+
+EmbedFn = Callable[[np.ndarray], np.ndarray]
+"""Images ``(N, H, W)`` or ``(N, C, H, W)`` float32 -> embeddings ``(N, D)``."""
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def l2_normalise(embeddings: np.ndarray) -> np.ndarray:
+    """Each row of ``(N, D)`` scaled to unit length, in place (float arrays) and returned."""
+    norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
+    # An all-zero embedding (e.g. a blank image through a ReLU net) stays zero instead of NaN.
+    embeddings /= np.maximum(norms, 1e-12)
+    return embeddings
+
+
+def model_embedding(model: SketchModel, image_size: int, batch_size: int = 256) -> EmbedFn:
+    """An :data:`EmbedFn` from a model that embeds images (``model.embeds_images``:
+    SketchEmbedNet, ConvVAE): its ``embed(images) -> mu``, given images of the
+    ``config.image_size`` it was trained at.
+
+    Greyscale ``(N, S, S)`` images are given a channel axis (repeated for RGB encoders).
+    ValueError for another model, or when ``image_size`` differs from the model's.
+    """
+    if not getattr(model, "embeds_images", False):
+        raise ValueError(
+            f"{type(model).__name__} has no image encoder: few-shot needs a SketchEmbedNet"
+        )
+    config = model.config
+    if config.image_size != image_size:
+        raise ValueError(
+            f"the model takes {config.image_size}x{config.image_size} images but the episodes "
+            f"are {image_size}x{image_size}: pass --image-size {config.image_size}"
+        )
+    in_channels = config.in_channels
+
+    def embed(images: np.ndarray) -> np.ndarray:
+        batch = torch.as_tensor(np.asarray(images, dtype=np.float32))
+        if batch.dim() == 3:
+            batch = batch.unsqueeze(1).expand(-1, in_channels, -1, -1)
+        out = [
+            model.embed(batch[i : i + batch_size]).cpu() for i in range(0, len(batch), batch_size)
+        ]
+        return torch.cat(out).numpy()
+
+    return embed
 
 
 def read_image_file(path: str | os.PathLike, image_size: int) -> np.ndarray:
@@ -40,10 +92,11 @@ def read_image_file(path: str | os.PathLike, image_size: int) -> np.ndarray:
     return pixels
 
 
-def load_embed_net(path: str | os.PathLike) -> SketchEmbedNet:
-    """The SketchEmbedNet saved at ``path``; ValueError for any other model."""
+def load_embed_net(path: str | os.PathLike) -> SketchModel:
+    """The SketchEmbedNet saved at ``path`` (a model that embeds images and draws strokes);
+    ValueError for any other model."""
     model = load_model(path)
-    if not isinstance(model, SketchEmbedNet):
+    if not (model.embeds_images and model.draws_strokes):
         raise ValueError(
             f"{path}: a {type(model).__name__}, not a SketchEmbedNet (no image encoder with a "
             "stroke decoder)"

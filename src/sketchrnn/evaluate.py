@@ -9,7 +9,10 @@ Recurrent dropout is off (``model.eval()``) and there is no augmentation.
 
 ``loss`` is the model's evaluation objective, ``model.losses(batch, None)["loss"]``: for
 sketch-rnn the un-annealed eq. 11, ``L_R + w_KL * L_KL`` with the model's own ``w_KL``
-(``config.kl_weight``); for SketchEmbedNet its final objective (``alpha = alpha_max``).
+(``config.kl_weight``); for SketchEmbedNet its final objective (``alpha = alpha_max``); for
+the Conv-VAE ``recon + kl_weight * kl``. Any model is evaluated on files: its batches are
+built by the model from the sketches read (:meth:`sketchrnn.models.interface.SketchModel.dataset`:
+a model of images renders them as its training images were).
 
 Evaluating on files (:func:`evaluate_files`, :func:`evaluate_files_by_class`) normalises the
 data with the *model's* scale factor (:func:`sketchrnn.models.units.model_scale_factor`: a
@@ -36,8 +39,10 @@ import numpy as np
 import torch
 
 from sketchrnn import strokes
-from sketchrnn.data import SketchDataset, load_datasets, to_device
+from sketchrnn.data import load_datasets
+from sketchrnn.datasets import BatchSource, SketchDataset, to_device
 from sketchrnn.models import SketchModel, is_magenta_json_model, load_model
+from sketchrnn.models.config import MAX_SEQ_LEN
 from sketchrnn.models.decoding import check_count
 from sketchrnn.models.units import model_scale_factor
 
@@ -46,7 +51,6 @@ __all__ = [
     "evaluate_files",
     "evaluate_files_by_class",
     "EvaluationReport",
-    "is_magenta_json_model",
     "resolve_raw_ndjson",
     "RAW_NDJSON_CHOICES",
     "EVAL_SPLITS",
@@ -58,15 +62,15 @@ EVAL_SPLITS = ("train", "valid", "test", "all")
 
 @torch.no_grad()
 def evaluate(
-    model: SketchModel, dataset: Any, batch_size: int = 100, *, seed: int = 0
+    model: SketchModel, dataset: BatchSource, batch_size: int = 100, *, seed: int = 0
 ) -> dict[str, float]:
     """The mean of every term of ``model.losses(batch, None)`` over ``dataset``: for sketch-rnn
     ``L_R, L_s, L_p, L_KL``, ``kl_weight`` and ``loss = L_R + w_KL * L_KL``.
 
     Each batch's losses are means over its items, so batches are weighted by their size: the
-    result does not depend on ``batch_size``. ``dataset`` is of the model's batch type (a
-    :class:`sketchrnn.data.SketchDataset`, or for SketchEmbedNet an image dataset, whose
-    ``loss`` is the final objective, ``alpha = alpha_max``, so that losses of different
+    result does not depend on ``batch_size``. ``dataset`` is of the model's batch type (as
+    ``model.dataset(model.config, sketches)`` builds it: for SketchEmbedNet an image dataset,
+    whose ``loss`` is the final objective, ``alpha = alpha_max``, so that losses of different
     training steps compare). Eval mode; ``z`` is sampled as in training, from ``seed`` in a
     forked RNG; the model's own device is used.
     """
@@ -96,12 +100,13 @@ def evaluate(
 class EvaluationReport:
     """What :func:`evaluate_files_by_class` measured.
 
-    ``total`` and every ``per_class[name]`` hold ``L_R, L_s, L_p, L_KL, loss``, ``sketches``
-    (how many were evaluated) and ``offset_std_ratio`` (std of the data's offsets over the
-    model's scale factor: about 1 when data and model share units). ``split`` is the split
-    evaluated (``"all"``: every drawing), ``raw_ndjson`` how raw ndjson drawings were
-    simplified, ``dropped_too_long`` how many drawings were longer than the model's
-    ``N_max`` and left out.
+    ``total`` and every ``per_class[name]`` hold the model's losses (sketch-rnn: ``L_R, L_s,
+    L_p, L_KL, loss``), ``sketches`` (how many were evaluated) and ``offset_std_ratio`` (std of
+    the data's offsets over the model's scale factor: about 1 when data and model share
+    units). ``columns`` is what a table of them shows: column -> key of ``total`` (the model's
+    ``LOSS_COLUMNS``). ``split`` is the split evaluated (``"all"``: every drawing),
+    ``raw_ndjson`` how raw ndjson drawings were simplified, ``dropped_too_long`` how many
+    drawings were longer than the model's ``N_max`` and left out.
     """
 
     split: str
@@ -109,6 +114,7 @@ class EvaluationReport:
     total: dict[str, float]
     per_class: dict[str, dict[str, float]] = field(default_factory=dict)
     dropped_too_long: int = 0
+    columns: dict[str, str] = field(default_factory=dict)
 
 
 def resolve_raw_ndjson(raw_ndjson: str, model_path: str | os.PathLike) -> str:
@@ -123,8 +129,10 @@ def resolve_raw_ndjson(raw_ndjson: str, model_path: str | os.PathLike) -> str:
     return raw_ndjson
 
 
-def _measure(model: SketchModel, dataset: Any, batch_size: int, seed: int) -> dict[str, float]:
-    result = evaluate(model, dataset, batch_size, seed=seed)
+def _measure(
+    model: SketchModel, dataset: SketchDataset, batch_size: int, seed: int
+) -> dict[str, float]:
+    result = evaluate(model, model.dataset(model.config, dataset), batch_size, seed=seed)
     result["sketches"] = float(len(dataset))
     # The sketches are already divided by the model's scale factor.
     try:
@@ -144,13 +152,18 @@ def evaluate_files_by_class(
     seed: int = 0,
     device: str | torch.device = "cpu",
 ) -> EvaluationReport:
-    """``sketchrnn evaluate``: the losses of a saved model on data files, in all and per class.
+    """``sketchrnn evaluate``: the losses of a saved model (any kind) on data files, in all and
+    per class.
 
     The data is normalised with the *model's* scale factor (not one recomputed from these
-    files) and padded to the model's ``N_max``; drawings longer than ``N_max`` are left out
-    and counted. Splits are assigned as ``sketchrnn train`` assigns them (per file and class,
-    seeded), so ``split="test"`` is the test split a model trained here on the same files never
-    saw. ``split=None`` means ``"test"``, except for magenta.js models, which were trained
+    files; a model of pixels alone, which has none, takes the data's) and padded to the
+    model's ``N_max``; drawings longer than ``N_max`` are left out and counted. Splits are
+    assigned as ``sketchrnn train`` assigns them to sketch-rnn (per file and class, seeded),
+    so ``split="test"`` is the test split a model trained here on the same files never saw.
+    (A model of images was trained on the files' own splits where they have them, as npz files
+    do; the image reader, :func:`sketchrnn.data.load_image_datasets`, splits a file without
+    them after leaving out its sketches too long, so such a split may differ by those.)
+    ``split=None`` means ``"test"``, except for magenta.js models, which were trained
     elsewhere (on Google's 70K/2.5K/2.5K npz split, not recorded in these files): for them it
     means ``"all"``, every drawing. ``raw_ndjson`` says how raw ndjson drawings are simplified
     (``"auto"``: see :func:`resolve_raw_ndjson`); simplified ndjson is read as it is.
@@ -165,14 +178,16 @@ def evaluate_files_by_class(
         raise ValueError("no data files given")
     raw_ndjson = resolve_raw_ndjson(raw_ndjson, model_path)
     model = load_model(model_path, device)
-    scale_factor = model_scale_factor(model)  # the model's units, not the data's
+    # The model's units, not the data's, wherever strokes enter or leave the model.
+    scale_factor = model_scale_factor(model) if model.has_stroke_units else None
+    n_max = model.max_seq_len
     # The same splits as `sketchrnn train` assigns; padded to the model's N_max (L_s and L_p
     # are divided by N_max, so the figures compare with training only with the same padding).
     splits = load_datasets(
         [os.fspath(p) for p in data_paths],
-        max_len=int(model.config.max_seq_len),
+        max_len=MAX_SEQ_LEN if n_max is None else n_max,
         scale_factor=scale_factor,
-        pad_to_max_len=True,
+        pad_to_max_len=n_max is not None,
         raw_simplification=raw_ndjson,
     )
     dropped = sum(splits.dropped_too_long.values())
@@ -191,14 +206,19 @@ def evaluate_files_by_class(
         splits.max_len,
     )
     if len(dataset) == 0:
+        within = "" if n_max is None else f" (within the model's N_max of {n_max} points)"
         raise ValueError(
-            f"no {split} sketches in {', '.join(os.fspath(p) for p in data_paths)} "
-            f"(within the model's N_max of {int(model.config.max_seq_len)} points)"
+            f"no {split} sketches in {', '.join(os.fspath(p) for p in data_paths)}{within}"
         )
     if model.num_classes > 0:
         _relabel_to_model_classes(dataset, model.classes)
     report = EvaluationReport(
-        split, raw_ndjson, _measure(model, dataset, batch_size, seed), {}, dropped
+        split,
+        raw_ndjson,
+        _measure(model, dataset, batch_size, seed),
+        {},
+        dropped,
+        dict(model.LOSS_COLUMNS),
     )
     present = sorted(set(dataset.labels.tolist()))
     if len(present) > 1:
@@ -219,8 +239,9 @@ def evaluate_files(
     device: str | torch.device = "cpu",
     raw_ndjson: str = "auto",
 ) -> dict[str, float]:
-    """The ``total`` of :func:`evaluate_files_by_class`: ``L_R, L_s, L_p, L_KL, loss``,
-    ``sketches`` and ``offset_std_ratio`` over all the data's ``split``."""
+    """The ``total`` of :func:`evaluate_files_by_class`: the model's losses (sketch-rnn:
+    ``L_R, L_s, L_p, L_KL, loss``), ``sketches`` and ``offset_std_ratio`` over all the data's
+    ``split``."""
     return evaluate_files_by_class(
         model_path,
         data_paths,

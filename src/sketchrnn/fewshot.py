@@ -5,7 +5,8 @@ class. The embeddings are L2-normalised, a logistic regression is fitted on the 
 scored on the query set. The result is the mean accuracy over episodes with a 95% confidence
 interval ``1.96 * std / sqrt(n_episodes)``.
 
-Typical use::
+Typical use (the embedders to compare: a model's, :func:`sketchrnn.embeddings.model_embedding`,
+and the baselines of :mod:`sketchrnn.baselines`)::
 
     split = load_omniglot_split("../shared/data/omniglot", "test")
     rows = run_fewshot_table({"pixels": raw_pixel_embedding}, split.images, episodes=2000)
@@ -17,49 +18,38 @@ seed, so every model is scored on exactly the same episodes.
 
 from __future__ import annotations
 
+import csv
+import hashlib
 import math
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
-import torch
 from sklearn.linear_model import LogisticRegression
 
-from sketchrnn.image_data import ImageOnlyDataset
-from sketchrnn.models.conv_vae import ConvVAE, ConvVAEConfig
-from sketchrnn.models.sketch_embed_net import SketchEmbedNet
-from sketchrnn.nn.encoders import ImageEncoder
+from sketchrnn.embeddings import EmbedFn, l2_normalise
+from sketchrnn.io.files import atomic_path
 from sketchrnn.progress import progress_bar
-from sketchrnn.train import TrainConfig, Trainer
 
 __all__ = [
-    "BASELINES",
     "MAX_EPISODES",
     "MAX_SHOTS",
     "MAX_WAYS",
-    "model_embedding",
-    "omniglot_background_images",
-    "train_quick_conv_vae",
-    "parse_baselines",
     "episodes_fingerprint",
     "write_fewshot_table",
     "Episode",
     "FewShotResult",
     "FewShotRow",
-    "EmbedFn",
     "sample_episodes",
     "embed_classes",
-    "l2_normalise",
     "evaluate_embedded",
     "evaluate_embedding",
-    "raw_pixel_embedding",
-    "random_conv4_embedding",
     "run_fewshot_table",
+    "run_episode_sets",
+    "one_shot_run_episodes",
     "format_fewshot_table",
 ]
-
-EmbedFn = Callable[[np.ndarray], np.ndarray]
-"""Images ``(N, H, W)`` or ``(N, C, H, W)`` float32 -> embeddings ``(N, D)``."""
 
 
 @dataclass(frozen=True, eq=False)  # eq would compare numpy arrays element-wise: ambiguous
@@ -193,14 +183,6 @@ def sample_episodes(
     return episodes
 
 
-def l2_normalise(embeddings: np.ndarray) -> np.ndarray:
-    """Each row of ``(N, D)`` scaled to unit length, in place (float arrays) and returned."""
-    norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
-    # An all-zero embedding (e.g. a blank image through a ReLU net) stays zero instead of NaN.
-    embeddings /= np.maximum(norms, 1e-12)
-    return embeddings
-
-
 def embed_classes(
     embed_fn: EmbedFn,
     class_to_images: Mapping[Hashable, np.ndarray],
@@ -277,44 +259,6 @@ def evaluate_embedding(
     used = dict.fromkeys(c for episode in episodes for c in episode.classes)
     embedded = embed_classes(embed_fn, class_to_images, used, batch_size, progress)
     return evaluate_embedded(embedded, episodes, regularization, progress)
-
-
-def raw_pixel_embedding(images: np.ndarray) -> np.ndarray:
-    """The pixel baseline: each image ``(N, ...)`` flattened to ``(N, D)``."""
-    images = np.asarray(images, dtype=np.float32)
-    return images.reshape(len(images), -1)
-
-
-def random_conv4_embedding(
-    seed: int = 0,
-    image_size: int = 28,
-    in_channels: int = 1,
-    output: str = "features",
-) -> EmbedFn:
-    """The random-CNN baseline: a randomly initialised Conv4 encoder as an embedding function.
-
-    ``output="features"`` gives the flattened Conv4 features (64 at 28x28), ``"mu"`` the mean of
-    its (random) Gaussian head. BatchNorm runs in eval mode so an image's embedding does not
-    depend on the batch it is in. The seed fixes the weights without touching torch's global
-    random state. The returned function maps ``(N, H, W)`` or ``(N, C, H, W)`` images to
-    ``(N, D)`` numpy arrays.
-    """
-    if output not in ("features", "mu"):
-        raise ValueError(f"output must be 'features' or 'mu', not {output!r}")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        encoder = ImageEncoder("conv4", in_channels=in_channels, image_size=image_size)
-    encoder.eval()
-
-    def embed(images: np.ndarray) -> np.ndarray:
-        batch = torch.as_tensor(np.asarray(images, dtype=np.float32))
-        if batch.dim() == 3:
-            batch = batch.unsqueeze(1)  # greyscale (N, H, W) -> (N, 1, H, W)
-        with torch.inference_mode():
-            out = encoder.features(batch) if output == "features" else encoder(batch)[0]
-        return out.numpy()
-
-    return embed
 
 
 def run_fewshot_table(
@@ -398,117 +342,9 @@ def format_fewshot_table(rows: Sequence[FewShotRow]) -> str:
     return "\n".join(lines)
 
 
-# ----------------------------------------------------------------------------- command helpers
-# What ``sketchrnn fewshot`` needs beyond the protocol: model and baseline embedders, the
-# background images a quick Conv-VAE trains on, a fingerprint of the episodes, table files.
-
-BASELINES = ("conv-vae", "random-conv4", "pixels")
-
-
-def model_embedding(
-    model: SketchEmbedNet | ConvVAE | torch.nn.Module, image_size: int, batch_size: int = 256
-) -> EmbedFn:
-    """An :data:`EmbedFn` from a model with an image encoder (SketchEmbedNet, ConvVAE): its
-    ``embed(images) -> mu``, given images of the ``config.image_size`` it was trained at.
-
-    Greyscale ``(N, S, S)`` images are given a channel axis (repeated for RGB encoders).
-    ValueError for another model, or when ``image_size`` differs from the model's.
-    """
-    if not isinstance(model, SketchEmbedNet | ConvVAE):
-        raise ValueError(
-            f"{type(model).__name__} has no image encoder: few-shot needs a SketchEmbedNet"
-        )
-    config = model.config
-    if config.image_size != image_size:
-        raise ValueError(
-            f"the model takes {config.image_size}x{config.image_size} images but the episodes "
-            f"are {image_size}x{image_size}: pass --image-size {config.image_size}"
-        )
-    in_channels = config.in_channels
-
-    def embed(images: np.ndarray) -> np.ndarray:
-        batch = torch.as_tensor(np.asarray(images, dtype=np.float32))
-        if batch.dim() == 3:
-            batch = batch.unsqueeze(1).expand(-1, in_channels, -1, -1)
-        out = [
-            model.embed(batch[i : i + batch_size]).cpu() for i in range(0, len(batch), batch_size)
-        ]
-        return torch.cat(out).numpy()
-
-    return embed
-
-
-def omniglot_background_images(root: str, image_size: int = 28) -> np.ndarray:
-    """All 964 x 20 Omniglot background-set images, float32 ``(19280, S, S)``, ink = 1.
-
-    These alphabets never appear in the Vinyals test split or the Lake split, so a baseline
-    trained on them sees no test character.
-    """
-    from pathlib import Path
-
-    from sketchrnn.io.omniglot_images import load_character_images, resize_ink_images
-
-    raw = load_character_images(Path(root) / "images_background.npz")
-    images = resize_ink_images(raw, image_size)
-    return images.reshape(-1, image_size, image_size)
-
-
-def train_quick_conv_vae(
-    images: np.ndarray, steps: int = 1500, seed: int = 0, z_size: int = 256, progress: bool = True
-) -> ConvVAE:
-    """A Conv4 Conv-VAE trained by the Trainer for ``steps`` on ``images`` ``(N, S, S)`` in
-    ``[0, 1]`` (ink 1), with the Conv-VAE's training defaults (batches of 128, or all the
-    images when there are fewer), on the CPU, writing no files; in eval mode.
-
-    Seeded by ``seed`` (weights, data order, noise) without touching torch's global random
-    state. ValueError for images of the wrong shape or range.
-    """
-    data = ImageOnlyDataset(images)
-    config = TrainConfig.for_model(
-        ConvVAE,
-        max_steps=steps,
-        batch_size=min(ConvVAE.TRAIN_DEFAULTS["batch_size"], len(data)),
-        seed=seed,
-        log_every=0,
-        eval_every=0,
-        save_every=0,
-        progress=progress,
-        out_dir=None,
-        device="cpu",
-    )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = ConvVAE(ConvVAEConfig(image_size=data.images.shape[-1], z_size=z_size))
-        model.encoder.check_images(data.images[:1])
-        trainer = Trainer(model, config, data)
-        try:
-            trainer.fit()
-        finally:
-            trainer.close()
-    return model.eval()
-
-
-def parse_baselines(spec: str) -> list[tuple[str, str | None]]:
-    """``"conv-vae:PATH,random-conv4,pixels"`` -> ``[("conv-vae", "PATH"), ...]``.
-
-    Only ``conv-vae`` takes a path (a ConvVAE ``save_pretrained`` folder). ValueError otherwise.
-    """
-    out: list[tuple[str, str | None]] = []
-    for item in filter(None, (part.strip() for part in spec.split(","))):
-        name, _, path = item.partition(":")
-        if name not in BASELINES:
-            raise ValueError(f"unknown baseline {name!r}: use {', '.join(BASELINES)}")
-        if path and name != "conv-vae":
-            raise ValueError(f"baseline {name!r} takes no path (got {item!r})")
-        out.append((name, path or None))
-    return out
-
-
 def episodes_fingerprint(episodes: Sequence[Episode]) -> str:
     """A short hash of the episodes' classes, support and query ids: equal fingerprints mean
     the same episodes (a rerun with the same seed and split replays them exactly)."""
-    import hashlib
-
     digest = hashlib.sha256()
     for episode in episodes:
         digest.update(repr(episode.classes).encode())
@@ -520,11 +356,6 @@ def episodes_fingerprint(episodes: Sequence[Episode]) -> str:
 def write_fewshot_table(path: str, rows: Sequence[FewShotRow]) -> None:
     """Write ``rows`` to ``.csv`` (embedder, n_way, k_shot, accuracy, ci95, episodes) or, for
     any other suffix, the Markdown of :func:`format_fewshot_table`; atomically."""
-    import csv
-    from pathlib import Path
-
-    from sketchrnn.io.files import atomic_path
-
     path_obj = Path(path)
     with atomic_path(path_obj) as tmp:
         if path_obj.suffix.lower() == ".csv":
@@ -544,98 +375,3 @@ def write_fewshot_table(path: str, rows: Sequence[FewShotRow]) -> None:
                     )
         else:
             Path(tmp).write_text(format_fewshot_table(rows) + "\n", encoding="utf-8")
-
-
-# ----------------------------------------------------------------------------- embedders
-
-#: Where ``sketchrnn fewshot`` looks for the Omniglot data (``--omniglot``) by default.
-DEFAULT_OMNIGLOT = "../shared/data/omniglot"
-
-
-def build_embedders(
-    model: torch.nn.Module,
-    baselines: str | Sequence[tuple[str, str | None]],
-    image_size: int = 28,
-    *,
-    seed: int = 0,
-    omniglot: str = DEFAULT_OMNIGLOT,
-    conv_vae_steps: int | None = None,
-    conv_vae_data: Sequence[str] | None = None,
-    conv_vae_out: str | None = None,
-    log: Callable[[str], None] | None = None,
-) -> dict[str, EmbedFn]:
-    """The embedders to score on the same episodes: ``"sketchembednet"`` (``model``'s) first,
-    then each of ``baselines`` (a :func:`parse_baselines` spec or its result), in order.
-
-    ``conv-vae:PATH`` loads a saved ConvVAE; ``conv-vae`` alone trains one with
-    :func:`train_quick_conv_vae` (``conv_vae_steps``, default that function's) on the images
-    of ``conv_vae_data`` (stroke files rendered as SketchEmbedNet's training images), else on
-    the Omniglot background set under ``omniglot``, and saves it to ``conv_vae_out`` if
-    given. ``random-conv4`` is seeded by ``seed``. ``log`` receives one line per such step.
-    """
-    from sketchrnn.models.conv_vae import ConvVAE
-
-    say = log or (lambda _message: None)
-    if isinstance(baselines, str):
-        baselines = parse_baselines(baselines)
-    embedders: dict[str, EmbedFn] = {"sketchembednet": model_embedding(model, image_size)}
-    for name, path in baselines:
-        if name == "pixels":
-            embedders[name] = raw_pixel_embedding
-        elif name == "random-conv4":
-            embedders[name] = random_conv4_embedding(seed, image_size)
-        elif path is not None:
-            embedders[name] = model_embedding(ConvVAE.from_pretrained(path), image_size)
-        else:
-            embedders[name] = model_embedding(
-                _quick_conv_vae(
-                    image_size, seed, omniglot, conv_vae_steps, conv_vae_data, conv_vae_out, say
-                ),
-                image_size,
-            )
-    return embedders
-
-
-def _quick_conv_vae(
-    image_size: int,
-    seed: int,
-    omniglot: str,
-    steps: int | None,
-    files: Sequence[str] | None,
-    out: str | None,
-    say: Callable[[str], None],
-) -> torch.nn.Module:
-    """The ``conv-vae`` baseline without a path: trained here (see :func:`build_embedders`)."""
-    import inspect
-    from typing import Any
-
-    if steps is None:
-        steps = inspect.signature(train_quick_conv_vae).parameters["steps"].default
-    files = list(files or [])
-    source = (
-        "the Omniglot background"
-        if not files
-        else files[0]
-        if len(files) == 1
-        else f"{len(files)} files ({files[0]}, ...)"
-    )
-    say(
-        f"conv-vae: no path given, training one for {steps} steps (batch 128) on images of "
-        + source
-    )
-    if files:
-        # The images the SketchEmbedNet under test learned from (rendered the same way).
-        from sketchrnn.image_data import load_image_datasets
-
-        train: Any = load_image_datasets(files, image_size).train
-        images = train.images.astype(np.float32) / 255.0
-    else:
-        images = omniglot_background_images(omniglot, image_size)
-    vae: Any = train_quick_conv_vae(images, steps, seed)
-    if out:
-        vae.save_pretrained(out)
-        say(f"conv-vae: saved to {out}")
-    return vae
-
-
-__all__ += ["DEFAULT_OMNIGLOT", "build_embedders"]

@@ -8,7 +8,7 @@
   (a circle left of / right of / above / below a square; 1, 2, 3 stacked circles), one panel
   per model, points coloured by arrangement, with a legend.
 
-Sketches are rendered with :func:`sketchrnn.image_data.render_images`; the panels are put
+Sketches are rendered with :func:`sketchrnn.datasets.render_images`; the panels are put
 together with Pillow (matplotlib is not a dependency). UMAP needs the optional ``umap-learn``
 (:class:`MissingExtraError` says how to install it, before any work). Every figure is a PNG:
 an output named otherwise (``x.npz``) is refused before any work, never written as a PNG.
@@ -27,13 +27,12 @@ from PIL import Image, ImageDraw
 
 from sketchrnn import generate
 from sketchrnn import strokes as S
-from sketchrnn.embeddings import load_embed_net, read_image_file
-from sketchrnn.fewshot import l2_normalise
-from sketchrnn.image_data import render_images
+from sketchrnn.datasets import render_images
+from sketchrnn.embeddings import l2_normalise, load_embed_net, read_image_file
 from sketchrnn.io.files import atomic_path
 from sketchrnn.io.formats import read_sketches
 from sketchrnn.io.omniglot_images import load_omniglot_split
-from sketchrnn.models import ConvVAE, SketchEmbedNet
+from sketchrnn.models import ConvVAE, SketchModel
 from sketchrnn.synthetic import synthetic_sketch
 
 __all__ = [
@@ -140,7 +139,7 @@ def load_input_images(
     return np.stack(images), names
 
 
-def _model_images(model: SketchEmbedNet | ConvVAE, images: np.ndarray) -> torch.Tensor:
+def _model_images(model: SketchModel, images: np.ndarray) -> torch.Tensor:
     """``(n, S, S)`` ink images -> ``(n, C, S, S)`` for ``model``; ValueError for a wrong size."""
     size, channels = model.config.image_size, model.config.in_channels
     if images.shape[-2:] != (size, size):
@@ -294,7 +293,8 @@ def one_shot_figure(
         raise ValueError(f"n_characters must be at least 1, got {n_characters}")
     model = load_embed_net(model_path)
     images, names = load_input_images(inputs, omniglot, model.config.image_size, n_characters)
-    drawings = model.generate(_model_images(model, images), temperature=temperature, seed=seed)
+    z = model.embed(_model_images(model, images))
+    drawings = generate.decode(model, z, temperature=temperature, seed=seed)
     rows: list[list[Image.Image | str | None]] = [
         [name, _tile(image), _sketch_tile(drawing)]
         for name, image, drawing in zip(names, images, drawings, strict=True)

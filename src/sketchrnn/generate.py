@@ -27,13 +27,13 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator, Sequence
-from typing import Any, Literal, cast, overload
+from typing import Any, Literal, overload
 
 import numpy as np
 import torch
 
 from sketchrnn import strokes
-from sketchrnn.data import make_batch
+from sketchrnn.datasets import SketchDataset, render_images, to_device
 from sketchrnn.models import SketchModel, is_magenta_json_model, load_model
 from sketchrnn.models.config import Bounds
 from sketchrnn.models.decoding import (
@@ -52,7 +52,6 @@ from sketchrnn.models.decoding import (
     stop_when,
     stream,
 )
-from sketchrnn.models.sketch_rnn import SketchRNN
 from sketchrnn.models.units import model_scale_factor, to_model_units
 
 __all__ = [
@@ -120,23 +119,27 @@ def encode(
     model: SketchModel, sketches: Sequence[np.ndarray], *, with_sigma: bool = False
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Latent means ``(B, z_size)`` of pixel stroke-3 sketches (and ``sigma_hat`` on request),
-    through a sketch-rnn VAE's stroke encoder.
+    through the model's encoder (:meth:`~sketchrnn.models.interface.SketchModel.posterior` of
+    the model's own batch of the sketches: a sketch-rnn VAE reads their strokes, a model of
+    images their images).
 
     The mean of ``q(z | sketch)`` is used so that encoding is deterministic.
     """
     _require_encoder(model, "encoding")
     if len(sketches) == 0:
         raise ValueError("no sketches to encode")
-    max_len = int(model.config.max_seq_len)
+    max_len = model.max_seq_len
     checked = [strokes.validate_stroke3(s, where=f"sketch {i}") for i, s in enumerate(sketches)]
     for i, s in enumerate(checked):
-        if len(s) > max_len:
+        if max_len is not None and len(s) > max_len:
             raise ValueError(f"sketch {i} has {len(s)} points, more than max_seq_len={max_len}")
     normalised = to_model_units(model, checked)
-    batch = make_batch(normalised, [0] * len(normalised), max(len(s) for s in normalised))
-    vae = cast(SketchRNN, model)  # the stroke encoder: SketchRNN.encode(strokes, lengths)
+    longest = max(len(s) for s in normalised)
+    labels = np.zeros(len(normalised), dtype=np.int64)  # unused by an encoder
+    given = SketchDataset(normalised, labels, ["sketch"], model_scale_factor(model), longest)
+    batch = model.dataset(model.config, given).batch(np.arange(len(given)))
     with inference(model):
-        mu, sigma_hat = vae.encode(batch.strokes.to(model.device), batch.lengths)
+        mu, sigma_hat = model.posterior(to_device(batch, model.device))
     return (mu, sigma_hat) if with_sigma else mu
 
 
@@ -648,9 +651,7 @@ def prepare_drawing(
 
 def _images(model: SketchModel, sketches: Sequence[np.ndarray]) -> torch.Tensor:
     """Drawings rendered as an image model's training images were (fitted, centred, 10%
-    margin: :func:`sketchrnn.image_data.render_images`): ``(n, C, S, S)`` float32 in [0, 1]."""
-    from sketchrnn.image_data import render_images
-
+    margin: :func:`sketchrnn.datasets.render_images`): ``(n, C, S, S)`` float32 in [0, 1]."""
     config: Any = model.config
     checked = [strokes.validate_stroke3(s, where=f"sketch {i}") for i, s in enumerate(sketches)]
     pixels = render_images(checked, int(config.image_size)).astype(np.float32) / 255.0
@@ -666,7 +667,7 @@ def embed(model: SketchModel, sketches: Sequence[np.ndarray]) -> np.ndarray:
         raise ValueError("no sketches to embed")
     if model.reads_images:
         with inference(model):
-            vectors = cast(Any, model).embed(_images(model, sketches))
+            vectors = model.embed(_images(model, sketches))
     else:
         vectors = encode(model, sketches)
     return vectors.detach().cpu().numpy().astype(np.float64)
@@ -692,7 +693,7 @@ def imitate(
     n = check_count(n)
     s3 = strokes.validate_stroke3(s3)
     with inference(model):
-        z = cast(Any, model).embed(_images(model, [s3])).expand(n, -1).contiguous()
+        z = model.embed(_images(model, [s3])).expand(n, -1).contiguous()
     drawn = decode(model, z, temperature=temperature, max_len=max_len, seed=seed)
     lo_x, hi_x, lo_y, hi_y = strokes.bounds(s3)
     target = max(hi_x - lo_x, hi_y - lo_y)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from sketchrnn import strokes as S
-from sketchrnn.data import assign_splits
+from sketchrnn.datasets import assign_splits
 from sketchrnn.generate import sample
 from sketchrnn.io.files import SketchFileError, atomic_path
 from sketchrnn.io.npz import write_npz

@@ -48,7 +48,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from sketchrnn.cpu_threads import ThreadGovernor
-from sketchrnn.data import to_device
+from sketchrnn.datasets import BatchSource, to_device
 from sketchrnn.evaluate import evaluate
 from sketchrnn.io.files import SketchFileError, atomic_path
 from sketchrnn.models.checkpoint import (
@@ -101,27 +101,21 @@ __all__ = [
     "model_from_checkpoint",
     "CHECKPOINT_NAME",
     "PREVIOUS_CHECKPOINT_NAME",
-    "LOG_COLUMNS",
+    "log_columns",
 ]
 
-# The checkpoint before the latest, kept in case the latest is damaged.
 
-LOG_COLUMNS = (
-    "step",
-    "split",
-    "L_R",
-    "L_s",
-    "L_p",
-    "L_KL",
-    "loss",
-    "lr",
-    "kl_weight",
-    "sketches_per_s",
-    "L_pixel",
-    "alpha",
-)
-# The columns filled from the model's losses (blank for the terms a model does not have).
-_LOSS_COLUMNS = ("L_R", "L_s", "L_p", "L_KL", "loss", "kl_weight", "L_pixel", "alpha")
+def log_columns(model_class: type[SketchModel]) -> list[str]:
+    """The columns of a run's log.csv: ``step``, ``split``, the model's ``LOSS_COLUMNS``, the
+    learning rate ``lr``, the model's ``SCHEDULE_COLUMNS`` and ``sketches_per_s``."""
+    return [
+        "step",
+        "split",
+        *model_class.LOSS_COLUMNS,
+        "lr",
+        *model_class.SCHEDULE_COLUMNS,
+        "sketches_per_s",
+    ]
 
 
 class TrainingError(RuntimeError):
@@ -411,16 +405,16 @@ class Trainer:
       checked on load. ``checkpoint.prev.pt`` is the one before it;
     - ``best/``: the weights with the lowest validation loss as a pretrained directory
       (``load_model(out_dir / "best")``) plus its ``checkpoint.pt``;
-    - ``log.csv`` (:data:`LOG_COLUMNS`) and, if asked, TensorBoard event files;
+    - ``log.csv`` (:func:`log_columns`) and, if asked, TensorBoard event files;
     - ``run.lock`` (:class:`RunLock`), held from the Trainer's creation until :meth:`fit`
       returns or :meth:`close` (:meth:`fit` takes it again): a second training on the same
       folder fails at once naming this one's process. Taking it also removes what a killed
       write left behind (``.checkpoint.pt.*.part``, ...).
 
-    ``train`` and ``valid`` are datasets of the model's batch type (``len`` and
-    ``batch(indices, augment, rng, drop_prob=...)``: :class:`sketchrnn.data.SketchDataset`,
-    :class:`sketchrnn.image_data.ImageSketchDataset`, ...; one with a ``verify()``, as a
-    packed store's, is verified before the first step); the model takes the training set's
+    ``train`` and ``valid`` are data sets of the model's batch type
+    (:class:`sketchrnn.datasets.BatchSource`, as ``model.dataset(config, sketches)`` builds
+    them; one with a ``verify()``, as a packed store's, is verified before the first step);
+    the model takes the training set's
     ``scale_factor`` and ``classes`` when it has none. ``resume=True`` continues from
     ``out_dir/checkpoint.pt`` (or from ``resume_state``, its content when already read with
     :func:`read_run_checkpoint`); ``run_lock`` is a lock on ``out_dir`` already taken
@@ -434,8 +428,8 @@ class Trainer:
         self,
         model: SketchModel,
         config: TrainConfig,
-        train: Any,
-        valid: Any | None = None,
+        train: BatchSource,
+        valid: BatchSource | None = None,
         *,
         resume: bool = False,
         run_lock: RunLock | None = None,
@@ -552,8 +546,8 @@ class Trainer:
     def from_checkpoint(
         cls,
         config: TrainConfig,
-        train: Any,
-        valid: Any | None = None,
+        train: BatchSource,
+        valid: BatchSource | None = None,
         *,
         state: dict[str, Any] | None = None,
         run_lock: RunLock | None = None,
@@ -854,9 +848,10 @@ class Trainer:
         if not self.ctx.is_main:
             return
         step = self.step
-        aliases = type(self.model).LOG_ALIASES
-        # Blank, not NaN, for the terms this model does not have (sketch-rnn: L_pixel, alpha).
-        values = {k: losses.get(aliases.get(k, k), "") for k in _LOSS_COLUMNS}
+        model_class = type(self.model)
+        columns = {**model_class.LOSS_COLUMNS, **model_class.SCHEDULE_COLUMNS}
+        # Blank, not NaN, for a term the losses lack.
+        values = {column: losses.get(key, "") for column, key in columns.items()}
         row = {
             "step": step,
             "split": split,
@@ -868,8 +863,8 @@ class Trainer:
         if self.out_dir is not None and self.config.log_csv:
             self._write_log()
         if self._tb is not None:
-            for k in _LOSS_COLUMNS:
-                if row[k] != "" and (k != "kl_weight" or split == "train"):
+            for k in columns:
+                if row[k] != "" and (k in model_class.LOSS_COLUMNS or split == "train"):
                     self._tb.add_scalar(f"{split}/{k}", row[k], step)
             if split == "train":
                 self._tb.add_scalar("train/lr", row["lr"], step)
@@ -878,7 +873,9 @@ class Trainer:
         assert self.out_dir is not None
         with atomic_path(self.out_dir / "log.csv") as tmp:
             with open(tmp, "w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=LOG_COLUMNS)
+                # A run resumed from an older version may hold rows with other columns.
+                columns = log_columns(type(self.model))
+                writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
                 writer.writeheader()
                 for row in self._log_rows:
                     writer.writerow({k: _fmt(v) for k, v in row.items()})

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from sketchrnn.fewshot import train_quick_conv_vae
-from sketchrnn.image_data import ImageOnlyBatch, ImageOnlyDataset
+from sketchrnn.baselines import train_quick_conv_vae
+from sketchrnn.datasets import ImageOnlyBatch, ImageOnlyDataset
 from sketchrnn.models import load_model
 from sketchrnn.models.conv_vae import ConvVAE, ConvVAEConfig
-from sketchrnn.models.sketch_rnn import ModelFileError
+from sketchrnn.models.pretrained import ModelFileError
 from sketchrnn.train import TrainConfig, Trainer
 
 

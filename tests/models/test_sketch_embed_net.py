@@ -13,10 +13,10 @@ from helpers import random_sketches, shared_file
 
 from sketchrnn.cli import main
 from sketchrnn.data import datasets_from_sketchset
-from sketchrnn.image_data import ImageSketchDataset
+from sketchrnn.datasets import ImageSketchDataset
 from sketchrnn.io.sketchset import SketchSet
 from sketchrnn.models import SketchEmbedNet, SketchEmbedNetConfig, load_model
-from sketchrnn.models.sketch_rnn import ModelFileError
+from sketchrnn.models.pretrained import ModelFileError
 from sketchrnn.train import TrainConfig, Trainer, load_checkpoint
 
 

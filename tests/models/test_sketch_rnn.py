@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from sketchrnn.data import Batch
+from sketchrnn.datasets import Batch
 from sketchrnn.models import ModelFileError, SketchRNN, SketchRNNConfig
 from sketchrnn.nn.cells import CELL_TYPES
 from sketchrnn.strokes import START_TOKEN, stroke3_to_stroke5

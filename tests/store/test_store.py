@@ -14,7 +14,8 @@ import torch
 from helpers import shared_file
 
 import sketchrnn.store.packing as pack_module
-from sketchrnn.data import SketchDataset, load_datasets
+from sketchrnn.data import load_datasets
+from sketchrnn.datasets import SketchDataset
 from sketchrnn.io.files import SketchFileError
 from sketchrnn.io.formats import write_sketches
 from sketchrnn.io.sketchset import SketchSet

@@ -13,7 +13,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "evaluate",
         _evaluate,
         _arguments,
-        help="L_R, L_s, L_p, L_KL of a model on a data split, per class",
+        help="the losses of a model (any kind) on a data split, per class",
     )
 
 
@@ -63,10 +63,10 @@ def _evaluate(args: argparse.Namespace) -> None:
         print(f"left out {report.dropped_too_long} sketches longer than the model's N_max")
     rows = {**report.per_class, "all": report.total}
     width = max(len(name) for name in rows)
-    keys = ("L_R", "L_s", "L_p", "L_KL", "loss")
-    print(f"{'class':{width}s}  " + "  ".join(f"{k:>8s}" for k in keys) + "  sketches  std/sf")
+    columns = report.columns  # the model's loss terms: column -> key
+    print(f"{'class':{width}s}  " + "  ".join(f"{c:>8s}" for c in columns) + "  sketches  std/sf")
     for name, result in rows.items():
-        figures = "  ".join(f"{result[k]:8.4f}" for k in keys)
+        figures = "  ".join(f"{result[key]:8.4f}" for key in columns.values())
         print(
             f"{name:{width}s}  {figures}  {int(result['sketches']):8d}"
             f"  {result['offset_std_ratio']:6.2f}"

@@ -1,5 +1,5 @@
 """``sketchrnn fewshot``: N-way K-shot Omniglot accuracy of a model and baselines, all on the
-same seeded episodes (:mod:`sketchrnn.fewshot`)."""
+same seeded episodes (:mod:`sketchrnn.fewshot`, :mod:`sketchrnn.baselines`)."""
 
 from __future__ import annotations
 
@@ -21,11 +21,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _arguments(q: argparse.ArgumentParser) -> None:
-    from sketchrnn import fewshot
+    from sketchrnn import baselines, fewshot
     from sketchrnn.models.config import MAX_IMAGE_SIDE, MAX_STEPS
 
     table = defaults_of(fewshot.run_fewshot_table)
-    embedders = defaults_of(fewshot.build_embedders)
+    embedders = defaults_of(baselines.build_embedders)
     q.add_argument("--model", required=True, metavar="RUN_DIR", help="a SketchEmbedNet")
     q.add_argument(
         "--baselines",
@@ -59,7 +59,7 @@ def _arguments(q: argparse.ArgumentParser) -> None:
     q.add_argument(
         "--conv-vae-steps",
         type=bounded(int, low=0, high=MAX_STEPS),
-        default=defaults_of(fewshot.train_quick_conv_vae)["steps"],
+        default=defaults_of(baselines.train_quick_conv_vae)["steps"],
     )
     q.add_argument(
         "--conv-vae-data",
@@ -78,14 +78,14 @@ def _arguments(q: argparse.ArgumentParser) -> None:
 
 
 def _fewshot(args: argparse.Namespace) -> None:
-    from sketchrnn import fewshot
+    from sketchrnn import baselines, fewshot
     from sketchrnn.io.omniglot_images import load_omniglot_split
     from sketchrnn.models import load_model
 
-    baselines = fewshot.parse_baselines(args.baselines)  # a bad spec fails before any loading
-    embedders = fewshot.build_embedders(
+    chosen = baselines.parse_baselines(args.baselines)  # a bad spec fails before any loading
+    embedders = baselines.build_embedders(
         load_model(args.model),
-        baselines,
+        chosen,
         args.image_size,
         seed=args.seed,
         omniglot=args.omniglot,

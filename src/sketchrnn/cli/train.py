@@ -170,7 +170,7 @@ def _arguments(name: str, q: argparse.ArgumentParser, others: bool = True) -> No
         help="longest sketch kept, in points (the model's N_max: the longest kept)",
     )
     if image_model:
-        from sketchrnn.image_data import load_image_datasets
+        from sketchrnn.data import load_image_datasets
 
         data.add_argument(
             "--rdp-epsilon",
@@ -434,7 +434,7 @@ def _trainer(
         _note_kept_settings(args, config, run_config, train_config.out_dir)
         config = run_config
     if name == "sketchembednet":
-        from sketchrnn.image_data import load_image_datasets
+        from sketchrnn.data import load_image_datasets
 
         data = load_image_datasets(
             args.data,

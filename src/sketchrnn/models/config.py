@@ -29,7 +29,7 @@ import dataclasses
 import math
 import numbers
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar, Self
 
 from sketchrnn.strokes import scale_factor_problem
 
@@ -276,6 +276,17 @@ class UnitsConfig(ConfigDict):
 
     scale_factor: float | None
     classes: list[str]
+    #: Named configurations: name -> the field values it sets (:meth:`preset`).
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> Self:
+        """The configuration :data:`PRESETS` names ``name``, with ``overrides``; ValueError for
+        a name it does not know."""
+        if name not in cls.PRESETS:
+            known = ", ".join(cls.PRESETS) or "none: this model has no presets"
+            raise ValueError(f"unknown preset {name!r}; expected one of {known}")
+        return cls(**{**cls.PRESETS[name], **overrides})
 
     def _check_units(self) -> None:
         if self.scale_factor is not None:

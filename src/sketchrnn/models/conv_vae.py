@@ -8,7 +8,7 @@ convolutions back up to ``16 b`` pixels, centre-cropped to the image size; its o
 Bernoulli logits. Loss per image: binary cross-entropy summed over pixels plus
 ``kl_weight`` times the KL divergence to ``N(0, I)``, averaged over the batch.
 
-Typical use (:func:`sketchrnn.fewshot.train_quick_conv_vae` does the same in one call)::
+Typical use (:func:`sketchrnn.baselines.train_quick_conv_vae` does the same in one call)::
 
     model = ConvVAE(ConvVAEConfig(z_size=64))
     config = TrainConfig.for_model(ConvVAE, max_steps=2000, out_dir=None)
@@ -16,7 +16,7 @@ Typical use (:func:`sketchrnn.fewshot.train_quick_conv_vae` does the same in one
     mu = model.embed(images)                                 # (N, 64), the few-shot embedding
 
 Batches are anything with ``images`` ``(batch, C, S, S)``
-(:class:`sketchrnn.image_data.ImageOnlyBatch`).
+(:class:`sketchrnn.datasets.ImageOnlyBatch`).
 """
 
 from __future__ import annotations
@@ -25,10 +25,12 @@ import math
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from sketchrnn.datasets import ImageOnlyDataset, ImageSketchDataset, SketchDataset
 from sketchrnn.models.config import (
     CLASSES_HELP,
     MAX_IMAGE_SIDE,
@@ -39,6 +41,7 @@ from sketchrnn.models.config import (
 )
 from sketchrnn.models.interface import SketchModel
 from sketchrnn.nn.encoders import BACKBONES, ImageEncoder
+from sketchrnn.nn.gaussian import kl_to_standard_normal, reparameterize
 
 __all__ = ["ConvVAEConfig", "ConvVAE"]
 
@@ -88,7 +91,9 @@ class ConvVAE(SketchModel):
         "augment": False,
         "max_steps": 2000,
     }
+    reads_images = True
     PROGRESS_TERMS = {"loss": "loss"}
+    LOSS_COLUMNS = {"recon": "recon", "kl": "kl", "loss": "loss"}
 
     config: ConvVAEConfig
 
@@ -109,10 +114,21 @@ class ConvVAE(SketchModel):
                 layers += [nn.BatchNorm2d(width), nn.ReLU()]
         self.decoder = nn.Sequential(*layers)
 
+    @classmethod
+    def dataset(cls, config: Any, sketches: SketchDataset) -> ImageOnlyDataset:
+        """The sketches' images alone, rendered once at ``config.image_size`` as
+        SketchEmbedNet's are (:class:`sketchrnn.datasets.ImageOnlyDataset`)."""
+        images = ImageSketchDataset(sketches, config.image_size, in_channels=config.in_channels)
+        return ImageOnlyDataset(images.image_tensor(np.arange(len(sketches))))
+
     def encode(self, images: Tensor) -> tuple[Tensor, Tensor]:
         """``(batch, C, S, S)`` -> ``mu``, ``sigma_hat`` ``(batch, z_size)``; ValueError for a
         wrong image shape."""
         return self.encoder(images)
+
+    def posterior(self, batch: Any) -> tuple[Tensor, Tensor]:
+        """:meth:`encode` of a batch's ``images``."""
+        return self.encode(batch.images)
 
     def decode(self, z: Tensor) -> Tensor:
         """``z`` ``(batch, z_size)`` -> pixel logits ``(batch, C, S, S)``."""
@@ -127,8 +143,7 @@ class ConvVAE(SketchModel):
         """``images`` ``(batch, C, S, S)`` -> ``(logits (batch, C, S, S), mu, sigma_hat)``,
         decoding a reparameterised sample of ``z``."""
         mu, sigma_hat = self.encode(images)
-        z = mu + torch.exp(0.5 * sigma_hat) * torch.randn_like(mu)
-        return self.decode(z), mu, sigma_hat
+        return self.decode(reparameterize(mu, sigma_hat)), mu, sigma_hat
 
     def losses(self, batch: Any, step: int | None = None) -> dict[str, Tensor]:
         """``loss = recon + kl_weight * kl`` for ``batch.images`` ``(batch, C, S, S)`` in
@@ -138,7 +153,7 @@ class ConvVAE(SketchModel):
         logits, mu, sigma_hat = self(images)
         recon = F.binary_cross_entropy_with_logits(logits, images, reduction="sum")
         recon = recon / len(images)
-        kl = -0.5 * torch.sum(1 + sigma_hat - mu.pow(2) - sigma_hat.exp()) / len(images)
+        kl = kl_to_standard_normal(mu, sigma_hat, per_dimension=False)
         return {"recon": recon, "kl": kl, "loss": recon + self.config.kl_weight * kl}
 
     @torch.no_grad()

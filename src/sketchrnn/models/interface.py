@@ -1,14 +1,25 @@
 """The one model interface: what SketchRNN, SketchEmbedNet and ConvVAE all are to the rest of
-the package (the Trainer, evaluation, drawing, loading).
+the package (the Trainer, evaluation, few-shot, drawing, loading, the command line), which
+asks the model and never its class.
 
 A model is built from its config dataclass (``config_class``) and keeps it as ``config``; the
 config also holds the model's stroke units (``scale_factor``, ``classes``), so a saved model
-draws in the pixels it was trained in. Its :meth:`SketchModel.losses` takes one batch of the
-model's own batch type and returns scalar tensors, ``"loss"`` among them: the objective to
-minimise at training ``step`` (its schedules, sketch-rnn's KL annealing and SketchEmbedNet's
-pixel-loss curriculum, live in the model), or with ``step=None`` the evaluation objective.
-Saving and loading are written once, here; a model that draws strokes also has
-``initial_state`` and ``decode_step``, which :mod:`sketchrnn.models.decoding` drives.
+draws in the pixels it was trained in. What a model declares:
+
+- what it needs: :meth:`SketchModel.dataset` builds its batches from sketches (a
+  :class:`sketchrnn.datasets.BatchSource` of its own batch type), ``reads_images`` says
+  whether those carry images, ``max_seq_len`` the longest sketch it takes;
+- what it gives: :meth:`SketchModel.losses` of one batch, scalar tensors with ``"loss"``
+  among them: the objective to minimise at training ``step`` (its schedules, sketch-rnn's KL
+  annealing and SketchEmbedNet's pixel-loss curriculum, live in the model), or with
+  ``step=None`` the evaluation objective; ``LOSS_COLUMNS`` and ``SCHEDULE_COLUMNS`` name what
+  log.csv and ``sketchrnn evaluate`` show of them, ``PROGRESS_TERMS`` what the progress bar
+  shows;
+- what it can do: ``has_encoder`` (and :meth:`SketchModel.posterior`), ``embeds_images``
+  (:meth:`SketchModel.embed`), ``draws_strokes`` (``initial_state`` and ``decode_step``,
+  which :mod:`sketchrnn.models.decoding` drives), ``num_classes``.
+
+Saving and loading are written once, here.
 """
 
 from __future__ import annotations
@@ -22,6 +33,7 @@ from typing import Any, ClassVar, Self
 import torch
 from torch import Tensor, nn
 
+from sketchrnn.datasets import BatchSource, SketchDataset
 from sketchrnn.models.pretrained import (
     CONFIG_FILE,
     ModelFileError,
@@ -49,8 +61,15 @@ class SketchModel(nn.Module):
     TRAIN_DEFAULTS: ClassVar[dict[str, Any]] = {}
     #: What the progress bar shows of a training step: label -> key of :meth:`losses`.
     PROGRESS_TERMS: ClassVar[dict[str, str]] = {"loss": "loss"}
-    #: log.csv columns this model fills under another name: column -> key of :meth:`losses`.
-    LOG_ALIASES: ClassVar[dict[str, str]] = {}
+    #: The loss terms log.csv and ``sketchrnn evaluate`` show, in their order: column -> key
+    #: of :meth:`losses` (a model may fill a column another model names alike).
+    LOSS_COLUMNS: ClassVar[dict[str, str]] = {"loss": "loss"}
+    #: The values of :meth:`losses` that follow the training step rather than the data (loss
+    #: weights), logged after the learning rate: column -> key of :meth:`losses`.
+    SCHEDULE_COLUMNS: ClassVar[dict[str, str]] = {}
+    #: Whether the model's input is an image rendered from the sketch (SketchEmbedNet and
+    #: ConvVAE); a sketch-rnn model reads strokes.
+    reads_images: ClassVar[bool] = False
     #: How the errors of :meth:`from_pretrained` name the model.
     FILE_LABEL: ClassVar[str] = "model"
 
@@ -101,10 +120,23 @@ class SketchModel(nn.Module):
         return type(self).decode_step is not SketchModel.decode_step
 
     @property
-    def reads_images(self) -> bool:
-        """Whether the model's input is an image (its config has an ``image_size``):
-        SketchEmbedNet and ConvVAE; a sketch-rnn model reads strokes."""
-        return hasattr(self.config, "image_size")
+    def embeds_images(self) -> bool:
+        """Whether the model gives an image an embedding (it implements :meth:`embed`): what
+        few-shot classification and ``sketchrnn embed`` use."""
+        return type(self).embed is not SketchModel.embed
+
+    @property
+    def has_stroke_units(self) -> bool:
+        """Whether strokes enter or leave the model (it reads or draws them), so that reading
+        or drawing pixels needs its scale factor; a model of pixels alone (ConvVAE) has none."""
+        return self.draws_strokes or not self.reads_images
+
+    @property
+    def max_seq_len(self) -> int | None:
+        """``N_max``, the longest sketch the model reads or draws, in points (its config's
+        ``max_seq_len``); ``None`` for a model of pixels alone, which takes any."""
+        value = getattr(self.config, "max_seq_len", None)
+        return None if value is None else int(value)
 
     @property
     def device(self) -> torch.device:
@@ -125,12 +157,35 @@ class SketchModel(nn.Module):
         if changes:
             self.config = dataclasses.replace(self.config, **changes)  # validated again
 
+    # ------------------------------------------------------------------------- data
+
+    @classmethod
+    def dataset(cls, config: Any, sketches: SketchDataset) -> BatchSource:
+        """The data set of the model's own batch type over ``sketches`` (normalised stroke-3,
+        as :func:`sketchrnn.data.load_datasets` gives them), for a model of config ``config``:
+        what the Trainer and evaluation read. Here the sketches themselves (stroke-5
+        :class:`sketchrnn.datasets.Batch`); a model of images renders them once."""
+        return sketches
+
     # ------------------------------------------------------------------------- training
 
     def losses(self, batch: Any, step: int | None = None) -> dict[str, Tensor]:
         """Scalar loss terms of ``batch`` (the model's batch type), ``"loss"`` among them: the
         objective at training ``step``, or with ``step=None`` the evaluation objective."""
         raise NotImplementedError
+
+    # ------------------------------------------------------------------------- encoding
+
+    def posterior(self, batch: Any) -> tuple[Tensor, Tensor]:
+        """``mu``, ``sigma_hat`` ``(batch, z)`` of ``q(z | x)``, the model's encoding of a
+        batch of its own type (the log variance ``sigma_hat``, as
+        :mod:`sketchrnn.nn.gaussian`). TypeError for a model without an encoder."""
+        raise TypeError(f"a {type(self).__name__} has no encoder")
+
+    def embed(self, images: Tensor) -> Tensor:
+        """The embedding ``(batch, D)`` of images ``(batch, C, S, S)``, deterministic (eval
+        mode, no noise, no gradient). TypeError for a model that does not embed images."""
+        raise TypeError(f"a {type(self).__name__} does not embed images")
 
     # ------------------------------------------------------------------------- drawing
 

@@ -55,7 +55,7 @@ __all__ = [
 #: something else is off by far more.
 PARITY_TOLERANCE = 1e-5
 FLOAT16_TOLERANCE = 3e-2
-_LINE_WIDTH = 1.5  # image_data.render_images' default: the training images' line width
+_LINE_WIDTH = 1.5  # datasets.render_images' default: the training images' line width
 
 
 class ExportError(SketchFileError):

@@ -4,8 +4,8 @@ An image ``(batch, C, S, S)`` goes through a convolutional encoder (Conv4 or Res
 ``mu``, ``sigma_hat``; ``z = mu + exp(sigma_hat / 2) * eps``; a sketch-rnn decoder (initial
 state ``tanh(W z + b)``, input ``[S_{i-1}; z]``, mixture-density head) draws the sketch.
 
-Batches follow :class:`sketchrnn.image_data.ImageBatch`: ``images`` ``(batch, C, S, S)`` and
-the stroke rows of :class:`sketchrnn.data.Batch` (``strokes`` ``(batch, N_max + 1, 5)`` with
+Batches follow :class:`sketchrnn.datasets.ImageBatch`: ``images`` ``(batch, C, S, S)`` and
+the stroke rows of :class:`sketchrnn.datasets.Batch` (``strokes`` ``(batch, N_max + 1, 5)`` with
 the start token in row 0, ``lengths`` ``(batch,)``).
 
 Loss (section 3): ``L = L_pen + (1 - alpha) L_stroke + alpha L_pixel (+ kl_weight L_KL)``,
@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from sketchrnn.datasets import ImageSketchDataset, SketchDataset
 from sketchrnn.models.config import (
     CLASSES_HELP,
     MAX_IMAGE_SIDE,
@@ -39,6 +40,7 @@ from sketchrnn.models.sketch_rnn import SketchRNNOutput
 from sketchrnn.nn.cells import CELL_TYPES, State
 from sketchrnn.nn.decoder import MixtureDecoder
 from sketchrnn.nn.encoders import BACKBONES, ImageEncoder
+from sketchrnn.nn.gaussian import kl_to_standard_normal, reparameterize
 from sketchrnn.nn.mixture import MixtureParams, reconstruction_losses
 from sketchrnn.nn.pixel_loss import curriculum_alpha, pixel_loss, sketchembednet_loss
 
@@ -113,13 +115,6 @@ class SketchEmbedNetConfig(UnitsConfig):
         "small": dict(z_size=64, dec_hidden=256, cell="layernorm", num_mixtures=10),
     }
 
-    @classmethod
-    def preset(cls, name: str, **overrides: Any) -> SketchEmbedNetConfig:
-        """A named configuration (``"paper"``, ``"small"``) with overrides."""
-        if name not in cls.PRESETS:
-            raise ValueError(f"unknown preset {name!r}; expected one of {', '.join(cls.PRESETS)}")
-        return cls(**{**cls.PRESETS[name], **overrides})
-
     @property
     def raster_size(self) -> int:
         """Side of the canvas ``L_pixel`` draws on."""
@@ -148,9 +143,19 @@ class SketchEmbedNet(SketchModel):
         "lr_decay_every": 15_000,
         "augment": False,
     }
+    reads_images = True
     PROGRESS_TERMS = {name: name for name in ("L_pen", "L_stroke", "L_pixel", "alpha")}
-    # Its L_stroke and L_pen are sketch-rnn's L_s and L_p (the same normalisation).
-    LOG_ALIASES = {"L_s": "L_stroke", "L_p": "L_pen"}
+    # Its L_stroke and L_pen are sketch-rnn's L_s and L_p (the same normalisation): the same
+    # columns of log.csv.
+    LOSS_COLUMNS = {
+        "L_R": "L_R",
+        "L_s": "L_stroke",
+        "L_p": "L_pen",
+        "L_KL": "L_KL",
+        "loss": "loss",
+        "L_pixel": "L_pixel",
+    }
+    SCHEDULE_COLUMNS = {"kl_weight": "kl_weight", "alpha": "alpha"}
 
     config: SketchEmbedNetConfig
 
@@ -177,12 +182,22 @@ class SketchEmbedNet(SketchModel):
         """Always: its z is the embedding of an image (``z ~ N(0, I)`` also decodes)."""
         return True
 
+    @classmethod
+    def dataset(cls, config: Any, sketches: SketchDataset) -> ImageSketchDataset:
+        """The sketches with their images, rendered once at ``config.image_size``
+        (:class:`sketchrnn.datasets.ImageSketchDataset`)."""
+        return ImageSketchDataset(sketches, config.image_size, in_channels=config.in_channels)
+
     # ------------------------------------------------------------------------- encoder
 
     def encode(self, images: Tensor) -> tuple[Tensor, Tensor]:
         """``images`` ``(batch, C, S, S)`` -> ``mu``, ``sigma_hat`` ``(batch, z_size)``.
         ValueError for a wrong shape (the encoder checks channels and size)."""
         return self.encoder(images)
+
+    def posterior(self, batch: Any) -> tuple[Tensor, Tensor]:
+        """:meth:`encode` of an :class:`sketchrnn.datasets.ImageBatch`'s ``images``."""
+        return self.encode(batch.images)
 
     @torch.no_grad()
     def embed(self, images: Tensor) -> Tensor:
@@ -207,11 +222,6 @@ class SketchEmbedNet(SketchModel):
                 "(ink is the bright value, on a zero background)"
             )
         return mu
-
-    @staticmethod
-    def reparameterize(mu: Tensor, sigma_hat: Tensor) -> Tensor:
-        """``z = mu + exp(sigma_hat / 2) * N(0, I)``."""
-        return mu + torch.exp(0.5 * sigma_hat) * torch.randn_like(mu)
 
     # ------------------------------------------------------------------------- decoder
 
@@ -266,13 +276,13 @@ class SketchEmbedNet(SketchModel):
         """
         _check_strokes(images, strokes, lengths)
         mu, sigma_hat = self.encode(images)
-        z = mu if use_mean else self.reparameterize(mu, sigma_hat)
+        z = mu if use_mean else reparameterize(mu, sigma_hat)
         return SketchRNNOutput(self.decode(strokes[:, :-1], z), mu, sigma_hat, z)
 
     def losses(
         self, batch: Any, step: int | None = None, *, use_mean: bool = False
     ) -> dict[str, Tensor]:
-        """The loss terms of an :class:`sketchrnn.image_data.ImageBatch` (``images``,
+        """The loss terms of an :class:`sketchrnn.datasets.ImageBatch` (``images``,
         ``strokes``, ``lengths``) as scalars, each averaged over the batch:
 
         * ``L_stroke = -1/N_max sum_{i<=n} log p(dx_i, dy_i)`` (sketch-rnn's ``L_s``);
@@ -301,8 +311,7 @@ class SketchEmbedNet(SketchModel):
                 out.mixture, targets, lengths, cfg.raster_size, sigma=cfg.blur_sigma
             )
         assert out.mu is not None and out.sigma_hat is not None
-        kl_terms = 1.0 + out.sigma_hat - out.mu.pow(2) - torch.exp(out.sigma_hat)
-        loss_kl = (-0.5 * kl_terms.mean(1)).mean()
+        loss_kl = kl_to_standard_normal(out.mu, out.sigma_hat, per_dimension=True)
         loss = sketchembednet_loss(loss_pen, loss_stroke, loss_pixel, alpha)
         if cfg.kl_weight > 0:
             loss = loss + cfg.kl_weight * loss_kl

@@ -1,8 +1,8 @@
 """sketch-rnn (Ha & Eck 2017): a sequence-to-sequence VAE over pen strokes, or its decoder alone.
 
-Batches follow ``sketchrnn.data.Batch``: ``strokes`` ``(batch, N_max + 1, 5)`` whose row 0 is
-the start token ``(0, 0, 1, 0, 0)``, rows ``1..n`` the sketch in stroke-5 and the rest the
-padding ``(0, 0, 0, 0, 1)``; ``lengths`` ``(batch,)`` = n; ``labels`` ``(batch,)`` class ids.
+Batches follow :class:`sketchrnn.datasets.Batch`: ``strokes`` ``(batch, N_max + 1, 5)`` whose
+row 0 is the start token ``(0, 0, 1, 0, 0)``, rows ``1..n`` the sketch in stroke-5 and the rest
+the padding ``(0, 0, 0, 0, 1)``; ``lengths`` ``(batch,)`` = n; ``labels`` ``(batch,)`` class ids.
 
 The decoder reads rows ``0..N_max-1`` and predicts rows ``1..N_max``; the encoder reads rows
 ``1..n``. Losses are the paper's eq. 9-10 (see :meth:`SketchRNN.losses`); the objective
@@ -34,20 +34,13 @@ from sketchrnn.models.config import (
 )
 from sketchrnn.models.decoding import decode, sample
 from sketchrnn.models.interface import SketchModel
-from sketchrnn.models.pretrained import ModelFileError
 from sketchrnn.nn.cells import CELL_TYPES, State
 from sketchrnn.nn.decoder import MixtureDecoder
 from sketchrnn.nn.encoders import BiLSTMEncoder
+from sketchrnn.nn.gaussian import kl_to_standard_normal, reparameterize
 from sketchrnn.nn.mixture import MixtureParams, reconstruction_losses
 
-__all__ = [
-    "SketchRNNConfig",
-    "SketchRNN",
-    "SketchRNNOutput",
-    "ModelFileError",
-    "kl_weight_at",
-    "sketch_rnn_loss",
-]
+__all__ = ["SketchRNNConfig", "SketchRNN", "SketchRNNOutput", "kl_weight_at", "sketch_rnn_loss"]
 
 
 @dataclass
@@ -112,7 +105,7 @@ class SketchRNNConfig(UnitsConfig):
                 f"{len(self.classes)} class names for a model of {self.num_classes} classes"
             )
 
-    # A class constant, not a dataclass field (ClassVar).
+    # A class constant, not a dataclass field (ClassVar); UnitsConfig.preset builds them.
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
         # The paper's supplement: encoder 512, HyperLSTM decoder 2048, N_z 128, M 20.
         "paper": dict(enc_hidden=512, dec_hidden=2048, cell="hyper", z_size=128, num_mixtures=20),
@@ -121,13 +114,6 @@ class SketchRNNConfig(UnitsConfig):
         # Trains on a laptop CPU in minutes.
         "small": dict(enc_hidden=128, dec_hidden=256, z_size=64, num_mixtures=10),
     }
-
-    @classmethod
-    def preset(cls, name: str, **overrides: Any) -> SketchRNNConfig:
-        """A named configuration (``"paper"``, ``"magenta"``, ``"small"``) with overrides."""
-        if name not in cls.PRESETS:
-            raise ValueError(f"unknown preset {name!r}; expected one of {', '.join(cls.PRESETS)}")
-        return cls(**{**cls.PRESETS[name], **overrides})
 
 
 def kl_weight_at(step: int, config: SketchRNNConfig) -> float:
@@ -171,6 +157,8 @@ class SketchRNN(SketchModel):
     FORMAT_VERSION = 3
     TRAIN_DEFAULTS: ClassVar[dict[str, Any]] = {}
     PROGRESS_TERMS = {"L_R": "L_R", "L_KL": "L_KL", "klw": "kl_weight"}
+    LOSS_COLUMNS = {name: name for name in ("L_R", "L_s", "L_p", "L_KL", "loss")}
+    SCHEDULE_COLUMNS = {"kl_weight": "kl_weight"}
 
     config: SketchRNNConfig
 
@@ -213,10 +201,9 @@ class SketchRNN(SketchModel):
         self._check_batch(strokes, lengths)
         return self.encoder(strokes[:, 1:], lengths)
 
-    @staticmethod
-    def reparameterize(mu: Tensor, sigma_hat: Tensor) -> Tensor:
-        """``z = mu + exp(sigma_hat / 2) * N(0, I)`` (eq. 2)."""
-        return mu + torch.exp(0.5 * sigma_hat) * torch.randn_like(mu)
+    def posterior(self, batch: Any) -> tuple[Tensor, Tensor]:
+        """:meth:`encode` of a :class:`sketchrnn.datasets.Batch`'s ``strokes`` and ``lengths``."""
+        return self.encode(batch.strokes, batch.lengths)
 
     # ------------------------------------------------------------------------- decoder
 
@@ -290,7 +277,7 @@ class SketchRNN(SketchModel):
         if self.config.conditional:
             if z is None:
                 mu, sigma_hat = self.encoder(strokes[:, 1:], lengths)
-                z = mu if use_mean else self.reparameterize(mu, sigma_hat)
+                z = mu if use_mean else reparameterize(mu, sigma_hat)
         elif z is not None:
             raise ValueError("a decoder-only SketchRNN takes no z")
         mixture = self.decode(strokes[:, :-1], z, labels)
@@ -299,7 +286,7 @@ class SketchRNN(SketchModel):
     def losses(
         self, batch: Any, step: int | None = None, *, use_mean: bool = False
     ) -> dict[str, Tensor]:
-        """The paper's loss terms of a :class:`sketchrnn.data.Batch` (``strokes``,
+        """The paper's loss terms of a :class:`sketchrnn.datasets.Batch` (``strokes``,
         ``lengths``; ``labels`` for a class-conditional model) as scalars, each averaged over
         the batch:
 
@@ -320,8 +307,7 @@ class SketchRNN(SketchModel):
         out = self(strokes, lengths, labels, use_mean=use_mean)
         loss_s, loss_p = reconstruction_losses(out.mixture, strokes[:, 1:], lengths)
         if out.mu is not None and out.sigma_hat is not None:
-            kl_terms = 1.0 + out.sigma_hat - out.mu.pow(2) - torch.exp(out.sigma_hat)
-            loss_kl = (-0.5 * kl_terms.mean(1)).mean()
+            loss_kl = kl_to_standard_normal(out.mu, out.sigma_hat, per_dimension=True)
         else:
             loss_kl = strokes.new_zeros(())
         loss_r = loss_s + loss_p

@@ -7,7 +7,7 @@ the binary cross-entropy with the blurred target as a soft label. ``alpha`` foll
 curriculum: 0 at first, +0.05 every 10k steps up to ``alpha_max``.
 
 Alignment: ``pred_params`` ``(batch, time, M)`` are the decoder's outputs for the target rows
-``target_strokes5`` ``(batch, time, 5)``, i.e. a :class:`sketchrnn.data.Batch`'s
+``target_strokes5`` ``(batch, time, 5)``, i.e. a :class:`sketchrnn.datasets.Batch`'s
 ``strokes[:, 1:]`` (without the start token), as in ``SketchRNN.losses``.
 """
 

@@ -1,6 +1,6 @@
 """Datasets over a packed store: :class:`StoreDataset` and :func:`store_datasets`.
 
-A :class:`StoreDataset` is a :class:`sketchrnn.data.SketchDataset` (same attributes, same
+A :class:`StoreDataset` is a :class:`sketchrnn.datasets.SketchDataset` (same attributes, same
 ``batch``/``order``/``batches``) that holds no sketch of its own: only ``index`` (the store
 positions of its sketches) and ``labels``, two int64 arrays. A batch is gathered from the
 store's memory-mapped points with vectorised indexing (``np.repeat``/``cumsum`` over the
@@ -130,8 +130,9 @@ def augment_packed(
 
 
 def packed_to_stroke5(points: np.ndarray, lengths: np.ndarray, max_len: int) -> np.ndarray:
-    """Packed stroke-3 rows -> ``(batch, max_len + 1, 5)`` float32 as :func:`data.make_batch`
-    builds it: the start token, the sketch in stroke-5, then ``(0, 0, 0, 0, 1)`` padding."""
+    """Packed stroke-3 rows -> ``(batch, max_len + 1, 5)`` float32 as
+    :func:`sketchrnn.datasets.make_batch` builds it: the start token, the sketch in stroke-5,
+    then ``(0, 0, 0, 0, 1)`` padding."""
     batch, steps = len(lengths), max_len + 1
     if len(lengths) and int(np.max(lengths)) > max_len:
         raise S.SketchError(f"a sketch has {int(np.max(lengths))} points, more than {max_len}")

@@ -1,6 +1,6 @@
 """Batches made by DataLoader worker processes, in the order of ``dataset.batches``.
 
-:func:`batch_loader` over any :class:`sketchrnn.data.SketchDataset` (a store's or not): forked
+:func:`batch_loader` over any :class:`sketchrnn.datasets.SketchDataset` (a store's or not): forked
 workers share a packed store's pages (only ``index`` and ``labels`` are per process), and a
 batch travels back from a worker as numpy arrays.
 """

@@ -12,7 +12,7 @@ also given) is refused before anything is written: its sketches would be packed 
 in train and their copies in test.
 
 Labels and splits follow :func:`sketchrnn.data.load_datasets` exactly: the reader's label,
-else the file stem; the file's own split, else :func:`sketchrnn.data.assign_splits` with
+else the file stem; the file's own split, else :func:`sketchrnn.datasets.assign_splits` with
 ``split_fractions`` and ``split_seed`` keyed by the file name (so a store holds no unsplit
 sketch, and the same files give the same splits either way). Points are stored as read (not
 clipped, not normalised).

@@ -299,7 +299,8 @@ def classify(
 
     from sklearn.linear_model import LogisticRegression
 
-    from sketchrnn.fewshot import evaluate_embedded, l2_normalise
+    from sketchrnn.embeddings import l2_normalise
+    from sketchrnn.fewshot import evaluate_embedded
 
     regularization = inspect.signature(evaluate_embedded).parameters["regularization"].default
 
