@@ -439,7 +439,7 @@ def save_grid(path: Path, cond: dict, uncond: list[np.ndarray], classes: list[st
     of unconditional samples."""
     from PIL import Image, ImageDraw
 
-    from sketchrnn.raster import render_grid
+    from sketchrnn.io.raster import render_grid
 
     cell, label_w = 64, 130
     rows = [(f"cond: {classes[k]}", sketches[:per_row]) for k, sketches in cond.items()]

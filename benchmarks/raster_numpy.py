@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-import sketchrnn.raster as raster
+import sketchrnn.io.raster as raster
 
 DATA = Path(
     os.environ.get("SKETCHRNN_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")

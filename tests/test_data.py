@@ -336,7 +336,8 @@ def test_svg_folder_gets_folder_labels_and_a_seeded_split(tmp_path):
 
 
 def test_quickdraw_bin_file_is_read(tmp_path):
-    from sketchrnn.io.quickdraw import QuickDrawDrawing, write_bin
+    from sketchrnn.io.quickdraw import QuickDrawDrawing
+    from sketchrnn.io.quickdraw_bin import write_bin
 
     square = [np.array([[10, 10], [60, 10], [60, 60], [10, 60], [10, 10]], dtype=np.float64)]
     drawings = [QuickDrawDrawing(k, "box", "US", True, 0, square) for k in range(10)]

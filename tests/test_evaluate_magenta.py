@@ -11,7 +11,8 @@ from helpers import shared_file
 
 from sketchrnn.cli import main
 from sketchrnn.evaluate import evaluate_files, evaluate_files_by_class, resolve_raw_ndjson
-from sketchrnn.io.quickdraw import read_ndjson, simplify_raw_drawing_sketchrnn
+from sketchrnn.io.quickdraw import read_ndjson
+from sketchrnn.io.quickdraw_simplify import simplify_raw_drawing_sketchrnn
 
 
 def _raw_record(strokes: list[list[list[float]]], word: str = "thing") -> str:

@@ -12,9 +12,9 @@ from sketchrnn.data import datasets_from_sketchset, load_image_datasets
 from sketchrnn.datasets import ImageBatch, ImageSketchDataset, render_images
 from sketchrnn.io.files import SketchFileError
 from sketchrnn.io.npz import read_npz, write_npz
+from sketchrnn.io.raster import image_padding
 from sketchrnn.io.sketchset import SketchSet
 from sketchrnn.model_samples import read_sample_info, sample_magenta_models
-from sketchrnn.raster import image_padding
 
 
 def test_padding_is_ten_percent_rounded_to_whole_pixels():

@@ -15,7 +15,7 @@ def test_quickstart_names_resolve():
 def test_readers_do_not_import_torch():
     code = (
         "import sys, sketchrnn, sketchrnn.strokes, sketchrnn.io.formats, sketchrnn.io.npz, "
-        "sketchrnn.io.quickdraw, sketchrnn.io.svg, sketchrnn.io.png, sketchrnn.raster; "
+        "sketchrnn.io.quickdraw, sketchrnn.io.svg, sketchrnn.io.png, sketchrnn.io.raster; "
         "print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

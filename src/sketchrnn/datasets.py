@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from sketchrnn import strokes as S
+from sketchrnn.io.raster import image_padding, rasterize_batch
 from sketchrnn.io.sketchset import SketchSet
-from sketchrnn.raster import image_padding, rasterize_batch
 
 __all__ = [
     "BatchSource",

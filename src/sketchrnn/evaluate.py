@@ -21,7 +21,7 @@ in. The magenta.js models were trained on sketch-rnn's Quick, Draw! npz files, w
 drawing's own pixel units; the simplified ndjson files are rescaled into a 0-255 box, which
 makes most drawings smaller than those models expect. Raw ndjson files are therefore read "as
 sketch-rnn's npz were made" for magenta.js models (``raw_ndjson="auto"``; see
-:func:`sketchrnn.io.quickdraw.simplify_raw_drawing_sketchrnn`, which also gives the figures
+:func:`sketchrnn.io.quickdraw_simplify.simplify_raw_drawing_sketchrnn`, which also gives the figures
 measured), and every result reports ``offset_std_ratio``, the data's offset std over the
 model's scale factor (1 for the model's own training data; 0.34-0.98, median 0.58, for the
 shared raw drawings read so under the 20 released models that have them; 0.35-0.49 for the

@@ -18,7 +18,7 @@ from sketchrnn.datasets import assign_splits
 from sketchrnn.generate import sample
 from sketchrnn.io.files import SketchFileError, atomic_path
 from sketchrnn.io.npz import write_npz
-from sketchrnn.io.quickdraw import simplify_raw_drawing
+from sketchrnn.io.quickdraw_simplify import simplify_raw_drawing
 from sketchrnn.io.sketchset import SketchSet
 from sketchrnn.models import load_model
 
@@ -68,7 +68,7 @@ def sample_magenta_models(
     ``.gen.json`` models) at ``temperature`` and cache them in ``out_npz``; return its path.
 
     ``simplify=True`` passes every drawing through Google's simplification of the Quick, Draw!
-    data (:func:`sketchrnn.io.quickdraw.simplify_raw_drawing`: into the 0-255 box, resampled,
+    data (:func:`simplify_raw_drawing`: into the 0-255 box, resampled,
     RDP 2, whole pixels), so that the samples look like the simplified ``.ndjson`` files: the
     models draw in small steps (median 115 points at temperature 0.5, against 53 for real
     simplified drawings), which SketchEmbedNet's 64-point cap would mostly drop.

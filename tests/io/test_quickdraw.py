@@ -12,14 +12,12 @@ from helpers import shared_file
 from sketchrnn.io.files import SketchFileError
 from sketchrnn.io.quickdraw import (
     QuickDrawDrawing,
-    read_bin,
     read_ndjson,
-    read_quickdraw_bin,
     read_quickdraw_ndjson,
-    simplify_raw_drawing,
-    write_bin,
     write_ndjson,
 )
+from sketchrnn.io.quickdraw_bin import read_bin, read_quickdraw_bin, write_bin
+from sketchrnn.io.quickdraw_simplify import simplify_raw_drawing
 from sketchrnn.strokes import SketchError, stroke3_to_polylines
 
 CLASSES = ["cat", "airplane", "The Eiffel Tower", "bicycle"]

@@ -17,13 +17,8 @@ from hypothesis import strategies as st
 
 from sketchrnn.io.formats import convert_file, read_sketches, write_sketches
 from sketchrnn.io.npz import read_npz, write_npz
-from sketchrnn.io.quickdraw import (
-    QuickDrawDrawing,
-    read_bin,
-    read_ndjson,
-    write_bin,
-    write_ndjson,
-)
+from sketchrnn.io.quickdraw import QuickDrawDrawing, read_ndjson, write_ndjson
+from sketchrnn.io.quickdraw_bin import read_bin, write_bin
 from sketchrnn.io.sketchset import META_FIELDS, SPLITS, SketchSet
 from sketchrnn.io.svg import read_svg
 

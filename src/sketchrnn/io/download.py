@@ -50,6 +50,7 @@ from sketchrnn.io.bounded_http import (
     unsatisfiable_size,
 )
 from sketchrnn.io.files import env_limit, limit_hint, size_text
+from sketchrnn.progress import progress_bar
 
 try:  # POSIX; elsewhere a .part is written unlocked
     import fcntl
@@ -393,8 +394,6 @@ class _Job:
         self, response: Any, fd: int, start: int, end: int | None, total: int | None, watch: Watch
     ) -> int:
         """Append the body to the ``.part`` (from 0 for a whole file); the bytes received."""
-        from sketchrnn.progress import progress_bar
-
         begin = 0 if response.status == 200 else start
         received = 0
         watch.body_started()

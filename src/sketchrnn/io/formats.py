@@ -8,6 +8,7 @@ dependencies.
 
 from __future__ import annotations
 
+import colorsys
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,7 +18,8 @@ import numpy as np
 
 from sketchrnn import strokes as S
 from sketchrnn.io.files import SketchFileError
-from sketchrnn.io.sketchset import SketchSet
+from sketchrnn.io.raster import parse_color
+from sketchrnn.io.sketchset import META_FIELDS, SPLITS, SketchSet
 
 __all__ = [
     "read_sketches",
@@ -74,7 +76,7 @@ def read_sketches(
                 path, skip_invalid=skip_invalid, raw_simplification=raw_simplification
             )
         elif suffix == ".bin":
-            from sketchrnn.io.quickdraw import read_quickdraw_bin
+            from sketchrnn.io.quickdraw_bin import read_quickdraw_bin
 
             sketches = read_quickdraw_bin(path, word=label)
         elif suffix == ".svg":
@@ -179,7 +181,8 @@ def write_sketches(path: str | os.PathLike, sketches: SketchSet) -> Notes:
         write_npz(path, sketches)
         return Notes(notes, len(strokes))
     if suffix in (".ndjson", ".bin"):
-        from sketchrnn.io.quickdraw import write_bin, write_ndjson
+        from sketchrnn.io.quickdraw import write_ndjson
+        from sketchrnn.io.quickdraw_bin import write_bin
 
         drawings, notes = _quickdraw_drawings(path, sketches, strokes, box=suffix == ".bin")
         if not drawings:
@@ -210,8 +213,6 @@ def _count(n: int, what: str) -> str:
 
 
 def _npz_notes(path: Path, sketches: SketchSet) -> list[str]:
-    from sketchrnn.io.sketchset import META_FIELDS, SPLITS
-
     notes = []
     unsplit = sketches.splits.count("")
     if unsplit:
@@ -285,7 +286,6 @@ def _quickdraw_drawings(path: Path, sketches: SketchSet, strokes: list[np.ndarra
     """The sketches as QuickDrawDrawings for ``.ndjson`` (``box=False``, coordinates kept)
     or ``.bin`` (``box=True``), and the notes of what the format cannot hold."""
     from sketchrnn.io.quickdraw import QuickDrawDrawing
-    from sketchrnn.io.sketchset import META_FIELDS
 
     fmt = "bin" if box else "ndjson"
     notes = []
@@ -444,8 +444,6 @@ def write_grid(
 
 def position_colors(count: int, start: str = "#1f4fd8", end: str = "#d81f4f") -> list[str]:
     """``count`` colours blending from ``start`` to ``end``: colour by interpolation position."""
-    from sketchrnn.raster import parse_color
-
     a, b = parse_color(start), parse_color(end)
     out = []
     for t in np.linspace(0.0, 1.0, max(count, 1))[:count]:
@@ -456,8 +454,6 @@ def position_colors(count: int, start: str = "#1f4fd8", end: str = "#d81f4f") ->
 
 def _rainbow(n: int) -> list[str]:
     """``n`` distinct colours from red through blue, as ``#rrggbb``."""
-    import colorsys
-
     out = []
     for i in range(n):
         r, g, b = colorsys.hsv_to_rgb(0.75 * i / max(n - 1, 1), 0.9, 0.85)

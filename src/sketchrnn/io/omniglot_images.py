@@ -22,6 +22,7 @@ This module reads only numpy arrays (``allow_pickle=False``) and text: nothing i
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ from PIL import Image
 
 from sketchrnn.io.archive import Archive
 from sketchrnn.io.files import SketchFileError
+from sketchrnn.io.npy import read_npy_member
 
 __all__ = [
     "OMNIGLOT_RAW_SIZE",
@@ -161,8 +163,6 @@ def load_character_images(
     path = Path(path)
     if not path.is_file():
         raise SketchFileError(path, "file not found")
-    from sketchrnn.io.npz import read_npy_member
-
     with Archive(path, "a readable numpy .npz file") as archive:
         names = archive.namelist()
         if "images.npy" not in names:
@@ -359,8 +359,6 @@ def load_one_shot_runs(path: str | os.PathLike, image_size: int = 28) -> OneShot
 
 def _png_paper(data: bytes, where: str) -> np.ndarray:
     """A 105x105 Omniglot PNG as bool (True = paper)."""
-    import io
-
     try:
         opened = Image.open(io.BytesIO(data))
         # The size comes from the header: check it before decoding a single pixel.

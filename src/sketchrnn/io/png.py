@@ -9,7 +9,7 @@ from typing import Literal
 import numpy as np
 
 from sketchrnn.io.files import SketchFileError, atomic_path
-from sketchrnn.raster import Sketch, render_grid
+from sketchrnn.io.raster import Sketch, render_grid
 
 __all__ = ["write_png", "image_to_uint8"]
 
@@ -49,7 +49,7 @@ def write_png(
     * any other 2-D array ``(H, W)``: an ink image in ``[0, 1]`` (1 = ink), saved as dark ink
       on white; a 3-D array ``(H, W, 3)``: an RGB image in ``[0, 1]``;
     * a list of sketches (stroke-3 arrays or polyline lists): a grid, see
-      :func:`sketchrnn.raster.render_grid` for ``ncols``, ``cell``, ``colors``, ``color_by``
+      :func:`sketchrnn.io.raster.render_grid` for ``ncols``, ``cell``, ``colors``, ``color_by``
       and ``prefix_points`` (completions: the given prefix in one colour, the rest in another).
 
     The file appears only once it is completely written.

@@ -1,4 +1,4 @@
-"""Quick, Draw! data: ``.ndjson`` (simplified and raw) and the ``.bin`` binary format.
+"""Quick, Draw! ndjson (simplified, raw) and its drawing (.bin: :mod:`sketchrnn.io.quickdraw_bin`).
 
 A drawing is a :class:`QuickDrawDrawing`: the record's metadata plus its strokes as absolute
 ``(k, 2)`` float64 polylines (the ``strokes`` module's polyline view).
@@ -8,9 +8,6 @@ A drawing is a :class:`QuickDrawDrawing`: the record's metadata plus its strokes
 * **Raw ndjson**: strokes ``[[x...], [y...], [t...]]``, float pixels and millisecond times.
   :func:`read_ndjson` passes raw drawings through :func:`simplify_raw_drawing`, Google's own
   published simplification steps, unless ``simplify_raw=False`` (the times are not kept).
-* **.bin**: the documented little-endian record layout ``key_id`` uint64, ``countrycode`` 2
-  ASCII bytes, ``recognized`` uint8, ``timestamp`` uint32 (unix seconds), ``n_strokes``
-  uint16, then per stroke ``n_points`` uint16, ``n_points`` uint8 x, ``n_points`` uint8 y.
 
 What counts as an invalid drawing (an error, or skipped and counted with ``skip_invalid``):
 no ``drawing``, a ``drawing`` that is not a list of ``[x, y]`` / ``[x, y, t]`` number lists of
@@ -38,7 +35,6 @@ import calendar
 import json
 import os
 import re
-import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -48,8 +44,9 @@ from typing import IO, Any
 import numpy as np
 
 from sketchrnn.io.files import SketchFileError, atomic_path, env_limit, limit_hint
+from sketchrnn.io.quickdraw_simplify import simplify_raw_drawing, simplify_raw_drawing_sketchrnn
 from sketchrnn.io.sketchset import SPLITS, SketchSet
-from sketchrnn.strokes import SketchError, polylines_to_stroke3, rdp_line_distance
+from sketchrnn.strokes import SketchError, polylines_to_stroke3
 
 __all__ = [
     "QuickDrawDrawing",
@@ -57,28 +54,16 @@ __all__ = [
     "read_ndjson",
     "write_ndjson",
     "read_quickdraw_ndjson",
-    "simplify_raw_drawing",
-    "simplify_raw_drawing_sketchrnn",
     "RAW_SIMPLIFICATIONS",
-    "read_bin",
-    "write_bin",
-    "read_quickdraw_bin",
-    "RAW_SIMPLIFY_EPSILON",
     "MAX_ABS_COORDINATE",
 ]
 
-RAW_SIMPLIFY_EPSILON = 2.0  # Google's RDP epsilon for the simplified data set
 MAX_ABS_COORDINATE = 1e6  # beyond this a coordinate is corrupt, not a drawing
 # How read_ndjson simplifies raw drawings: as Google's simplified files (0-255 box), or as
 # sketch-rnn's Quick, Draw! npz files (the drawing's own pixel units).
 RAW_SIMPLIFICATIONS = ("quickdraw", "sketch-rnn")
-_SIMPLIFIED_MAX = 255.0
 
-_BIN_HEADER = struct.Struct("<Q2sBIH")  # key_id, countrycode, recognized, timestamp, n_strokes
-_BIN_COUNT = struct.Struct("<H")  # n_points of one stroke
 _UINT64_MAX = 2**64 - 1
-_UINT32_MAX = 2**32 - 1
-_UINT16_MAX = 2**16 - 1
 
 
 @dataclass(eq=False)
@@ -184,87 +169,6 @@ def _stroke_array(stroke: Any, index: int) -> np.ndarray:
     if rows.dtype.kind not in "iuf":
         raise _InvalidDrawing(f"stroke {index}: coordinates must be numbers, got {rows.dtype}")
     return rows.astype(np.float64)
-
-
-# ----------------------------------------------------------------------------- raw simplification
-
-
-def _resample(points: np.ndarray, spacing: float) -> np.ndarray:
-    """Points every ``spacing`` along a polyline ``(k, 2)``, keeping both ends.
-
-    A stroke that does not move (one point, or all points equal) comes back as its point
-    twice: Google's simplified data never has single-point strokes, it keeps such dots so.
-    """
-    moved = np.ones(len(points), dtype=bool)
-    moved[1:] = np.any(np.diff(points, axis=0) != 0, axis=1)
-    points = points[moved]  # repeated points would give zero-length segments
-    if len(points) < 2:
-        return np.repeat(points, 2, axis=0)
-    arc = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(points, axis=0).T))])
-    where = np.arange(0.0, arc[-1], spacing)
-    if arc[-1] - where[-1] > 1e-9:
-        where = np.append(where, arc[-1])
-    return np.column_stack(
-        [np.interp(where, arc, points[:, 0]), np.interp(where, arc, points[:, 1])]
-    )
-
-
-def simplify_raw_drawing(polylines: list[np.ndarray]) -> list[np.ndarray]:
-    """Google's simplification of a raw drawing into the simplified data set's form.
-
-    The steps published with the Quick, Draw! data: align to the top-left corner (minimum 0),
-    scale uniformly so the largest coordinate is 255, resample each stroke at 1-pixel spacing,
-    Ramer-Douglas-Peucker with epsilon 2.0 (distance to the line through the end points),
-    round to integers. Input and output are lists of absolute ``(k, 2)`` polylines; every
-    output stroke has at least two points (a dot is its point twice, as in Google's data).
-    Raises :class:`SketchError` for a drawing whose points all coincide (nothing to scale).
-    """
-    lines = [np.asarray(p, dtype=np.float64).reshape(-1, 2) for p in polylines]
-    lines = [p for p in lines if len(p)]
-    if not lines:
-        raise SketchError("empty drawing (no points)")
-    everything = np.concatenate(lines)
-    origin = everything.min(axis=0)
-    extent = float((everything - origin).max())
-    if extent <= 0:
-        raise SketchError("all points of the drawing coincide (nothing to scale)")
-    scale = _SIMPLIFIED_MAX / extent
-    scaled = [(p - origin) * scale for p in lines]
-    # Resampling at 1 pixel makes a point per pixel of ink: bound it before allocating.
-    length = sum(float(np.hypot(*np.diff(p, axis=0).T).sum()) for p in scaled if len(p) > 1)
-    limit = env_limit("SKETCHRNN_MAX_POINTS")
-    if length > limit:
-        raise SketchError(
-            f"strokes {length:,.0f} pixels long in the 0-255 box would resample to more points "
-            f"than the limit of {limit:,} ($SKETCHRNN_MAX_POINTS raises it)"
-        )
-    return [np.round(rdp_line_distance(_resample(p, 1.0), RAW_SIMPLIFY_EPSILON)) for p in scaled]
-
-
-def simplify_raw_drawing_sketchrnn(polylines: list[np.ndarray]) -> list[np.ndarray]:
-    """A raw drawing simplified as sketch-rnn's Quick, Draw! ``.npz`` files were made.
-
-    Those files (and the magenta.js models trained on them) keep the drawing's own pixel
-    units: Ramer-Douglas-Peucker with epsilon 2.0 on the recorded points, no rescale to a
-    0-255 box, integer coordinates (the files hold int16). The drawing is moved so that its
-    first point is the origin, because those files carry no absolute start position: their
-    first offset is a small move (the released models sample first offsets of about
-    +-20 pixels), not the position of the pen on the screen.
-
-    On the shared raw files of the 20 classes that have a released model, this gives the
-    released models a better likelihood than Google's 0-255 simplification for 14 of the 20
-    (the 6 others are models with near-degenerate mixtures, poor on both); the offset std of
-    drawings simplified so is 0.58x the model's ``scale_factor`` (median over classes), of
-    0-255 drawings 0.43x. Scaling the pixel-unit drawings by 1.25-1.5 raises the
-    (Jacobian-corrected) likelihood a little further: the models' training drawings were
-    somewhat larger still (from other screens, or simplified otherwise).
-    """
-    lines = [np.asarray(p, dtype=np.float64).reshape(-1, 2) for p in polylines]
-    lines = [p for p in lines if len(p)]
-    if not lines:
-        raise SketchError("empty drawing (no points)")
-    origin = lines[0][0]
-    return [np.round(rdp_line_distance(p - origin, RAW_SIMPLIFY_EPSILON)) for p in lines]
 
 
 # ----------------------------------------------------------------------------- metadata
@@ -594,138 +498,3 @@ def write_ndjson(path: str | os.PathLike, drawings: list[QuickDrawDrawing]) -> N
         lines.append(json.dumps(record, separators=(",", ":")))
     with atomic_path(path) as tmp:
         tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-
-
-# ----------------------------------------------------------------------------- .bin
-
-
-def read_bin(path: str | os.PathLike, word: str | None = None) -> list[QuickDrawDrawing]:
-    """Read a Quick, Draw! ``.bin`` file; every drawing's ``word`` is ``word``, else the file
-    stem (the format names the class by its file and stores no word).
-
-    Raises :class:`SketchFileError` naming the file, record and byte offset for a truncated
-    record, a non-ASCII country code, or a drawing with fewer than two points. Empty strokes
-    are dropped.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise SketchFileError(path, "no such file")
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise SketchFileError(path, f"cannot read file ({e.strerror or e})") from None
-    word = path.stem if word is None else word
-    drawings: list[QuickDrawDrawing] = []
-    position = 0
-
-    def take(n_bytes: int, what: str) -> int:
-        """Claim the next ``n_bytes`` and return their offset, or say the file ends early."""
-        nonlocal position
-        if position + n_bytes > len(data):
-            raise SketchFileError(
-                path,
-                f"{where}: truncated: {what} needs {n_bytes} bytes, {len(data) - position} left",
-            )
-        position += n_bytes
-        return position - n_bytes
-
-    while position < len(data):
-        where = f"record {len(drawings)} (byte offset {position})"
-        header = _BIN_HEADER.unpack_from(data, take(_BIN_HEADER.size, "the record header"))
-        key_id, country, recognized, timestamp, n_strokes = header
-        polylines = []
-        for stroke in range(n_strokes):
-            offset = take(_BIN_COUNT.size, f"stroke {stroke}'s point count")
-            (n_points,) = _BIN_COUNT.unpack_from(data, offset)
-            offset = take(2 * n_points, f"stroke {stroke}'s {n_points} points")
-            if n_points:
-                xy = np.frombuffer(data, dtype=np.uint8, count=2 * n_points, offset=offset)
-                polylines.append(xy.reshape(2, n_points).T.astype(np.float64))
-        try:
-            countrycode = country.rstrip(b"\0").decode("ascii")
-        except UnicodeDecodeError:
-            raise SketchFileError(path, f"{where}: country code {country!r} is not ASCII") from None
-        problem = _drawing_problem(polylines)
-        if problem:
-            raise SketchFileError(path, f"{where}: {problem}")
-        if recognized > 1:
-            raise SketchFileError(path, f"{where}: recognized must be 0 or 1, got {recognized}")
-        drawings.append(
-            QuickDrawDrawing(key_id, word, countrycode, bool(recognized), timestamp, polylines)
-        )
-    return drawings
-
-
-def _bin_record(d: QuickDrawDrawing) -> bytes:
-    """One drawing in the .bin layout; raises _InvalidDrawing saying what does not fit.
-
-    Unknown metadata (``None``) is written as 0, ``""``, false and 0 (the layout has no way to
-    say "unknown"); a timestamp's fraction of a second is dropped."""
-    key_id = 0 if d.key_id is None else d.key_id
-    timestamp = 0 if d.timestamp is None else d.timestamp
-    if not (isinstance(key_id, int) and 0 <= key_id <= _UINT64_MAX):
-        raise _InvalidDrawing(f"key_id {key_id} does not fit uint64")
-    if isinstance(timestamp, bool) or not (
-        isinstance(timestamp, int | float) and 0 <= timestamp <= _UINT32_MAX
-    ):
-        raise _InvalidDrawing(f"timestamp {timestamp} does not fit uint32")
-    try:
-        country = (d.countrycode or "").encode("ascii")
-    except UnicodeEncodeError:
-        raise _InvalidDrawing(f"country code {d.countrycode!r} is not ASCII") from None
-    if len(country) > 2:
-        raise _InvalidDrawing(f"country code {d.countrycode!r} is longer than 2 characters")
-    polylines = [np.asarray(p, dtype=np.float64).reshape(-1, 2) for p in d.polylines]
-    polylines = [p for p in polylines if len(p)]
-    problem = _drawing_problem(polylines)
-    if problem:
-        raise _InvalidDrawing(problem)
-    if len(polylines) > _UINT16_MAX:
-        raise _InvalidDrawing(f"{len(polylines)} strokes, more than {_UINT16_MAX}")
-    parts = [
-        _BIN_HEADER.pack(
-            key_id, country.ljust(2, b"\0"), int(bool(d.recognized)), int(timestamp), len(polylines)
-        )
-    ]
-    for i, p in enumerate(polylines):
-        if len(p) > _UINT16_MAX:
-            raise _InvalidDrawing(f"stroke {i} has {len(p)} points, more than {_UINT16_MAX}")
-        if p.min() < 0 or p.max() > 255 or not np.array_equal(p, np.round(p)):
-            raise _InvalidDrawing(
-                f"stroke {i} has coordinates outside the integers 0-255 "
-                f"(range {p.min():g} to {p.max():g}); simplify the drawing first"
-            )
-        parts.append(_BIN_COUNT.pack(len(p)))
-        parts.append(p.T.astype(np.uint8).tobytes())
-    return b"".join(parts)
-
-
-def write_bin(path: str | os.PathLike, drawings: list[QuickDrawDrawing]) -> None:
-    """Write drawings in the Quick, Draw! ``.bin`` layout, atomically.
-
-    Coordinates must be integers 0-255 (the simplified form); anything that does not fit the
-    layout raises :class:`SketchFileError` naming the drawing, and nothing is written. The
-    ``word`` and ``split`` are not stored (the format names the class by the file name);
-    unknown metadata is written as 0 / ``""`` / false (see :func:`_bin_record`).
-    """
-    path = Path(path)
-    records = []
-    for i, d in enumerate(drawings):
-        try:
-            records.append(_bin_record(d))
-        except _InvalidDrawing as e:
-            raise SketchFileError(path, f"cannot write drawing {i}: {e}") from None
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(b"".join(records))
-
-
-def read_quickdraw_bin(path: str | os.PathLike, word: str | None = None) -> SketchSet:
-    """A Quick, Draw! ``.bin`` file as a :class:`SketchSet` labelled ``word`` (default: the
-    file stem, and the set's ``notes`` say so), with every record's metadata."""
-    sketches = _drawings_to_sketchset(read_bin(path, word))
-    if word is None:
-        sketches.notes.append(
-            f"{os.fspath(path)}: .bin files hold no class word: drawings labelled "
-            f"{Path(path).stem!r} after the file name"
-        )
-    return sketches

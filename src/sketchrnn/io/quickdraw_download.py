@@ -15,6 +15,7 @@ carries on past a class that fails, naming the failures at the end.
 
 from __future__ import annotations
 
+import difflib
 import os
 import urllib.parse
 import zipfile
@@ -22,6 +23,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+
+from tqdm import tqdm
 
 from sketchrnn.io.download import (
     DownloadError,
@@ -31,7 +34,9 @@ from sketchrnn.io.download import (
     fetch,
 )
 from sketchrnn.io.files import SketchFileError, size_text
+from sketchrnn.io.npz import read_npz
 from sketchrnn.io.sketchset import SPLITS
+from sketchrnn.progress import progress_bar
 
 __all__ = [
     "QUICKDRAW_URL",
@@ -161,8 +166,6 @@ def check_class_file(path: Path) -> str | None:
     """``None`` when ``path`` has the official files' form, else why not: read in full by
     the safe reader (no pickle runs), a sketch-rnn npz whose ``train``, ``valid`` and
     ``test`` all hold valid sketches. About 50 us a sketch (4 s for a 75K-sketch class)."""
-    from sketchrnn.io.npz import read_npz
-
     try:
         sketches = read_npz(path, label="check")
     except SketchFileError as e:
@@ -175,8 +178,6 @@ def check_class_file(path: Path) -> str | None:
 
 
 def _not_found_hint(class_name: str) -> str:
-    import difflib
-
     close = difflib.get_close_matches(class_name, QUICKDRAW_CLASSES, n=3, cutoff=0.6)
     if not close and class_name.lower() != class_name:
         close = difflib.get_close_matches(class_name.lower(), QUICKDRAW_CLASSES, n=3)
@@ -293,9 +294,6 @@ def download_quickdraw_classes(
     folder = _cache_folder(to)
     folder.mkdir(parents=True, exist_ok=True)
     report = DownloadReport()
-    from tqdm import tqdm
-
-    from sketchrnn.progress import progress_bar
 
     def files_done() -> str:
         return f"{len(report.paths) + len(report.failed)}/{len(names)} files"

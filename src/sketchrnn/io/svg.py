@@ -28,8 +28,8 @@ from sketchrnn.io.files import (
     limit_hint,
     size_text,
 )
+from sketchrnn.io.raster import check_prefix_points, colored_lines, fit_polylines, grid_shape
 from sketchrnn.io.sketchset import SketchSet
-from sketchrnn.raster import check_prefix_points, colored_lines, fit_polylines, grid_shape
 from sketchrnn.strokes import (
     polylines_to_stroke3,
     rdp_polylines,
@@ -264,7 +264,7 @@ def write_svg(
     (``"sketch"``), cycling when too short; default black. The file appears only once it is
     completely written. Raises :class:`SketchError` naming the sketch for an invalid one (or
     a lone empty one; in a grid an empty sketch leaves its cell blank), before anything is
-    written. ``prefix_points`` draws completions: see :func:`sketchrnn.raster.render_grid`.
+    written. ``prefix_points`` draws completions: see :func:`sketchrnn.io.raster.render_grid`.
     """
     if color_by not in ("stroke", "sketch"):
         raise ValueError(f"color_by must be 'stroke' or 'sketch', got {color_by!r}")

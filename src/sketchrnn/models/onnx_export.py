@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from sketchrnn.io.files import SketchFileError, write_error
+from sketchrnn.io.raster import image_padding
 from sketchrnn.models.interface import SketchModel
 from sketchrnn.models.onnx_graphs import OPSET, Drawer, store_float16, trace_graphs
 from sketchrnn.models.portable import PortableModel
@@ -38,7 +39,6 @@ from sketchrnn.models.portable_format import (
 from sketchrnn.models.sketch_embed_net import SketchEmbedNet
 from sketchrnn.models.sketch_rnn import SketchRNN
 from sketchrnn.models.units import check_scale_factor
-from sketchrnn.raster import image_padding
 
 __all__ = [
     "PARITY_TOLERANCE",

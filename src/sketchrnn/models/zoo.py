@@ -20,9 +20,12 @@ import difflib
 import os
 import sys
 from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 
 from sketchrnn.io.download import DownloadError, fetch
+from sketchrnn.io.files import SketchFileError
+from sketchrnn.io.magenta_json import MagentaVAEWeights, read_magenta_json, read_magenta_kind
 from sketchrnn.models.builtin import builtin_models
 
 __all__ = [
@@ -45,24 +48,16 @@ __all__ = [
 
 OFFICIAL_MODELS_URL = "https://storage.googleapis.com/quickdraw-models/sketchRNN/large_models/"
 KINDS = ("gen", "vae")
-#: The 114 names of the collection (96 classes, 17 mixed-class models and ``everything``).
-OFFICIAL_MODELS: tuple[str, ...] = (
-    "alarm_clock", "ambulance", "angel", "ant", "antyoga", "backpack", "barn", "basket",
-    "bear", "bee", "beeflower", "bicycle", "bird", "book", "brain", "bridge", "bulldozer",
-    "bus", "butterfly", "cactus", "calendar", "castle", "cat", "catbus", "catpig", "chair",
-    "couch", "crab", "crabchair", "crabrabbitfacepig", "cruise_ship", "diving_board", "dog",
-    "dogbunny", "dolphin", "duck", "elephant", "elephantpig", "everything", "eye", "face",
-    "fan", "fire_hydrant", "firetruck", "flamingo", "flower", "floweryoga", "frog", "frogsofa",
-    "garden", "hand", "hedgeberry", "hedgehog", "helicopter", "kangaroo", "key", "lantern",
-    "lighthouse", "lion", "lionsheep", "lobster", "map", "mermaid", "monapassport", "monkey",
-    "mosquito", "octopus", "owl", "paintbrush", "palm_tree", "parrot", "passport", "peas",
-    "penguin", "pig", "pigsheep", "pineapple", "pool", "postcard", "power_outlet", "rabbit",
-    "rabbitturtle", "radio", "radioface", "rain", "rhinoceros", "rifle", "roller_coaster",
-    "sandwich", "scorpion", "sea_turtle", "sheep", "skull", "snail", "snowflake", "speedboat",
-    "spider", "squirrel", "steak", "stove", "strawberry", "swan", "swing_set", "the_mona_lisa",
-    "tiger", "toothbrush", "toothpaste", "tractor", "trombone", "truck", "whale", "windmill",
-    "yoga", "yogabicycle",
-)  # fmt: skip
+#: The 114 names of the collection (96 classes, 17 mixed-class models and ``everything``), from
+#: ``official_models.txt`` beside this module.
+OFFICIAL_MODELS: tuple[str, ...] = tuple(
+    name
+    for line in resources.files("sketchrnn.models")
+    .joinpath("official_models.txt")
+    .read_text("utf-8")
+    .splitlines()
+    if (name := line.strip()) and not name.startswith("#")
+)
 #: Names that exist as ``.gen.json`` only.
 GEN_ONLY = frozenset({"everything"})
 #: The package's own built-in models: name -> path of a saved model (any form load_model
@@ -109,9 +104,6 @@ def cached_model_files() -> dict[Path, str | None]:
     """Every ``<name>.<kind>.json`` of the collection in the cache: path -> the kind the file
     really is (``"gen"``, ``"vae"``), or ``None`` when it is not a sketch-rnn model (a quick
     look at its header: :func:`sketchrnn.io.magenta_json.read_magenta_kind`)."""
-    from sketchrnn.io.files import SketchFileError
-    from sketchrnn.io.magenta_json import read_magenta_kind
-
     out: dict[Path, str | None] = {}
     for name in OFFICIAL_MODELS:
         for kind in model_kinds(name):
@@ -177,8 +169,6 @@ def _model_file_check(kind: str, *, full: bool) -> Callable[[Path], str | None]:
     """The check of a ``.<kind>.json`` file: ``None``, or why it is not a sketch-rnn model of
     that kind. ``full`` reads and validates every weight (a new download); otherwise only the
     header is looked at (a file that already passed the full check on arrival)."""
-    from sketchrnn.io.files import SketchFileError
-    from sketchrnn.io.magenta_json import MagentaVAEWeights, read_magenta_json, read_magenta_kind
 
     def check(path: Path) -> str | None:
         try:

@@ -4,7 +4,7 @@ SketchEmbedNet, Appendix A: cumulative sums give absolute points; both the predi
 the ground truth are scaled and centred by the ground truth's bounds, so they share one
 frame; pixel intensity is sigmoid(2 - 5 d), with d the Euclidean distance in pixels from the
 pixel centre to the nearest pen-down segment. (The numpy renderer for images and PNGs is
-:mod:`sketchrnn.raster`.)
+:mod:`sketchrnn.io.raster`.)
 """
 
 from __future__ import annotations

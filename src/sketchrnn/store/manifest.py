@@ -47,6 +47,7 @@ from sketchrnn.store.schema import (
     Wrong,
     shown,
 )
+from sketchrnn.strokes import SketchError
 
 __all__ = [
     "FORMAT_NAME",
@@ -79,8 +80,6 @@ SPLIT_CODES = {name: code for code, name in enumerate(SPLITS)}  # train 0, valid
 def offset_std(count: float, total: float, total_sq: float) -> float:
     """The standard deviation of ``count`` values from their sum and sum of squares, as
     :func:`sketchrnn.strokes.scale_factor` would compute it from the values themselves."""
-    from sketchrnn.strokes import SketchError
-
     if count <= 0:
         raise SketchError("cannot compute a scale factor from no sketches")
     mean = total / count
@@ -313,8 +312,6 @@ def _check_statistics(m: dict[str, Any]) -> None:
             "train_offset_stats.by_length",
             f"counts {sketches:,} train sketches, the store {m['split_counts']['train']:,}",
         )
-    from sketchrnn.strokes import SketchError
-
     # As the writer computes it (same order of summing), so equal to the last bit.
     totals = [sum(r[i] for r in rows) for i in (1, 2, 3)]
     try:

@@ -35,6 +35,7 @@ from sketchrnn.datasets import assign_splits
 from sketchrnn.io.files import SketchFileError
 from sketchrnn.io.formats import read_sketches
 from sketchrnn.io.sketchset import SPLITS, SketchSet
+from sketchrnn.progress import progress_bar
 from sketchrnn.store.format import FORMAT_VERSION, MANIFEST_NAME, SPLIT_CODES
 from sketchrnn.store.writer import StoreWriter
 
@@ -231,8 +232,6 @@ def pack(
     writer = StoreWriter(out_dir, job, overwrite=overwrite, resume=resume)
     resumed = writer.completed
     try:
-        from sketchrnn.progress import progress_bar
-
         bar = progress_bar(
             total=len(paths), initial=resumed, desc="packing", unit="file", disable=not progress
         )

@@ -17,6 +17,7 @@ list what is still empty (:func:`empty_indices`) with the reason.
 
 from __future__ import annotations
 
+import inspect
 import os
 import threading
 from collections.abc import Container, Iterator, Sequence
@@ -26,6 +27,8 @@ from typing import Any
 import numpy as np
 
 from sketchrnn import generate, strokes
+from sketchrnn.embeddings import l2_normalise
+from sketchrnn.models import load_model
 from sketchrnn.web.capabilities import ModelInfo, describe, has_stroke_encoder
 
 __all__ = [
@@ -85,8 +88,6 @@ class ServedModel:
     def load(cls, name: str, path: str | os.PathLike, *, device: str = "cpu") -> ServedModel:
         """The model at ``path`` (anything :func:`sketchrnn.models.load_model` opens) to be
         served as ``name``, its typical size measured now, so that no request waits for it."""
-        from sketchrnn.models import load_model
-
         served = cls(name, load_model(path, device=device), source=str(path))
         if served.info.capabilities["sample"]:
             served.typical_extent()
@@ -295,11 +296,9 @@ def classify(
     logistic regression on the L2-normalised embeddings of the ``examples`` (name, drawings)
     of two or more concepts, as ``sketchrnn.fewshot`` scores episodes (its regularization).
     Returns, per query, each concept's probability."""
-    import inspect
-
+    # scikit-learn takes seconds to import: the server starts without it, until a page asks.
     from sklearn.linear_model import LogisticRegression
 
-    from sketchrnn.embeddings import l2_normalise
     from sketchrnn.fewshot import evaluate_embedded
 
     regularization = inspect.signature(evaluate_embedded).parameters["regularization"].default

@@ -4,7 +4,7 @@ from helpers import shared_file
 from PIL import Image
 
 from sketchrnn.io.png import write_png
-from sketchrnn.raster import (
+from sketchrnn.io.raster import (
     fit_polylines,
     grid_shape,
     rasterize,
