@@ -20,9 +20,9 @@ import pytest
 import torch
 from helpers import probe_rows, random_sketches
 from js.jsrun import ALL_MODELS, MAGENTA_MODELS, NODE_MODULES, ROOT, Exported, npm_missing
-from sketchrnn.image_data import render_images
 
 from sketchrnn import generate, strokes
+from sketchrnn.datasets import render_images
 
 pytestmark = pytest.mark.slow
 
