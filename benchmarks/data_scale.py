@@ -204,7 +204,7 @@ def _read_all(paths: list[Path]) -> float:
 def measure_verify(store_path: str) -> dict:
     """Verification of one store against plain reading, cold then warm, in this process."""
     from sketchrnn.store import open_store
-    from sketchrnn.store.format import ARRAY_FILES
+    from sketchrnn.store.manifest import ARRAY_FILES
 
     files = [Path(store_path) / ARRAY_FILES["points"]]
     out: dict = {"load": os.getloadavg()[0], "bytes": sum(f.stat().st_size for f in files)}

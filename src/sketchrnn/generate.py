@@ -19,7 +19,9 @@ Drawings made on a screen (the web page, any program with a canvas) reach a mode
 (:func:`typical_extent`) and the drawing simplified as the training data was.
 
 This module is longer than 500 lines on purpose: it is the one drawing path of the library,
-the command line and the JSON API, and each of its sections calls the others.
+the command line and the JSON API, and each of its sections calls the others. It also offers
+:func:`load_model`, :func:`sample`, :func:`decode` and :func:`stop_when` (of
+:mod:`sketchrnn.models`): the drawing API is one import, as the README's quickstart uses it.
 """
 
 from __future__ import annotations

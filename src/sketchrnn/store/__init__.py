@@ -24,13 +24,9 @@ from sketchrnn.store.dataset import (
     packed_to_stroke5,
     store_datasets,
 )
-from sketchrnn.store.format import (
-    FORMAT_VERSION,
-    PackedStore,
-    is_store,
-    open_store,
-)
+from sketchrnn.store.format import PackedStore, is_store, open_store
 from sketchrnn.store.loader import BatchLoader, EpochBatches, batch_loader
+from sketchrnn.store.manifest import FORMAT_VERSION
 from sketchrnn.store.packing import PackReport, pack, source_fingerprint
 from sketchrnn.store.writer import StoreWriter
 

@@ -34,7 +34,8 @@ from sketchrnn import strokes as S
 from sketchrnn.datasets import Batch, DataSplits, SketchDataset
 from sketchrnn.io.files import SketchFileError
 from sketchrnn.io.sketchset import SPLITS
-from sketchrnn.store.format import SPLIT_CODES, PackedStore, offset_std, open_store
+from sketchrnn.store.format import PackedStore, open_store
+from sketchrnn.store.manifest import SPLIT_CODES, offset_std
 
 __all__ = [
     "StoreDataset",

@@ -49,8 +49,6 @@ from sketchrnn.io.sketchset import SPLITS
 from sketchrnn.store.digest import file_digest, read_error, regular_file_size
 from sketchrnn.store.manifest import (
     ARRAY_FILES,
-    FORMAT_NAME,
-    FORMAT_VERSION,
     MANIFEST_NAME,
     SPLIT_CODES,
     check_manifest_digest,
@@ -58,18 +56,7 @@ from sketchrnn.store.manifest import (
     read_manifest,
 )
 
-__all__ = [
-    "FORMAT_NAME",
-    "FORMAT_VERSION",
-    "MANIFEST_NAME",
-    "ARRAY_FILES",
-    "SPLIT_CODES",
-    "INDEX_ARRAYS",
-    "PackedStore",
-    "open_store",
-    "is_store",
-    "offset_std",
-]
+__all__ = ["INDEX_ARRAYS", "PackedStore", "open_store", "is_store"]
 
 INDEX_ARRAYS = ("offsets", "labels", "splits")  # their digests are checked at open
 CHUNK_SKETCHES = 1 << 20  # sketches per chunk of the whole-store passes at open

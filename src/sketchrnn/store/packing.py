@@ -36,7 +36,7 @@ from sketchrnn.io.files import SketchFileError
 from sketchrnn.io.formats import read_sketches
 from sketchrnn.io.sketchset import SPLITS, SketchSet
 from sketchrnn.progress import progress_bar
-from sketchrnn.store.format import FORMAT_VERSION, MANIFEST_NAME, SPLIT_CODES
+from sketchrnn.store.manifest import FORMAT_VERSION, MANIFEST_NAME, SPLIT_CODES
 from sketchrnn.store.writer import StoreWriter
 
 __all__ = ["PackReport", "pack", "source_fingerprint"]

@@ -33,17 +33,16 @@ from sketchrnn import strokes as S
 from sketchrnn.io.files import SketchFileError
 from sketchrnn.io.sketchset import SPLITS
 from sketchrnn.store.digest import DIGEST_ALGORITHM, file_digest
-from sketchrnn.store.format import (
+from sketchrnn.store.format import HEADER_BYTES, npy_header
+from sketchrnn.store.manifest import (
     ARRAY_FILES,
     FORMAT_NAME,
     FORMAT_VERSION,
-    HEADER_BYTES,
     MANIFEST_NAME,
     SPLIT_CODES,
-    npy_header,
+    manifest_digest,
     offset_std,
 )
-from sketchrnn.store.manifest import manifest_digest
 
 __all__ = ["StoreWriter"]
 
