@@ -19,7 +19,8 @@ import torch
 
 from sketchrnn.data import load_datasets
 from sketchrnn.models.sketch_rnn import SketchRNN, SketchRNNConfig
-from sketchrnn.train import TrainConfig, Trainer
+from sketchrnn.train import Trainer
+from sketchrnn.train_config import TrainConfig
 
 DEFAULT_DATA = (
     Path(__file__).resolve().parents[2] / "shared" / "data" / "sketchrnn" / "aaron_sheep.npz"

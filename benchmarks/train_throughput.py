@@ -59,7 +59,8 @@ from sketchrnn.datasets import Batch
 from sketchrnn.models import SketchRNN, SketchRNNConfig
 from sketchrnn.nn import fused
 from sketchrnn.nn.cells import fast_fp32_matmul, make_cell, set_loop_compiler
-from sketchrnn.train import TrainConfig, _clip_gradients
+from sketchrnn.train import _clip_gradients
+from sketchrnn.train_config import TrainConfig
 
 ALL = [
     "cell:fused",

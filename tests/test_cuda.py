@@ -18,9 +18,11 @@ from sketchrnn.datasets import ImageSketchDataset, to_device
 from sketchrnn.generate import decode, sample
 from sketchrnn.io.sketchset import SketchSet
 from sketchrnn.models import SketchEmbedNet, SketchEmbedNetConfig
+from sketchrnn.models.checkpoint import load_checkpoint
 from sketchrnn.models.sketch_rnn import SketchRNN, SketchRNNConfig
 from sketchrnn.nn.diff_raster import absolute_bounds, rasterize_differentiable
-from sketchrnn.train import TrainConfig, Trainer, load_checkpoint
+from sketchrnn.train import Trainer
+from sketchrnn.train_config import TrainConfig
 
 pytestmark = [
     pytest.mark.slow,

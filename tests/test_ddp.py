@@ -14,7 +14,8 @@ from helpers import free_port
 from sketchrnn.data import datasets_from_sketchset
 from sketchrnn.io.sketchset import SketchSet
 from sketchrnn.models.sketch_rnn import SketchRNN, SketchRNNConfig
-from sketchrnn.train import TrainConfig, Trainer
+from sketchrnn.train import Trainer
+from sketchrnn.train_config import TrainConfig
 
 pytestmark = pytest.mark.slow  # see pyproject: `make test` skips these
 

@@ -13,16 +13,10 @@ from sketchrnn.data import datasets_from_sketchset
 from sketchrnn.evaluate import evaluate
 from sketchrnn.io.files import SketchFileError
 from sketchrnn.io.sketchset import SketchSet
+from sketchrnn.models.checkpoint import CheckpointError, load_checkpoint, model_from_checkpoint
 from sketchrnn.models.sketch_rnn import SketchRNN, SketchRNNConfig, kl_weight_at, sketch_rnn_loss
-from sketchrnn.train import (
-    CheckpointError,
-    TrainConfig,
-    Trainer,
-    TrainingError,
-    learning_rate_at,
-    load_checkpoint,
-    model_from_checkpoint,
-)
+from sketchrnn.train import Trainer, TrainingError
+from sketchrnn.train_config import TrainConfig, learning_rate_at
 
 # ----------------------------------------------------------------------------- fixtures
 
@@ -382,7 +376,7 @@ def test_trainer_gives_the_model_its_data_scale_and_classes(data, tmp_path):
 
 def test_the_progress_bar_shows_each_model_its_own_terms():
     from sketchrnn.models import SketchEmbedNet
-    from sketchrnn.train import _progress_terms
+    from sketchrnn.run_log import progress_terms as _progress_terms
 
     out = {"L_R": 1.0, "L_KL": 0.5, "L_pen": 0.25, "L_stroke": 0.75, "L_pixel": 0.6}
     out.update(alpha=0.05, lr=1e-3, kl_weight=0.2)

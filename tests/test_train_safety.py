@@ -25,21 +25,17 @@ from sketchrnn.cli import main
 from sketchrnn.data import datasets_from_sketchset
 from sketchrnn.io.npz import write_npz
 from sketchrnn.io.sketchset import SketchSet
-from sketchrnn.models.checkpoint import content_checksum, verify_checkpoint_file
-from sketchrnn.models.sketch_rnn import SketchRNN, SketchRNNConfig
-from sketchrnn.train import (
-    PREVIOUS_CHECKPOINT_NAME,
+from sketchrnn.models.checkpoint import (
     CheckpointError,
     DamagedCheckpointError,
-    RunLock,
-    RunLockedError,
-    TrainConfig,
-    Trainer,
-    TrainingError,
+    content_checksum,
     load_checkpoint,
-    lock_run_folder,
-    new_model,
+    verify_checkpoint_file,
 )
+from sketchrnn.models.sketch_rnn import SketchRNN, SketchRNNConfig
+from sketchrnn.run_folder import PREVIOUS_CHECKPOINT_NAME, RunLock, RunLockedError, lock_run_folder
+from sketchrnn.train import Trainer, TrainingError, new_model
+from sketchrnn.train_config import TrainConfig
 
 # ----------------------------------------------------------------------------- fixtures
 

@@ -32,7 +32,7 @@ _LAZY = {
     "ConvVAEConfig": "sketchrnn.models.conv_vae",
     "load_model": "sketchrnn.models",
     "Trainer": "sketchrnn.train",
-    "TrainConfig": "sketchrnn.train",
+    "TrainConfig": "sketchrnn.train_config",
     "load_datasets": "sketchrnn.data",
     "read_sketches": "sketchrnn.io.formats",
     "write_sketches": "sketchrnn.io.formats",

@@ -20,7 +20,8 @@ from sketchrnn.io.omniglot_images import load_character_images, resize_ink_image
 from sketchrnn.models import SketchModel
 from sketchrnn.models.conv_vae import ConvVAE, ConvVAEConfig
 from sketchrnn.nn.encoders import ImageEncoder
-from sketchrnn.train import TrainConfig, Trainer
+from sketchrnn.train import Trainer
+from sketchrnn.train_config import TrainConfig
 
 __all__ = [
     "BASELINES",

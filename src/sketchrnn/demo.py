@@ -34,7 +34,8 @@ from sketchrnn.io.svg import write_svg
 from sketchrnn.models import SketchModel, load_model
 from sketchrnn.models.sketch_rnn import SketchRNN, SketchRNNConfig
 from sketchrnn.synthetic import synthetic_sketchset
-from sketchrnn.train import TrainConfig, Trainer
+from sketchrnn.train import Trainer
+from sketchrnn.train_config import TrainConfig
 
 __all__ = ["run_demo", "DEMO_MODEL", "DEMO_TRAIN"]
 

@@ -1,4 +1,5 @@
-"""A training's run folder: who may write it, and what a killed write left in it.
+"""A training's run folder: who may write it, what a killed write left in it, and its
+checkpoints (``checkpoint.pt``, the one before it, ``best/``).
 
 - :class:`RunLock`: ``run.lock``, held with ``flock`` by the one training writing the folder,
   so a second training on the same ``--out`` fails at once naming the holder's process;
@@ -7,6 +8,9 @@
 - :func:`read_run_checkpoint`: ``checkpoint.pt`` read for a resume, its checksums verified;
   when it is damaged, the error says which earlier checkpoint is kept
   (``checkpoint.prev.pt``, written beside it by :func:`keep_previous`, or ``best/``);
+- :func:`save_run_checkpoint`, :func:`save_best`: the latest checkpoint (the one before it
+  kept) and ``best/`` (a pretrained folder with its checkpoint), each replaced whole;
+- :func:`check_resumable`: whether a checkpoint holds the run a model and data can continue;
 - :func:`check_new_run` / :func:`clear_run`: a new training into a folder that holds a run
   (finished or not) is refused (:class:`RunExistsError`) unless it is told to replace it, so a
   finished run is never silently overwritten.
@@ -17,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
+import math
 import os
 import shutil
 import socket
@@ -32,8 +37,12 @@ from sketchrnn.models.checkpoint import (
     CHECKPOINT_NAME,
     CheckpointError,
     DamagedCheckpointError,
+    checkpoint_model_class,
+    checkpoint_model_config,
     load_checkpoint,
+    save_checkpoint,
 )
+from sketchrnn.models.interface import SketchModel
 
 try:  # POSIX; elsewhere run folders are not locked
     import fcntl
@@ -52,6 +61,9 @@ __all__ = [
     "keep_previous",
     "lock_run_folder",
     "read_run_checkpoint",
+    "save_run_checkpoint",
+    "save_best",
+    "check_resumable",
 ]
 
 PREVIOUS_CHECKPOINT_NAME = "checkpoint.prev.pt"
@@ -361,3 +373,55 @@ def _fallbacks(out_dir: Path) -> str:
             f"{CHECKPOINT_NAME} to resume from there, or start afresh without --resume"
         )
     return "no earlier checkpoint is kept here; start afresh without --resume"
+
+
+def save_run_checkpoint(out_dir: Path, state: dict[str, Any]) -> Path:
+    """Write ``state`` as ``out_dir/checkpoint.pt``, the one it replaces kept as
+    ``checkpoint.prev.pt``; returns its path."""
+    path = out_dir / CHECKPOINT_NAME
+    if path.exists():
+        keep_previous(path, out_dir / PREVIOUS_CHECKPOINT_NAME)
+    save_checkpoint(path, state)
+    return path
+
+
+def save_best(out_dir: Path, model: SketchModel, state: dict[str, Any]) -> None:
+    """Replace ``out_dir/best`` by a freshly written directory (never a half-written one): the
+    model as a pretrained folder, with ``state`` as its ``checkpoint.pt``."""
+    best = out_dir / "best"
+    tmp = out_dir / ".best.part"
+    old = out_dir / ".best.old"
+    for d in (tmp, old):
+        shutil.rmtree(d, ignore_errors=True)
+    try:
+        model.save_pretrained(tmp)
+        save_checkpoint(tmp / CHECKPOINT_NAME, state)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if best.exists():
+        os.replace(best, old)
+    os.replace(tmp, best)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def check_resumable(
+    state: dict[str, Any], path: Path, model: SketchModel, data_scale: float | None
+) -> None:
+    """CheckpointError unless the checkpoint ``state`` (read from ``path``) holds a run of
+    ``model``'s class trained on data of scale factor ``data_scale`` (``None``: unknown)."""
+    theirs_class = checkpoint_model_class(state, path)
+    if type(model) is not theirs_class:
+        raise CheckpointError(
+            path,
+            f"the checkpoint holds a {theirs_class.__name__}, not a {type(model).__name__}; "
+            "resume with the same --model, or use a new --out-dir",
+        )
+    theirs = checkpoint_model_config(state, path)
+    if theirs.scale_factor is not None and data_scale is not None:
+        if not math.isclose(theirs.scale_factor, data_scale, rel_tol=1e-6):
+            raise CheckpointError(
+                path,
+                f"trained on data with scale factor {theirs.scale_factor:.6g} but this data "
+                f"has {data_scale:.6g}; resume with the same --data",
+            )

@@ -1,5 +1,4 @@
-"""Training any model of :mod:`sketchrnn.models`: the learning-rate schedule, one Trainer (one
-process or DDP), logs.
+"""Training any model of :mod:`sketchrnn.models`: one Trainer, for one process or DDP.
 
 The loop follows sketch-rnn's supplement (section 2): Adam, gradient clipping (each gradient
 value clipped to ``[-1, 1]``, as magenta's sketch-rnn and SketchEmbedNet's Appendix B do;
@@ -7,8 +6,9 @@ clipping the global norm instead is an option), and a learning rate that decays 
 towards ``min_lr`` (every step, or in stairs of ``lr_decay_every`` steps: SketchEmbedNet's 0.85
 every 15k). What it minimises is the model's own ``losses(batch, step)["loss"]``: the model
 holds its objective and its schedules (sketch-rnn's KL annealing, SketchEmbedNet's pixel-loss
-curriculum); validation scores ``losses(batch, None)``, the evaluation objective. Defaults that
-differ per model come from its ``TRAIN_DEFAULTS`` (:meth:`TrainConfig.for_model`).
+curriculum); validation scores ``losses(batch, None)``, the evaluation objective. The settings
+are a :class:`~sketchrnn.train_config.TrainConfig`; defaults that differ per model come from its
+``TRAIN_DEFAULTS`` (:meth:`~sketchrnn.train_config.TrainConfig.for_model`).
 
 The Trainer gives the model the training data's units (scale factor and classes) when the
 model has none yet, so that a model drawn with right after training, or saved, gives pixels.
@@ -23,211 +23,61 @@ exactly as if it had never stopped; :func:`new_model` draws a model's initial we
 same seed, so the same command gives bitwise the same run (on the same machine).
 
 A run folder is crash-safe: every file is written atomically, the checkpoint before the latest
-is kept as ``checkpoint.prev.pt``, a damaged checkpoint is refused on load (its checksums), the
-unfinished files a killed write leaves are removed on the next start, and ``run.lock`` keeps a
-second training out of a folder in use (:class:`RunLock`).
+is kept, a damaged checkpoint is refused on load, and ``run.lock`` keeps a second training out
+of a folder in use (:mod:`sketchrnn.run_folder`). What a run reports is
+:mod:`sketchrnn.run_log`'s, its seeds :mod:`sketchrnn.seeds`'s, the processes'
+:mod:`sketchrnn.distributed`'s.
+
+Longer than 500 lines on purpose: the Trainer's setup, resume, step, loop and validation share
+its state (step, optimizer, log window); what is not the Trainer lives in the modules above.
 """
 
 from __future__ import annotations
 
-import csv
-import dataclasses
 import math
-import os
-import random
-import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from sketchrnn.cpu_threads import ThreadGovernor
 from sketchrnn.datasets import BatchSource, to_device
+from sketchrnn.distributed import DistributedContext
 from sketchrnn.evaluate import evaluate
-from sketchrnn.io.files import SketchFileError, atomic_path
+from sketchrnn.io.files import SketchFileError
 from sketchrnn.models.checkpoint import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_NAME,
     CHECKPOINT_VERSION,
     CheckpointError,
-    DamagedCheckpointError,
     checkpoint_model_class,
     checkpoint_model_config,
-    load_checkpoint,
     load_weights,
-    model_from_checkpoint,
-    save_checkpoint,
-)
-from sketchrnn.models.config import (
-    MAX_BATCH_SIZE,
-    MAX_SECONDS,
-    MAX_SEED,
-    MAX_STEPS,
-    ConfigDict,
-    option,
 )
 from sketchrnn.models.interface import SketchModel
-from sketchrnn.progress import progress_bar
+from sketchrnn.models.units import adopt_units
 from sketchrnn.run_folder import (
-    PREVIOUS_CHECKPOINT_NAME,
     RunLock,
-    RunLockedError,
-    keep_previous,
+    check_resumable,
     lock_run_folder,
     read_run_checkpoint,
+    save_best,
+    save_run_checkpoint,
 )
+from sketchrnn.run_log import RunLog, mean_losses, progress_terms, step_progress_bar
+from sketchrnn.seeds import rng_states, seed_for, set_rng_states
+from sketchrnn.train_config import TrainConfig, learning_rate_at
 
-__all__ = [
-    "TrainConfig",
-    "Trainer",
-    "TrainingError",
-    "RunLockedError",
-    "RunLock",
-    "new_model",
-    "read_run_checkpoint",
-    "lock_run_folder",
-    "CheckpointError",
-    "DamagedCheckpointError",
-    "DistributedContext",
-    "learning_rate_at",
-    "save_checkpoint",
-    "load_checkpoint",
-    "model_from_checkpoint",
-    "CHECKPOINT_NAME",
-    "PREVIOUS_CHECKPOINT_NAME",
-    "log_columns",
-]
-
-
-def log_columns(model_class: type[SketchModel]) -> list[str]:
-    """The columns of a run's log.csv: ``step``, ``split``, the model's ``LOSS_COLUMNS``, the
-    learning rate ``lr``, the model's ``SCHEDULE_COLUMNS`` and ``sketches_per_s``."""
-    return [
-        "step",
-        "split",
-        *model_class.LOSS_COLUMNS,
-        "lr",
-        *model_class.SCHEDULE_COLUMNS,
-        "sketches_per_s",
-    ]
+__all__ = ["Trainer", "TrainingError", "new_model"]
 
 
 class TrainingError(RuntimeError):
     """Training cannot go on as asked (non-finite loss with ``nan_policy="stop"``, a data set
     smaller than one batch, ...). The message says what happened and what to do."""
-
-
-# ----------------------------------------------------------------------------- config
-
-
-@dataclass
-class TrainConfig(ConfigDict):
-    """Hyper-parameters of a training run (defaults: magenta's sketch-rnn settings; a model's
-    own are :meth:`for_model`).
-
-    ``max_seconds`` adds a wall-time budget (checked after every step) on top of ``max_steps``.
-    ``eval_every``/``save_every``/``log_every`` count optimizer steps; 0 turns them off
-    (a final checkpoint is always written when ``out_dir`` is set).
-    """
-
-    batch_size: int = option(
-        100,
-        "sketches per optimizer step (split over the DDP processes)",
-        low=1,
-        high=MAX_BATCH_SIZE,
-    )
-    lr: float = option(1e-3, "Adam learning rate at step 0", low=0, low_open=True, high=1)
-    lr_decay: float = option(
-        0.9999, "learning-rate factor per decay (towards min_lr)", low=0, low_open=True, high=1
-    )
-    lr_decay_every: int = option(
-        1, "steps between decays: lr_decay ** (step // lr_decay_every)", low=1, high=MAX_STEPS
-    )
-    min_lr: float = option(1e-5, "learning-rate floor", low=0, high=1)
-    grad_clip: float = option(
-        1.0,
-        "gradient clip: each value (grad_clip_mode value) or the norm (inf: none)",
-        low=0,
-        low_open=True,
-        high=math.inf,
-    )
-    grad_clip_mode: str = option(
-        "value", "value: clip each gradient value; norm: the global norm", choices=("value", "norm")
-    )
-    augment: bool = option(True, "random x/y scaling of the strokes by U(0.9, 1.1)")
-    drop_prob: float = option(
-        0.0,
-        "augmentation: probability of dropping an interior pen-down point",
-        low=0,
-        high=1,
-        high_open=True,
-    )
-    max_steps: int = option(10_000, "optimizer steps", low=0, high=MAX_STEPS)
-    max_seconds: float | None = option(
-        None, "wall-time budget in seconds (None: none)", low=0, low_open=True, high=MAX_SECONDS
-    )
-    eval_every: int = option(
-        500, "validate every N steps (0: only at the end)", low=0, high=MAX_STEPS
-    )
-    save_every: int = option(
-        500, "write checkpoint.pt every N steps (0: only at the end)", low=0, high=MAX_STEPS
-    )
-    log_every: int = option(20, "log.csv row every N steps (0: none)", low=0, high=MAX_STEPS)
-    eval_batch_size: int | None = option(
-        None, "validation batch size (None: batch_size)", low=1, high=MAX_BATCH_SIZE
-    )
-    seed: int = option(
-        0, "seed of the initial weights, data order, augmentation and noise", low=0, high=MAX_SEED
-    )
-    nan_policy: str = option(
-        "skip",
-        "on a non-finite loss: skip the update, or stop with an error",
-        choices=("skip", "stop"),
-    )
-    log_csv: bool = option(True, "write log.csv")
-    tensorboard: bool = option(False, "write TensorBoard event files too")
-    progress: bool = option(True, "show a progress bar")
-    out_dir: str | None = option(
-        "runs/sketchrnn", "run folder: checkpoint.pt, best/, log.csv (None: no files)"
-    )
-    device: str = option("auto", "auto (cuda:LOCAL_RANK when available, else cpu), cpu, cuda:1")
-
-    def __post_init__(self) -> None:
-        from sketchrnn.models.config import check_device
-
-        self.check_bounds()
-        check_device(self.device)
-        if self.grad_clip_mode not in ("value", "norm"):
-            raise ValueError(
-                f"grad_clip_mode must be 'value' or 'norm', got {self.grad_clip_mode!r}"
-            )
-        if self.nan_policy not in ("skip", "stop"):
-            raise ValueError(f"nan_policy must be 'skip' or 'stop', got {self.nan_policy!r}")
-        if self.drop_prob > 0 and not self.augment:
-            raise ValueError("drop_prob > 0 needs augment=True (point dropping is augmentation)")
-
-    @classmethod
-    def for_model(cls, model_class: type[SketchModel], **overrides: Any) -> TrainConfig:
-        """The defaults, then ``model_class.TRAIN_DEFAULTS`` (SketchEmbedNet: batch 256, the
-        learning rate x0.85 every 15k steps, no augmentation), then ``overrides``."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        values = {**model_class.TRAIN_DEFAULTS, **overrides}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown TrainConfig fields: {', '.join(unknown)}")
-        return cls(**values)
-
-
-def learning_rate_at(step: int, cfg: TrainConfig) -> float:
-    """``(lr - min_lr) * lr_decay**(step // lr_decay_every) + min_lr``: exponential decay
-    towards ``min_lr``, every step by default (sketch-rnn) or in stairs (SketchEmbedNet)."""
-    return (cfg.lr - cfg.min_lr) * cfg.lr_decay ** (step // cfg.lr_decay_every) + cfg.min_lr
 
 
 def new_model(model_class: type[SketchModel], config: Any, seed: int) -> SketchModel:
@@ -238,7 +88,7 @@ def new_model(model_class: type[SketchModel], config: Any, seed: int) -> SketchM
     does) for a run that is reproducible from its seed alone. The global RNG is left as it was.
     """
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(_seed_for(seed, 3))
+        torch.manual_seed(seed_for(seed, 3))
         return model_class(config)
 
 
@@ -255,70 +105,6 @@ def _clip_gradients(parameters: Any, cfg: TrainConfig) -> torch.Tensor:
     return norm
 
 
-# ----------------------------------------------------------------------------- distributed
-
-
-@dataclass
-class DistributedContext:
-    """Where this process stands: its rank among ``world_size`` and its device."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    device: torch.device = dataclasses.field(default_factory=lambda: torch.device("cpu"))
-    initialized_here: bool = False
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def distributed(self) -> bool:
-        return self.world_size > 1
-
-    @classmethod
-    def from_env(cls, device: str = "auto") -> DistributedContext:
-        """Join the process group when launched by ``torchrun`` (``WORLD_SIZE`` > 1)."""
-        world_size = int(os.environ.get("WORLD_SIZE", "1"))
-        rank = int(os.environ.get("RANK", "0"))
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
-        if device not in ("auto", "cuda"):
-            dev = torch.device(device)
-        elif use_cuda:
-            dev = torch.device("cuda", local_rank)
-        else:
-            dev = torch.device("cpu")
-        if dev.type == "cuda":
-            torch.cuda.set_device(dev)
-        initialized_here = False
-        if world_size > 1 and not dist.is_initialized():
-            dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
-            initialized_here = True
-        if dist.is_initialized():
-            rank, world_size = dist.get_rank(), dist.get_world_size()
-        return cls(rank, world_size, local_rank, dev, initialized_here)
-
-    def all_agree(self, flag: bool) -> bool:
-        """True on every rank iff ``flag`` is true on every rank (a collective call)."""
-        if not self.distributed:
-            return flag
-        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
-        dist.all_reduce(t, op=dist.ReduceOp.MIN)
-        return bool(t.item() > 0.5)
-
-    def any(self, flag: bool) -> bool:
-        """True on every rank iff ``flag`` is true on some rank (a collective call)."""
-        return not self.all_agree(not flag)
-
-    def close(self) -> None:
-        if self.initialized_here and dist.is_initialized():
-            # Wait for every rank (rank 0 may still be writing the last checkpoint): a rank
-            # that tears gloo down while its peer is busy can abort the peer's process.
-            dist.barrier()
-            dist.destroy_process_group()
-
-
 class _LossModule(nn.Module):
     """``model.losses(batch, step)`` as a ``forward``, so that DDP sees the call and averages
     the gradients."""
@@ -329,64 +115,6 @@ class _LossModule(nn.Module):
 
     def forward(self, batch: Any, step: int | None) -> dict[str, torch.Tensor]:
         return self.model.losses(batch, step)
-
-
-def _adopt_data_units(model: SketchModel, data: Any) -> None:
-    """Give ``model`` the data's scale factor and classes where it has none; TrainingError
-    where it has others (it would learn in other units than it draws in)."""
-    scale = getattr(data, "scale_factor", None)
-    classes = list(getattr(data, "classes", None) or [])
-    changes: dict[str, Any] = {}
-    if scale is not None:
-        if model.scale_factor is None:
-            changes["scale_factor"] = float(scale)
-        elif not math.isclose(model.scale_factor, float(scale), rel_tol=1e-6):
-            raise TrainingError(
-                f"the model's scale factor is {model.scale_factor:.6g} but the training data's "
-                f"is {float(scale):.6g}: load the data with the model's scale factor "
-                "(load_datasets(..., scale_factor=model.scale_factor)) or train a new model"
-            )
-    if classes:
-        if not model.classes:
-            changes["classes"] = classes
-        elif model.classes != classes:
-            raise TrainingError(
-                f"the model's classes are {model.classes} but the training data's are "
-                f"{classes}: train on data of the same classes, or a new model"
-            )
-    model.set_units(**changes)
-
-
-def _seed_for(*parts: int) -> int:
-    """A 63-bit seed mixing ``parts`` (numpy's SeedSequence hashing: no collisions to mind)."""
-    words = np.random.SeedSequence([int(p) for p in parts]).generate_state(2, dtype=np.uint32)
-    return (int(words[0]) << 31) ^ int(words[1])
-
-
-def _rng_states() -> dict[str, Any]:
-    """The global RNG states, as plain Python values and tensors (``weights_only``-loadable)."""
-    np_state: Any = np.random.get_state()
-    states: dict[str, Any] = {
-        "torch": torch.get_rng_state(),
-        "numpy": [np_state[0], np_state[1].tolist(), *[v for v in np_state[2:]]],
-        "python": random.getstate(),
-    }
-    if torch.cuda.is_available():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def _set_rng_states(states: dict[str, Any]) -> None:
-    if "torch" in states:
-        torch.set_rng_state(states["torch"])
-    if "numpy" in states:
-        name, keys, *rest = states["numpy"]
-        np.random.set_state((name, np.asarray(keys, dtype=np.uint32), *rest))
-    if "python" in states:
-        version, internal, gauss = states["python"]
-        random.setstate((version, tuple(internal), gauss))
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
 
 
 # ----------------------------------------------------------------------------- trainer
@@ -463,7 +191,11 @@ class Trainer:
         resumed = self._read_resume_state(model, state) if resume else None
         # The model learns in the data's normalised units: it keeps their scale (and classes),
         # so that drawing with it right after training gives pixels, as a saved model does.
-        _adopt_data_units(model, train)
+        try:
+            scale = getattr(train, "scale_factor", None)
+            adopt_units(model, scale, list(getattr(train, "classes", None) or []))
+        except ValueError as e:
+            raise TrainingError(str(e)) from None
         if self.ctx.distributed and self.ctx.device.type == "cuda":
             # Batch statistics over the global batch, not each GPU's slice (SketchEmbedNet's
             # Conv4/ResNet12). PyTorch's SyncBatchNorm runs on GPUs only: gloo ranks on CPU
@@ -489,12 +221,11 @@ class Trainer:
         self.step = 0
         self.best_valid_loss = math.inf
         self.skipped_steps = 0
-        self._log_rows: list[dict[str, Any]] = []
+        self.log = RunLog(type(model), self.out_dir, config.log_csv)
         # Each step's losses since the last train row of the log (checkpointed, so that the
         # first row after a resume averages the same steps as an unbroken run's).
         self._log_window: list[dict[str, float]] = []
         self._epoch_order: tuple[int, np.ndarray] | None = None
-        self._tb: Any = None
         if config.tensorboard and self.ctx.is_main:
             _check_tensorboard()  # fail now, not after the first steps
         if resumed is not None:
@@ -538,7 +269,7 @@ class Trainer:
     def log_rows(self) -> list[dict[str, Any]]:
         """The rows of log.csv so far (kept also without an ``out_dir``): ``step``,
         ``split``, the loss columns (``""`` for terms the model does not have), ``lr``, ..."""
-        return self._log_rows
+        return self.log.rows
 
     # ------------------------------------------------------------------ resume / save
 
@@ -584,22 +315,7 @@ class Trainer:
         path = self.out_dir / CHECKPOINT_NAME
         if state is None:
             state = read_run_checkpoint(self.out_dir)
-        theirs_class = checkpoint_model_class(state, path)
-        if type(model) is not theirs_class:
-            raise CheckpointError(
-                path,
-                f"the checkpoint holds a {theirs_class.__name__}, not a {type(model).__name__}; "
-                "resume with the same --model, or use a new --out-dir",
-            )
-        theirs = checkpoint_model_config(state, path)
-        data_scale = getattr(self.train_set, "scale_factor", None)
-        if theirs.scale_factor is not None and data_scale is not None:
-            if not math.isclose(theirs.scale_factor, data_scale, rel_tol=1e-6):
-                raise CheckpointError(
-                    path,
-                    f"trained on data with scale factor {theirs.scale_factor:.6g} but this data "
-                    f"has {data_scale:.6g}; resume with the same --data",
-                )
+        check_resumable(state, path, model, getattr(self.train_set, "scale_factor", None))
         return state, path
 
     def _resume(self, state: dict[str, Any], path: Path) -> None:
@@ -624,7 +340,7 @@ class Trainer:
         self.best_valid_loss = float(state.get("best_valid_loss", math.inf))
         self.skipped_steps = int(state.get("skipped_steps", 0))
         self._log_window = [dict(row) for row in state.get("log_window", [])]
-        _set_rng_states(state.get("rng", {}))
+        set_rng_states(state.get("rng", {}))
         saved = state.get("train_config", {})
         for key in ("batch_size", "seed", "augment", "drop_prob"):
             if key in saved and saved[key] != getattr(self.config, key) and self.ctx.is_main:
@@ -632,7 +348,7 @@ class Trainer:
                     f"note: {key} was {saved[key]!r} before the resume and is "
                     f"{getattr(self.config, key)!r} now; the run will not match an unbroken one"
                 )
-        self._log_rows = self._read_log(after_step=self.step)
+        self.log.resume(after_step=self.step)
 
     def state_dict(self) -> dict[str, Any]:
         """Everything :meth:`_resume` needs, as tensors and plain Python values."""
@@ -650,7 +366,7 @@ class Trainer:
             # The data order position is the step itself: epoch = step // batches_per_epoch.
             "batches_per_epoch": self.batches_per_epoch,
             "max_len": int(getattr(self.train_set, "max_len", 0)),
-            "rng": _rng_states(),
+            "rng": rng_states(),
             "log_window": [dict(row) for row in self._log_window],
         }
 
@@ -658,32 +374,13 @@ class Trainer:
         """Write ``out_dir/checkpoint.pt`` (rank 0 only); returns its path."""
         if self.out_dir is None or not self.ctx.is_main:
             return None
-        path = self.out_dir / CHECKPOINT_NAME
         state = self.state_dict()  # before touching any file: a failure here changes none
-        if path.exists():
-            keep_previous(path, self.out_dir / PREVIOUS_CHECKPOINT_NAME)
-        save_checkpoint(path, state)
-        return path
+        return save_run_checkpoint(self.out_dir, state)
 
     def _save_best(self) -> None:
-        """Replace ``out_dir/best`` by a freshly written directory (never a half-written one)."""
-        if self.out_dir is None or not self.ctx.is_main:
-            return
-        best = self.out_dir / "best"
-        tmp = self.out_dir / ".best.part"
-        old = self.out_dir / ".best.old"
-        for d in (tmp, old):
-            shutil.rmtree(d, ignore_errors=True)
-        try:
-            self.model.save_pretrained(tmp)
-            save_checkpoint(tmp / CHECKPOINT_NAME, self.state_dict())
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        if best.exists():
-            os.replace(best, old)
-        os.replace(tmp, best)
-        shutil.rmtree(old, ignore_errors=True)
+        """Replace ``out_dir/best`` (:func:`sketchrnn.run_folder.save_best`), rank 0 only."""
+        if self.out_dir is not None and self.ctx.is_main:
+            save_best(self.out_dir, self.model, self.state_dict())
 
     # ------------------------------------------------------------------ data
 
@@ -716,7 +413,7 @@ class Trainer:
         """One optimizer step on the global batch for ``self.step``; returns its losses."""
         cfg, step = self.config, self.step
         # Seeding per step (and rank) makes dropout and the VAE noise reproducible on resume.
-        torch.manual_seed(_seed_for(cfg.seed, step, self.ctx.rank, 2))
+        torch.manual_seed(seed_for(cfg.seed, step, self.ctx.rank, 2))
         lr = learning_rate_at(step, cfg)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -765,9 +462,10 @@ class Trainer:
         if main and self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             if cfg.tensorboard:
-                self._tb = _tensorboard_writer(self.out_dir / "tensorboard")
+                _check_tensorboard()
+                self.log.open_tensorboard()
         start_step, t0 = self.step, time.perf_counter()
-        bar = _progress_bar(cfg.max_steps, self.step) if (main and cfg.progress) else None
+        bar = step_progress_bar(cfg.max_steps, self.step) if (main and cfg.progress) else None
         window = self._log_window  # losses of the steps since the last train row
         window_t0 = time.perf_counter()
         last_valid: dict[str, float] | None = None
@@ -783,7 +481,7 @@ class Trainer:
                 window.append(out)
                 if bar is not None:
                     bar.update(1)
-                    terms = _progress_terms(out, type(self.model).PROGRESS_TERMS)
+                    terms = progress_terms(out, type(self.model).PROGRESS_TERMS)
                     bar.set_postfix(terms, refresh=False)
                 if not out["finite"] and main:
                     print(f"step {self.step - 1}: non-finite loss or gradient, update skipped")
@@ -794,7 +492,7 @@ class Trainer:
                 if cfg.log_every and (self.step % cfg.log_every == 0 or done):
                     elapsed = time.perf_counter() - window_t0
                     rate = len(window) * cfg.batch_size / max(elapsed, 1e-9)
-                    self._log("train", _mean_losses(window), rate)
+                    self._log("train", mean_losses(window), rate)
                     window.clear()
                     window_t0 = time.perf_counter()
                 paused_at = time.perf_counter()
@@ -814,9 +512,7 @@ class Trainer:
             self.threads.stop()
             if bar is not None:
                 bar.close()
-            if self._tb is not None:
-                self._tb.close()
-                self._tb = None
+            self.log.close()
         seconds = time.perf_counter() - t0
         steps = self.step - start_step
         return {
@@ -845,90 +541,16 @@ class Trainer:
     # ------------------------------------------------------------------ logs
 
     def _log(self, split: str, losses: dict[str, float], rate: float | None) -> None:
-        if not self.ctx.is_main:
-            return
-        step = self.step
-        model_class = type(self.model)
-        columns = {**model_class.LOSS_COLUMNS, **model_class.SCHEDULE_COLUMNS}
-        # Blank, not NaN, for a term the losses lack.
-        values = {column: losses.get(key, "") for column, key in columns.items()}
-        row = {
-            "step": step,
-            "split": split,
-            **values,
-            "lr": learning_rate_at(max(step - 1, 0), self.config),
-            "sketches_per_s": rate if rate is not None else "",
-        }
-        self._log_rows.append(row)
-        if self.out_dir is not None and self.config.log_csv:
-            self._write_log()
-        if self._tb is not None:
-            for k in columns:
-                if row[k] != "" and (k in model_class.LOSS_COLUMNS or split == "train"):
-                    self._tb.add_scalar(f"{split}/{k}", row[k], step)
-            if split == "train":
-                self._tb.add_scalar("train/lr", row["lr"], step)
-
-    def _write_log(self) -> None:
-        assert self.out_dir is not None
-        with atomic_path(self.out_dir / "log.csv") as tmp:
-            with open(tmp, "w", newline="") as f:
-                # A run resumed from an older version may hold rows with other columns.
-                columns = log_columns(type(self.model))
-                writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
-                writer.writeheader()
-                for row in self._log_rows:
-                    writer.writerow({k: _fmt(v) for k, v in row.items()})
-
-    def _read_log(self, after_step: int) -> list[dict[str, Any]]:
-        """Rows of an earlier ``log.csv`` up to the resumed step (later ones are redone)."""
-        if self.out_dir is None:
-            return []
-        path = self.out_dir / "log.csv"
-        if not path.exists():
-            return []
-        try:
-            with open(path, newline="") as f:
-                rows = list(csv.DictReader(f))
-            return [r for r in rows if int(r["step"]) <= after_step]
-        except (OSError, ValueError, KeyError, csv.Error):
-            return []  # a damaged log is not worth stopping a resume for; it is rewritten
-
-
-@torch.no_grad()
-def _fmt(v: Any) -> Any:
-    return f"{v:.6g}" if isinstance(v, float) else v
-
-
-def _mean_losses(rows: list[dict[str, float]]) -> dict[str, float]:
-    """Each term's mean over the rows of a log window (the finite steps, when there are)."""
-    good = [r for r in rows if r.get("finite", 1.0)] or rows
-    return {k: float(np.mean([r[k] for r in good])) for k in good[0] if k not in ("finite", "lr")}
-
-
-def _progress_terms(out: dict[str, float], terms: dict[str, str]) -> dict[str, str]:
-    """What the progress bar shows of a step: the model's ``PROGRESS_TERMS`` (label -> key of
-    its losses) and the learning rate."""
-    shown = {label: f"{out[key]:.3f}" for label, key in terms.items() if key in out}
-    return shown | {"lr": f"{out['lr']:.2e}"}
-
-
-def _progress_bar(total: int, initial: int):
-    return progress_bar(total=total, initial=initial, desc="train", unit="step", dynamic_ncols=True)
+        if self.ctx.is_main:
+            lr = learning_rate_at(max(self.step - 1, 0), self.config)
+            self.log.add(self.step, split, losses, lr, rate)
 
 
 def _check_tensorboard() -> None:
     try:
-        import torch.utils.tensorboard  # noqa: F401
+        import torch.utils.tensorboard  # noqa: F401  (an optional dependency: is it there?)
     except ImportError:
         raise TrainingError(
             "tensorboard logging was asked for but the tensorboard package is not installed: "
             "pip install tensorboard, or train without --tensorboard (log.csv has the same figures)"
         ) from None
-
-
-def _tensorboard_writer(log_dir: Path):
-    _check_tensorboard()
-    from torch.utils.tensorboard import SummaryWriter
-
-    return SummaryWriter(log_dir=str(log_dir))

@@ -25,7 +25,7 @@ from sketchrnn.models import (
 )
 from sketchrnn.models.config import ConfigDict, field_bounds
 from sketchrnn.models.pretrained import ModelFileError
-from sketchrnn.train import TrainConfig
+from sketchrnn.train_config import TrainConfig
 
 CONFIG_CLASSES = [SketchRNNConfig, SketchEmbedNetConfig, ConvVAEConfig, TrainConfig]
 

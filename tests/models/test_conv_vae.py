@@ -12,7 +12,8 @@ from sketchrnn.datasets import ImageOnlyBatch, ImageOnlyDataset
 from sketchrnn.models import load_model
 from sketchrnn.models.conv_vae import ConvVAE, ConvVAEConfig
 from sketchrnn.models.pretrained import ModelFileError
-from sketchrnn.train import TrainConfig, Trainer
+from sketchrnn.train import Trainer
+from sketchrnn.train_config import TrainConfig
 
 
 def train_conv_vae(model, images, steps, batch_size=128, lr=1e-3, seed=0) -> list[float]:

@@ -23,7 +23,9 @@ from sketchrnn.models import (
 )
 from sketchrnn.models.config import UnitsConfig
 from sketchrnn.models.registry import MODEL_CLASSES
-from sketchrnn.train import TrainConfig, Trainer, log_columns
+from sketchrnn.run_log import log_columns
+from sketchrnn.train import Trainer
+from sketchrnn.train_config import TrainConfig
 
 TINY = {
     "SketchRNN": lambda: SketchRNNConfig(

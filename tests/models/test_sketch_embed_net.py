@@ -16,8 +16,10 @@ from sketchrnn.data import datasets_from_sketchset
 from sketchrnn.datasets import ImageSketchDataset
 from sketchrnn.io.sketchset import SketchSet
 from sketchrnn.models import SketchEmbedNet, SketchEmbedNetConfig, load_model
+from sketchrnn.models.checkpoint import load_checkpoint
 from sketchrnn.models.pretrained import ModelFileError
-from sketchrnn.train import TrainConfig, Trainer, load_checkpoint
+from sketchrnn.train import Trainer
+from sketchrnn.train_config import TrainConfig
 
 
 def tiny_config(**overrides) -> SketchEmbedNetConfig:

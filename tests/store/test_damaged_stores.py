@@ -30,7 +30,8 @@ from sketchrnn.io.sketchset import SketchSet
 from sketchrnn.models import SketchRNN, SketchRNNConfig
 from sketchrnn.store import open_store, pack, store_datasets
 from sketchrnn.store.manifest import manifest_digest
-from sketchrnn.train import TrainConfig, Trainer, new_model
+from sketchrnn.train import Trainer, new_model
+from sketchrnn.train_config import TrainConfig
 
 SPLITS = ("train", "valid", "test")
 

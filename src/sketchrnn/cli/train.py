@@ -148,7 +148,7 @@ def _preset_notes(config_class: type, default_preset: str) -> dict[str, str]:
 def _arguments(name: str, q: argparse.ArgumentParser, others: bool = True) -> None:
     from sketchrnn.io.files import MAX_ABS_OFFSET
     from sketchrnn.models.config import MAX_SECONDS, MAX_SEQ_LEN
-    from sketchrnn.train import TrainConfig
+    from sketchrnn.train_config import TrainConfig
 
     spec = MODELS[name]
     model_class = _model_class(name)
@@ -359,7 +359,7 @@ class _PresetGiven(argparse.Action):
 
 def _train(args: argparse.Namespace) -> None:
     from sketchrnn.run_folder import check_new_run, clear_run, lock_run_folder
-    from sketchrnn.train import TrainConfig
+    from sketchrnn.train_config import TrainConfig
 
     name = args.train_model
     spec = MODELS[name]
@@ -427,7 +427,7 @@ def _trainer(
         # The run's model settings are kept: read them first (the images are rendered at the
         # run's size) and say which of the given ones they overrule.
         from sketchrnn.models.checkpoint import checkpoint_model_config
-        from sketchrnn.train import read_run_checkpoint
+        from sketchrnn.run_folder import read_run_checkpoint
 
         state = read_run_checkpoint(train_config.out_dir)
         run_config = checkpoint_model_config(state, train_config.out_dir)

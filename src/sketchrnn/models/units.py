@@ -17,6 +17,7 @@ from sketchrnn import strokes
 from sketchrnn.models.interface import SketchModel
 
 __all__ = [
+    "adopt_units",
     "SCALE_FACTOR_RANGE",
     "check_scale_factor",
     "model_scale_factor",
@@ -71,3 +72,28 @@ def to_pixels(model: SketchModel, sketches: Iterable[np.ndarray]) -> list[np.nda
         t[:, 0:2] *= factor
         out.append(t)
     return out
+
+
+def adopt_units(model: SketchModel, scale_factor: float | None, classes: list[str]) -> None:
+    """Give ``model`` the training data's ``scale_factor`` and ``classes`` where it has none
+    (``None``, ``[]``: the data's unknown); ValueError where it has others (it would learn in
+    other units than it draws in)."""
+    changes: dict = {}
+    if scale_factor is not None:
+        if model.scale_factor is None:
+            changes["scale_factor"] = float(scale_factor)
+        elif not math.isclose(model.scale_factor, float(scale_factor), rel_tol=1e-6):
+            raise ValueError(
+                f"the model's scale factor is {model.scale_factor:.6g} but the training data's "
+                f"is {float(scale_factor):.6g}: load the data with the model's scale factor "
+                "(load_datasets(..., scale_factor=model.scale_factor)) or train a new model"
+            )
+    if classes:
+        if not model.classes:
+            changes["classes"] = classes
+        elif model.classes != classes:
+            raise ValueError(
+                f"the model's classes are {model.classes} but the training data's are "
+                f"{classes}: train on data of the same classes, or a new model"
+            )
+    model.set_units(**changes)
