@@ -37,15 +37,14 @@ from sketchrnn.cli.options import (
 
 @dataclass(frozen=True)
 class _Model:
-    """What the command knows of a model: its class, its label in messages, its default
-    preset and the TrainConfig fields that do not apply to it. (Its config fields that come
-    from the data, such as ``max_seq_len``, say ``cli=False`` themselves.)"""
+    """What the command shows of a model: its class, its label in messages, its help and its
+    default preset. What it needs is the model's to say (its config fields, those from the data
+    marked ``cli=False``; ``reads_images``: images rendered once, so no stroke augmentation)."""
 
     class_name: str
     label: str
     help: str
     default_preset: str
-    train_fields_not_offered: tuple[str, ...] = ()
 
 
 MODELS = {
@@ -60,12 +59,13 @@ MODELS = {
         "SketchEmbedNet",
         "images (rendered from the strokes) in, strokes out",
         "paper",
-        # Images are rendered once: augmenting the strokes would make them disagree.
-        ("augment", "drop_prob"),
     ),
 }
 ALIASES = {"sketch-rnn": ["sketchrnn"]}
 
+# TrainConfig fields a model of images does not take: its images are rendered once, so
+# augmenting the strokes would make them disagree.
+_STROKE_AUGMENTATION = ("augment", "drop_prob")
 # TrainConfig fields under their old, shorter names too.
 _TRAIN_ALIASES = {"max_steps": ["--steps"], "out_dir": ["--out"]}
 
@@ -153,7 +153,7 @@ def _arguments(name: str, q: argparse.ArgumentParser, others: bool = True) -> No
     spec = MODELS[name]
     model_class = _model_class(name)
     config_class = model_class.config_class
-    image_model = name == "sketchembednet"
+    fields = {f.name for f in dataclasses.fields(config_class)}
 
     data = q.add_argument_group("data")
     data.add_argument(
@@ -169,7 +169,7 @@ def _arguments(name: str, q: argparse.ArgumentParser, others: bool = True) -> No
         default=_field_defaults(config_class)["max_seq_len"],
         help="longest sketch kept, in points (the model's N_max: the longest kept)",
     )
-    if image_model:
+    if model_class.reads_images:  # images rendered once, from files (see _trainer)
         from sketchrnn.data import load_image_datasets
 
         data.add_argument(
@@ -199,8 +199,10 @@ def _arguments(name: str, q: argparse.ArgumentParser, others: bool = True) -> No
         default=spec.default_preset,
         help="model size",
     )
-    if not image_model:
+    # Config fields set from these flags (and the data), not offered as options themselves.
+    if "conditional" in fields:
         model.add_argument("--decoder-only", action="store_true", help="no encoder, no z")
+    if "num_classes" in fields:
         model.add_argument(
             "--class-conditional",
             action="store_true",
@@ -218,7 +220,7 @@ def _arguments(name: str, q: argparse.ArgumentParser, others: bool = True) -> No
         training,
         TrainConfig,
         "train",
-        exclude=("max_seconds", *spec.train_fields_not_offered),
+        exclude=("max_seconds", *(_STROKE_AUGMENTATION if model_class.reads_images else ())),
         defaults=model_class.TRAIN_DEFAULTS,
         notes={"save_every": "default: the value of --eval-every"},
         aliases=_TRAIN_ALIASES,
@@ -433,7 +435,9 @@ def _trainer(
         run_config = checkpoint_model_config(state, train_config.out_dir)
         _note_kept_settings(args, config, run_config, train_config.out_dir)
         config = run_config
-    if name == "sketchembednet":
+    if model_class.reads_images:
+        # Its images are rendered once, in memory: read from sketch files (not a store),
+        # RDP-simplified as asked.
         from sketchrnn.data import load_image_datasets
 
         data = load_image_datasets(
@@ -444,22 +448,21 @@ def _trainer(
             in_channels=config.in_channels,
             skip_invalid=args.skip_invalid,
         )
-        if state is None:
-            config = dataclasses.replace(config, max_seq_len=data.max_len)
     else:
         from sketchrnn.data import load_datasets
 
         data = load_datasets(  # type: ignore[assignment]
             args.data, max_len=args.max_len, too_long=args.too_long, skip_invalid=args.skip_invalid
         )
-        if state is None:
-            num_classes = len(data.classes) if args.class_conditional else config.num_classes
-            config = dataclasses.replace(
-                config,
-                max_seq_len=data.max_len,
-                conditional=not args.decoder_only,
-                num_classes=num_classes,
+    if state is None:  # what the data and the flags above set
+        changes: dict[str, Any] = {"max_seq_len": data.max_len}
+        if "decoder_only" in args:
+            changes["conditional"] = not args.decoder_only
+        if "class_conditional" in args:
+            changes["num_classes"] = (
+                len(data.classes) if args.class_conditional else config.num_classes
             )
+        config = dataclasses.replace(config, **changes)
     for path, skipped in data.skipped_invalid.items():
         report_skipped(path, skipped)
     for path, n in data.dropped_too_long.items():
