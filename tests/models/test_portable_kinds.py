@@ -27,7 +27,7 @@ from helpers import SHARED_DATA, FolderServer, shared_file
 
 from sketchrnn import strokes
 from sketchrnn.cli import main
-from sketchrnn.image_data import render_images
+from sketchrnn.datasets import render_images
 from sketchrnn.io.npz import read_npz
 from sketchrnn.models import (
     SketchEmbedNet,
