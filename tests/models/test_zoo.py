@@ -19,8 +19,10 @@ import torch
 from helpers import SHARED_DATA
 
 from sketchrnn.cli import main
+from sketchrnn.io.files import SketchFileError
 from sketchrnn.models import SketchRNN, SketchRNNConfig, load_model, zoo
-from sketchrnn.models.magenta import export_magenta_json
+from sketchrnn.models.conv_vae import ConvVAE, ConvVAEConfig
+from sketchrnn.models.magenta import export_magenta_json, magenta_export_problem
 from sketchrnn.models.pretrained import ModelFileError
 
 MODELS = SHARED_DATA / "magenta_models"
@@ -202,6 +204,24 @@ def test_cli_export(tmp_path, capsys):
     assert main(["export", str(tmp_path / "ln"), str(tmp_path / "x.vae.json")]) == 2
     err = capsys.readouterr().err
     assert "its cell is 'layernorm'" in err and len(err.strip().splitlines()) == 1
+    assert not list(tmp_path.glob("x*"))
+
+
+def test_export_refuses_other_kinds_to_magenta_json(tmp_path, capsys):
+    """The magenta.js format holds sketch-rnn models only: the library says so for any other
+    kind (:func:`magenta_export_problem`), and so does the command, before writing anything."""
+    model = ConvVAE(ConvVAEConfig(z_size=8))
+    model.set_units(scale_factor=20.0, classes=["sheep"])
+    model.save_pretrained(tmp_path / "cv")
+    assert magenta_export_problem(_toy(True)) is None
+    assert "cannot export a ConvVAE" in str(magenta_export_problem(model))
+    with pytest.raises(SketchFileError, match=r"x\.vae\.json: cannot export a ConvVAE: "):
+        export_magenta_json(model, tmp_path / "x.vae.json")
+    for out in ("x.vae.json", "x.gen.json"):
+        assert main(["export", str(tmp_path / "cv"), str(tmp_path / out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "cannot export a ConvVAE: the magenta.js format holds sketch-rnn models only" in err
+        assert len(err.splitlines()) == 1
     assert not list(tmp_path.glob("x*"))
 
 

@@ -94,19 +94,17 @@ def _export(args: argparse.Namespace) -> None:
 
 
 def _export_magenta(args: argparse.Namespace) -> None:
-    from sketchrnn.models import SketchRNN, load_model
-    from sketchrnn.models.magenta import export_magenta_json
+    from sketchrnn.models import load_model
+    from sketchrnn.models.magenta import export_magenta_json, magenta_export_problem
 
     for flag, given in (("--float16", args.float16), ("--no-read", not args.read),
                         ("--overwrite", args.overwrite)):  # fmt: skip
         if given:
             raise CLIError(f"{flag}: applies to a portable model folder, not to {args.out}")
     model = load_model(args.model)
-    if not isinstance(model, SketchRNN):
-        raise CLIError(
-            f"{args.out}: cannot export a {type(model).__name__}: the magenta.js format holds "
-            "sketch-rnn models only (export it to a folder: a portable model)"
-        )
+    problem = magenta_export_problem(model)
+    if problem:
+        raise CLIError(f"{args.out}: {problem}")
     problem = export_kind_error(model.has_encoder, args.out)
     if problem:
         raise CLIError(problem)

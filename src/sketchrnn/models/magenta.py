@@ -32,12 +32,14 @@ from sketchrnn.io.magenta_json import (
     read_magenta_json,
     write_magenta_json,
 )
+from sketchrnn.models.interface import SketchModel
 from sketchrnn.models.sketch_rnn import SketchRNN, SketchRNNConfig
 from sketchrnn.models.units import check_scale_factor
 
 __all__ = [
     "load_magenta_json",
     "export_magenta_json",
+    "magenta_export_problem",
     "magenta_to_state_dict",
     "magenta_vae_to_state_dict",
 ]
@@ -165,8 +167,19 @@ def load_magenta_json(path: str | os.PathLike) -> SketchRNN:
     return model.eval()
 
 
+def magenta_export_problem(model: SketchModel) -> str | None:
+    """Why the magenta.js format cannot hold a model of ``model``'s kind (it holds sketch-rnn
+    models only), or ``None``; what else it cannot hold, :func:`export_magenta_json` says."""
+    if isinstance(model, SketchRNN):
+        return None
+    return (
+        f"cannot export a {type(model).__name__}: the magenta.js format holds sketch-rnn "
+        "models only (export it to a folder: a portable model)"
+    )
+
+
 def export_magenta_json(
-    model: SketchRNN,
+    model: SketchModel,
     path: str | os.PathLike,
     *,
     name: str | None = None,
@@ -182,8 +195,10 @@ def export_magenta_json(
     for a model the format cannot hold (class conditioning, another cell, another number of
     mixtures, no scale factor or one outside :data:`~sketchrnn.models.units.SCALE_FACTOR_RANGE`),
     or when ``path`` ends in ``.gen.json`` for a VAE or in ``.vae.json`` for a decoder-only
-    model.
+    model, and for a model of another kind (:func:`magenta_export_problem`).
     """
+    if not isinstance(model, SketchRNN):
+        raise SketchFileError(path, str(magenta_export_problem(model)))
     config = model.config
     vae = bool(config.conditional)
     lower = os.fspath(path).lower()
