@@ -10,7 +10,15 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from sketchrnn.models.config import ConfigDict, check_device, option
+from sketchrnn.models.config import (
+    MAX_BATCH_SIZE,
+    MAX_SECONDS,
+    MAX_SEED,
+    MAX_STEPS,
+    ConfigDict,
+    check_device,
+    option,
+)
 from sketchrnn.models.interface import SketchModel
 
 __all__ = ["TrainConfig", "learning_rate_at"]
@@ -27,16 +35,19 @@ class TrainConfig(ConfigDict):
     """
 
     batch_size: int = option(
-        100, "sketches per optimizer step (split over the DDP processes)", low=1, high=1_000_000
+        100,
+        "sketches per optimizer step (split over the DDP processes)",
+        low=1,
+        high=MAX_BATCH_SIZE,
     )
-    lr: float = option(1e-3, "Adam learning rate at step 0", low=0, low_open=True)
+    lr: float = option(1e-3, "Adam learning rate at step 0", low=0, low_open=True, high=1)
     lr_decay: float = option(
         0.9999, "learning-rate factor per decay (towards min_lr)", low=0, low_open=True, high=1
     )
     lr_decay_every: int = option(
-        1, "steps between decays: lr_decay ** (step // lr_decay_every)", low=1
+        1, "steps between decays: lr_decay ** (step // lr_decay_every)", low=1, high=MAX_STEPS
     )
-    min_lr: float = option(1e-5, "learning-rate floor", low=0)
+    min_lr: float = option(1e-5, "learning-rate floor", low=0, high=1)
     grad_clip: float = option(
         1.0,
         "gradient clip: each value (grad_clip_mode value) or the norm (inf: none)",
@@ -55,18 +66,22 @@ class TrainConfig(ConfigDict):
         high=1,
         high_open=True,
     )
-    max_steps: int = option(10_000, "optimizer steps", low=0)
+    max_steps: int = option(10_000, "optimizer steps", low=0, high=MAX_STEPS)
     max_seconds: float | None = option(
-        None, "wall-time budget in seconds (None: none)", low=0, low_open=True
+        None, "wall-time budget in seconds (None: none)", low=0, low_open=True, high=MAX_SECONDS
     )
-    eval_every: int = option(500, "validate every N steps (0: only at the end)", low=0)
-    save_every: int = option(500, "write checkpoint.pt every N steps (0: only at the end)", low=0)
-    log_every: int = option(20, "log.csv row every N steps (0: none)", low=0)
+    eval_every: int = option(
+        500, "validate every N steps (0: only at the end)", low=0, high=MAX_STEPS
+    )
+    save_every: int = option(
+        500, "write checkpoint.pt every N steps (0: only at the end)", low=0, high=MAX_STEPS
+    )
+    log_every: int = option(20, "log.csv row every N steps (0: none)", low=0, high=MAX_STEPS)
     eval_batch_size: int | None = option(
-        None, "validation batch size (None: batch_size)", low=1, high=1_000_000
+        None, "validation batch size (None: batch_size)", low=1, high=MAX_BATCH_SIZE
     )
     seed: int = option(
-        0, "seed of the initial weights, data order, augmentation and noise", low=0, high=2**63 - 1
+        0, "seed of the initial weights, data order, augmentation and noise", low=0, high=MAX_SEED
     )
     nan_policy: str = option(
         "skip",
