@@ -29,6 +29,7 @@ from sketchrnn import generate
 from sketchrnn import strokes as S
 from sketchrnn.datasets import render_images
 from sketchrnn.embeddings import l2_normalise, load_embed_net, read_image_file
+from sketchrnn.extras import MissingExtraError
 from sketchrnn.io.files import atomic_path
 from sketchrnn.io.formats import read_sketches
 from sketchrnn.io.omniglot_images import load_omniglot_split
@@ -37,7 +38,6 @@ from sketchrnn.synthetic import synthetic_sketch
 
 __all__ = [
     "ARRANGEMENTS",
-    "MissingExtraError",
     "arrangement_sketch",
     "load_input_images",
     "one_shot_figure",
@@ -243,10 +243,6 @@ def scatter_plot(
         draw.text((margin + 16, y + 2), name, fill="black")
         y += 18
     _save_png(canvas, path)
-
-
-class MissingExtraError(ImportError):
-    """An optional dependency is not installed; the message says which extra brings it."""
 
 
 def _import_umap() -> Any:

@@ -44,12 +44,13 @@ def test_arrangements_without_umap_says_which_extra_to_install(tmp_path, capsys,
 
 def test_the_library_refuses_the_same(tmp_path, monkeypatch):
     from sketchrnn import figures
+    from sketchrnn.extras import MissingExtraError
 
     with pytest.raises(ValueError, match="a figure is a PNG image"):
         figures.one_shot_figure(tmp_path / "m", tmp_path / "x.npz")
     with pytest.raises(ValueError, match="n_characters must be at least 1, got -5"):
         figures.one_shot_figure(tmp_path / "m", tmp_path / "x.png", n_characters=-5)
     monkeypatch.setitem(sys.modules, "umap", None)
-    with pytest.raises(figures.MissingExtraError, match=r"sketchrnn\[figures\]"):
+    with pytest.raises(MissingExtraError, match=r"sketchrnn\[figures\]"):
         figures.arrangements_figure(tmp_path / "m", tmp_path / "x.png")
-    assert issubclass(figures.MissingExtraError, ImportError)
+    assert issubclass(MissingExtraError, ImportError)

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from sketchrnn.cli import main
+from sketchrnn.extras import MissingExtraError
 from sketchrnn.models import ConvVAE, ConvVAEConfig, SketchRNN, SketchRNNConfig
 from sketchrnn.models.onnx_export import (
     FLOAT16_TOLERANCE,
@@ -24,12 +25,13 @@ from sketchrnn.models.onnx_export import (
     measure_difference,
 )
 from sketchrnn.models.onnx_graphs import OPSET
-from sketchrnn.models.portable import PortableModel, PortableModelError, read_manifest
+from sketchrnn.models.portable import PortableModel
 from sketchrnn.models.portable_format import (
     FORMAT_VERSION,
     MIXTURE_OUTPUTS,
-    MissingExtraError,
+    PortableModelError,
     file_digest,
+    read_manifest,
     require_onnx,
 )
 from sketchrnn.nn import cells

@@ -23,6 +23,7 @@ import argparse
 import errno
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 
 from sketchrnn.cli import (
@@ -131,8 +132,6 @@ def _is_user_error(e: BaseException) -> bool:
     denied, no space left, read-only, ...) wherever they come from. ``SKETCHRNN_DEBUG=1``
     shows the traceback.
     """
-    import traceback
-
     if os.environ.get("SKETCHRNN_DEBUG"):
         return False
     if isinstance(e, CLIError | FileNotFoundError | PermissionError | IsADirectoryError):

@@ -1,11 +1,11 @@
-"""``sketchrnn data info|convert|pack|verify|render|download|synthetic|sample``: sketch files.
-
-A little over 500 lines: eight subcommands' arguments and handlers, edited by three developers
-at once; splitting it one module per subcommand belongs to the house refactor (#21)."""
+"""``sketchrnn data info|convert|pack|verify|render|download|synthetic|sample``: sketch files."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+import time
 from typing import Any
 
 from sketchrnn.cli.common import CLIError, add_skip_invalid, check_limit, read
@@ -125,8 +125,6 @@ def _store_info(path: str, verify: bool = True) -> None:
     """What a packed store holds, from its manifest and index arrays (no sketch is read),
     after checking every file against its digest (the points too, unless ``verify`` is
     false): a damaged store gets one error line, not a description."""
-    import time
-
     from sketchrnn.store import open_store
 
     started = time.perf_counter()
@@ -196,8 +194,6 @@ def _convert_args(q: argparse.ArgumentParser) -> None:
 
 
 def _convert(args: argparse.Namespace) -> None:
-    import sys
-
     from sketchrnn.io.formats import convert_file
 
     # One line for everything the conversion changes or the target cannot hold.
@@ -248,8 +244,6 @@ def _pack_args(q: argparse.ArgumentParser) -> None:
 def _pack_sources(args: argparse.Namespace) -> list[str]:
     """``FILE...`` as given, a ``FILE`` that is no path but a downloaded class name as that
     class's file, then the files of ``--list``/``--all``; every class must be downloaded."""
-    import os
-
     from sketchrnn.io.quickdraw_download import downloaded_class_files
 
     sources, names = [], []
@@ -294,9 +288,6 @@ def _verify_args(q: argparse.ArgumentParser) -> None:
 
 
 def _verify(args: argparse.Namespace) -> None:
-    import sys
-    import time
-
     from sketchrnn.io.files import SketchFileError, size_text
     from sketchrnn.store import open_store
 
@@ -404,8 +395,6 @@ def _some(names: list[str], shown: int = 10) -> str:
 
 
 def _download(args: argparse.Namespace) -> None:
-    import sys
-
     from sketchrnn.io.quickdraw_download import download_quickdraw_classes
 
     names = _chosen_classes(args, args.classes)

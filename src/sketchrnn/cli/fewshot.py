@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from sketchrnn.cli.options import add_command, bounded, defaults_of, seed_type
@@ -95,8 +96,6 @@ def _fewshot(args: argparse.Namespace) -> None:
         log=lambda message: print(message, file=sys.stderr),
     )
     if args.split == "all-runs":
-        from pathlib import Path
-
         from sketchrnn.io.omniglot_images import load_one_shot_runs
 
         runs: Any = load_one_shot_runs(Path(args.omniglot) / "all_runs.zip", args.image_size)

@@ -10,6 +10,7 @@ sizes than the ones traced) and renamed at the end.
 from __future__ import annotations
 
 import copy
+import json
 import os
 import shutil
 import tempfile
@@ -219,8 +220,6 @@ def _move_into_place(tmp: Path, out: Path, overwrite: bool) -> None:
 
 
 def _manifest_text(manifest: Manifest) -> str:
-    import json
-
     return json.dumps(manifest.to_json(), indent=2) + "\n"
 
 

@@ -2,10 +2,11 @@
 :mod:`sketchrnn.models.portable_format`, ``docs/portable-models.md``) with onnxruntime:
 :class:`PortableModel` checks the folder and calls its graphs, numpy in and out.
 
-Everything it refuses is a :class:`PortableModelError` naming the file: what
-:func:`read_manifest` refuses, a graph file whose size or SHA-256 differs from the manifest, a
-file onnxruntime cannot load, or a graph whose own inputs and outputs differ from the
-manifest's lists. A model that passes computes what the PyTorch model it came from computes
+Everything it refuses is a :class:`~sketchrnn.models.portable_format.PortableModelError`
+naming the file: what :func:`~sketchrnn.models.portable_format.read_manifest` refuses, a graph
+file whose size or SHA-256 differs from the manifest, a file onnxruntime cannot load, or a graph
+whose own inputs and outputs differ from the manifest's lists. A model that passes computes
+what the PyTorch model it came from computes
 (each step to 1e-5, tested for every kind).
 """
 
@@ -20,8 +21,6 @@ import numpy as np
 from sketchrnn.models.portable_format import (
     MIXTURE_OUTPUTS,
     GraphSpec,
-    Manifest,
-    MissingExtraError,
     PortableModelError,
     TensorSpec,
     file_digest,
@@ -33,10 +32,6 @@ from sketchrnn.models.portable_format import (
 __all__ = [
     "PortableModel",
     "PortableMixture",
-    "PortableModelError",
-    "MissingExtraError",
-    "Manifest",
-    "read_manifest",
 ]
 
 # onnxruntime's names of the tensor types the graphs use.
@@ -63,9 +58,11 @@ State = dict[str, np.ndarray]
 class PortableModel:
     """A checked portable model folder, its graphs run by onnxruntime (CPU).
 
-    ``PortableModel(folder)`` reads the manifest (:func:`read_manifest`), checks each graph
-    file's size and SHA-256 against it before onnxruntime sees a byte, then checks each graph's
-    inputs and outputs against the manifest; any mismatch is a :class:`PortableModelError`
+    ``PortableModel(folder)`` reads the manifest
+    (:func:`~sketchrnn.models.portable_format.read_manifest`), checks each graph file's size and
+    SHA-256 against it before onnxruntime sees a byte, then checks each graph's inputs and
+    outputs against the manifest; any mismatch is a
+    :class:`~sketchrnn.models.portable_format.PortableModelError`
     naming the file. Arrays in and out are numpy, in the model's units (as the graphs)."""
 
     def __init__(self, folder: str | os.PathLike):

@@ -11,6 +11,7 @@ that are not what the model's kind, state, latent size and classes call for.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import math
 import os
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sketchrnn.extras import MissingExtraError
 from sketchrnn.models.pretrained import ModelFileError
 
 __all__ = [
@@ -29,7 +31,6 @@ __all__ = [
     "MIXTURE_OUTPUTS",
     "STATE_NAMES",
     "PortableModelError",
-    "MissingExtraError",
     "require_onnx",
     "TensorSpec",
     "GraphSpec",
@@ -64,15 +65,9 @@ class PortableModelError(ModelFileError):
     or a graph) and what is wrong with it."""
 
 
-class MissingExtraError(ImportError):
-    """The optional packages of portable models are not installed."""
-
-
 def require_onnx(*modules: str) -> None:
     """Import ``modules`` (of the ``onnx`` extra) or raise :class:`MissingExtraError` saying
     how to install them."""
-    import importlib
-
     for module in modules:
         try:
             importlib.import_module(module)

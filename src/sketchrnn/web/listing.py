@@ -7,6 +7,7 @@ its typical drawing; the page's constants come from the library, not from the pa
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -50,8 +51,6 @@ def page_constants() -> dict[str, Any]:
     (:func:`sketchrnn.generate.canvas_scale`, :func:`~sketchrnn.generate.prepare_drawing`),
     how often an empty drawing is drawn again (:data:`sketchrnn.web.drawing.EMPTY_RETRIES`)
     and the few-shot classifier's regularization (:mod:`sketchrnn.fewshot`)."""
-    import inspect
-
     from sketchrnn import fewshot, generate
     from sketchrnn.web.drawing import EMPTY_RETRIES
 

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from sketchrnn.extras import MissingExtraError
 from sketchrnn.models.builtin import builtin_models
 from sketchrnn.models.zoo import models_cache_dir
 from sketchrnn.web.drawing import ServedModel, unique_name
@@ -44,8 +45,8 @@ MAX_WORKERS = 32
 
 
 def require_web_extra() -> None:
-    """ModuleNotFoundError, in one line saying what to install, unless Starlette and uvicorn
-    (the ``web`` extra) can be imported."""
+    """:class:`~sketchrnn.extras.MissingExtraError`, in one line saying what to install,
+    unless Starlette and uvicorn (the ``web`` extra) can be imported."""
     missing = []
     for module in ("starlette", "uvicorn"):
         try:
@@ -53,7 +54,7 @@ def require_web_extra() -> None:
         except ImportError:
             missing.append(module)
     if missing:
-        raise ModuleNotFoundError(
+        raise MissingExtraError(
             f"the web server needs the web extra ({' and '.join(missing)} missing): "
             "pip install 'sketchrnn[web]'"
         )

@@ -9,7 +9,7 @@
 // representer theorem: the penalty pulls every other direction to zero), so the fit is over
 // n coefficients per class, not D, solved by Newton's method: a few exact steps.
 
-/** Each row divided by its Euclidean norm (sketchrnn.fewshot.l2_normalise). */
+/** Each row divided by its Euclidean norm (sketchrnn.embeddings.l2_normalise). */
 export function l2Normalise(vectors) {
   return vectors.map((v) => {
     const norm = Math.max(Math.hypot(...v), 1e-12);

@@ -287,8 +287,8 @@ export function mixturePdf(params, tau = 1, penTau = tau) {
 // ------------------------------------------------------------------------------ images
 
 /**
- * A drawing as the model's training image, exactly as `sketchrnn.image_data.render_images`
- * and `sketchrnn.raster` draw it: fitted and centred with a margin of `padding` of the side
+ * A drawing as the model's training image, exactly as `sketchrnn.datasets.render_images`
+ * and `sketchrnn.io.raster` draw it: fitted and centred with a margin of `padding` of the side
  * (default 10% rounded to whole pixels), an anti-aliased line of `lineWidth` pixels, float32
  * arithmetic as numpy's, quantised to 8 bits. Returns `{width, height, data}` with ink 1,
  * `data` a Float32Array.
