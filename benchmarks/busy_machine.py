@@ -62,7 +62,7 @@ def child(args: argparse.Namespace) -> None:
     import torch
     from train_throughput import _random_batch
 
-    from sketchrnn.data import Batch
+    from sketchrnn.datasets import Batch
     from sketchrnn.models import SketchRNN, SketchRNNConfig
     from sketchrnn.train import TrainConfig, Trainer
 
