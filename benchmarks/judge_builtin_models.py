@@ -83,8 +83,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"({time.perf_counter() - started:.0f} s)")
 
     started = time.perf_counter()
+    from sketchrnn.datasets import render_images
     from sketchrnn.embeddings import load_embed_net
-    from sketchrnn.image_data import render_images
 
     sen = load_embed_net("shapes_omniglot_sen")
     size, channels = sen.config.image_size, sen.config.in_channels

@@ -170,7 +170,7 @@ def one_shot_drawings(model, drawings: list, temperature: float, seed: int) -> l
     """Each drawing rendered as the model's input image, then drawn by the model once."""
     import torch
 
-    from sketchrnn.image_data import render_images
+    from sketchrnn.datasets import render_images
 
     out = []
     size, channels = model.config.image_size, model.config.in_channels

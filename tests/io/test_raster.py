@@ -178,7 +178,7 @@ def test_write_png_failure_leaves_no_file(tmp_path):
 def test_quickdraw_bitmap_recipe_geometry():
     """A line across the 0..255 box: centred, a 24-unit margin each side on a 304-unit canvas
     (1.47 px wide at 28 px), so the outer columns stay blank and the line is one row."""
-    from sketchrnn.raster import QUICKDRAW_BITMAP, rasterize_quickdraw
+    from sketchrnn.io.raster import QUICKDRAW_BITMAP, rasterize_quickdraw
 
     line = [np.array([[0.0, 128.0], [255.0, 128.0]])]
     image = rasterize_quickdraw([line])[0]
@@ -194,7 +194,7 @@ def test_quickdraw_bitmap_recipe_geometry():
 
 
 def test_quickdraw_bitmap_ignores_units_and_position():
-    from sketchrnn.raster import rasterize_quickdraw
+    from sketchrnn.io.raster import rasterize_quickdraw
 
     rng = np.random.default_rng(0)
     points = rng.uniform(0, 255, (12, 2))
@@ -209,7 +209,7 @@ def test_quickdraw_bitmap_ignores_units_and_position():
 
 
 def test_quickdraw_bitmap_bad_drawings():
-    from sketchrnn.raster import rasterize_quickdraw
+    from sketchrnn.io.raster import rasterize_quickdraw
     from sketchrnn.strokes import SketchError
 
     empty = np.zeros((0, 3), np.float32)

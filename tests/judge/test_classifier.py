@@ -8,8 +8,8 @@ import pytest
 from helpers import SHARED_DATA, shared_file
 
 from sketchrnn.io.formats import read_sketches
+from sketchrnn.io.raster import QUICKDRAW_BITMAP, BitmapRecipe
 from sketchrnn.judge import JudgeInputError, load_judge
-from sketchrnn.raster import QUICKDRAW_BITMAP, BitmapRecipe
 
 
 @pytest.fixture(scope="module")

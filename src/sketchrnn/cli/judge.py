@@ -12,6 +12,7 @@ printed as a table and written to ``--out`` (``.csv`` / ``.json``). The logic is
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from sketchrnn.cli.common import CLIError, add_skip_invalid, device_option
@@ -129,8 +130,6 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def _cut(prefixes: list, fraction: float) -> list:
-    import math
-
     return [p[: max(1, math.ceil(len(p) * fraction))] for p in prefixes]
 
 

@@ -2,7 +2,7 @@
 
 :func:`load_judge` reads a TF.js layers classifier (DoodleNet by default, fetched by name:
 :mod:`sketchrnn.judge.files`) into PyTorch; :meth:`Judge.judge` renders drawings the way
-Quick, Draw!'s own 28x28 bitmaps were made (:func:`sketchrnn.raster.rasterize_quickdraw`)
+Quick, Draw!'s own 28x28 bitmaps were made (:func:`sketchrnn.io.raster.rasterize_quickdraw`)
 and returns each drawing's class log-probabilities ``(N, classes)`` and the classifier's
 penultimate features ``(N, D)`` (DoodleNet: 345 classes, D = 512)::
 
@@ -28,8 +28,8 @@ import numpy as np
 import torch
 
 from sketchrnn.io.files import SketchFileError
+from sketchrnn.io.raster import QUICKDRAW_BITMAP, BitmapRecipe, Sketch, rasterize_quickdraw
 from sketchrnn.judge.network import SequentialClassifier
-from sketchrnn.raster import QUICKDRAW_BITMAP, BitmapRecipe, Sketch, rasterize_quickdraw
 from sketchrnn.strokes import SketchError
 
 __all__ = ["Judge", "Judgement", "JudgeInputError", "load_judge", "class_key"]
