@@ -25,10 +25,10 @@ def pytest_configure(config):
 
 @pytest.fixture(autouse=True)
 def one_torch_thread():
-    """Every test starts on one thread, whatever an earlier one set (``sketchrnn serve`` sets
-    the count for its workers): the bit-for-bit resume tests compare two runs, and a thread
-    count that differs between them (or that the Trainer's ThreadGovernor lowers under load)
-    changes float rounding. CI found a SketchEmbedNet resume off in its last bits this way."""
+    """Every test starts on one thread, whatever an earlier one left: the bit-for-bit resume
+    tests compare two runs, and a thread count that differs between them (or that the
+    Trainer's ThreadGovernor lowers under load) changes float rounding. (The one leak found,
+    UMAP's, is mended where it happens: figures.umap_projection.)"""
     import torch
 
     if torch.get_num_threads() != 1:

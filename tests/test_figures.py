@@ -10,7 +10,7 @@ from PIL import Image
 
 from sketchrnn import strokes as S
 from sketchrnn.cli import main
-from sketchrnn.figures import ARRANGEMENTS, arrangement_sketch, scatter_plot
+from sketchrnn.figures import ARRANGEMENTS, arrangement_sketch, scatter_plot, umap_projection
 from sketchrnn.io.formats import read_sketches, write_sketches
 from sketchrnn.io.sketchset import SketchSet
 from sketchrnn.synthetic import synthetic_sketch
@@ -202,3 +202,14 @@ def test_vectors_of_images_and_sketch_files(setup, capsys):
     assert main(["embed", "vectors", model, str(setup / "blank.png"), "--out", str(csv_out)]) == 2
     assert "blank.png: the image is empty (no ink)" in capsys.readouterr().err
     assert csv_out.read_bytes() == before
+
+
+def test_umap_projection_leaves_torch_threads_as_they_were():
+    """numba's OpenMP layer under UMAP sets the process's OpenMP thread count, which torch
+    reads: without the restore, a training after an arrangements figure in the same process
+    ran on another thread count (and a bit-for-bit resume test failed in the full suite)."""
+    pytest.importorskip("umap", reason="umap-learn (the figures extra) is not installed")
+    torch.set_num_threads(1)
+    points = umap_projection(np.random.default_rng(0).random((40, 8)), seed=0)
+    assert points.shape == (40, 2)
+    assert torch.get_num_threads() == 1

@@ -260,13 +260,19 @@ def _import_umap() -> Any:
 def umap_projection(embeddings: np.ndarray, seed: int = 0) -> np.ndarray:
     """UMAP of ``(n, D)`` embeddings to ``(n, 2)`` (cosine metric, as the few-shot embeddings
     are compared after L2 normalisation). :class:`MissingExtraError` (an ImportError) with the
-    install line without ``umap-learn``."""
+    install line without ``umap-learn``. Torch's thread count is left as it was (numba's
+    OpenMP layer, which UMAP runs on, sets the process-wide OpenMP count that torch reads)."""
     umap = _import_umap()
     neighbours = min(15, len(embeddings) - 1)
     reducer = umap.UMAP(
         n_components=2, n_neighbors=neighbours, metric="cosine", random_state=seed, n_jobs=1
     )
-    return reducer.fit_transform(np.asarray(embeddings, dtype=np.float32))
+    threads = torch.get_num_threads()
+    try:
+        return reducer.fit_transform(np.asarray(embeddings, dtype=np.float32))
+    finally:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
 
 
 # ----------------------------------------------------------------------------- figures
