@@ -200,3 +200,28 @@ def test_cli_file_system_errors_from_anywhere_are_one_line():
     assert _is_user_error(err) and _one_line(err) == "a.part -> a.png: read-only file system"
     assert not _is_user_error(OSError(errno.EBADF, "Bad file descriptor"))  # a bug, not the disk
     assert files.write_error("x.png", err).errno == errno.EROFS
+
+
+def test_replace_folder_keeps_the_old_folder_until_the_new_one_has_its_name(tmp_path, monkeypatch):
+    out, new = tmp_path / "site", tmp_path / ".site.part"
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    new.mkdir()
+    (new / "new.txt").write_text("new")
+
+    def failing_rename(src, dst):
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as m:
+        m.setattr(files.os, "rename", failing_rename)
+        with pytest.raises(OSError):
+            files.replace_folder(new, out, replace=True)
+    assert (out / "old.txt").read_text() == "old"  # put back
+    files.replace_folder(new, out, replace=True)
+    assert sorted(p.name for p in out.iterdir()) == ["new.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site"]  # nothing set aside is left
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "x").write_text("x")
+    with pytest.raises(OSError):
+        files.replace_folder(tmp_path / "other", out, replace=False)  # never replaces silently
+    assert (out / "new.txt").exists()

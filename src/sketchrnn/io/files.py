@@ -41,6 +41,7 @@ __all__ = [
     "MAX_ABS_OFFSET",
     "SketchFileError",
     "atomic_path",
+    "replace_folder",
     "write_error",
     "env_limit",
     "limit_hint",
@@ -153,6 +154,27 @@ def write_error(path: str | os.PathLike, err: OSError) -> SketchFileError:
     out.errno = err.errno  # type: ignore[attr-defined]
     out.__cause__ = err
     return out
+
+
+def replace_folder(tmp: str | os.PathLike, out: str | os.PathLike, *, replace: bool) -> None:
+    """Give the finished folder ``tmp`` the name ``out``. With ``replace``, the folder at
+    ``out`` is moved aside first and removed only once ``tmp`` has its name (put back if the
+    rename fails), so ``out`` is at every moment the old folder or the new one. Without, an
+    ``OSError`` where ``out`` is a folder that is not empty (nothing is replaced)."""
+    tmp, out = Path(tmp), Path(out)
+    old = None
+    if replace:
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+        os.replace(out, old / out.name)
+    try:
+        os.rename(tmp, out)
+    except OSError:
+        if old is not None:
+            os.replace(old / out.name, out)
+        raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 @contextlib.contextmanager

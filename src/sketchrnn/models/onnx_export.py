@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from sketchrnn.io.files import SketchFileError, write_error
+from sketchrnn.io.files import SketchFileError, replace_folder, write_error
 from sketchrnn.io.raster import image_padding
 from sketchrnn.models.interface import SketchModel
 from sketchrnn.models.onnx_graphs import OPSET, Drawer, store_float16, trace_graphs
@@ -200,23 +200,14 @@ def _check_out(out: Path, overwrite: bool) -> None:
 
 
 def _move_into_place(tmp: Path, out: Path, overwrite: bool) -> None:
-    """Rename the finished folder ``tmp`` to ``out`` (the old portable model moved aside
-    first and removed only once the new one has its name)."""
-    old = None
-    if overwrite and out.is_dir():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
-        os.replace(out, old / out.name)
+    """Name the finished folder ``out`` (:func:`~sketchrnn.io.files.replace_folder`); a folder
+    that appeared at ``out`` while the model was exported is not replaced."""
     try:
-        os.rename(tmp, out)
+        replace_folder(tmp, out, replace=overwrite and out.is_dir())
     except OSError:
-        if old is not None:
-            os.replace(old / out.name, out)
-            shutil.rmtree(old, ignore_errors=True)
         if out.exists():
             raise ExportError(out, "appeared while the model was exported: not replaced") from None
         raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _manifest_text(manifest: Manifest) -> str:

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from sketchrnn.io.files import SketchFileError
+from sketchrnn.io.files import SketchFileError, replace_folder
 from sketchrnn.web.listing import STATIC_DIR, model_entry, page_constants
 from sketchrnn.web.portable_cache import PortableStore, PortableUnavailable
 
@@ -109,26 +109,8 @@ def export_site(
             "page": page_constants(),
         }
         (tmp / SITE_MARKER).write_text(json.dumps(listing, indent=1) + "\n", encoding="utf-8")
-        _move_into_place(tmp, out)
+        replace_folder(tmp, out, replace=out.exists())
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
-
-
-def _move_into_place(tmp: Path, out: Path) -> None:
-    """Rename ``tmp`` to ``out``; an old site there is moved aside first and removed once
-    the new one has its name."""
-    old = None
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
-        os.replace(out, old / out.name)
-    try:
-        os.rename(tmp, out)
-    except OSError:
-        if old is not None:
-            os.replace(old / out.name, out)
-        raise
-    finally:
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
