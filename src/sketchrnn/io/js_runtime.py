@@ -25,6 +25,7 @@ from importlib import resources
 from pathlib import Path
 
 from sketchrnn.io.download import fetch_file
+from sketchrnn.io.files import replace_folder
 
 __all__ = [
     "ORT_WEB_VERSION",
@@ -180,9 +181,8 @@ def install_runtime(
     try:
         record = _extract(tarball, tmp)
         (tmp / _INSTALLED).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
-        if folder.exists():
-            shutil.rmtree(folder)  # damaged (it failed the checks above)
-        os.replace(tmp, folder)
+        # A folder already there is damaged (it failed the checks above): replaced.
+        replace_folder(tmp, folder, replace=folder.exists())
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
