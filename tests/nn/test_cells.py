@@ -261,9 +261,24 @@ def test_fast_fp32_matmul_keeps_float32_accuracy(kind, restore_matmul_precision,
     assert torch.backends.mkldnn.matmul.fp32_precision == "none"
 
 
-def test_bilstm_encoder_matches_packed_sequences():
+@pytest.mark.parametrize(
+    "loop, threads", [("python", 1), ("fused", 1), ("fused", 2)]
+)  # fused at 2 threads: the two directions side by side, one thread each
+def test_bilstm_encoder_matches_packed_sequences(loop, threads, monkeypatch):
     # The encoder runs each direction unpacked and picks the states at n - 1; a packed
     # bidirectional LSTM over the same weights is the reference, values and gradients.
+    from sketchrnn.nn import fused
+
+    if loop == "fused" and not fused.available():
+        pytest.skip("the fused kernels are not available here")
+    monkeypatch.setattr(cells, "_loop_compiler", loop)
+    torch.set_num_threads(threads)  # every test starts on one again (tests/conftest.py)
+    taken = []
+    monkeypatch.setattr(
+        fused.LSTMSequencePair,
+        "apply",
+        lambda *a, _f=fused.LSTMSequencePair.apply: taken.append(True) or _f(*a),
+    )
     torch.manual_seed(0)
     encoder = BiLSTMEncoder(5, 8, 3).double()
     x = torch.randn(4, 9, 5, dtype=torch.float64, requires_grad=True)
@@ -271,6 +286,7 @@ def test_bilstm_encoder_matches_packed_sequences():
     with torch.no_grad():  # padding garbage must not reach the states
         x[1, 1:] = 100.0
     mu, sigma_hat = encoder(x, lengths)
+    assert bool(taken) == (loop == "fused")
     packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
     _, (h_n, _) = encoder.lstm(packed)
     ref_mu, ref_sigma_hat = encoder.to_latent(torch.cat([h_n[0], h_n[1]], -1)).chunk(2, -1)

@@ -194,6 +194,20 @@ def test_gradcheck_layernorm_lstm_sequence(with_mask):
     assert torch.autograd.gradcheck(fused.LayerNormLSTMSequence.apply, inputs)
 
 
+@pytest.mark.parametrize("threads", [1, 2])  # 2: the two loops side by side, one thread each
+def test_gradcheck_lstm_sequence_pair(threads):
+    torch.manual_seed(0)
+    torch.set_num_threads(threads)  # every test starts on one again (tests/conftest.py)
+    inputs = (_d(T, B, 4 * H), _d(T, B, 4 * H), _d(4 * H, H, scale=0.5), _d(4 * H, H, scale=0.5))
+    assert torch.autograd.gradcheck(fused.LSTMSequencePair.apply, inputs)
+    # Each of the two is the single loop from zero states.
+    zeros = torch.zeros(B, H, dtype=torch.float64)
+    pair = fused.LSTMSequencePair.apply(*inputs)
+    for i in range(2):
+        alone, _ = fused.LSTMSequence.apply(inputs[i], zeros, zeros, inputs[2 + i], None)
+        torch.testing.assert_close(pair[i], alone, rtol=0, atol=0)
+
+
 def test_sequence_gradients_of_the_final_cell_state_only():
     # Only c_T used: the h_all gradient arrives as None and must count as zero.
     torch.manual_seed(0)

@@ -54,6 +54,8 @@ __all__ = [
     "set_loop_compiler",
     "set_fused_step",
     "fast_fp32_matmul",
+    "fused_on_cpu",
+    "input_projection",
     "CELL_TYPES",
     "State",
 ]
@@ -233,7 +235,7 @@ def set_fused_step(enabled: bool) -> None:
     _fused_step_enabled = bool(enabled)
 
 
-def _fused_on(*tensors: Tensor | None) -> bool:
+def fused_on_cpu(*tensors: Tensor | None) -> bool:
     """Whether the fused loops serve these tensors under the selected loop compiler. Never
     while tracing or compiling (the ONNX export, torch.compile): a tracer must see the
     pure-PyTorch loops, not calls into the extension that it cannot record."""
@@ -244,7 +246,7 @@ def _fused_on(*tensors: Tensor | None) -> bool:
     return fused.usable(*tensors)
 
 
-def _input_projection(
+def input_projection(
     x_seq: Tensor, weight: Tensor, bias: Tensor | None, fused_on: bool, cond: Tensor | None = None
 ) -> Tensor:
     """``W_x [x; cond] (+ b)`` of every step, time-major ``(time, batch, rows)``: one matmul
@@ -271,7 +273,7 @@ def _input_projection(
 
 
 def _loop(name: str, fused_on: bool):
-    """The loop function ``name``: the fused one where ``fused_on`` (see :func:`_fused_on`),
+    """The loop function ``name``: the fused one where ``fused_on`` (see :func:`fused_on_cpu`),
     else the Python one."""
     if fused_on:
         from sketchrnn.nn import fused
@@ -378,7 +380,7 @@ class _Cell(nn.Module):
             return False
         if torch.is_grad_enabled() or (self.training and self.recurrent_dropout > 0.0):
             return False  # gradients or dropout masks: the sequence path
-        return _fused_on(x, *state, self._step_reference_parameter())
+        return fused_on_cpu(x, *state, self._step_reference_parameter())
 
     def _step_reference_parameter(self) -> Tensor:
         """One parameter, whose device and dtype the fused step must share with the input."""
@@ -440,9 +442,9 @@ class LSTM(_Cell):
         """The step-loop path (same maths and weights as the fused one, plus dropout)."""
         w_ih, w_hh, b_ih, b_hh = _lstm_parameters(self.lstm)
         h, c = state
-        fused_on = _fused_on(x_seq, h, c, w_hh)
+        fused_on = fused_on_cpu(x_seq, h, c, w_hh)
         bias = b_ih + b_hh
-        x_proj = _input_projection(x_seq, w_ih, bias, fused_on, cond)
+        x_proj = input_projection(x_seq, w_ih, bias, fused_on, cond)
         masks = _dropout_masks(
             self.recurrent_dropout, self.training, x_proj.size(0), h.size(0), h.size(1), x_proj
         )
@@ -493,8 +495,8 @@ class LayerNormLSTM(_Cell):
         """``x_seq`` ``(batch, time, input)`` -> ``h_seq`` ``(batch, time, hidden)``, state;
         ``cond`` ``(batch, c)``: more input, the same at every step (see the module's doc)."""
         h, c = state
-        fused_on = _fused_on(x_seq, h, c, self.weight_hh)
-        x_proj = _input_projection(x_seq, self.weight_ih, None, fused_on, cond)
+        fused_on = fused_on_cpu(x_seq, h, c, self.weight_hh)
+        x_proj = input_projection(x_seq, self.weight_ih, None, fused_on, cond)
         masks = _dropout_masks(
             self.recurrent_dropout, self.training, x_proj.size(0), h.size(0), h.size(1), x_proj
         )
@@ -624,8 +626,8 @@ class HyperLSTM(_Cell):
         """``x_seq`` ``(batch, time, input)`` -> ``h_seq`` ``(batch, time, hidden)``, state;
         ``cond`` ``(batch, c)``: more input, the same at every step (see the module's doc)."""
         h, c, hyper_h, hyper_c = state
-        fused_on = _fused_on(x_seq, h, c, hyper_h, hyper_c, self.weight_hh)
-        x_proj = _input_projection(x_seq, self.weight_ih, None, fused_on, cond)
+        fused_on = fused_on_cpu(x_seq, h, c, hyper_h, hyper_c, self.weight_hh)
+        x_proj = input_projection(x_seq, self.weight_ih, None, fused_on, cond)
         steps, batch = x_proj.size(0), h.size(0)
         p, training = self.recurrent_dropout, self.training
         masks = _dropout_masks(p, training, steps, batch, self.hidden_size, x_proj)

@@ -11,7 +11,7 @@ autograd node (:class:`LSTMSequence`, :class:`LayerNormLSTMSequence`, both loops
 :class:`HyperLSTMSequence`, its loop in Python without autograd bookkeeping): the backward is
 a reversed loop of fused steps and ``dgates @ W`` products, and each recurrent weight's
 gradient is ONE matmul over all steps. The per-step matmuls run on oneDNN with the weight
-packed once per sequence (see ``_recurrent_matmuls``), the sequence buffers are reused from
+packed once per sequence (see ``_packed_weights``), the sequence buffers are reused from
 one call to the next (:func:`empty_cache`), and the dropout masks of all steps are drawn at
 once by a parallel counter-based generator seeded from torch's (:func:`dropout_masks`).
 
@@ -53,6 +53,7 @@ __all__ = [
     "usable",
     "empty_cache",
     "lstm_loop",
+    "bidirectional_lstm_loops",
     "layernorm_lstm_loop",
     "hyper_lstm_loop",
 ]
@@ -263,7 +264,10 @@ def _onednn_ok() -> bool:
                 y = ops._linear_pointwise(x, packed, None, "none", [], "")
                 ref = x.double() @ w.double().t()
                 error = float((y.double() - ref).abs().max() / ref.abs().max())
-                _onednn_state = y.shape == ref.shape and error < 1e-5
+                # The C++ loops call the same operator through the dispatcher, with the
+                # signature of this PyTorch's (cell_kernels.cpp, packed_linear).
+                from_loops = _ext().packed_linear(x, packed)
+                _onednn_state = y.shape == ref.shape and error < 1e-5 and torch.equal(from_loops, y)
         except Exception:  # operator missing or unsupported here
             _onednn_state = False
     return _onednn_state
@@ -275,24 +279,16 @@ _MIN_PACKED_STEPS = 8
 _MIN_PACKED_ROWS = 1024  # the same for the input projection (rows = steps x batch)
 
 
-def _recurrent_matmuls(w_hh: Tensor, batch: int, steps: int):
-    """``(forward, backward)`` callables ``h -> h @ w_hh.T`` and ``d -> d @ w_hh`` on oneDNN
-    with packed weights, or ``(None, None)`` for torch.mm."""
+def _packed_weights(w_hh: Tensor, batch: int, steps: int) -> tuple[Tensor | None, Tensor | None]:
+    """``w_hh`` packed for oneDNN's ``h @ w_hh.T`` (forward) and ``d @ w_hh`` (backward), as
+    the C++ loops take them, or ``(None, None)`` for torch.mm."""
     if w_hh.dtype != torch.float32 or steps < _MIN_PACKED_STEPS or not _onednn_ok():
         return None, None
     ops = torch.ops.mkldnn
-    linear = ops._linear_pointwise
     w = w_hh.detach()
     packed_f = ops._reorder_linear_weight(w, batch)
     packed_b = ops._reorder_linear_weight(w.t().contiguous(), batch)
-
-    def forward(h: Tensor) -> Tensor:
-        return linear(h, packed_f, None, "none", [], "")
-
-    def backward(d: Tensor) -> Tensor:
-        return linear(d, packed_b, None, "none", [], "")
-
-    return forward, backward
+    return packed_f, packed_b
 
 
 class _OneDNNLinear(torch.autograd.Function):
@@ -367,8 +363,8 @@ class LSTMSequence(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x_proj, h0, c0, w_hh, masks):
-        mm_f, ctx.mm_b = _recurrent_matmuls(w_hh, h0.size(0), x_proj.size(0))
-        h_all, c_all, act, tc = _ext().lstm_seq_forward(x_proj, h0, c0, w_hh, masks, mm_f)
+        packed_f, ctx.packed_b = _packed_weights(w_hh, h0.size(0), x_proj.size(0))
+        h_all, c_all, act, tc = _ext().lstm_seq_forward(x_proj, h0, c0, w_hh, masks, packed_f)
         ctx.save_for_backward(h0, c0, w_hh, masks, h_all, c_all, act, tc)
         ctx.set_materialize_grads(False)
         return h_all, c_all
@@ -378,9 +374,41 @@ class LSTMSequence(torch.autograd.Function):
     def backward(ctx, dh_all, dc_all):
         h0, c0, w_hh, masks, h_all, c_all, act, tc = ctx.saved_tensors
         dx, dh0, dc0, dw = _ext().lstm_seq_backward(
-            dh_all, dc_all, h0, c0, w_hh, masks, h_all, c_all, act, tc, ctx.mm_b
+            dh_all, dc_all, h0, c0, w_hh, masks, h_all, c_all, act, tc, ctx.packed_b
         )
         return dx, dh0, dc0, dw, None
+
+
+class LSTMSequencePair(torch.autograd.Function):
+    """Two independent plain-LSTM loops from zero states, without dropout (the two directions
+    of a bidirectional encoder): ``(x_proj_a, x_proj_b, w_hh_a, w_hh_b) -> (h_all_a,
+    h_all_b)``. Forward and backward run the two side by side, one thread each, where torch
+    has exactly two threads (C++ ``side_by_side``); one after the other otherwise."""
+
+    @staticmethod
+    def forward(ctx, x_proj_a, x_proj_b, w_hh_a, w_hh_b):
+        weights = (w_hh_a, w_hh_b)
+        packed = [_packed_weights(w, x_proj_a.size(1), x_proj_a.size(0)) for w in weights]
+        outs = _ext().lstm_seq_forward_many(
+            [x_proj_a, x_proj_b], list(weights), [p for p, _ in packed]
+        )
+        ctx.packed_b = [p for _, p in packed]
+        ctx.save_for_backward(w_hh_a, w_hh_b, *outs)
+        ctx.set_materialize_grads(False)
+        return outs[0], outs[4]
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dh_a, dh_b):
+        w_hh_a, w_hh_b, *saved = ctx.saved_tensors
+        dh = [
+            d if d is not None else torch.zeros_like(h)
+            for d, h in ((dh_a, saved[0]), (dh_b, saved[4]))
+        ]
+        dx_a, dw_a, dx_b, dw_b = _ext().lstm_seq_backward_many(
+            dh, saved, [w_hh_a, w_hh_b], ctx.packed_b
+        )
+        return dx_a, dx_b, dw_a, dw_b
 
 
 class LayerNormLSTMSequence(torch.autograd.Function):
@@ -389,10 +417,11 @@ class LayerNormLSTMSequence(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x_proj, h0, c0, w_hh, gate_gamma, gate_beta, cell_gamma, cell_beta, masks):
-        mm_f, ctx.mm_b = _recurrent_matmuls(w_hh, h0.size(0), x_proj.size(0))
+        packed_f, ctx.packed_b = _packed_weights(w_hh, h0.size(0), x_proj.size(0))
         outs = _ext().ln_lstm_seq_forward(
-            x_proj, h0, c0, w_hh, gate_gamma, gate_beta, cell_gamma, cell_beta, masks, _EPS, mm_f
-        )
+            x_proj, h0, c0, w_hh, gate_gamma, gate_beta, cell_gamma, cell_beta, masks, _EPS,
+            packed_f,
+        )  # fmt: skip
         h_all, c_all = outs[0], outs[1]
         ctx.save_for_backward(h0, c0, w_hh, gate_gamma, cell_gamma, masks, *outs)
         ctx.set_materialize_grads(False)
@@ -403,7 +432,7 @@ class LayerNormLSTMSequence(torch.autograd.Function):
     def backward(ctx, dh_all, dc_all):
         h0, c0, w_hh, gate_gamma, cell_gamma, masks, *outs = ctx.saved_tensors
         dx, dh0, dc0, dw, dgg, dgb, dcg, dcb = _ext().ln_lstm_seq_backward(
-            dh_all, dc_all, h0, c0, w_hh, gate_gamma, cell_gamma, masks, *outs, ctx.mm_b
+            dh_all, dc_all, h0, c0, w_hh, gate_gamma, cell_gamma, masks, *outs, ctx.packed_b
         )
         return dx, dh0, dc0, dw, dgg, dgb, dcg, dcb, None
 
@@ -417,6 +446,15 @@ def lstm_loop(
 ) -> tuple[Tensor, Tensor, Tensor]:
     h_all, c_all = LSTMSequence.apply(x_proj, h, c, w_hh, masks)
     return h_all, h_all[-1], c_all[-1]
+
+
+def bidirectional_lstm_loops(
+    x_proj_forward: Tensor, x_proj_backward: Tensor, w_hh_forward: Tensor, w_hh_backward: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Both directions of a bidirectional LSTM from zero states, without dropout: each
+    direction's input projection ``(T, B, 4H)`` (bias included; the backward direction's
+    already reversed) and recurrent weight -> each direction's ``h_all`` ``(T, B, H)``."""
+    return LSTMSequencePair.apply(x_proj_forward, x_proj_backward, w_hh_forward, w_hh_backward)
 
 
 def layernorm_lstm_loop(
@@ -442,13 +480,17 @@ class _Matmul:
 
     def __init__(self, w: Tensor, batch: int, steps: int):
         self.w = w
-        self.fwd_fn, self.bwd_fn = _recurrent_matmuls(w, batch, steps)
+        self.packed_f, self.packed_b = _packed_weights(w, batch, steps)
 
     def fwd(self, x: Tensor) -> Tensor:
-        return self.fwd_fn(x) if self.fwd_fn is not None else x @ self.w.t()
+        if self.packed_f is None:
+            return x @ self.w.t()
+        return torch.ops.mkldnn._linear_pointwise(x, self.packed_f, None, "none", [], "")
 
     def bwd(self, d: Tensor) -> Tensor:
-        return self.bwd_fn(d) if self.bwd_fn is not None else d @ self.w
+        if self.packed_b is None:
+            return d @ self.w
+        return torch.ops.mkldnn._linear_pointwise(d, self.packed_b, None, "none", [], "")
 
 
 def _add(a: Tensor | None, b: Tensor | None) -> Tensor | None:

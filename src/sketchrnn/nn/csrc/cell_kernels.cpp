@@ -23,6 +23,8 @@
 #include <torch/extension.h>
 
 #include <ATen/Parallel.h>
+#include <ATen/ThreadLocalState.h>
+#include <ATen/core/dispatch/Dispatcher.h>
 
 #include <atomic>
 #include <cmath>
@@ -371,6 +373,9 @@ void lstm_forward_rows(const Tensor& pre, const Tensor& c_prev, const Tensor& ma
   T* c_p = c.data_ptr<T>();
   T* act_p = act.data_ptr<T>();
   T* tc_p = tc.data_ptr<T>();
+  Tensor ones;
+  if (!m_p) ones = at::ones({H}, c.options());
+  const T* ones_p = m_p ? nullptr : ones.data_ptr<T>();
   at::parallel_for(0, B, grain_rows(5 * H), [&](int64_t begin, int64_t end) {
     for (int64_t b = begin; b < end; ++b) {
       const T* __restrict__ pi = pre_p + b * sb;
@@ -382,7 +387,11 @@ void lstm_forward_rows(const Tensor& pre, const Tensor& c_prev, const Tensor& ma
       T* __restrict__ cb = c_p + b * H;
       T* __restrict__ tcb = tc_p + b * H;
       T* __restrict__ hb = h_p + b * H;
-      const T* __restrict__ mb = m_p ? m_p + b * H : nullptr;
+      // Without dropout the mask is all ones: read from a row of ones, never through a null
+      // pointer inside the loop (gcc turned `mb ? mb[j] : 1` into a masked load from address
+      // 0, which AVX-512 CPUs serve with a fault-suppression assist at every vector: the
+      // step ran 15x slower without dropout than with it).
+      const T* __restrict__ mb = m_p ? m_p + b * H : ones_p;
       SIMD
       for (int64_t j = 0; j < H; ++j) {
         const T si = sigmoid_(pi[j]);
@@ -393,8 +402,7 @@ void lstm_forward_rows(const Tensor& pre, const Tensor& c_prev, const Tensor& ma
         ab[H + j] = sf;
         ab[2 * H + j] = tg;
         ab[3 * H + j] = so;
-        const T upd = mb ? si * mb[j] * tg : si * tg;
-        const T cn = sf * cpb[j] + upd;
+        const T cn = sf * cpb[j] + si * mb[j] * tg;
         cb[j] = cn;
         const T t = tanh_(cn);
         tcb[j] = t;
@@ -746,24 +754,36 @@ std::vector<Tensor> lstm_step_backward(const c10::optional<Tensor>& dh,
 // needs; the backward takes the gradients of h_all and c_all (either may be empty) and
 // returns d x_proj (T, B, 4H), dh0, dc0, dw_hh (and the norm parameters' gradients).
 
-// The recurrent matmuls: ATen's (addmm, mm) by default, or `matmul`, a Python callable that
-// the caller passes to use another GEMM (fused.py passes oneDNN's with a pre-packed weight):
-// forward pre = x_t + matmul(h_prev), backward dh = matmul(d_pre).
+// The recurrent matmuls: ATen's (addmm, mm) by default, or oneDNN's with a weight that the
+// caller packed once per sequence (mkldnn::_reorder_linear_weight; fused.py passes it where
+// oneDNN passed its probe): forward pre = x_t + h_prev @ W.T, backward dh = d_pre @ W.
+// oneDNN is reached through the dispatcher (the operator PyTorch's inductor uses), so the loop
+// never returns to Python and can run on a thread of its own (lstm_seq_*_many).
+Tensor packed_linear(const Tensor& x, const Tensor& packed) {
+  static const auto op =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("mkldnn::_linear_pointwise", "")
+          .typed<Tensor(const Tensor&, const Tensor&, const c10::optional<Tensor>&,
+                        c10::string_view, c10::List<c10::optional<at::Scalar>>,
+                        c10::optional<c10::string_view>)>();
+  return op.call(x, packed, c10::nullopt, "none", c10::List<c10::optional<at::Scalar>>(),
+                 c10::string_view(""));
+}
+
 void recurrent_pre(Tensor& pre, const Tensor& x_t, const Tensor& h_prev, const Tensor& w_t,
-                   const py::object& matmul) {
-  if (matmul.is_none()) {
+                   const Tensor& packed) {
+  if (!packed.defined()) {
     at::addmm_out(pre, x_t, h_prev, w_t);
   } else {
-    Tensor r = matmul(h_prev).cast<Tensor>();
-    at::add_out(pre, r, x_t);
+    at::add_out(pre, packed_linear(h_prev, packed), x_t);
   }
 }
 
-void recurrent_grad(Tensor& dh, const Tensor& d_pre, const Tensor& w, const py::object& matmul) {
-  if (matmul.is_none()) {
+void recurrent_grad(Tensor& dh, const Tensor& d_pre, const Tensor& w, const Tensor& packed) {
+  if (!packed.defined()) {
     at::mm_out(dh, d_pre, w);
   } else {
-    dh = matmul(d_pre).cast<Tensor>();
+    dh = packed_linear(d_pre, packed);
   }
 }
 
@@ -828,30 +848,120 @@ Tensor step_slice(const Tensor& t, int64_t i) {
   return (t.defined() && t.numel() > 0) ? t.select(0, i) : Tensor();
 }
 
-std::vector<Tensor> lstm_seq_forward(const Tensor& x_proj, const Tensor& h0, const Tensor& c0,
-                                     const Tensor& w_hh, const c10::optional<Tensor>& masks_opt,
-                                     const py::object& matmul) {
+// One plain-LSTM sequence: the checked, contiguous inputs and their outputs.
+struct LstmSeq {
+  Tensor xp, h0, c0, w, w_t, masks, packed;  // packed: oneDNN's weight for this direction
+  Tensor h_all, c_all, act_all, tc_all;      // forward's outputs (the backward's inputs)
+  Tensor dh_all, dc_all, dx, dh0, dc0, dw;   // backward's inputs and outputs
+};
+
+LstmSeq lstm_seq_inputs(const Tensor& x_proj, const Tensor& h0, const Tensor& c0,
+                        const Tensor& w_hh, const c10::optional<Tensor>& masks_opt,
+                        const c10::optional<Tensor>& packed_opt) {
   check_cpu_float(x_proj, "x_proj");
-  const int64_t T = x_proj.size(0), B = h0.size(0), H = h0.size(1);
-  Tensor xp = x_proj.contiguous(), masks = maybe(masks_opt);
-  Tensor h0c = h0.contiguous(), c0c = c0.contiguous(), w_t = w_hh.t();
-  check_same(xp, masks, "masks");
-  auto opts = xp.options();
-  Tensor h_all = seq_empty({T, B, H}, opts), c_all = seq_empty({T, B, H}, opts);
-  Tensor act_all = seq_empty({T, B, 4 * H}, opts), tc_all = seq_empty({T, B, H}, opts);
-  Tensor pre = at::empty({B, 4 * H}, opts);
-  AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "lstm_seq_forward", [&] {
+  LstmSeq s;
+  s.xp = x_proj.contiguous();
+  s.masks = maybe(masks_opt);
+  s.packed = maybe(packed_opt);
+  s.h0 = h0.contiguous();
+  s.c0 = c0.contiguous();
+  s.w = w_hh.contiguous();
+  s.w_t = w_hh.t();
+  check_same(s.xp, s.masks, "masks");
+  return s;
+}
+
+void lstm_seq_forward_loop(LstmSeq& s) {
+  const int64_t T = s.xp.size(0), B = s.h0.size(0), H = s.h0.size(1);
+  Tensor pre = at::empty({B, 4 * H}, s.xp.options());
+  AT_DISPATCH_FLOATING_TYPES(s.xp.scalar_type(), "lstm_seq_forward", [&] {
     for (int64_t t = 0; t < T; ++t) {
-      const Tensor h_prev = t == 0 ? h0c : h_all.select(0, t - 1);
-      const Tensor c_prev = t == 0 ? c0c : c_all.select(0, t - 1);
-      recurrent_pre(pre, xp.select(0, t), h_prev, w_t, matmul);
-      Tensor h = h_all.select(0, t), c = c_all.select(0, t);
-      Tensor act = act_all.select(0, t), tc = tc_all.select(0, t);
-      lstm_forward_rows<scalar_t>(pre.view({B, 4, H}), c_prev, step_slice(masks, t), h, c, act,
-                                  tc);
+      const Tensor h_prev = t == 0 ? s.h0 : s.h_all.select(0, t - 1);
+      const Tensor c_prev = t == 0 ? s.c0 : s.c_all.select(0, t - 1);
+      recurrent_pre(pre, s.xp.select(0, t), h_prev, s.w_t, s.packed);
+      Tensor h = s.h_all.select(0, t), c = s.c_all.select(0, t);
+      Tensor act = s.act_all.select(0, t), tc = s.tc_all.select(0, t);
+      lstm_forward_rows<scalar_t>(pre.view({B, 4, H}), c_prev, step_slice(s.masks, t), h, c,
+                                  act, tc);
     }
   });
-  return {h_all, c_all, act_all, tc_all};
+}
+
+void lstm_seq_backward_loop(LstmSeq& s) {
+  const int64_t T = s.h_all.size(0), B = s.h_all.size(1), H = s.h_all.size(2);
+  auto opts = s.h_all.options();
+  Tensor dh_rec = at::zeros({B, H}, opts);  // gradient reaching h_t from step t + 1
+  Tensor dc_a = at::empty({B, H}, opts), dc_b = at::empty({B, H}, opts);
+  bool have_dc_rec = false;
+  AT_DISPATCH_FLOATING_TYPES(s.h_all.scalar_type(), "lstm_seq_backward", [&] {
+    for (int64_t t = T - 1; t >= 0; --t) {
+      const Tensor c_prev = t == 0 ? s.c0 : s.c_all.select(0, t - 1);
+      Tensor d_pre = s.dx.select(0, t);
+      lstm_backward_rows<scalar_t>(step_slice(s.dh_all, t), t == T - 1 ? Tensor() : dh_rec,
+                                   step_slice(s.dc_all, t), have_dc_rec ? dc_a : Tensor(),
+                                   s.act_all.select(0, t), s.tc_all.select(0, t), c_prev,
+                                   step_slice(s.masks, t), d_pre, dc_b);
+      std::swap(dc_a, dc_b);
+      have_dc_rec = true;
+      recurrent_grad(dh_rec, d_pre, s.w, s.packed);
+    }
+  });
+  // dW_hh = sum_t d_pre_t^T h_{t-1}: step 0 reads h0, the others h_all[:-1].
+  s.dw = at::mm(s.dx.select(0, 0).t(), s.h0);
+  if (T > 1) {
+    s.dw.addmm_(s.dx.narrow(0, 1, T - 1).reshape({(T - 1) * B, 4 * H}).t(),
+                s.h_all.narrow(0, 0, T - 1).reshape({(T - 1) * B, H}));
+  }
+  s.dh0 = dh_rec;
+  s.dc0 = T > 0 ? dc_a : at::zeros({B, H}, opts);
+}
+
+void lstm_seq_allocate_forward(LstmSeq& s) {
+  const int64_t T = s.xp.size(0), B = s.h0.size(0), H = s.h0.size(1);
+  auto opts = s.xp.options();
+  s.h_all = seq_empty({T, B, H}, opts);
+  s.c_all = seq_empty({T, B, H}, opts);
+  s.act_all = seq_empty({T, B, 4 * H}, opts);
+  s.tc_all = seq_empty({T, B, H}, opts);
+}
+
+void lstm_seq_backward_inputs(LstmSeq& s, const c10::optional<Tensor>& dh_all_opt,
+                              const c10::optional<Tensor>& dc_all_opt) {
+  s.dh_all = maybe(dh_all_opt);
+  s.dc_all = maybe(dc_all_opt);
+  if (s.dh_all.defined()) s.dh_all = s.dh_all.contiguous();
+  if (s.dc_all.defined()) s.dc_all = s.dc_all.contiguous();
+  const int64_t T = s.h_all.size(0), B = s.h_all.size(1), H = s.h_all.size(2);
+  s.dx = seq_empty({T, B, 4 * H}, s.h_all.options());
+}
+
+// Runs fn(i) for i < n: side by side, one thread each, where the process has exactly n
+// threads (the two directions of the encoder on two cores: each sequence's small products
+// and row kernels stay on one core, with no hand-over between threads at every step;
+// oneDNN, MKL and at::parallel_for run single-threaded inside a parallel region); one after
+// the other, each on all threads, otherwise.
+template <typename F>
+void side_by_side(int64_t n, F fn) {
+  if (n > 1 && at::get_num_threads() == n && !at::in_parallel_region()) {
+    // The caller's thread-local state (autograd off inside an autograd.Function, ...) holds
+    // on the worker threads too.
+    const at::ThreadLocalState caller;
+    at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
+      at::ThreadLocalStateGuard guard(caller);
+      for (int64_t i = begin; i < end; ++i) fn(i);
+    });
+  } else {
+    for (int64_t i = 0; i < n; ++i) fn(i);
+  }
+}
+
+std::vector<Tensor> lstm_seq_forward(const Tensor& x_proj, const Tensor& h0, const Tensor& c0,
+                                     const Tensor& w_hh, const c10::optional<Tensor>& masks_opt,
+                                     const c10::optional<Tensor>& packed) {
+  LstmSeq s = lstm_seq_inputs(x_proj, h0, c0, w_hh, masks_opt, packed);
+  lstm_seq_allocate_forward(s);
+  lstm_seq_forward_loop(s);
+  return {s.h_all, s.c_all, s.act_all, s.tc_all};
 }
 
 std::vector<Tensor> lstm_seq_backward(const c10::optional<Tensor>& dh_all_opt,
@@ -860,45 +970,76 @@ std::vector<Tensor> lstm_seq_backward(const c10::optional<Tensor>& dh_all_opt,
                                       const c10::optional<Tensor>& masks_opt,
                                       const Tensor& h_all, const Tensor& c_all,
                                       const Tensor& act_all, const Tensor& tc_all,
-                                      const py::object& matmul) {
-  const int64_t T = h_all.size(0), B = h_all.size(1), H = h_all.size(2);
-  Tensor dh_all = maybe(dh_all_opt), dc_all = maybe(dc_all_opt), masks = maybe(masks_opt);
-  if (dh_all.defined()) dh_all = dh_all.contiguous();
-  if (dc_all.defined()) dc_all = dc_all.contiguous();
-  Tensor h0c = h0.contiguous(), c0c = c0.contiguous(), w = w_hh.contiguous();
-  auto opts = h_all.options();
-  Tensor dx = seq_empty({T, B, 4 * H}, opts);
-  Tensor dh_rec = at::zeros({B, H}, opts);  // gradient reaching h_t from step t + 1
-  Tensor dc_a = at::empty({B, H}, opts), dc_b = at::empty({B, H}, opts);
-  bool have_dc_rec = false;
-  AT_DISPATCH_FLOATING_TYPES(h_all.scalar_type(), "lstm_seq_backward", [&] {
-    for (int64_t t = T - 1; t >= 0; --t) {
-      const Tensor c_prev = t == 0 ? c0c : c_all.select(0, t - 1);
-      Tensor d_pre = dx.select(0, t);
-      lstm_backward_rows<scalar_t>(step_slice(dh_all, t), t == T - 1 ? Tensor() : dh_rec,
-                                   step_slice(dc_all, t), have_dc_rec ? dc_a : Tensor(),
-                                   act_all.select(0, t), tc_all.select(0, t), c_prev,
-                                   step_slice(masks, t), d_pre, dc_b);
-      std::swap(dc_a, dc_b);
-      have_dc_rec = true;
-      recurrent_grad(dh_rec, d_pre, w, matmul);
-    }
-  });
-  // dW_hh = sum_t d_pre_t^T h_{t-1}: step 0 reads h0, the others h_all[:-1].
-  Tensor dw = at::mm(dx.select(0, 0).t(), h0c);
-  if (T > 1) {
-    dw.addmm_(dx.narrow(0, 1, T - 1).reshape({(T - 1) * B, 4 * H}).t(),
-              h_all.narrow(0, 0, T - 1).reshape({(T - 1) * B, H}));
+                                      const c10::optional<Tensor>& packed) {
+  LstmSeq s = lstm_seq_inputs(h_all, h0, c0, w_hh, masks_opt, packed);
+  s.h_all = h_all;
+  s.c_all = c_all;
+  s.act_all = act_all;
+  s.tc_all = tc_all;
+  lstm_seq_backward_inputs(s, dh_all_opt, dc_all_opt);
+  lstm_seq_backward_loop(s);
+  return {s.dx, s.dh0, s.dc0, s.dw};
+}
+
+// Several independent plain-LSTM sequences without dropout, from zero states (the two
+// directions of a bidirectional encoder): as one lstm_seq_forward each, side by side where the
+// threads allow (side_by_side). Returns h_all, c_all, act_all, tc_all of each, in order.
+std::vector<Tensor> lstm_seq_forward_many(const std::vector<Tensor>& x_projs,
+                                          const std::vector<Tensor>& w_hhs,
+                                          const std::vector<c10::optional<Tensor>>& packed) {
+  const int64_t n = static_cast<int64_t>(x_projs.size());
+  TORCH_CHECK(w_hhs.size() == x_projs.size() && packed.size() == x_projs.size(),
+              "one w_hh and one packed weight (or None) per sequence");
+  std::vector<LstmSeq> seqs;
+  for (int64_t i = 0; i < n; ++i) {
+    const Tensor& xp = x_projs[i];
+    TORCH_CHECK(xp.dim() == 3 && w_hhs[i].dim() == 2 && xp.size(2) == w_hhs[i].size(0),
+                "x_proj (T, B, 4H) and w_hh (4H, H) expected");
+    Tensor zeros = at::zeros({xp.size(1), w_hhs[i].size(1)}, xp.options());
+    seqs.push_back(lstm_seq_inputs(xp, zeros, zeros, w_hhs[i], c10::nullopt, packed[i]));
+    lstm_seq_allocate_forward(seqs.back());
   }
-  Tensor dc0 = T > 0 ? dc_a : at::zeros({B, H}, opts);
-  return {dx, dh_rec, dc0, dw};
+  side_by_side(n, [&](int64_t i) { lstm_seq_forward_loop(seqs[i]); });
+  std::vector<Tensor> out;
+  for (auto& s : seqs) out.insert(out.end(), {s.h_all, s.c_all, s.act_all, s.tc_all});
+  return out;
+}
+
+// The backward of lstm_seq_forward_many: dh_alls[i] the gradient of sequence i's h_all
+// (T, B, H), saved[4 i .. 4 i + 3] its forward's outputs. Returns d x_proj and d w_hh of each.
+std::vector<Tensor> lstm_seq_backward_many(const std::vector<Tensor>& dh_alls,
+                                           const std::vector<Tensor>& saved,
+                                           const std::vector<Tensor>& w_hhs,
+                                           const std::vector<c10::optional<Tensor>>& packed) {
+  const int64_t n = static_cast<int64_t>(dh_alls.size());
+  TORCH_CHECK(saved.size() == 4 * dh_alls.size() && w_hhs.size() == dh_alls.size() &&
+                  packed.size() == dh_alls.size(),
+              "four saved tensors, one w_hh and one packed weight (or None) per sequence");
+  std::vector<LstmSeq> seqs;
+  for (int64_t i = 0; i < n; ++i) {
+    const Tensor& h_all = saved[4 * i];
+    Tensor zeros = at::zeros({h_all.size(1), h_all.size(2)}, h_all.options());
+    LstmSeq s = lstm_seq_inputs(h_all, zeros, zeros, w_hhs[i], c10::nullopt, packed[i]);
+    s.h_all = h_all;
+    s.c_all = saved[4 * i + 1];
+    s.act_all = saved[4 * i + 2];
+    s.tc_all = saved[4 * i + 3];
+    check_cpu_float(dh_alls[i], "dh_all");
+    lstm_seq_backward_inputs(s, dh_alls[i], c10::nullopt);
+    seqs.push_back(s);
+  }
+  side_by_side(n, [&](int64_t i) { lstm_seq_backward_loop(seqs[i]); });
+  std::vector<Tensor> out;
+  for (auto& s : seqs) out.insert(out.end(), {s.dx, s.dw});
+  return out;
 }
 
 std::vector<Tensor> ln_lstm_seq_forward(const Tensor& x_proj, const Tensor& h0, const Tensor& c0,
                                         const Tensor& w_hh, const Tensor& gg, const Tensor& gb,
                                         const Tensor& cg, const Tensor& cb,
                                         const c10::optional<Tensor>& masks_opt, double eps,
-                                        const py::object& matmul) {
+                                        const c10::optional<Tensor>& packed_opt) {
+  const Tensor packed = maybe(packed_opt);
   check_cpu_float(x_proj, "x_proj");
   const int64_t T = x_proj.size(0), B = h0.size(0), H = h0.size(1);
   Tensor xp = x_proj.contiguous(), masks = maybe(masks_opt);
@@ -916,7 +1057,7 @@ std::vector<Tensor> ln_lstm_seq_forward(const Tensor& x_proj, const Tensor& h0, 
     for (int64_t t = 0; t < T; ++t) {
       const Tensor h_prev = t == 0 ? h0c : h_all.select(0, t - 1);
       const Tensor c_prev = t == 0 ? c0c : c_all.select(0, t - 1);
-      recurrent_pre(pre, xp.select(0, t), h_prev, w_t, matmul);
+      recurrent_pre(pre, xp.select(0, t), h_prev, w_t, packed);
       Tensor h = h_all.select(0, t), c = c_all.select(0, t), xh = xh_all.select(0, t),
              act = act_all.select(0, t), xc = xc_all.select(0, t), ty = ty_all.select(0, t),
              st = st_all.select(0, t);
@@ -932,7 +1073,8 @@ std::vector<Tensor> ln_lstm_seq_backward(
     const Tensor& h0, const Tensor& c0, const Tensor& w_hh, const Tensor& gg, const Tensor& cg,
     const c10::optional<Tensor>& masks_opt, const Tensor& h_all, const Tensor& c_all,
     const Tensor& xh_all, const Tensor& act_all, const Tensor& xc_all, const Tensor& ty_all,
-    const Tensor& st_all, const py::object& matmul) {
+    const Tensor& st_all, const c10::optional<Tensor>& packed_opt) {
+  const Tensor packed = maybe(packed_opt);
   const int64_t T = h_all.size(0), B = h_all.size(1), H = h_all.size(2);
   Tensor dh_all = maybe(dh_all_opt), dc_all = maybe(dc_all_opt), masks = maybe(masks_opt);
   if (dh_all.defined()) dh_all = dh_all.contiguous();
@@ -957,7 +1099,7 @@ std::vector<Tensor> ln_lstm_seq_backward(
                                  step_slice(masks, t), ggc, cgc, d_pre, dc_b, dgg, dgb, dcg, dcb);
       std::swap(dc_a, dc_b);
       have_dc_rec = true;
-      recurrent_grad(dh_rec, d_pre, w, matmul);
+      recurrent_grad(dh_rec, d_pre, w, packed);
     }
   });
   Tensor dw = at::mm(dx.select(0, 0).t(), h0c);
@@ -980,6 +1122,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("lstm_step_backward", &lstm_step_backward);
   m.def("lstm_seq_forward", &lstm_seq_forward);
   m.def("lstm_seq_backward", &lstm_seq_backward);
+  m.def("lstm_seq_forward_many", &lstm_seq_forward_many);
+  m.def("lstm_seq_backward_many", &lstm_seq_backward_many);
+  m.def("packed_linear", &packed_linear);
   m.def("ln_lstm_seq_forward", &ln_lstm_seq_forward);
   m.def("ln_lstm_seq_backward", &ln_lstm_seq_backward);
   m.def("hyper_modulate_forward", &hyper_modulate_forward);
