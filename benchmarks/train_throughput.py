@@ -55,6 +55,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sketchrnn.cpu_memory import FreedMemoryKept
 from sketchrnn.datasets import Batch
 from sketchrnn.models import SketchRNN, SketchRNNConfig
 from sketchrnn.nn import fused
@@ -167,6 +168,8 @@ def _synchronize(device: str) -> None:
 
 
 def measure(name: str, args: argparse.Namespace) -> dict:
+    if args.device == "cpu" and getattr(args, "keep_freed_memory", True):
+        FreedMemoryKept().start()  # as the Trainer's fit() on a CPU (sketchrnn.cpu_memory)
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(0)
     kind, _, cell_name = name.partition(":")

@@ -44,6 +44,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from sketchrnn.cpu_memory import FreedMemoryKept
 from sketchrnn.cpu_threads import ThreadGovernor
 from sketchrnn.datasets import BatchSource, to_device
 from sketchrnn.distributed import DistributedContext
@@ -167,6 +168,7 @@ class Trainer:
         self.train_set = train
         self.valid_set = valid
         self.threads = ThreadGovernor()  # torch's CPU threads while fit() runs
+        self.memory = FreedMemoryKept()  # glibc keeps freed tensors' pages while fit() runs
         self.out_dir = Path(config.out_dir) if config.out_dir else None
         self.ctx = DistributedContext.from_env(config.device)
         if valid is not None and len(valid) == 0:
@@ -471,9 +473,11 @@ class Trainer:
         last_valid: dict[str, float] | None = None
         paused = 0.0  # seconds spent validating and saving
         # On a CPU, as many threads as there are cores free, checked again every few seconds:
-        # OpenMP threads beside a busy process stall each other (sketchrnn.cpu_threads).
+        # OpenMP threads beside a busy process stall each other (sketchrnn.cpu_threads); and
+        # the pages of the tensors a step frees kept for the next (sketchrnn.cpu_memory).
         if self.ctx.device.type == "cpu":
             self.threads.start()
+            self.memory.start()
         try:
             while self.step < cfg.max_steps:
                 out = self.train_step()
@@ -510,6 +514,7 @@ class Trainer:
             self.save()
         finally:
             self.threads.stop()
+            self.memory.stop()
             if bar is not None:
                 bar.close()
             self.log.close()
