@@ -6,7 +6,10 @@ The limit of a step is the sum, over every matrix product of the forward and bac
 the best time measured for its shape on this machine, in isolation (weights hot in cache):
 
 * the encoder's bidirectional LSTM (input projection of all steps; per step ``h @ W_hh.T``
-  and, backward, ``d @ W_hh``; the weight gradients as one product over all steps each);
+  and, backward, ``d @ W_hh``; the weight gradients as one product over all steps each). The
+  two directions are independent, and the cells run them side by side, one thread each, when
+  there are two threads: at 2 threads the limit of each of their recurrent products is the
+  better of its own 2-thread time and half its 1-thread time (two at once on two cores);
 * the decoder cell's input projection: the strokes' of all steps in one product, ``z``'s once
   per sketch (and its input gradient: ``z`` is learned); its per-step recurrent products
   forward and backward (for the HyperLSTM: the main and hyper recurrences, the embeddings and
@@ -59,6 +62,7 @@ class Product:
     k: int
     n: int
     count: int
+    paired: bool = False  # one of two independent products that can run side by side
 
     @property
     def flops(self) -> float:
@@ -66,14 +70,22 @@ class Product:
         return 2.0 * self.m * self.k * self.n * self.count * batches
 
 
-def _linear(what: str, rows: int, k: int, n: int, count: int = 1, input_grad: bool = True):
+def _linear(
+    what: str,
+    rows: int,
+    k: int,
+    n: int,
+    count: int = 1,
+    input_grad: bool = True,
+    paired: bool = False,
+):
     """The products of a linear layer ``(rows, k) -> (rows, n)`` applied ``count`` times a
     step with ``rows`` rows each: forward, input gradient (unless not needed), and the weight
     gradient as one product over all ``count`` applications."""
-    out = [Product(what, "fwd", rows, k, n, count)]
+    out = [Product(what, "fwd", rows, k, n, count, paired)]
     if input_grad:
-        out.append(Product(what + " (input grad)", "bwd", rows, n, k, count))
-    out.append(Product(what + " (weight grad)", "wgrad", n, rows * count, k, 1))
+        out.append(Product(what + " (input grad)", "bwd", rows, n, k, count, paired))
+    out.append(Product(what + " (weight grad)", "wgrad", n, rows * count, k, 1, paired))
     return out
 
 
@@ -86,14 +98,14 @@ def products(config, batch: int, steps: int) -> list[Product]:
         for direction in ("forward", "backward"):
             enc = f"encoder {direction}"
             out += _linear(f"{enc} input", B * T, 5, 4 * He, input_grad=False)
-            out += _linear(f"{enc} recurrent", B, He, 4 * He, count=T)
+            out += _linear(f"{enc} recurrent", B, He, 4 * He, count=T, paired=True)
         out += _linear("encoder head", B, 2 * He, 2 * config.z_size)
         out += _linear("initial state", B, config.z_size, _state_width(config))
     H, cond = config.dec_hidden, (config.z_size if config.conditional else 0)
     cond += config.class_embed_size if config.num_classes > 0 else 0
     gates = 4 * H + (4 * config.hyper_hidden if config.cell == "hyper" else 0)
     # The cell projects the strokes at every step and z (the part of the input constant over
-    # time) once per sketch (sketchrnn.nn.cells._input_projection).
+    # time) once per sketch (sketchrnn.nn.cells.input_projection).
     out += _linear("decoder input (strokes)", B * T, 5, gates, input_grad=False)
     if cond:
         out += _linear("decoder input (z, once a sketch)", B, cond, gates)
@@ -192,7 +204,15 @@ def one(args: argparse.Namespace) -> dict:
         shape = (p.kind, p.m, p.k, p.n)
         if shape not in timed:
             timed[shape] = time_product(p)
-        times = timed[shape]
+        times = dict(timed[shape])
+        if p.paired and args.threads >= 2:
+            # Two at once, one thread each: each costs half its 1-thread time of the wall.
+            if ("1 thread",) + shape not in timed:
+                torch.set_num_threads(1)
+                timed[("1 thread",) + shape] = time_product(p)
+                torch.set_num_threads(args.threads)
+            for backend, (wall, cpu) in timed[("1 thread",) + shape].items():
+                times[backend + " side by side"] = (wall / 2, cpu)
         best = min(wall for wall, _ in times.values())
         limit += best * p.count
         limit_cpu += min(cpu for _, cpu in times.values()) * p.count
@@ -209,6 +229,7 @@ def one(args: argparse.Namespace) -> dict:
             batch=args.batch,
             warmup=args.warmup,
             steps=args.steps,
+            keep_freed_memory=not args.glibc_defaults,
         ),
     )
     return {
@@ -233,6 +254,11 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--recurrent-dropout", type=float, default=0.1)
     ap.add_argument("--products", action="store_true", help="print each product's time too")
+    ap.add_argument(
+        "--glibc-defaults",
+        action="store_true",
+        help="measure the step without sketchrnn.cpu_memory (as before it: for before/after)",
+    )
     ap.add_argument("--preset", help=argparse.SUPPRESS)  # internal: one measurement
     ap.add_argument("--cell", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -261,7 +287,7 @@ def main() -> None:
                     f"--threads={threads}", f"--batch={args.batch}", f"--n-max={args.n_max}",
                     f"--steps={args.steps}", f"--warmup={args.warmup}",
                     f"--recurrent-dropout={args.recurrent_dropout}",
-                ]  # fmt: skip
+                ] + (["--glibc-defaults"] if args.glibc_defaults else [])  # fmt: skip
                 done = subprocess.run(cmd, capture_output=True, text=True)
                 if done.returncode != 0:
                     print(f"{preset:<8} {cell:<10} {threads:>3} failed: {done.stderr[-500:]}")
