@@ -10,6 +10,9 @@ the best time measured for its shape on this machine, in isolation (weights hot 
   two directions are independent, and the cells run them side by side, one thread each, when
   there are two threads: at 2 threads the limit of each of their recurrent products is the
   better of its own 2-thread time and half its 1-thread time (two at once on two cores);
+  likewise every per-step product may run as two halves of the batch at once, one thread
+  each (the decoder loops split the batch so at two threads): its limit at 2 threads is also
+  no more than the 1-thread time of half the rows;
 * the decoder cell's input projection: the strokes' of all steps in one product, ``z``'s once
   per sketch (and its input gradient: ``z`` is learned); its per-step recurrent products
   forward and backward (for the HyperLSTM: the main and hyper recurrences, the embeddings and
@@ -41,7 +44,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import sketchrnn  # noqa: F401  (before torch: the library's OpenMP defaults apply, as in use)
 
@@ -186,6 +189,18 @@ def time_product(p: Product) -> dict[str, tuple[float, float]]:
     return times
 
 
+def _one_thread(timed: dict, p: Product, threads: int) -> dict[str, tuple[float, float]]:
+    """``time_product(p)`` at one thread (memoised in ``timed``), then ``threads`` again."""
+    import torch
+
+    key = ("1 thread", p.kind, p.m, p.k, p.n)
+    if key not in timed:
+        torch.set_num_threads(1)
+        timed[key] = time_product(p)
+        torch.set_num_threads(threads)
+    return timed[key]
+
+
 def one(args: argparse.Namespace) -> dict:
     """The limit and the measured step for one preset and cell, in this process."""
     import torch
@@ -207,12 +222,13 @@ def one(args: argparse.Namespace) -> dict:
         times = dict(timed[shape])
         if p.paired and args.threads >= 2:
             # Two at once, one thread each: each costs half its 1-thread time of the wall.
-            if ("1 thread",) + shape not in timed:
-                torch.set_num_threads(1)
-                timed[("1 thread",) + shape] = time_product(p)
-                torch.set_num_threads(args.threads)
-            for backend, (wall, cpu) in timed[("1 thread",) + shape].items():
+            for backend, (wall, cpu) in _one_thread(timed, p, args.threads).items():
                 times[backend + " side by side"] = (wall / 2, cpu)
+        if p.count > 1 and p.kind in ("fwd", "bwd") and p.m >= 2 and args.threads >= 2:
+            # The rows in two halves at once, one thread each: the wall of one half.
+            half = replace(p, m=p.m // 2)
+            for backend, (wall, cpu) in _one_thread(timed, half, args.threads).items():
+                times[backend + " half rows each"] = (wall, 2 * cpu)
         best = min(wall for wall, _ in times.values())
         limit += best * p.count
         limit_cpu += min(cpu for _, cpu in times.values()) * p.count

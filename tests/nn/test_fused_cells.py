@@ -208,6 +208,31 @@ def test_gradcheck_lstm_sequence_pair(threads):
         torch.testing.assert_close(pair[i], alone, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("kind", ["lstm", "layernorm"])
+def test_two_threads_split_the_batch_with_the_same_numbers(kind):
+    # At exactly two threads and 16 rows or more, each half of the batch runs its own time
+    # loop on one thread (C++ half_rows): values and every gradient as at one thread.
+    torch.manual_seed(0)
+    steps, batch = 5, 17
+    inputs = [_d(steps, batch, 4 * H), _d(batch, H), _d(batch, H), _d(4 * H, H, scale=0.5)]
+    if kind == "layernorm":
+        inputs += [
+            _d(4, H, scale=0.3, offset=1.0), _d(4, H, scale=0.3), _d(H, scale=0.3, offset=1.0),
+            _d(H),
+        ]  # fmt: skip
+    masks = _mask(steps, batch, H)
+    loop = fused.LSTMSequence if kind == "lstm" else fused.LayerNormLSTMSequence
+    weights = [torch.randn(steps, batch, H, dtype=torch.float64) for _ in range(2)]
+    results = []
+    for threads in (1, 2):
+        torch.set_num_threads(threads)  # every test starts on one again (tests/conftest.py)
+        h_all, c_all = loop.apply(*inputs, masks)
+        loss = (h_all * weights[0]).sum() + (c_all * weights[1]).sum()
+        results.append([h_all, c_all, *torch.autograd.grad(loss, inputs)])
+    for one, two in zip(*results, strict=True):
+        torch.testing.assert_close(one, two, rtol=0, atol=1e-12)
+
+
 def test_sequence_gradients_of_the_final_cell_state_only():
     # Only c_T used: the h_all gradient arrives as None and must count as zero.
     torch.manual_seed(0)

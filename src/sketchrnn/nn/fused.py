@@ -13,7 +13,11 @@ a reversed loop of fused steps and ``dgates @ W`` products, and each recurrent w
 gradient is ONE matmul over all steps. The per-step matmuls run on oneDNN with the weight
 packed once per sequence (see ``_packed_weights``), the sequence buffers are reused from
 one call to the next (:func:`empty_cache`), and the dropout masks of all steps are drawn at
-once by a parallel counter-based generator seeded from torch's (:func:`dropout_masks`).
+once by a parallel counter-based generator seeded from torch's (:func:`dropout_masks`). With
+exactly two torch threads, the plain and LayerNorm loops split a batch of 16 rows or more in
+two halves, each half's whole time loop on one thread (rows are independent: no hand-over
+between threads at any step; the weight gradients are summed after), and the encoder's two
+directions run side by side the same way (:class:`LSTMSequencePair`).
 
 What each piece gave, measured with benchmarks/train_throughput.py: ``docs/performance.md``.
 Gradient checks and comparisons with the Python loops: tests/test_fused_cells.py.

@@ -887,7 +887,18 @@ void lstm_seq_forward_loop(LstmSeq& s) {
   });
 }
 
-void lstm_seq_backward_loop(LstmSeq& s) {
+// dW_hh = sum_t d_pre_t^T h_{t-1}: step 0 reads h0, the others h_all[:-1]; one product over
+// all steps and rows.
+void lstm_weight_grad(LstmSeq& s) {
+  const int64_t T = s.h_all.size(0), B = s.h_all.size(1), H = s.h_all.size(2);
+  s.dw = at::mm(s.dx.select(0, 0).t(), s.h0);
+  if (T > 1) {
+    s.dw.addmm_(s.dx.narrow(0, 1, T - 1).reshape({(T - 1) * B, 4 * H}).t(),
+                s.h_all.narrow(0, 0, T - 1).reshape({(T - 1) * B, H}));
+  }
+}
+
+void lstm_seq_backward_loop(LstmSeq& s, bool weight_grad = true) {
   const int64_t T = s.h_all.size(0), B = s.h_all.size(1), H = s.h_all.size(2);
   auto opts = s.h_all.options();
   Tensor dh_rec = at::zeros({B, H}, opts);  // gradient reaching h_t from step t + 1
@@ -906,14 +917,9 @@ void lstm_seq_backward_loop(LstmSeq& s) {
       recurrent_grad(dh_rec, d_pre, s.w, s.packed);
     }
   });
-  // dW_hh = sum_t d_pre_t^T h_{t-1}: step 0 reads h0, the others h_all[:-1].
-  s.dw = at::mm(s.dx.select(0, 0).t(), s.h0);
-  if (T > 1) {
-    s.dw.addmm_(s.dx.narrow(0, 1, T - 1).reshape({(T - 1) * B, 4 * H}).t(),
-                s.h_all.narrow(0, 0, T - 1).reshape({(T - 1) * B, H}));
-  }
   s.dh0 = dh_rec;
   s.dc0 = T > 0 ? dc_a : at::zeros({B, H}, opts);
+  if (weight_grad) lstm_weight_grad(s);
 }
 
 void lstm_seq_allocate_forward(LstmSeq& s) {
@@ -955,12 +961,46 @@ void side_by_side(int64_t n, F fn) {
   }
 }
 
+// The rows of a recurrent layer are independent of each other: with exactly two threads, each
+// half of the batch runs its whole time loop on one thread (side_by_side), with no hand-over
+// between the threads at any step (at two threads every product and row kernel of a step
+// was a parallel region of its own, and waking the partner thread at each one costs the
+// most); the weight gradient is one product over all rows after. Returns the rows of the
+// first half, or 0 where the batch is not split (other thread counts, small batches).
+int64_t half_rows(int64_t B) {
+  const bool split = B >= 16 && at::get_num_threads() == 2 && !at::in_parallel_region();
+  return split ? (B + 1) / 2 : 0;
+}
+
+// Rows [r0, r0 + n) of every per-row tensor of `s` (views: a step's slice of each is
+// contiguous, as the row kernels need).
+LstmSeq lstm_rows(const LstmSeq& s, int64_t r0, int64_t n) {
+  auto rows = [&](const Tensor& t, int64_t dim) {
+    return (t.defined() && t.numel() > 0) ? t.narrow(dim, r0, n) : t;
+  };
+  LstmSeq part = s;
+  part.xp = rows(s.xp, 1);
+  part.h0 = rows(s.h0, 0);
+  part.c0 = rows(s.c0, 0);
+  part.masks = rows(s.masks, 1);
+  for (Tensor* t : {&part.h_all, &part.c_all, &part.act_all, &part.tc_all, &part.dh_all,
+                    &part.dc_all, &part.dx})
+    *t = rows(*t, 1);
+  return part;
+}
+
 std::vector<Tensor> lstm_seq_forward(const Tensor& x_proj, const Tensor& h0, const Tensor& c0,
                                      const Tensor& w_hh, const c10::optional<Tensor>& masks_opt,
                                      const c10::optional<Tensor>& packed) {
   LstmSeq s = lstm_seq_inputs(x_proj, h0, c0, w_hh, masks_opt, packed);
   lstm_seq_allocate_forward(s);
-  lstm_seq_forward_loop(s);
+  const int64_t B = s.h0.size(0), half = half_rows(B);
+  if (half) {
+    std::vector<LstmSeq> parts{lstm_rows(s, 0, half), lstm_rows(s, half, B - half)};
+    side_by_side(2, [&](int64_t i) { lstm_seq_forward_loop(parts[i]); });
+  } else {
+    lstm_seq_forward_loop(s);
+  }
   return {s.h_all, s.c_all, s.act_all, s.tc_all};
 }
 
@@ -977,7 +1017,16 @@ std::vector<Tensor> lstm_seq_backward(const c10::optional<Tensor>& dh_all_opt,
   s.act_all = act_all;
   s.tc_all = tc_all;
   lstm_seq_backward_inputs(s, dh_all_opt, dc_all_opt);
-  lstm_seq_backward_loop(s);
+  const int64_t B = s.h_all.size(1), half = half_rows(B);
+  if (half) {
+    std::vector<LstmSeq> parts{lstm_rows(s, 0, half), lstm_rows(s, half, B - half)};
+    side_by_side(2, [&](int64_t i) { lstm_seq_backward_loop(parts[i], false); });
+    s.dh0 = at::cat({parts[0].dh0, parts[1].dh0}, 0);
+    s.dc0 = at::cat({parts[0].dc0, parts[1].dc0}, 0);
+    lstm_weight_grad(s);
+  } else {
+    lstm_seq_backward_loop(s);
+  }
   return {s.dx, s.dh0, s.dc0, s.dw};
 }
 
@@ -1052,19 +1101,37 @@ std::vector<Tensor> ln_lstm_seq_forward(const Tensor& x_proj, const Tensor& h0, 
   Tensor xh_all = seq_empty({T, B, 4 * H}, opts), act_all = seq_empty({T, B, 4 * H}, opts);
   Tensor xc_all = seq_empty({T, B, H}, opts), ty_all = seq_empty({T, B, H}, opts);
   Tensor st_all = seq_empty({T, B, 5}, opts);
-  Tensor pre = at::empty({B, 4 * H}, opts);
-  AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "ln_lstm_seq_forward", [&] {
-    for (int64_t t = 0; t < T; ++t) {
-      const Tensor h_prev = t == 0 ? h0c : h_all.select(0, t - 1);
-      const Tensor c_prev = t == 0 ? c0c : c_all.select(0, t - 1);
-      recurrent_pre(pre, xp.select(0, t), h_prev, w_t, packed);
-      Tensor h = h_all.select(0, t), c = c_all.select(0, t), xh = xh_all.select(0, t),
-             act = act_all.select(0, t), xc = xc_all.select(0, t), ty = ty_all.select(0, t),
-             st = st_all.select(0, t);
-      ln_forward_rows<scalar_t>(pre.view({B, 4, H}), c_prev, ggc, gbc, cgc, cbc,
-                                step_slice(masks, t), eps, h, c, xh, act, xc, ty, st);
-    }
-  });
+  // The time loop over rows [r0, r0 + n) (all of them, or one half on each of two threads:
+  // half_rows).
+  auto loop = [&](int64_t r0, int64_t n) {
+    auto rows = [&](const Tensor& t, int64_t dim) {
+      return (t.defined() && t.numel() > 0) ? t.narrow(dim, r0, n) : t;
+    };
+    const Tensor xp_r = rows(xp, 1), masks_r = rows(masks, 1);
+    const Tensor h0_r = rows(h0c, 0), c0_r = rows(c0c, 0);
+    Tensor h_r = rows(h_all, 1), c_r = rows(c_all, 1), xh_r = rows(xh_all, 1),
+           act_r = rows(act_all, 1), xc_r = rows(xc_all, 1), ty_r = rows(ty_all, 1),
+           st_r = rows(st_all, 1);
+    Tensor pre = at::empty({n, 4 * H}, opts);
+    AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "ln_lstm_seq_forward", [&] {
+      for (int64_t t = 0; t < T; ++t) {
+        const Tensor h_prev = t == 0 ? h0_r : h_r.select(0, t - 1);
+        const Tensor c_prev = t == 0 ? c0_r : c_r.select(0, t - 1);
+        recurrent_pre(pre, xp_r.select(0, t), h_prev, w_t, packed);
+        Tensor h = h_r.select(0, t), c = c_r.select(0, t), xh = xh_r.select(0, t),
+               act = act_r.select(0, t), xc = xc_r.select(0, t), ty = ty_r.select(0, t),
+               st = st_r.select(0, t);
+        ln_forward_rows<scalar_t>(pre.view({n, 4, H}), c_prev, ggc, gbc, cgc, cbc,
+                                  step_slice(masks_r, t), eps, h, c, xh, act, xc, ty, st);
+      }
+    });
+  };
+  const int64_t half = half_rows(B);
+  if (half) {
+    side_by_side(2, [&](int64_t i) { i == 0 ? loop(0, half) : loop(half, B - half); });
+  } else {
+    loop(0, B);
+  }
   return {h_all, c_all, xh_all, act_all, xc_all, ty_all, st_all};
 }
 
@@ -1083,32 +1150,65 @@ std::vector<Tensor> ln_lstm_seq_backward(
   Tensor ggc = gg.contiguous(), cgc = cg.contiguous();
   auto opts = h_all.options();
   Tensor dx = seq_empty({T, B, 4 * H}, opts);
-  Tensor dh_rec = at::zeros({B, H}, opts);
-  Tensor dc_a = at::empty({B, H}, opts), dc_b = at::empty({B, H}, opts);
-  Tensor dgg = at::zeros({4, H}, opts), dgb = at::zeros({4, H}, opts);
-  Tensor dcg = at::zeros({H}, opts), dcb = at::zeros({H}, opts);
-  bool have_dc_rec = false;
-  AT_DISPATCH_FLOATING_TYPES(h_all.scalar_type(), "ln_lstm_seq_backward", [&] {
-    for (int64_t t = T - 1; t >= 0; --t) {
-      const Tensor c_prev = t == 0 ? c0c : c_all.select(0, t - 1);
-      Tensor d_pre = dx.select(0, t);
-      ln_backward_rows<scalar_t>(step_slice(dh_all, t), t == T - 1 ? Tensor() : dh_rec,
-                                 step_slice(dc_all, t), have_dc_rec ? dc_a : Tensor(),
-                                 xh_all.select(0, t), act_all.select(0, t), xc_all.select(0, t),
-                                 ty_all.select(0, t), st_all.select(0, t), c_prev,
-                                 step_slice(masks, t), ggc, cgc, d_pre, dc_b, dgg, dgb, dcg, dcb);
-      std::swap(dc_a, dc_b);
-      have_dc_rec = true;
-      recurrent_grad(dh_rec, d_pre, w, packed);
-    }
-  });
+  // The reversed time loop over rows [r0, r0 + n) (all, or one half on each of two threads:
+  // half_rows); each part sums its own norm-parameter gradients, added after.
+  struct Part {
+    Tensor dh0, dc0, dgg, dgb, dcg, dcb;
+  };
+  auto loop = [&](int64_t r0, int64_t n) {
+    auto rows = [&](const Tensor& t, int64_t dim) {
+      return (t.defined() && t.numel() > 0) ? t.narrow(dim, r0, n) : t;
+    };
+    const Tensor dh_r = rows(dh_all, 1), dc_r = rows(dc_all, 1), masks_r = rows(masks, 1);
+    const Tensor c0_r = rows(c0c, 0), c_all_r = rows(c_all, 1), xh_r = rows(xh_all, 1),
+                 act_r = rows(act_all, 1), xc_r = rows(xc_all, 1), ty_r = rows(ty_all, 1),
+                 st_r = rows(st_all, 1);
+    Tensor dx_r = rows(dx, 1);
+    Part out{at::zeros({n, H}, opts), Tensor(),           at::zeros({4, H}, opts),
+             at::zeros({4, H}, opts), at::zeros({H}, opts), at::zeros({H}, opts)};
+    Tensor dc_a = at::empty({n, H}, opts), dc_b = at::empty({n, H}, opts);
+    bool have_dc_rec = false;
+    AT_DISPATCH_FLOATING_TYPES(h_all.scalar_type(), "ln_lstm_seq_backward", [&] {
+      for (int64_t t = T - 1; t >= 0; --t) {
+        const Tensor c_prev = t == 0 ? c0_r : c_all_r.select(0, t - 1);
+        Tensor d_pre = dx_r.select(0, t);
+        ln_backward_rows<scalar_t>(step_slice(dh_r, t), t == T - 1 ? Tensor() : out.dh0,
+                                   step_slice(dc_r, t), have_dc_rec ? dc_a : Tensor(),
+                                   xh_r.select(0, t), act_r.select(0, t), xc_r.select(0, t),
+                                   ty_r.select(0, t), st_r.select(0, t), c_prev,
+                                   step_slice(masks_r, t), ggc, cgc, d_pre, dc_b, out.dgg,
+                                   out.dgb, out.dcg, out.dcb);
+        std::swap(dc_a, dc_b);
+        have_dc_rec = true;
+        recurrent_grad(out.dh0, d_pre, w, packed);  // the gradient reaching h_{t-1}
+      }
+    });
+    out.dc0 = T > 0 ? dc_a : at::zeros({n, H}, opts);
+    return out;
+  };
+  const int64_t half = half_rows(B);
+  std::vector<Part> parts(half ? 2 : 1);
+  if (half) {
+    side_by_side(2, [&](int64_t i) { parts[i] = i == 0 ? loop(0, half) : loop(half, B - half); });
+  } else {
+    parts[0] = loop(0, B);
+  }
+  Part all = parts[0];
+  if (half) {
+    all.dh0 = at::cat({parts[0].dh0, parts[1].dh0}, 0);
+    all.dc0 = at::cat({parts[0].dc0, parts[1].dc0}, 0);
+    for (auto [sum, other] : {std::pair{&all.dgg, &parts[1].dgg}, {&all.dgb, &parts[1].dgb},
+                              {&all.dcg, &parts[1].dcg}, {&all.dcb, &parts[1].dcb}})
+      *sum = *sum + *other;
+  }
+  Tensor dh_rec = all.dh0, dc_a = all.dc0;
+  Tensor dgg = all.dgg, dgb = all.dgb, dcg = all.dcg, dcb = all.dcb;
   Tensor dw = at::mm(dx.select(0, 0).t(), h0c);
   if (T > 1) {
     dw.addmm_(dx.narrow(0, 1, T - 1).reshape({(T - 1) * B, 4 * H}).t(),
               h_all.narrow(0, 0, T - 1).reshape({(T - 1) * B, H}));
   }
-  Tensor dc0 = T > 0 ? dc_a : at::zeros({B, H}, opts);
-  return {dx, dh_rec, dc0, dw, dgg, dgb, dcg, dcb};
+  return {dx, dh_rec, dc_a, dw, dgg, dgb, dcg, dcb};
 }
 
 }  // namespace
