@@ -260,6 +260,13 @@ def test_empty_endings_say_why_and_draw_on(page):
     assert "finished" in page.locator("#status").text_content()
     notes = page.locator("#endings-grid .cell-note")
     assert notes.count() == 3 and "finished" in notes.first.text_content()
+    # Another mode: the offer was about the endings, it goes (and comes back with them).
+    page.click("#tabs [data-mode=mimic]")
+    assert page.locator("#offer").is_hidden()
+    assert page.locator("#status").text_content() == ""
+    page.click("#tabs [data-mode=endings]")
+    page.click("#endings-go")
+    page.wait_for_selector("#offer:not([hidden])")
     page.click("#offer-go")  # draw on anyway: the end is not allowed before one stroke
     page.wait_for_selector("#endings-grid .cell:not(.noted) >> nth=2")
     assert page.locator("#endings-grid .cell-note").count() == 0

@@ -297,6 +297,12 @@ function vaeHint(m, capability) {
 
 function setMode(mode) {
   together.interrupt();
+  if (mode !== state.mode && !$("#offer").hidden) {
+    // The offer ("it takes the drawing as finished: [Draw on anyway]") and its status line
+    // are about the mode being left: its button would act there, out of sight.
+    clearOffer();
+    setStatus("");
+  }
   state.mode = mode;
   for (const tab of $$("#tabs [role=tab]")) tab.setAttribute("aria-selected", String(tab.dataset.mode === mode));
   for (const panel of $$(".panel")) panel.hidden = panel.dataset.mode !== mode;
