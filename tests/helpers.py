@@ -242,3 +242,25 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def recording_trainer(monkeypatch, max_steps: int, record):
+    """A tiny SketchRNN Trainer on 24 random sketches (no run folder, no progress bar) whose
+    every training step calls ``record()`` first: for tests of what holds while fit() runs."""
+    from sketchrnn.data import datasets_from_sketchset
+    from sketchrnn.io.sketchset import SketchSet
+    from sketchrnn.models.sketch_rnn import SketchRNN, SketchRNNConfig
+    from sketchrnn.train import TrainConfig, Trainer
+
+    data = datasets_from_sketchset(SketchSet(random_sketches(24), splits=["train"] * 24))
+    config = SketchRNNConfig(enc_hidden=8, dec_hidden=8, z_size=4, num_mixtures=2)
+    train_config = TrainConfig(batch_size=4, max_steps=max_steps, out_dir=None, progress=False)
+    trainer = Trainer(SketchRNN(config), train_config, data.train)
+    step = trainer.train_step
+
+    def recording_step():
+        record()
+        return step()
+
+    monkeypatch.setattr(trainer, "train_step", recording_step)
+    return trainer

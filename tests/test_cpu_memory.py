@@ -9,13 +9,9 @@ import subprocess
 import sys
 
 import pytest
-from helpers import random_sketches
+from helpers import recording_trainer
 
 from sketchrnn import cpu_memory
-from sketchrnn.data import datasets_from_sketchset
-from sketchrnn.io.sketchset import SketchSet
-from sketchrnn.models.sketch_rnn import SketchRNN, SketchRNNConfig
-from sketchrnn.train import TrainConfig, Trainer
 
 pytestmark = pytest.mark.skipif(
     platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc only"
@@ -73,16 +69,6 @@ def test_the_trainer_keeps_memory_only_while_fitting(monkeypatch):
     seen = []
     monkeypatch.setattr(cpu_memory.FreedMemoryKept, "start", lambda self: seen.append("start"))
     monkeypatch.setattr(cpu_memory.FreedMemoryKept, "stop", lambda self: seen.append("stop"))
-    data = datasets_from_sketchset(SketchSet(random_sketches(24), splits=["train"] * 24))
-    config = SketchRNNConfig(enc_hidden=8, dec_hidden=8, z_size=4, num_mixtures=2)
-    train_config = TrainConfig(batch_size=4, max_steps=2, out_dir=None, progress=False)
-    trainer = Trainer(SketchRNN(config), train_config, data.train)
-    step = trainer.train_step
-
-    def recording_step():
-        seen.append("step")
-        return step()
-
-    monkeypatch.setattr(trainer, "train_step", recording_step)
+    trainer = recording_trainer(monkeypatch, 2, lambda: seen.append("step"))
     trainer.fit()
     assert seen == ["start", "step", "step", "stop"]

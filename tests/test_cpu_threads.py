@@ -11,14 +11,10 @@ import sys
 
 import pytest
 import torch
-from helpers import random_sketches
+from helpers import recording_trainer
 
 from sketchrnn import cpu_threads
 from sketchrnn.cpu_threads import ThreadGovernor, free_cores
-from sketchrnn.data import datasets_from_sketchset
-from sketchrnn.io.sketchset import SketchSet
-from sketchrnn.models.sketch_rnn import SketchRNN, SketchRNNConfig
-from sketchrnn.train import TrainConfig, Trainer
 
 
 @pytest.fixture
@@ -139,17 +135,7 @@ def test_training_runs_under_the_governor(spinning, monkeypatch):
     stat.others = 3.5  # a busy machine
     torch.set_num_threads(2)
     seen = []
-    data = datasets_from_sketchset(SketchSet(random_sketches(24), splits=["train"] * 24))
-    config = SketchRNNConfig(enc_hidden=8, dec_hidden=8, z_size=4, num_mixtures=2)
-    train_config = TrainConfig(batch_size=4, max_steps=3, out_dir=None, progress=False)
-    trainer = Trainer(SketchRNN(config), train_config, data.train)
-    step = trainer.train_step
-
-    def recording_step():
-        seen.append(torch.get_num_threads())
-        return step()
-
-    monkeypatch.setattr(trainer, "train_step", recording_step)
+    trainer = recording_trainer(monkeypatch, 3, lambda: seen.append(torch.get_num_threads()))
     trainer.fit()
     assert seen and set(seen) == {1}
     assert torch.get_num_threads() == 2  # given back

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import platform
 import threading
 
@@ -46,6 +47,7 @@ _lock = threading.Lock()
 _users = 0  # FreedMemoryKept objects on (a Trainer inside another's fit: kept until both stop)
 
 
+@functools.cache
 def _libc():
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return None

@@ -1,7 +1,7 @@
 """Fused CPU kernels for the recurrent cells (a C++ extension compiled on first use).
 
-(Over 500 lines: building and loading the extension and the three sequence loops on it, with
-their backward passes, are one module's job.)
+(Over 500 lines: building and loading the extension and the sequence loops on it (the three
+cells' and the encoder's pair), with their backward passes, are one module's job.)
 
 ``csrc/cell_kernels.cpp`` holds, per time step, one fused forward and one fused backward pass
 over the elementwise part of a cell step (layer norm of each gate, sigmoid/tanh, recurrent

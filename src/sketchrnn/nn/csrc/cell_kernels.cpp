@@ -1201,14 +1201,12 @@ std::vector<Tensor> ln_lstm_seq_backward(
                               {&all.dcg, &parts[1].dcg}, {&all.dcb, &parts[1].dcb}})
       *sum = *sum + *other;
   }
-  Tensor dh_rec = all.dh0, dc_a = all.dc0;
-  Tensor dgg = all.dgg, dgb = all.dgb, dcg = all.dcg, dcb = all.dcb;
   Tensor dw = at::mm(dx.select(0, 0).t(), h0c);
   if (T > 1) {
     dw.addmm_(dx.narrow(0, 1, T - 1).reshape({(T - 1) * B, 4 * H}).t(),
               h_all.narrow(0, 0, T - 1).reshape({(T - 1) * B, H}));
   }
-  return {dx, dh_rec, dc_a, dw, dgg, dgb, dcg, dcb};
+  return {dx, all.dh0, all.dc0, dw, all.dgg, all.dgb, all.dcg, all.dcb};
 }
 
 }  // namespace
