@@ -172,16 +172,30 @@ def _mask(*shape):
     return torch.empty(*shape, dtype=torch.float64).bernoulli_(0.6) / 0.6
 
 
+def _input_term(form, steps=T, batch=B):
+    """A loop's (x_proj, x_in, w_x, row): the projection of every step, or narrow inputs
+    (three columns) that the row kernels project, with a per-row term or without."""
+    if form == "projected":
+        return (_d(steps, batch, 4 * H), None, None, None)
+    row = _d(batch, 4 * H) if form == "narrow" else None
+    return (None, _d(steps, batch, 3), _d(4 * H, 3, scale=0.5), row)
+
+
+INPUT_FORMS = ["projected", "narrow", "narrow without row"]
+
+
+@pytest.mark.parametrize("form", INPUT_FORMS)
 @pytest.mark.parametrize("with_mask", [False, True])
-def test_gradcheck_lstm_sequence(with_mask):
+def test_gradcheck_lstm_sequence(with_mask, form):
     torch.manual_seed(0)
     masks = _mask(T, B, H) if with_mask else None
-    inputs = (_d(T, B, 4 * H), _d(B, H), _d(B, H), _d(4 * H, H, scale=0.5), masks)
+    inputs = (*_input_term(form), _d(B, H), _d(B, H), _d(4 * H, H, scale=0.5), masks)
     assert torch.autograd.gradcheck(fused.LSTMSequence.apply, inputs)
 
 
+@pytest.mark.parametrize("form", INPUT_FORMS)
 @pytest.mark.parametrize("with_mask", [False, True])
-def test_gradcheck_layernorm_lstm_sequence(with_mask):
+def test_gradcheck_layernorm_lstm_sequence(with_mask, form):
     torch.manual_seed(0)
     masks = _mask(T, B, H) if with_mask else None
     params = (
@@ -190,43 +204,49 @@ def test_gradcheck_layernorm_lstm_sequence(with_mask):
         _d(H, scale=0.3, offset=1.0),
         _d(H),
     )
-    inputs = (_d(T, B, 4 * H), _d(B, H), _d(B, H), _d(4 * H, H, scale=0.5), *params, masks)
+    inputs = (*_input_term(form), _d(B, H), _d(B, H), _d(4 * H, H, scale=0.5), *params, masks)
     assert torch.autograd.gradcheck(fused.LayerNormLSTMSequence.apply, inputs)
 
 
+@pytest.mark.parametrize("form", INPUT_FORMS)
 @pytest.mark.parametrize("threads", [1, 2])  # 2: the two loops side by side, one thread each
-def test_gradcheck_lstm_sequence_pair(threads):
+def test_gradcheck_lstm_sequence_pair(threads, form):
     torch.manual_seed(0)
     torch.set_num_threads(threads)  # every test starts on one again (tests/conftest.py)
-    inputs = (_d(T, B, 4 * H), _d(T, B, 4 * H), _d(4 * H, H, scale=0.5), _d(4 * H, H, scale=0.5))
+    weights = (_d(4 * H, H, scale=0.5), _d(4 * H, H, scale=0.5))
+    terms = (_input_term(form), _input_term("projected"))  # the two forms may differ
+    inputs = (*weights, *terms[0], *terms[1])
     assert torch.autograd.gradcheck(fused.LSTMSequencePair.apply, inputs)
     # Each of the two is the single loop from zero states.
     zeros = torch.zeros(B, H, dtype=torch.float64)
     pair = fused.LSTMSequencePair.apply(*inputs)
     for i in range(2):
-        alone, _ = fused.LSTMSequence.apply(inputs[i], zeros, zeros, inputs[2 + i], None)
+        alone, _ = fused.LSTMSequence.apply(*terms[i], zeros, zeros, weights[i], None)
         torch.testing.assert_close(pair[i], alone, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("form", ["projected", "narrow"])
 @pytest.mark.parametrize("kind", ["lstm", "layernorm"])
-def test_two_threads_split_the_batch_with_the_same_numbers(kind):
+def test_two_threads_split_the_batch_with_the_same_numbers(kind, form):
     # At exactly two threads and 16 rows or more, each half of the batch runs its own time
     # loop on one thread (C++ half_rows): values and every gradient as at one thread.
     torch.manual_seed(0)
     steps, batch = 5, 17
-    inputs = [_d(steps, batch, 4 * H), _d(batch, H), _d(batch, H), _d(4 * H, H, scale=0.5)]
+    term = _input_term(form, steps, batch)
+    rest = [_d(batch, H), _d(batch, H), _d(4 * H, H, scale=0.5)]
     if kind == "layernorm":
-        inputs += [
+        rest += [
             _d(4, H, scale=0.3, offset=1.0), _d(4, H, scale=0.3), _d(H, scale=0.3, offset=1.0),
             _d(H),
         ]  # fmt: skip
+    inputs = [t for t in term if t is not None] + rest
     masks = _mask(steps, batch, H)
     loop = fused.LSTMSequence if kind == "lstm" else fused.LayerNormLSTMSequence
     weights = [torch.randn(steps, batch, H, dtype=torch.float64) for _ in range(2)]
     results = []
     for threads in (1, 2):
         torch.set_num_threads(threads)  # every test starts on one again (tests/conftest.py)
-        h_all, c_all = loop.apply(*inputs, masks)
+        h_all, c_all = loop.apply(*term, *rest, masks)
         loss = (h_all * weights[0]).sum() + (c_all * weights[1]).sum()
         results.append([h_all, c_all, *torch.autograd.grad(loss, inputs)])
     for one, two in zip(*results, strict=True):
@@ -236,7 +256,7 @@ def test_two_threads_split_the_batch_with_the_same_numbers(kind):
 def test_sequence_gradients_of_the_final_cell_state_only():
     # Only c_T used: the h_all gradient arrives as None and must count as zero.
     torch.manual_seed(0)
-    inputs = (_d(T, B, 4 * H), _d(B, H), _d(B, H), _d(4 * H, H, scale=0.5), None)
+    inputs = (*_input_term("projected"), _d(B, H), _d(B, H), _d(4 * H, H, scale=0.5), None)
     assert torch.autograd.gradcheck(lambda *a: fused.LSTMSequence.apply(*a)[1][-1], inputs)
 
 

@@ -38,13 +38,16 @@ sequence path at batch 1, and as fast as ``torch.lstm_cell`` or faster.
 
 from __future__ import annotations
 
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sketchrnn.nn.hyper_weights import HyperLSTMWeights
+
+if TYPE_CHECKING:
+    from sketchrnn.nn import fused
 
 __all__ = [
     "LSTM",
@@ -247,8 +250,13 @@ def fused_on_cpu(*tensors: Tensor | None) -> bool:
 
 
 def input_projection(
-    x_seq: Tensor, weight: Tensor, bias: Tensor | None, fused_on: bool, cond: Tensor | None = None
-) -> Tensor:
+    x_seq: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    fused_on: bool,
+    cond: Tensor | None = None,
+    narrow: bool = False,
+) -> Tensor | fused.NarrowInputs:
     """``W_x [x; cond] (+ b)`` of every step, time-major ``(time, batch, rows)``: one matmul
     before the loop (on oneDNN where the fused loops run, see ``sketchrnn.nn.fused.linear``).
 
@@ -256,7 +264,11 @@ def input_projection(
     (a decoder's ``z``): its product with its columns of ``W_x`` is taken once per sketch and
     added to every step, instead of once per step (magenta preset: 5 + 128 input columns, so
     the products of the input projection, forward and backward, shrink 27-fold; 13% of a
-    training step's FLOPs)."""
+    training step's FLOPs).
+
+    ``narrow``: the caller's fused loop takes narrow inputs (the plain and LayerNorm LSTMs'):
+    where the fused loops run and ``x_seq`` has at most ``NARROW_INPUTS_MAX`` columns, the
+    projection is left to the loop's row kernels, and this returns ``NarrowInputs``."""
     x_t = x_seq.transpose(0, 1)
     per_sketch = None
     if cond is not None:
@@ -266,6 +278,11 @@ def input_projection(
     if fused_on:
         from sketchrnn.nn import fused
 
+        if narrow and x_seq.size(-1) <= fused.NARROW_INPUTS_MAX:
+            row = per_sketch
+            if row is None and bias is not None:
+                row = bias.expand(x_seq.size(0), -1)
+            return fused.NarrowInputs(x_t.contiguous(), weight, row)
         return fused.linear(x_t, weight, bias, per_sketch)
     projection = F.linear(x_t, weight, bias)
     # In place: a (time, batch, rows) sum would be one more sequence-sized buffer.
@@ -444,9 +461,9 @@ class LSTM(_Cell):
         h, c = state
         fused_on = fused_on_cpu(x_seq, h, c, w_hh)
         bias = b_ih + b_hh
-        x_proj = input_projection(x_seq, w_ih, bias, fused_on, cond)
+        x_proj = input_projection(x_seq, w_ih, bias, fused_on, cond, narrow=True)
         masks = _dropout_masks(
-            self.recurrent_dropout, self.training, x_proj.size(0), h.size(0), h.size(1), x_proj
+            self.recurrent_dropout, self.training, x_seq.size(1), h.size(0), h.size(1), h
         )
         h_seq, h, c = _loop("_lstm_loop", fused_on)(x_proj, h, c, w_hh, masks)
         return h_seq.transpose(0, 1), (h, c)
@@ -496,9 +513,9 @@ class LayerNormLSTM(_Cell):
         ``cond`` ``(batch, c)``: more input, the same at every step (see the module's doc)."""
         h, c = state
         fused_on = fused_on_cpu(x_seq, h, c, self.weight_hh)
-        x_proj = input_projection(x_seq, self.weight_ih, None, fused_on, cond)
+        x_proj = input_projection(x_seq, self.weight_ih, None, fused_on, cond, narrow=True)
         masks = _dropout_masks(
-            self.recurrent_dropout, self.training, x_proj.size(0), h.size(0), h.size(1), x_proj
+            self.recurrent_dropout, self.training, x_seq.size(1), h.size(0), h.size(1), h
         )
         h_seq, h, c = _loop("_layernorm_lstm_loop", fused_on)(
             x_proj,

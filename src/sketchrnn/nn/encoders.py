@@ -116,7 +116,7 @@ class BiLSTMEncoder(nn.Module):
         threads, the recurrent products on oneDNN with packed weights."""
         projections, recurrent = [], []
         for inputs, (w_ih, w_hh, b_ih, b_hh) in zip((x, x_reversed), weights, strict=True):
-            projections.append(input_projection(inputs, w_ih, b_ih + b_hh, True))
+            projections.append(input_projection(inputs, w_ih, b_ih + b_hh, True, narrow=True))
             recurrent.append(w_hh)
         h_alls = fused.bidirectional_lstm_loops(*projections, *recurrent)
         rows = torch.arange(x.size(0), device=x.device)

@@ -45,6 +45,7 @@ import threading
 import time
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -358,46 +359,101 @@ def linear(x: Tensor, w: Tensor, b: Tensor | None = None, add: Tensor | None = N
     return out if add is None else out.add_(add)
 
 
+# ----------------------------------------------------------------------------- inputs
+# Inputs this narrow (the strokes' five columns, a decoder's per-sketch part aside) are not
+# projected before the loop: the row kernels add x_t @ w_x.T (K multiply-adds an entry) and
+# the per-row term to each step's recurrent product themselves. A (T, B, 4H) projection is
+# 100-200 MB at batch 100, N_max 250: writing it and reading it back at every step was
+# memory traffic of its own (docs/performance.md).
+NARROW_INPUTS_MAX = 8
+
+
+class NarrowInputs(NamedTuple):
+    """A sequence's input term ``x_t @ w_x.T + row`` for the loops' row kernels to take:
+    ``x`` ``(T, B, K)`` time-major with ``K <= NARROW_INPUTS_MAX``, ``w_x`` ``(4H, K)``,
+    ``row`` ``(B, 4H)``, the term the same at every step (the bias, a decoder's per-sketch
+    projection), or None."""
+
+    x: Tensor
+    w_x: Tensor
+    row: Tensor | None
+
+
+def _input_term(inputs: Tensor | NarrowInputs) -> tuple[Tensor | None, ...]:
+    """``(x_proj, x_in, w_x, row)`` as the autograd functions take them."""
+    if isinstance(inputs, NarrowInputs):
+        return (None, *inputs)
+    return (inputs, None, None, None)
+
+
+def _steps(x_proj: Tensor | None, x_in: Tensor | None) -> int:
+    return (x_proj if x_proj is not None else x_in).size(0)
+
+
+def _input_grads(needs: tuple[bool, ...], dx: Tensor, d_row, x_proj, x_in, w_x) -> tuple:
+    """The gradients of ``(x_proj, x_in, w_x, row)`` from the loop's ``dx`` ``(T, B, 4H)``,
+    the gradient of each step's input term, and ``d_row``, its sum over the steps (the loop
+    sums it where the row needs a gradient); ``needs`` their ``needs_input_grad``."""
+    if x_proj is not None:
+        return (dx if needs[0] else None), None, None, None
+    dx2 = dx.reshape(-1, dx.size(-1))
+    d_x = (dx2 @ w_x).view(x_in.shape) if needs[1] else None
+    d_w = weight_grad(dx2, x_in.reshape(-1, x_in.size(-1))) if needs[2] else None
+    return None, d_x, d_w, (d_row if needs[3] else None)
+
+
 # ----------------------------------------------------------------------------- autograd
 
 
 class LSTMSequence(torch.autograd.Function):
-    """The whole plain-LSTM loop: ``(x_proj (T, B, 4H) incl. bias, h0, c0, w_hh (4H, H),
-    masks (T, B, H) or None) -> (h_all, c_all)``, each ``(T, B, H)``."""
+    """The whole plain-LSTM loop: ``(x_proj (T, B, 4H) incl. bias, or None, x_in, w_x, row
+    (NarrowInputs) or None, h0, c0, w_hh (4H, H), masks (T, B, H) or None) -> (h_all,
+    c_all)``, each ``(T, B, H)``."""
 
     @staticmethod
-    def forward(ctx, x_proj, h0, c0, w_hh, masks):
-        packed_f, ctx.packed_b = _packed_weights(w_hh, h0.size(0), x_proj.size(0))
-        h_all, c_all, act, tc = _ext().lstm_seq_forward(x_proj, h0, c0, w_hh, masks, packed_f)
-        ctx.save_for_backward(h0, c0, w_hh, masks, h_all, c_all, act, tc)
+    def forward(ctx, x_proj, x_in, w_x, row, h0, c0, w_hh, masks):
+        packed_f, ctx.packed_b = _packed_weights(w_hh, h0.size(0), _steps(x_proj, x_in))
+        h_all, c_all, act, tc = _ext().lstm_seq_forward(
+            x_proj, h0, c0, w_hh, masks, packed_f, x_in, w_x, row
+        )
+        ctx.save_for_backward(h0, c0, w_hh, masks, h_all, c_all, act, tc, x_proj, x_in, w_x)
         ctx.set_materialize_grads(False)
         return h_all, c_all
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dh_all, dc_all):
-        h0, c0, w_hh, masks, h_all, c_all, act, tc = ctx.saved_tensors
-        dx, dh0, dc0, dw = _ext().lstm_seq_backward(
-            dh_all, dc_all, h0, c0, w_hh, masks, h_all, c_all, act, tc, ctx.packed_b
+        h0, c0, w_hh, masks, h_all, c_all, act, tc, x_proj, x_in, w_x = ctx.saved_tensors
+        needs = ctx.needs_input_grad[:4]
+        dx, dh0, dc0, dw, d_row = _ext().lstm_seq_backward(
+            dh_all, dc_all, h0, c0, w_hh, masks, h_all, c_all, act, tc, ctx.packed_b, needs[3]
         )
-        return dx, dh0, dc0, dw, None
+        inputs = _input_grads(needs, dx, d_row, x_proj, x_in, w_x)
+        return *inputs, dh0, dc0, dw, None
 
 
 class LSTMSequencePair(torch.autograd.Function):
     """Two independent plain-LSTM loops from zero states, without dropout (the two directions
-    of a bidirectional encoder): ``(x_proj_a, x_proj_b, w_hh_a, w_hh_b) -> (h_all_a,
-    h_all_b)``. Forward and backward run the two side by side, one thread each, where torch
-    has exactly two threads (C++ ``side_by_side``); one after the other otherwise."""
+    of a bidirectional encoder): ``(w_hh_a, w_hh_b, then each one's x_proj, x_in, w_x, row as
+    LSTMSequence's) -> (h_all_a, h_all_b)``. Forward and backward run the two side by side,
+    one thread each, where torch has exactly two threads (C++ ``side_by_side``); one after
+    the other otherwise."""
 
     @staticmethod
-    def forward(ctx, x_proj_a, x_proj_b, w_hh_a, w_hh_b):
+    def forward(ctx, w_hh_a, w_hh_b, *terms):
         weights = (w_hh_a, w_hh_b)
-        packed = [_packed_weights(w, x_proj_a.size(1), x_proj_a.size(0)) for w in weights]
+        a, b = terms[:4], terms[4:]
+        batch = (a[0] if a[0] is not None else a[1]).size(1)
+        packed = [
+            _packed_weights(w, batch, _steps(t[0], t[1]))
+            for w, t in zip(weights, (a, b), strict=True)
+        ]
         outs = _ext().lstm_seq_forward_many(
-            [x_proj_a, x_proj_b], list(weights), [p for p, _ in packed]
-        )
+            [a[0], b[0]], list(weights), [p for p, _ in packed], [a[1], b[1]], [a[2], b[2]],
+            [a[3], b[3]],
+        )  # fmt: skip
         ctx.packed_b = [p for _, p in packed]
-        ctx.save_for_backward(w_hh_a, w_hh_b, *outs)
+        ctx.save_for_backward(w_hh_a, w_hh_b, *outs, *a[:3], *b[:3])
         ctx.set_materialize_grads(False)
         return outs[0], outs[4]
 
@@ -405,40 +461,53 @@ class LSTMSequencePair(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, dh_a, dh_b):
         w_hh_a, w_hh_b, *saved = ctx.saved_tensors
+        saved, inputs_a, inputs_b = saved[:8], saved[8:11], saved[11:]
         dh = [
             d if d is not None else torch.zeros_like(h)
             for d, h in ((dh_a, saved[0]), (dh_b, saved[4]))
         ]
-        dx_a, dw_a, dx_b, dw_b = _ext().lstm_seq_backward_many(
-            dh, saved, [w_hh_a, w_hh_b], ctx.packed_b
+        needs = ctx.needs_input_grad
+        dx_a, dw_a, d_row_a, dx_b, dw_b, d_row_b = _ext().lstm_seq_backward_many(
+            dh, saved, [w_hh_a, w_hh_b], ctx.packed_b, [needs[5], needs[9]]
         )
-        return dx_a, dx_b, dw_a, dw_b
+        return (
+            dw_a,
+            dw_b,
+            *_input_grads(needs[2:6], dx_a, d_row_a, *inputs_a),
+            *_input_grads(needs[6:10], dx_b, d_row_b, *inputs_b),
+        )
 
 
 class LayerNormLSTMSequence(torch.autograd.Function):
-    """The whole LayerNorm-LSTM loop: ``(x_proj (T, B, 4H), h0, c0, w_hh, gate_gamma,
-    gate_beta, cell_gamma, cell_beta, masks or None) -> (h_all, c_all)``."""
+    """The whole LayerNorm-LSTM loop: ``(x_proj, x_in, w_x, row as LSTMSequence's, h0, c0,
+    w_hh, gate_gamma, gate_beta, cell_gamma, cell_beta, masks or None) -> (h_all, c_all)``."""
 
     @staticmethod
-    def forward(ctx, x_proj, h0, c0, w_hh, gate_gamma, gate_beta, cell_gamma, cell_beta, masks):
-        packed_f, ctx.packed_b = _packed_weights(w_hh, h0.size(0), x_proj.size(0))
+    def forward(
+        ctx, x_proj, x_in, w_x, row, h0, c0, w_hh, gate_gamma, gate_beta, cell_gamma, cell_beta,
+        masks,
+    ):  # fmt: skip
+        packed_f, ctx.packed_b = _packed_weights(w_hh, h0.size(0), _steps(x_proj, x_in))
         outs = _ext().ln_lstm_seq_forward(
             x_proj, h0, c0, w_hh, gate_gamma, gate_beta, cell_gamma, cell_beta, masks, _EPS,
-            packed_f,
+            packed_f, x_in, w_x, row,
         )  # fmt: skip
         h_all, c_all = outs[0], outs[1]
-        ctx.save_for_backward(h0, c0, w_hh, gate_gamma, cell_gamma, masks, *outs)
+        ctx.save_for_backward(h0, c0, w_hh, gate_gamma, cell_gamma, masks, x_proj, x_in, w_x, *outs)
         ctx.set_materialize_grads(False)
         return h_all, c_all
 
     @staticmethod
     @once_differentiable
     def backward(ctx, dh_all, dc_all):
-        h0, c0, w_hh, gate_gamma, cell_gamma, masks, *outs = ctx.saved_tensors
-        dx, dh0, dc0, dw, dgg, dgb, dcg, dcb = _ext().ln_lstm_seq_backward(
-            dh_all, dc_all, h0, c0, w_hh, gate_gamma, cell_gamma, masks, *outs, ctx.packed_b
-        )
-        return dx, dh0, dc0, dw, dgg, dgb, dcg, dcb, None
+        h0, c0, w_hh, gate_gamma, cell_gamma, masks, x_proj, x_in, w_x, *outs = ctx.saved_tensors
+        needs = ctx.needs_input_grad[:4]
+        dx, dh0, dc0, dw, dgg, dgb, dcg, dcb, d_row = _ext().ln_lstm_seq_backward(
+            dh_all, dc_all, h0, c0, w_hh, gate_gamma, cell_gamma, masks, *outs, ctx.packed_b,
+            needs[3],
+        )  # fmt: skip
+        inputs = _input_grads(needs, dx, d_row, x_proj, x_in, w_x)
+        return *inputs, dh0, dc0, dw, dgg, dgb, dcg, dcb, None
 
 
 # ----------------------------------------------------------------------------- the loops
@@ -446,23 +515,29 @@ class LayerNormLSTMSequence(torch.autograd.Function):
 
 
 def lstm_loop(
-    x_proj: Tensor, h: Tensor, c: Tensor, w_hh: Tensor, masks: Tensor | None
+    x_proj: Tensor | NarrowInputs, h: Tensor, c: Tensor, w_hh: Tensor, masks: Tensor | None
 ) -> tuple[Tensor, Tensor, Tensor]:
-    h_all, c_all = LSTMSequence.apply(x_proj, h, c, w_hh, masks)
+    h_all, c_all = LSTMSequence.apply(*_input_term(x_proj), h, c, w_hh, masks)
     return h_all, h_all[-1], c_all[-1]
 
 
 def bidirectional_lstm_loops(
-    x_proj_forward: Tensor, x_proj_backward: Tensor, w_hh_forward: Tensor, w_hh_backward: Tensor
+    x_proj_forward: Tensor | NarrowInputs,
+    x_proj_backward: Tensor | NarrowInputs,
+    w_hh_forward: Tensor,
+    w_hh_backward: Tensor,
 ) -> tuple[Tensor, Tensor]:
     """Both directions of a bidirectional LSTM from zero states, without dropout: each
     direction's input projection ``(T, B, 4H)`` (bias included; the backward direction's
-    already reversed) and recurrent weight -> each direction's ``h_all`` ``(T, B, H)``."""
-    return LSTMSequencePair.apply(x_proj_forward, x_proj_backward, w_hh_forward, w_hh_backward)
+    already reversed) or narrow inputs, and recurrent weight -> each direction's ``h_all``
+    ``(T, B, H)``."""
+    return LSTMSequencePair.apply(
+        w_hh_forward, w_hh_backward, *_input_term(x_proj_forward), *_input_term(x_proj_backward)
+    )
 
 
 def layernorm_lstm_loop(
-    x_proj: Tensor,
+    x_proj: Tensor | NarrowInputs,
     h: Tensor,
     c: Tensor,
     w_hh: Tensor,
@@ -473,7 +548,7 @@ def layernorm_lstm_loop(
     masks: Tensor | None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     h_all, c_all = LayerNormLSTMSequence.apply(
-        x_proj, h, c, w_hh, gate_gamma, gate_beta, cell_gamma, cell_beta, masks
+        *_input_term(x_proj), h, c, w_hh, gate_gamma, gate_beta, cell_gamma, cell_beta, masks
     )
     return h_all, h_all[-1], c_all[-1]
 

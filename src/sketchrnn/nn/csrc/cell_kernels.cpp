@@ -104,6 +104,58 @@ inline void moments(const T* __restrict__ x, int64_t n, double eps, T& mean, T& 
   rstd = T(1) / sqrt_(sq / T(n) + T(eps));
 }
 
+// The input term of one step's pre-activations (B, 4H), which the row kernels add to the
+// recurrent product row by row, while the row is in cache: x_proj[t] (`proj`, the input
+// projection taken before the loop) and/or x_in[t] @ w_x^T + row (`x` (B, K), `wx_t` (K, 4H),
+// `row` (B, 4H): narrow inputs, the strokes' five columns, projected here at K multiply-adds
+// an entry instead of as a (T, B, 4H) tensor written before the loop and read back at every
+// step; `row` is what is the same at every step: the bias and a decoder's per-sketch term).
+// Every pointer is to row 0 of the rows the kernel runs; rows are contiguous.
+template <typename T>
+struct StepInput {
+  const T* proj = nullptr;
+  const T* x = nullptr;
+  const T* wx_t = nullptr;
+  const T* row = nullptr;
+  int64_t K = 0;
+};
+
+// Row b of the step's input term added into row b of the gates `pre` ((B, 4, H), gate
+// stride sk), in place.
+template <typename T>
+inline void add_input_row(T* __restrict__ pre_row, int64_t sk, const StepInput<T>& in, int64_t b,
+                          int64_t H) {
+  const int64_t G = 4 * H;
+  for (int64_t k = 0; k < 4; ++k) {
+    T* __restrict__ r = pre_row + k * sk;
+    if (in.proj) {
+      const T* __restrict__ a = in.proj + b * G + k * H;
+      SIMD
+      for (int64_t j = 0; j < H; ++j) r[j] += a[j];
+    }
+    if (in.row) {
+      const T* __restrict__ a = in.row + b * G + k * H;
+      SIMD
+      for (int64_t j = 0; j < H; ++j) r[j] += a[j];
+    }
+    for (int64_t i = 0; i < in.K; ++i) {
+      const T xi = in.x[b * in.K + i];
+      const T* __restrict__ w = in.wx_t + i * G + k * H;
+      SIMD
+      for (int64_t j = 0; j < H; ++j) r[j] += xi * w[j];
+    }
+  }
+}
+
+// Row b of a step's d_pre (B, 4H) added into row b of d_row (B, 4H), the gradient of the
+// narrow inputs' per-row term (StepInput::row) summed over the steps, while the row is in
+// cache (no pass over the (T, B, 4H) gradient after the loop).
+template <typename T>
+inline void add_row_grad(T* __restrict__ d_row, const T* __restrict__ d_pre, int64_t n) {
+  SIMD
+  for (int64_t j = 0; j < n; ++j) d_row[j] += d_pre[j];
+}
+
 // ------------------------------------------------------------------ LayerNorm LSTM, one step
 //
 // pre: (B, 4, H) with unit stride along H (any row and gate strides).
@@ -115,10 +167,11 @@ template <typename T>
 void ln_forward_rows(const Tensor& pre, const Tensor& c_prev, const Tensor& gg, const Tensor& gb,
                      const Tensor& cg, const Tensor& cb, const Tensor& mask, double eps,
                      Tensor& h, Tensor& c, Tensor& xh, Tensor& act, Tensor& xc, Tensor& ty,
-                     Tensor& stats) {
+                     Tensor& stats, const StepInput<T>& in = StepInput<T>()) {
   const int64_t B = pre.size(0), H = pre.size(2);
   const int64_t sb = pre.stride(0), sk = pre.stride(1);
-  const T* pre_p = pre.data_ptr<T>();
+  T* pre_p = pre.data_ptr<T>();  // the input term is added into it (add_input_row)
+  const bool has_input = in.proj || in.row || in.K > 0;
   const T* cp_p = c_prev.data_ptr<T>();
   const T* gg_p = gg.data_ptr<T>();
   const T* gb_p = gb.data_ptr<T>();
@@ -138,6 +191,7 @@ void ln_forward_rows(const Tensor& pre, const Tensor& c_prev, const Tensor& gg, 
       T* __restrict__ xhb = xh_p + b * 4 * H;
       T* __restrict__ ab = act_p + b * 4 * H;
       T* __restrict__ st = st_p + b * 5;
+      if (has_input) add_input_row(pre_p + b * sb, sk, in, b, H);
       for (int64_t k = 0; k < 4; ++k) {
         const T* __restrict__ x = pre_p + b * sb + k * sk;
         T mean, rstd;
@@ -203,7 +257,8 @@ void ln_backward_rows(const Tensor& dh1, const Tensor& dh2, const Tensor& dc1, c
                       const Tensor& xh, const Tensor& act, const Tensor& xc, const Tensor& ty,
                       const Tensor& stats, const Tensor& c_prev, const Tensor& mask,
                       const Tensor& gg, const Tensor& cg, Tensor& d_pre, Tensor& dc_prev,
-                      Tensor& dgg, Tensor& dgb, Tensor& dcg, Tensor& dcb) {
+                      Tensor& dgg, Tensor& dgb, Tensor& dcg, Tensor& dcb,
+                      const Tensor& d_row = Tensor()) {
   const int64_t B = xh.size(0), H = xc.size(1);
   auto opt = [](const Tensor& t) -> const T* {
     return (t.defined() && t.numel() > 0) ? t.data_ptr<T>() : nullptr;
@@ -223,6 +278,7 @@ void ln_backward_rows(const Tensor& dh1, const Tensor& dh2, const Tensor& dc1, c
   const T* cg_p = cg.data_ptr<T>();
   T* dp_p = d_pre.data_ptr<T>();
   T* dcp_p = dc_prev.data_ptr<T>();
+  T* drow_p = d_row.defined() ? d_row.data_ptr<T>() : nullptr;
   // Per-row terms of the parameter gradients: da (B, 4H) and dy (B, H).
   Tensor da_buf = at::empty({B, 4 * H}, xh.options());
   Tensor dy_buf = at::empty({B, H}, xh.options());
@@ -307,6 +363,7 @@ void ln_backward_rows(const Tensor& dh1, const Tensor& dh2, const Tensor& dc1, c
         SIMD
         for (int64_t j = 0; j < H; ++j) out[j] = rstd * (da[j] * g[j] - n1 - x[j] * n2);
       }
+      if (drow_p) add_row_grad(drow_p + b * 4 * H, dpb, 4 * H);
     }
   });
   // Parameter gradients: sums over the batch, column by column, rows in order.
@@ -362,10 +419,12 @@ void ln_backward_rows(const Tensor& dh1, const Tensor& dh2, const Tensor& dc1, c
 
 template <typename T>
 void lstm_forward_rows(const Tensor& pre, const Tensor& c_prev, const Tensor& mask, Tensor& h,
-                       Tensor& c, Tensor& act, Tensor& tc) {
+                       Tensor& c, Tensor& act, Tensor& tc,
+                       const StepInput<T>& in = StepInput<T>()) {
   const int64_t B = pre.size(0), H = pre.size(2);
   const int64_t sb = pre.stride(0), sk = pre.stride(1);
-  const T* pre_p = pre.data_ptr<T>();
+  T* pre_p = pre.data_ptr<T>();  // the input term is added into it (add_input_row)
+  const bool has_input = in.proj || in.row || in.K > 0;
   const T* cp_p = c_prev.data_ptr<T>();
   const bool has_mask = mask.defined() && mask.numel() > 0;
   const T* m_p = has_mask ? mask.data_ptr<T>() : nullptr;
@@ -378,6 +437,7 @@ void lstm_forward_rows(const Tensor& pre, const Tensor& c_prev, const Tensor& ma
   const T* ones_p = m_p ? nullptr : ones.data_ptr<T>();
   at::parallel_for(0, B, grain_rows(5 * H), [&](int64_t begin, int64_t end) {
     for (int64_t b = begin; b < end; ++b) {
+      if (has_input) add_input_row(pre_p + b * sb, sk, in, b, H);
       const T* __restrict__ pi = pre_p + b * sb;
       const T* __restrict__ pf = pi + sk;
       const T* __restrict__ pg = pi + 2 * sk;
@@ -416,7 +476,7 @@ template <typename T>
 void lstm_backward_rows(const Tensor& dh1, const Tensor& dh2, const Tensor& dc1,
                         const Tensor& dc2, const Tensor& act, const Tensor& tc,
                         const Tensor& c_prev, const Tensor& mask, Tensor& d_pre,
-                        Tensor& dc_prev) {
+                        Tensor& dc_prev, const Tensor& d_row = Tensor()) {
   const int64_t B = act.size(0), H = tc.size(1);
   auto opt = [](const Tensor& t) -> const T* {
     return (t.defined() && t.numel() > 0) ? t.data_ptr<T>() : nullptr;
@@ -431,6 +491,7 @@ void lstm_backward_rows(const Tensor& dh1, const Tensor& dh2, const Tensor& dc1,
   const T* cp_p = c_prev.data_ptr<T>();
   T* dp_p = d_pre.data_ptr<T>();
   T* dcp_p = dc_prev.data_ptr<T>();
+  T* drow_p = d_row.defined() ? d_row.data_ptr<T>() : nullptr;
   Tensor ones;
   if (!m_p) ones = at::ones({H}, act.options());
   at::parallel_for(0, B, grain_rows(5 * H), [&](int64_t begin, int64_t end) {
@@ -459,6 +520,7 @@ void lstm_backward_rows(const Tensor& dh1, const Tensor& dh2, const Tensor& dc1,
         dpb[2 * H + j] = dc * si * m * (T(1) - tg * tg);
         dcpb[j] = dc * sf;
       }
+      if (drow_p) add_row_grad(drow_p + b * 4 * H, dpb, 4 * H);
     }
   });
 }
@@ -770,13 +832,36 @@ Tensor packed_linear(const Tensor& x, const Tensor& packed) {
                  c10::string_view(""));
 }
 
-void recurrent_pre(Tensor& pre, const Tensor& x_t, const Tensor& h_prev, const Tensor& w_t,
-                   const Tensor& packed) {
-  if (!packed.defined()) {
-    at::addmm_out(pre, x_t, h_prev, w_t);
-  } else {
-    at::add_out(pre, packed_linear(h_prev, packed), x_t);
+// The step's input term: x_proj[t] and/or the narrow inputs x_in[t], w_x^T, row (StepInput),
+// for rows [r0, r0 + n) given as views (narrowed along the batch).
+template <typename T>
+StepInput<T> step_input(const Tensor& xp, const Tensor& xin, const Tensor& wx_t,
+                        const Tensor& row, int64_t t) {
+  StepInput<T> in;
+  if (xp.defined()) in.proj = xp.data_ptr<T>() + t * xp.stride(0);
+  if (xin.defined()) {
+    in.x = xin.data_ptr<T>() + t * xin.stride(0);
+    in.wx_t = wx_t.data_ptr<T>();
+    in.K = xin.size(2);
   }
+  if (row.defined()) in.row = row.data_ptr<T>();
+  return in;
+}
+
+// h_prev @ w_hh^T, a step's recurrent product. oneDNN's comes back as a fresh tensor; torch's
+// is written into `pre`, with x_proj[t] added by torch.addmm where there is one (the row
+// kernel then need not add it: in.proj cleared). The row kernel adds the rest of the input.
+template <typename T>
+Tensor recurrent_pre(Tensor& pre, const Tensor& xp, int64_t t, const Tensor& h_prev,
+                     const Tensor& w_t, const Tensor& packed, StepInput<T>& in) {
+  if (packed.defined()) return packed_linear(h_prev, packed);
+  if (in.proj) {
+    at::addmm_out(pre, xp.select(0, t), h_prev, w_t);
+    in.proj = nullptr;
+  } else {
+    at::mm_out(pre, h_prev, w_t);
+  }
+  return pre;
 }
 
 void recurrent_grad(Tensor& dh, const Tensor& d_pre, const Tensor& w, const Tensor& packed) {
@@ -851,38 +936,89 @@ Tensor step_slice(const Tensor& t, int64_t i) {
 // One plain-LSTM sequence: the checked, contiguous inputs and their outputs.
 struct LstmSeq {
   Tensor xp, h0, c0, w, w_t, masks, packed;  // packed: oneDNN's weight for this direction
+  Tensor xin, wx_t, row;                     // the narrow inputs (StepInput), or undefined
   Tensor h_all, c_all, act_all, tc_all;      // forward's outputs (the backward's inputs)
   Tensor dh_all, dc_all, dx, dh0, dc0, dw;   // backward's inputs and outputs
+  Tensor d_row;  // (B, 4H): dx summed over the steps, where asked for (the per-row term's)
 };
+
+// A sequence's input term (StepInput): x_proj (T, B, 4H), and/or the narrow inputs x_in
+// (T, B, K) with w_x (4H, K) and row (B, 4H), checked and made contiguous (w_x transposed);
+// returns the number of steps.
+int64_t sequence_inputs(const c10::optional<Tensor>& x_proj_opt,
+                        const c10::optional<Tensor>& x_in_opt,
+                        const c10::optional<Tensor>& w_x_opt,
+                        const c10::optional<Tensor>& row_opt, const Tensor& h0, Tensor& xp,
+                        Tensor& xin, Tensor& wx_t, Tensor& row) {
+  const int64_t B = h0.size(0), G = 4 * h0.size(1);
+  auto check = [&](const Tensor& t, const char* name) {  // any strides: made contiguous below
+    check_cpu_float(t, name);
+    TORCH_CHECK(t.scalar_type() == h0.scalar_type(), name, " has another dtype");
+  };
+  xp = maybe(x_proj_opt);
+  xin = maybe(x_in_opt);
+  row = maybe(row_opt);
+  TORCH_CHECK(xp.defined() || xin.defined(), "x_proj or x_in is needed");
+  int64_t T = -1;
+  if (xp.defined()) {
+    check(xp, "x_proj");
+    TORCH_CHECK(xp.dim() == 3 && xp.size(1) == B && xp.size(2) == G, "x_proj must be (T, B, 4H)");
+    xp = xp.contiguous();
+    T = xp.size(0);
+  }
+  if (xin.defined()) {
+    const Tensor w_x = maybe(w_x_opt);
+    check(xin, "x_in");
+    TORCH_CHECK(w_x.defined(), "x_in needs w_x");
+    check(w_x, "w_x");
+    TORCH_CHECK(xin.dim() == 3 && xin.size(1) == B && (T < 0 || xin.size(0) == T),
+                "x_in must be (T, B, K)");
+    TORCH_CHECK(w_x.dim() == 2 && w_x.size(0) == G && w_x.size(1) == xin.size(2),
+                "w_x must be (4H, K)");
+    xin = xin.contiguous();
+    wx_t = w_x.t().contiguous();
+    T = xin.size(0);
+  }
+  if (row.defined()) {
+    check(row, "row");
+    TORCH_CHECK(row.dim() == 2 && row.size(0) == B && row.size(1) == G, "row must be (B, 4H)");
+    row = row.contiguous();
+  }
+  return T;
+}
 
 LstmSeq lstm_seq_inputs(const Tensor& x_proj, const Tensor& h0, const Tensor& c0,
                         const Tensor& w_hh, const c10::optional<Tensor>& masks_opt,
                         const c10::optional<Tensor>& packed_opt) {
-  check_cpu_float(x_proj, "x_proj");
   LstmSeq s;
-  s.xp = x_proj.contiguous();
+  if (x_proj.defined()) {
+    check_cpu_float(x_proj, "x_proj");
+    s.xp = x_proj.contiguous();
+  }
   s.masks = maybe(masks_opt);
   s.packed = maybe(packed_opt);
   s.h0 = h0.contiguous();
   s.c0 = c0.contiguous();
   s.w = w_hh.contiguous();
   s.w_t = w_hh.t();
-  check_same(s.xp, s.masks, "masks");
+  check_cpu_float(s.h0, "h0");
+  check_same(s.h0, s.masks, "masks");
   return s;
 }
 
 void lstm_seq_forward_loop(LstmSeq& s) {
-  const int64_t T = s.xp.size(0), B = s.h0.size(0), H = s.h0.size(1);
-  Tensor pre = at::empty({B, 4 * H}, s.xp.options());
-  AT_DISPATCH_FLOATING_TYPES(s.xp.scalar_type(), "lstm_seq_forward", [&] {
+  const int64_t T = s.h_all.size(0), B = s.h0.size(0), H = s.h0.size(1);
+  Tensor pre = at::empty({B, 4 * H}, s.h0.options());
+  AT_DISPATCH_FLOATING_TYPES(s.h0.scalar_type(), "lstm_seq_forward", [&] {
     for (int64_t t = 0; t < T; ++t) {
       const Tensor h_prev = t == 0 ? s.h0 : s.h_all.select(0, t - 1);
       const Tensor c_prev = t == 0 ? s.c0 : s.c_all.select(0, t - 1);
-      recurrent_pre(pre, s.xp.select(0, t), h_prev, s.w_t, s.packed);
+      StepInput<scalar_t> in = step_input<scalar_t>(s.xp, s.xin, s.wx_t, s.row, t);
+      const Tensor gates = recurrent_pre(pre, s.xp, t, h_prev, s.w_t, s.packed, in);
       Tensor h = s.h_all.select(0, t), c = s.c_all.select(0, t);
       Tensor act = s.act_all.select(0, t), tc = s.tc_all.select(0, t);
-      lstm_forward_rows<scalar_t>(pre.view({B, 4, H}), c_prev, step_slice(s.masks, t), h, c,
-                                  act, tc);
+      lstm_forward_rows<scalar_t>(gates.view({B, 4, H}), c_prev, step_slice(s.masks, t), h, c,
+                                  act, tc, in);
     }
   });
 }
@@ -911,7 +1047,7 @@ void lstm_seq_backward_loop(LstmSeq& s, bool weight_grad = true) {
       lstm_backward_rows<scalar_t>(step_slice(s.dh_all, t), t == T - 1 ? Tensor() : dh_rec,
                                    step_slice(s.dc_all, t), have_dc_rec ? dc_a : Tensor(),
                                    s.act_all.select(0, t), s.tc_all.select(0, t), c_prev,
-                                   step_slice(s.masks, t), d_pre, dc_b);
+                                   step_slice(s.masks, t), d_pre, dc_b, s.d_row);
       std::swap(dc_a, dc_b);
       have_dc_rec = true;
       recurrent_grad(dh_rec, d_pre, s.w, s.packed);
@@ -922,9 +1058,9 @@ void lstm_seq_backward_loop(LstmSeq& s, bool weight_grad = true) {
   if (weight_grad) lstm_weight_grad(s);
 }
 
-void lstm_seq_allocate_forward(LstmSeq& s) {
-  const int64_t T = s.xp.size(0), B = s.h0.size(0), H = s.h0.size(1);
-  auto opts = s.xp.options();
+void lstm_seq_allocate_forward(LstmSeq& s, int64_t T) {
+  const int64_t B = s.h0.size(0), H = s.h0.size(1);
+  auto opts = s.h0.options();
   s.h_all = seq_empty({T, B, H}, opts);
   s.c_all = seq_empty({T, B, H}, opts);
   s.act_all = seq_empty({T, B, 4 * H}, opts);
@@ -932,13 +1068,14 @@ void lstm_seq_allocate_forward(LstmSeq& s) {
 }
 
 void lstm_seq_backward_inputs(LstmSeq& s, const c10::optional<Tensor>& dh_all_opt,
-                              const c10::optional<Tensor>& dc_all_opt) {
+                              const c10::optional<Tensor>& dc_all_opt, bool row_grad) {
   s.dh_all = maybe(dh_all_opt);
   s.dc_all = maybe(dc_all_opt);
   if (s.dh_all.defined()) s.dh_all = s.dh_all.contiguous();
   if (s.dc_all.defined()) s.dc_all = s.dc_all.contiguous();
   const int64_t T = s.h_all.size(0), B = s.h_all.size(1), H = s.h_all.size(2);
   s.dx = seq_empty({T, B, 4 * H}, s.h_all.options());
+  if (row_grad) s.d_row = at::zeros({B, 4 * H}, s.h_all.options());
 }
 
 // Runs fn(i) for i < n: side by side, one thread each, where the process has exactly n
@@ -980,20 +1117,28 @@ LstmSeq lstm_rows(const LstmSeq& s, int64_t r0, int64_t n) {
   };
   LstmSeq part = s;
   part.xp = rows(s.xp, 1);
+  part.xin = rows(s.xin, 1);
+  part.row = rows(s.row, 0);
   part.h0 = rows(s.h0, 0);
   part.c0 = rows(s.c0, 0);
   part.masks = rows(s.masks, 1);
   for (Tensor* t : {&part.h_all, &part.c_all, &part.act_all, &part.tc_all, &part.dh_all,
                     &part.dc_all, &part.dx})
     *t = rows(*t, 1);
+  part.d_row = rows(s.d_row, 0);
   return part;
 }
 
-std::vector<Tensor> lstm_seq_forward(const Tensor& x_proj, const Tensor& h0, const Tensor& c0,
-                                     const Tensor& w_hh, const c10::optional<Tensor>& masks_opt,
-                                     const c10::optional<Tensor>& packed) {
-  LstmSeq s = lstm_seq_inputs(x_proj, h0, c0, w_hh, masks_opt, packed);
-  lstm_seq_allocate_forward(s);
+std::vector<Tensor> lstm_seq_forward(const c10::optional<Tensor>& x_proj, const Tensor& h0,
+                                     const Tensor& c0, const Tensor& w_hh,
+                                     const c10::optional<Tensor>& masks_opt,
+                                     const c10::optional<Tensor>& packed,
+                                     const c10::optional<Tensor>& x_in,
+                                     const c10::optional<Tensor>& w_x,
+                                     const c10::optional<Tensor>& row) {
+  LstmSeq s = lstm_seq_inputs(Tensor(), h0, c0, w_hh, masks_opt, packed);
+  const int64_t T = sequence_inputs(x_proj, x_in, w_x, row, s.h0, s.xp, s.xin, s.wx_t, s.row);
+  lstm_seq_allocate_forward(s, T);
   const int64_t B = s.h0.size(0), half = half_rows(B);
   if (half) {
     std::vector<LstmSeq> parts{lstm_rows(s, 0, half), lstm_rows(s, half, B - half)};
@@ -1010,13 +1155,13 @@ std::vector<Tensor> lstm_seq_backward(const c10::optional<Tensor>& dh_all_opt,
                                       const c10::optional<Tensor>& masks_opt,
                                       const Tensor& h_all, const Tensor& c_all,
                                       const Tensor& act_all, const Tensor& tc_all,
-                                      const c10::optional<Tensor>& packed) {
+                                      const c10::optional<Tensor>& packed, bool row_grad) {
   LstmSeq s = lstm_seq_inputs(h_all, h0, c0, w_hh, masks_opt, packed);
   s.h_all = h_all;
   s.c_all = c_all;
   s.act_all = act_all;
   s.tc_all = tc_all;
-  lstm_seq_backward_inputs(s, dh_all_opt, dc_all_opt);
+  lstm_seq_backward_inputs(s, dh_all_opt, dc_all_opt, row_grad);
   const int64_t B = s.h_all.size(1), half = half_rows(B);
   if (half) {
     std::vector<LstmSeq> parts{lstm_rows(s, 0, half), lstm_rows(s, half, B - half)};
@@ -1027,26 +1172,37 @@ std::vector<Tensor> lstm_seq_backward(const c10::optional<Tensor>& dh_all_opt,
   } else {
     lstm_seq_backward_loop(s);
   }
-  return {s.dx, s.dh0, s.dc0, s.dw};
+  return {s.dx, s.dh0, s.dc0, s.dw, s.d_row};
 }
 
 // Several independent plain-LSTM sequences without dropout, from zero states (the two
 // directions of a bidirectional encoder): as one lstm_seq_forward each, side by side where the
 // threads allow (side_by_side). Returns h_all, c_all, act_all, tc_all of each, in order.
-std::vector<Tensor> lstm_seq_forward_many(const std::vector<Tensor>& x_projs,
+// Each sequence's input term is x_projs[i] or, where x_projs[i] is None, its narrow inputs
+// x_ins[i], w_xs[i], rows[i] (StepInput).
+std::vector<Tensor> lstm_seq_forward_many(const std::vector<c10::optional<Tensor>>& x_projs,
                                           const std::vector<Tensor>& w_hhs,
-                                          const std::vector<c10::optional<Tensor>>& packed) {
+                                          const std::vector<c10::optional<Tensor>>& packed,
+                                          const std::vector<c10::optional<Tensor>>& x_ins,
+                                          const std::vector<c10::optional<Tensor>>& w_xs,
+                                          const std::vector<c10::optional<Tensor>>& rows) {
   const int64_t n = static_cast<int64_t>(x_projs.size());
-  TORCH_CHECK(w_hhs.size() == x_projs.size() && packed.size() == x_projs.size(),
-              "one w_hh and one packed weight (or None) per sequence");
+  TORCH_CHECK(w_hhs.size() == x_projs.size() && packed.size() == x_projs.size() &&
+                  x_ins.size() == x_projs.size() && w_xs.size() == x_projs.size() &&
+                  rows.size() == x_projs.size(),
+              "one w_hh, packed weight, x_in, w_x and row (or None) per sequence");
   std::vector<LstmSeq> seqs;
   for (int64_t i = 0; i < n; ++i) {
-    const Tensor& xp = x_projs[i];
-    TORCH_CHECK(xp.dim() == 3 && w_hhs[i].dim() == 2 && xp.size(2) == w_hhs[i].size(0),
-                "x_proj (T, B, 4H) and w_hh (4H, H) expected");
-    Tensor zeros = at::zeros({xp.size(1), w_hhs[i].size(1)}, xp.options());
-    seqs.push_back(lstm_seq_inputs(xp, zeros, zeros, w_hhs[i], c10::nullopt, packed[i]));
-    lstm_seq_allocate_forward(seqs.back());
+    const Tensor& some = x_projs[i].has_value() ? *x_projs[i] : maybe(x_ins[i]);
+    TORCH_CHECK(some.defined() && some.dim() == 3 && w_hhs[i].dim() == 2,
+                "x_proj (T, B, 4H) or x_in (T, B, K), and w_hh (4H, H) expected");
+    check_cpu_float(some, "x_proj");
+    Tensor zeros = at::zeros({some.size(1), w_hhs[i].size(1)}, some.options());
+    LstmSeq s = lstm_seq_inputs(Tensor(), zeros, zeros, w_hhs[i], c10::nullopt, packed[i]);
+    const int64_t T =
+        sequence_inputs(x_projs[i], x_ins[i], w_xs[i], rows[i], s.h0, s.xp, s.xin, s.wx_t, s.row);
+    lstm_seq_allocate_forward(s, T);
+    seqs.push_back(s);
   }
   side_by_side(n, [&](int64_t i) { lstm_seq_forward_loop(seqs[i]); });
   std::vector<Tensor> out;
@@ -1059,8 +1215,10 @@ std::vector<Tensor> lstm_seq_forward_many(const std::vector<Tensor>& x_projs,
 std::vector<Tensor> lstm_seq_backward_many(const std::vector<Tensor>& dh_alls,
                                            const std::vector<Tensor>& saved,
                                            const std::vector<Tensor>& w_hhs,
-                                           const std::vector<c10::optional<Tensor>>& packed) {
+                                           const std::vector<c10::optional<Tensor>>& packed,
+                                           const std::vector<bool>& row_grads) {
   const int64_t n = static_cast<int64_t>(dh_alls.size());
+  TORCH_CHECK(row_grads.size() == dh_alls.size(), "one row_grad flag per sequence");
   TORCH_CHECK(saved.size() == 4 * dh_alls.size() && w_hhs.size() == dh_alls.size() &&
                   packed.size() == dh_alls.size(),
               "four saved tensors, one w_hh and one packed weight (or None) per sequence");
@@ -1074,29 +1232,33 @@ std::vector<Tensor> lstm_seq_backward_many(const std::vector<Tensor>& dh_alls,
     s.act_all = saved[4 * i + 2];
     s.tc_all = saved[4 * i + 3];
     check_cpu_float(dh_alls[i], "dh_all");
-    lstm_seq_backward_inputs(s, dh_alls[i], c10::nullopt);
+    lstm_seq_backward_inputs(s, dh_alls[i], c10::nullopt, row_grads[i]);
     seqs.push_back(s);
   }
   side_by_side(n, [&](int64_t i) { lstm_seq_backward_loop(seqs[i]); });
   std::vector<Tensor> out;
-  for (auto& s : seqs) out.insert(out.end(), {s.dx, s.dw});
+  for (auto& s : seqs) out.insert(out.end(), {s.dx, s.dw, s.d_row});
   return out;
 }
 
-std::vector<Tensor> ln_lstm_seq_forward(const Tensor& x_proj, const Tensor& h0, const Tensor& c0,
-                                        const Tensor& w_hh, const Tensor& gg, const Tensor& gb,
-                                        const Tensor& cg, const Tensor& cb,
+std::vector<Tensor> ln_lstm_seq_forward(const c10::optional<Tensor>& x_proj, const Tensor& h0,
+                                        const Tensor& c0, const Tensor& w_hh, const Tensor& gg,
+                                        const Tensor& gb, const Tensor& cg, const Tensor& cb,
                                         const c10::optional<Tensor>& masks_opt, double eps,
-                                        const c10::optional<Tensor>& packed_opt) {
+                                        const c10::optional<Tensor>& packed_opt,
+                                        const c10::optional<Tensor>& x_in,
+                                        const c10::optional<Tensor>& w_x,
+                                        const c10::optional<Tensor>& row) {
   const Tensor packed = maybe(packed_opt);
-  check_cpu_float(x_proj, "x_proj");
-  const int64_t T = x_proj.size(0), B = h0.size(0), H = h0.size(1);
-  Tensor xp = x_proj.contiguous(), masks = maybe(masks_opt);
+  check_cpu_float(h0, "h0");
+  const int64_t B = h0.size(0), H = h0.size(1);
+  Tensor xp, xin, wx_t, row_c, masks = maybe(masks_opt);
   Tensor h0c = h0.contiguous(), c0c = c0.contiguous(), w_t = w_hh.t();
+  const int64_t T = sequence_inputs(x_proj, x_in, w_x, row, h0c, xp, xin, wx_t, row_c);
   Tensor ggc = gg.contiguous(), gbc = gb.contiguous(), cgc = cg.contiguous(),
          cbc = cb.contiguous();
-  check_same(xp, masks, "masks");
-  auto opts = xp.options();
+  check_same(h0c, masks, "masks");
+  auto opts = h0c.options();
   Tensor h_all = seq_empty({T, B, H}, opts), c_all = seq_empty({T, B, H}, opts);
   Tensor xh_all = seq_empty({T, B, 4 * H}, opts), act_all = seq_empty({T, B, 4 * H}, opts);
   Tensor xc_all = seq_empty({T, B, H}, opts), ty_all = seq_empty({T, B, H}, opts);
@@ -1107,22 +1269,24 @@ std::vector<Tensor> ln_lstm_seq_forward(const Tensor& x_proj, const Tensor& h0, 
     auto rows = [&](const Tensor& t, int64_t dim) {
       return (t.defined() && t.numel() > 0) ? t.narrow(dim, r0, n) : t;
     };
-    const Tensor xp_r = rows(xp, 1), masks_r = rows(masks, 1);
+    const Tensor xp_r = rows(xp, 1), masks_r = rows(masks, 1), xin_r = rows(xin, 1),
+                 row_r = rows(row_c, 0);
     const Tensor h0_r = rows(h0c, 0), c0_r = rows(c0c, 0);
     Tensor h_r = rows(h_all, 1), c_r = rows(c_all, 1), xh_r = rows(xh_all, 1),
            act_r = rows(act_all, 1), xc_r = rows(xc_all, 1), ty_r = rows(ty_all, 1),
            st_r = rows(st_all, 1);
     Tensor pre = at::empty({n, 4 * H}, opts);
-    AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "ln_lstm_seq_forward", [&] {
+    AT_DISPATCH_FLOATING_TYPES(h0c.scalar_type(), "ln_lstm_seq_forward", [&] {
       for (int64_t t = 0; t < T; ++t) {
         const Tensor h_prev = t == 0 ? h0_r : h_r.select(0, t - 1);
         const Tensor c_prev = t == 0 ? c0_r : c_r.select(0, t - 1);
-        recurrent_pre(pre, xp_r.select(0, t), h_prev, w_t, packed);
+        StepInput<scalar_t> in = step_input<scalar_t>(xp_r, xin_r, wx_t, row_r, t);
+        const Tensor gates = recurrent_pre(pre, xp_r, t, h_prev, w_t, packed, in);
         Tensor h = h_r.select(0, t), c = c_r.select(0, t), xh = xh_r.select(0, t),
                act = act_r.select(0, t), xc = xc_r.select(0, t), ty = ty_r.select(0, t),
                st = st_r.select(0, t);
-        ln_forward_rows<scalar_t>(pre.view({n, 4, H}), c_prev, ggc, gbc, cgc, cbc,
-                                  step_slice(masks_r, t), eps, h, c, xh, act, xc, ty, st);
+        ln_forward_rows<scalar_t>(gates.view({n, 4, H}), c_prev, ggc, gbc, cgc, cbc,
+                                  step_slice(masks_r, t), eps, h, c, xh, act, xc, ty, st, in);
       }
     });
   };
@@ -1140,7 +1304,7 @@ std::vector<Tensor> ln_lstm_seq_backward(
     const Tensor& h0, const Tensor& c0, const Tensor& w_hh, const Tensor& gg, const Tensor& cg,
     const c10::optional<Tensor>& masks_opt, const Tensor& h_all, const Tensor& c_all,
     const Tensor& xh_all, const Tensor& act_all, const Tensor& xc_all, const Tensor& ty_all,
-    const Tensor& st_all, const c10::optional<Tensor>& packed_opt) {
+    const Tensor& st_all, const c10::optional<Tensor>& packed_opt, bool row_grad) {
   const Tensor packed = maybe(packed_opt);
   const int64_t T = h_all.size(0), B = h_all.size(1), H = h_all.size(2);
   Tensor dh_all = maybe(dh_all_opt), dc_all = maybe(dc_all_opt), masks = maybe(masks_opt);
@@ -1150,6 +1314,7 @@ std::vector<Tensor> ln_lstm_seq_backward(
   Tensor ggc = gg.contiguous(), cgc = cg.contiguous();
   auto opts = h_all.options();
   Tensor dx = seq_empty({T, B, 4 * H}, opts);
+  Tensor d_row = row_grad ? at::zeros({B, 4 * H}, opts) : Tensor();
   // The reversed time loop over rows [r0, r0 + n) (all, or one half on each of two threads:
   // half_rows); each part sums its own norm-parameter gradients, added after.
   struct Part {
@@ -1163,7 +1328,7 @@ std::vector<Tensor> ln_lstm_seq_backward(
     const Tensor c0_r = rows(c0c, 0), c_all_r = rows(c_all, 1), xh_r = rows(xh_all, 1),
                  act_r = rows(act_all, 1), xc_r = rows(xc_all, 1), ty_r = rows(ty_all, 1),
                  st_r = rows(st_all, 1);
-    Tensor dx_r = rows(dx, 1);
+    Tensor dx_r = rows(dx, 1), d_row_r = rows(d_row, 0);
     Part out{at::zeros({n, H}, opts), Tensor(),           at::zeros({4, H}, opts),
              at::zeros({4, H}, opts), at::zeros({H}, opts), at::zeros({H}, opts)};
     Tensor dc_a = at::empty({n, H}, opts), dc_b = at::empty({n, H}, opts);
@@ -1177,7 +1342,7 @@ std::vector<Tensor> ln_lstm_seq_backward(
                                    xh_r.select(0, t), act_r.select(0, t), xc_r.select(0, t),
                                    ty_r.select(0, t), st_r.select(0, t), c_prev,
                                    step_slice(masks_r, t), ggc, cgc, d_pre, dc_b, out.dgg,
-                                   out.dgb, out.dcg, out.dcb);
+                                   out.dgb, out.dcg, out.dcb, d_row_r);
         std::swap(dc_a, dc_b);
         have_dc_rec = true;
         recurrent_grad(out.dh0, d_pre, w, packed);  // the gradient reaching h_{t-1}
@@ -1206,7 +1371,7 @@ std::vector<Tensor> ln_lstm_seq_backward(
     dw.addmm_(dx.narrow(0, 1, T - 1).reshape({(T - 1) * B, 4 * H}).t(),
               h_all.narrow(0, 0, T - 1).reshape({(T - 1) * B, H}));
   }
-  return {dx, all.dh0, all.dc0, dw, all.dgg, all.dgb, all.dcg, all.dcb};
+  return {dx, all.dh0, all.dc0, dw, all.dgg, all.dgb, all.dcg, all.dcb, d_row};
 }
 
 }  // namespace
