@@ -390,16 +390,21 @@ def _steps(x_proj: Tensor | None, x_in: Tensor | None) -> int:
     return (x_proj if x_proj is not None else x_in).size(0)
 
 
-def _input_grads(needs: tuple[bool, ...], dx: Tensor, d_row, x_proj, x_in, w_x) -> tuple:
+def _input_grads(needs: tuple[bool, ...], dx: Tensor, d_row, d_w, x_proj, x_in, w_x) -> tuple:
     """The gradients of ``(x_proj, x_in, w_x, row)`` from the loop's ``dx`` ``(T, B, 4H)``,
-    the gradient of each step's input term, and ``d_row``, its sum over the steps (the loop
-    sums it where the row needs a gradient); ``needs`` their ``needs_input_grad``."""
+    the gradient of each step's input term; ``d_row`` (its sum over the steps) and ``d_w``
+    (w_x's) as the loop summed them where asked (``_loop_sums``); ``needs`` their
+    ``needs_input_grad``."""
     if x_proj is not None:
         return (dx if needs[0] else None), None, None, None
-    dx2 = dx.reshape(-1, dx.size(-1))
-    d_x = (dx2 @ w_x).view(x_in.shape) if needs[1] else None
-    d_w = weight_grad(dx2, x_in.reshape(-1, x_in.size(-1))) if needs[2] else None
-    return None, d_x, d_w, (d_row if needs[3] else None)
+    d_x = (dx.reshape(-1, dx.size(-1)) @ w_x).view(x_in.shape) if needs[1] else None
+    return None, d_x, (d_w if needs[2] else None), (d_row if needs[3] else None)
+
+
+def _loop_sums(needs: tuple[bool, ...], x_in: Tensor | None) -> tuple[bool, Tensor | None]:
+    """What a backward loop sums for narrow inputs: the per-row term's gradient (flag) and
+    w_x's (given x_in), each where it is needed."""
+    return bool(needs[3]), (x_in if needs[2] else None)
 
 
 # ----------------------------------------------------------------------------- autograd
@@ -425,10 +430,11 @@ class LSTMSequence(torch.autograd.Function):
     def backward(ctx, dh_all, dc_all):
         h0, c0, w_hh, masks, h_all, c_all, act, tc, x_proj, x_in, w_x = ctx.saved_tensors
         needs = ctx.needs_input_grad[:4]
-        dx, dh0, dc0, dw, d_row = _ext().lstm_seq_backward(
-            dh_all, dc_all, h0, c0, w_hh, masks, h_all, c_all, act, tc, ctx.packed_b, needs[3]
-        )
-        inputs = _input_grads(needs, dx, d_row, x_proj, x_in, w_x)
+        dx, dh0, dc0, dw, d_row, d_w = _ext().lstm_seq_backward(
+            dh_all, dc_all, h0, c0, w_hh, masks, h_all, c_all, act, tc, ctx.packed_b,
+            *_loop_sums(needs, x_in),
+        )  # fmt: skip
+        inputs = _input_grads(needs, dx, d_row, d_w, x_proj, x_in, w_x)
         return *inputs, dh0, dc0, dw, None
 
 
@@ -467,14 +473,16 @@ class LSTMSequencePair(torch.autograd.Function):
             for d, h in ((dh_a, saved[0]), (dh_b, saved[4]))
         ]
         needs = ctx.needs_input_grad
-        dx_a, dw_a, d_row_a, dx_b, dw_b, d_row_b = _ext().lstm_seq_backward_many(
-            dh, saved, [w_hh_a, w_hh_b], ctx.packed_b, [needs[5], needs[9]]
+        sums = [_loop_sums(needs[2:6], inputs_a[1]), _loop_sums(needs[6:10], inputs_b[1])]
+        out = _ext().lstm_seq_backward_many(
+            dh, saved, [w_hh_a, w_hh_b], ctx.packed_b, [s[0] for s in sums], [s[1] for s in sums]
         )
+        (dx_a, dw_a, d_row_a, d_w_a), (dx_b, dw_b, d_row_b, d_w_b) = out[:4], out[4:]
         return (
             dw_a,
             dw_b,
-            *_input_grads(needs[2:6], dx_a, d_row_a, *inputs_a),
-            *_input_grads(needs[6:10], dx_b, d_row_b, *inputs_b),
+            *_input_grads(needs[2:6], dx_a, d_row_a, d_w_a, *inputs_a),
+            *_input_grads(needs[6:10], dx_b, d_row_b, d_w_b, *inputs_b),
         )
 
 
@@ -502,11 +510,11 @@ class LayerNormLSTMSequence(torch.autograd.Function):
     def backward(ctx, dh_all, dc_all):
         h0, c0, w_hh, gate_gamma, cell_gamma, masks, x_proj, x_in, w_x, *outs = ctx.saved_tensors
         needs = ctx.needs_input_grad[:4]
-        dx, dh0, dc0, dw, dgg, dgb, dcg, dcb, d_row = _ext().ln_lstm_seq_backward(
+        dx, dh0, dc0, dw, dgg, dgb, dcg, dcb, d_row, d_w = _ext().ln_lstm_seq_backward(
             dh_all, dc_all, h0, c0, w_hh, gate_gamma, cell_gamma, masks, *outs, ctx.packed_b,
-            needs[3],
+            *_loop_sums(needs, x_in),
         )  # fmt: skip
-        inputs = _input_grads(needs, dx, d_row, x_proj, x_in, w_x)
+        inputs = _input_grads(needs, dx, d_row, d_w, x_proj, x_in, w_x)
         return *inputs, dh0, dc0, dw, dgg, dgb, dcg, dcb, None
 
 

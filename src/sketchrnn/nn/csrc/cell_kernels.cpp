@@ -156,6 +156,26 @@ inline void add_row_grad(T* __restrict__ d_row, const T* __restrict__ d_pre, int
   for (int64_t j = 0; j < n; ++j) d_row[j] += d_pre[j];
 }
 
+// One step's part of the narrow inputs' weight gradient, d w_x^T (K, 4H) += x_t^T d_pre_t
+// over the step's n rows, while d_pre is in cache (rather than a product over all steps after
+// the loop, which reads the (T, B, 4H) gradient back from memory). Summed in float64: a sum
+// over every step and row (25,000 terms at batch 100, N_max 250). Zeros are skipped (the
+// one-hot pen columns).
+template <typename T>
+void add_input_weight_grad(double* __restrict__ dwx, const T* __restrict__ x,
+                           const T* __restrict__ d_pre, int64_t n, int64_t K, int64_t G) {
+  for (int64_t b = 0; b < n; ++b) {
+    const T* __restrict__ d = d_pre + b * G;
+    for (int64_t k = 0; k < K; ++k) {
+      const double xv = static_cast<double>(x[b * K + k]);
+      if (xv == 0.0) continue;
+      double* __restrict__ acc = dwx + k * G;
+      SIMD
+      for (int64_t j = 0; j < G; ++j) acc[j] += xv * static_cast<double>(d[j]);
+    }
+  }
+}
+
 // ------------------------------------------------------------------ LayerNorm LSTM, one step
 //
 // pre: (B, 4, H) with unit stride along H (any row and gate strides).
@@ -940,6 +960,7 @@ struct LstmSeq {
   Tensor h_all, c_all, act_all, tc_all;      // forward's outputs (the backward's inputs)
   Tensor dh_all, dc_all, dx, dh0, dc0, dw;   // backward's inputs and outputs
   Tensor d_row;  // (B, 4H): dx summed over the steps, where asked for (the per-row term's)
+  Tensor d_wx;   // (K, 4H) float64: the narrow inputs' weight gradient, where asked for
 };
 
 // A sequence's input term (StepInput): x_proj (T, B, 4H), and/or the narrow inputs x_in
@@ -1048,6 +1069,10 @@ void lstm_seq_backward_loop(LstmSeq& s, bool weight_grad = true) {
                                    step_slice(s.dc_all, t), have_dc_rec ? dc_a : Tensor(),
                                    s.act_all.select(0, t), s.tc_all.select(0, t), c_prev,
                                    step_slice(s.masks, t), d_pre, dc_b, s.d_row);
+      if (s.d_wx.defined())
+        add_input_weight_grad<scalar_t>(s.d_wx.data_ptr<double>(),
+                                        s.xin.data_ptr<scalar_t>() + t * s.xin.stride(0),
+                                        d_pre.data_ptr<scalar_t>(), B, s.xin.size(2), 4 * H);
       std::swap(dc_a, dc_b);
       have_dc_rec = true;
       recurrent_grad(dh_rec, d_pre, s.w, s.packed);
@@ -1067,8 +1092,23 @@ void lstm_seq_allocate_forward(LstmSeq& s, int64_t T) {
   s.tc_all = seq_empty({T, B, H}, opts);
 }
 
+// The float64 sum of d w_x^T (K, 4H) that a backward loop adds each step to
+// (add_input_weight_grad).
+Tensor input_weight_grad_sum(int64_t K, int64_t G) {
+  return at::zeros({K, G}, at::TensorOptions().dtype(at::kDouble));
+}
+
+// d w_x (4H, K) in the gradients' dtype from the float64 sums of one or two parts.
+Tensor input_weight_grad(const Tensor& a, const Tensor& b, at::ScalarType dtype) {
+  if (!a.defined()) return Tensor();
+  return (b.defined() ? a + b : a).t().to(dtype);
+}
+
+// Where x_in is given, the loop sums the narrow inputs' weight gradient; where row_grad, the
+// per-row term's.
 void lstm_seq_backward_inputs(LstmSeq& s, const c10::optional<Tensor>& dh_all_opt,
-                              const c10::optional<Tensor>& dc_all_opt, bool row_grad) {
+                              const c10::optional<Tensor>& dc_all_opt, bool row_grad,
+                              const c10::optional<Tensor>& x_in) {
   s.dh_all = maybe(dh_all_opt);
   s.dc_all = maybe(dc_all_opt);
   if (s.dh_all.defined()) s.dh_all = s.dh_all.contiguous();
@@ -1076,6 +1116,13 @@ void lstm_seq_backward_inputs(LstmSeq& s, const c10::optional<Tensor>& dh_all_op
   const int64_t T = s.h_all.size(0), B = s.h_all.size(1), H = s.h_all.size(2);
   s.dx = seq_empty({T, B, 4 * H}, s.h_all.options());
   if (row_grad) s.d_row = at::zeros({B, 4 * H}, s.h_all.options());
+  if (x_in.has_value()) {
+    check_same(s.h_all, *x_in, "x_in");
+    TORCH_CHECK(x_in->dim() == 3 && x_in->size(0) == T && x_in->size(1) == B,
+                "x_in must be (T, B, K)");
+    s.xin = *x_in;
+    s.d_wx = input_weight_grad_sum(x_in->size(2), 4 * H);
+  }
 }
 
 // Runs fn(i) for i < n: side by side, one thread each, where the process has exactly n
@@ -1155,24 +1202,29 @@ std::vector<Tensor> lstm_seq_backward(const c10::optional<Tensor>& dh_all_opt,
                                       const c10::optional<Tensor>& masks_opt,
                                       const Tensor& h_all, const Tensor& c_all,
                                       const Tensor& act_all, const Tensor& tc_all,
-                                      const c10::optional<Tensor>& packed, bool row_grad) {
+                                      const c10::optional<Tensor>& packed, bool row_grad,
+                                      const c10::optional<Tensor>& x_in) {
   LstmSeq s = lstm_seq_inputs(h_all, h0, c0, w_hh, masks_opt, packed);
   s.h_all = h_all;
   s.c_all = c_all;
   s.act_all = act_all;
   s.tc_all = tc_all;
-  lstm_seq_backward_inputs(s, dh_all_opt, dc_all_opt, row_grad);
+  lstm_seq_backward_inputs(s, dh_all_opt, dc_all_opt, row_grad, x_in);
   const int64_t B = s.h_all.size(1), half = half_rows(B);
+  Tensor d_wx;
   if (half) {
     std::vector<LstmSeq> parts{lstm_rows(s, 0, half), lstm_rows(s, half, B - half)};
+    if (s.d_wx.defined()) parts[1].d_wx = at::zeros_like(s.d_wx);  // a sum of its own
     side_by_side(2, [&](int64_t i) { lstm_seq_backward_loop(parts[i], false); });
     s.dh0 = at::cat({parts[0].dh0, parts[1].dh0}, 0);
     s.dc0 = at::cat({parts[0].dc0, parts[1].dc0}, 0);
     lstm_weight_grad(s);
+    d_wx = input_weight_grad(parts[0].d_wx, parts[1].d_wx, h_all.scalar_type());
   } else {
     lstm_seq_backward_loop(s);
+    d_wx = input_weight_grad(s.d_wx, Tensor(), h_all.scalar_type());
   }
-  return {s.dx, s.dh0, s.dc0, s.dw, s.d_row};
+  return {s.dx, s.dh0, s.dc0, s.dw, s.d_row, d_wx};
 }
 
 // Several independent plain-LSTM sequences without dropout, from zero states (the two
@@ -1216,9 +1268,11 @@ std::vector<Tensor> lstm_seq_backward_many(const std::vector<Tensor>& dh_alls,
                                            const std::vector<Tensor>& saved,
                                            const std::vector<Tensor>& w_hhs,
                                            const std::vector<c10::optional<Tensor>>& packed,
-                                           const std::vector<bool>& row_grads) {
+                                           const std::vector<bool>& row_grads,
+                                           const std::vector<c10::optional<Tensor>>& x_ins) {
   const int64_t n = static_cast<int64_t>(dh_alls.size());
-  TORCH_CHECK(row_grads.size() == dh_alls.size(), "one row_grad flag per sequence");
+  TORCH_CHECK(row_grads.size() == dh_alls.size() && x_ins.size() == dh_alls.size(),
+              "one row_grad flag and one x_in (or None) per sequence");
   TORCH_CHECK(saved.size() == 4 * dh_alls.size() && w_hhs.size() == dh_alls.size() &&
                   packed.size() == dh_alls.size(),
               "four saved tensors, one w_hh and one packed weight (or None) per sequence");
@@ -1232,12 +1286,14 @@ std::vector<Tensor> lstm_seq_backward_many(const std::vector<Tensor>& dh_alls,
     s.act_all = saved[4 * i + 2];
     s.tc_all = saved[4 * i + 3];
     check_cpu_float(dh_alls[i], "dh_all");
-    lstm_seq_backward_inputs(s, dh_alls[i], c10::nullopt, row_grads[i]);
+    lstm_seq_backward_inputs(s, dh_alls[i], c10::nullopt, row_grads[i], x_ins[i]);
     seqs.push_back(s);
   }
   side_by_side(n, [&](int64_t i) { lstm_seq_backward_loop(seqs[i]); });
   std::vector<Tensor> out;
-  for (auto& s : seqs) out.insert(out.end(), {s.dx, s.dw, s.d_row});
+  for (auto& s : seqs)
+    out.insert(out.end(), {s.dx, s.dw, s.d_row,
+                           input_weight_grad(s.d_wx, Tensor(), s.h_all.scalar_type())});
   return out;
 }
 
@@ -1304,7 +1360,8 @@ std::vector<Tensor> ln_lstm_seq_backward(
     const Tensor& h0, const Tensor& c0, const Tensor& w_hh, const Tensor& gg, const Tensor& cg,
     const c10::optional<Tensor>& masks_opt, const Tensor& h_all, const Tensor& c_all,
     const Tensor& xh_all, const Tensor& act_all, const Tensor& xc_all, const Tensor& ty_all,
-    const Tensor& st_all, const c10::optional<Tensor>& packed_opt, bool row_grad) {
+    const Tensor& st_all, const c10::optional<Tensor>& packed_opt, bool row_grad,
+    const c10::optional<Tensor>& x_in_opt) {
   const Tensor packed = maybe(packed_opt);
   const int64_t T = h_all.size(0), B = h_all.size(1), H = h_all.size(2);
   Tensor dh_all = maybe(dh_all_opt), dc_all = maybe(dc_all_opt), masks = maybe(masks_opt);
@@ -1315,10 +1372,16 @@ std::vector<Tensor> ln_lstm_seq_backward(
   auto opts = h_all.options();
   Tensor dx = seq_empty({T, B, 4 * H}, opts);
   Tensor d_row = row_grad ? at::zeros({B, 4 * H}, opts) : Tensor();
+  const Tensor x_in = maybe(x_in_opt);  // where given, the loop sums d w_x (StepInput)
+  if (x_in.defined()) {
+    check_same(h_all, x_in, "x_in");
+    TORCH_CHECK(x_in.dim() == 3 && x_in.size(0) == T && x_in.size(1) == B,
+                "x_in must be (T, B, K)");
+  }
   // The reversed time loop over rows [r0, r0 + n) (all, or one half on each of two threads:
   // half_rows); each part sums its own norm-parameter gradients, added after.
   struct Part {
-    Tensor dh0, dc0, dgg, dgb, dcg, dcb;
+    Tensor dh0, dc0, dgg, dgb, dcg, dcb, d_wx;
   };
   auto loop = [&](int64_t r0, int64_t n) {
     auto rows = [&](const Tensor& t, int64_t dim) {
@@ -1328,9 +1391,10 @@ std::vector<Tensor> ln_lstm_seq_backward(
     const Tensor c0_r = rows(c0c, 0), c_all_r = rows(c_all, 1), xh_r = rows(xh_all, 1),
                  act_r = rows(act_all, 1), xc_r = rows(xc_all, 1), ty_r = rows(ty_all, 1),
                  st_r = rows(st_all, 1);
-    Tensor dx_r = rows(dx, 1), d_row_r = rows(d_row, 0);
+    Tensor dx_r = rows(dx, 1), d_row_r = rows(d_row, 0), x_in_r = rows(x_in, 1);
     Part out{at::zeros({n, H}, opts), Tensor(),           at::zeros({4, H}, opts),
              at::zeros({4, H}, opts), at::zeros({H}, opts), at::zeros({H}, opts)};
+    if (x_in.defined()) out.d_wx = input_weight_grad_sum(x_in.size(2), 4 * H);
     Tensor dc_a = at::empty({n, H}, opts), dc_b = at::empty({n, H}, opts);
     bool have_dc_rec = false;
     AT_DISPATCH_FLOATING_TYPES(h_all.scalar_type(), "ln_lstm_seq_backward", [&] {
@@ -1343,6 +1407,10 @@ std::vector<Tensor> ln_lstm_seq_backward(
                                    ty_r.select(0, t), st_r.select(0, t), c_prev,
                                    step_slice(masks_r, t), ggc, cgc, d_pre, dc_b, out.dgg,
                                    out.dgb, out.dcg, out.dcb, d_row_r);
+        if (out.d_wx.defined())
+          add_input_weight_grad<scalar_t>(out.d_wx.data_ptr<double>(),
+                                          x_in_r.data_ptr<scalar_t>() + t * x_in_r.stride(0),
+                                          d_pre.data_ptr<scalar_t>(), n, x_in.size(2), 4 * H);
         std::swap(dc_a, dc_b);
         have_dc_rec = true;
         recurrent_grad(out.dh0, d_pre, w, packed);  // the gradient reaching h_{t-1}
@@ -1371,7 +1439,9 @@ std::vector<Tensor> ln_lstm_seq_backward(
     dw.addmm_(dx.narrow(0, 1, T - 1).reshape({(T - 1) * B, 4 * H}).t(),
               h_all.narrow(0, 0, T - 1).reshape({(T - 1) * B, H}));
   }
-  return {dx, all.dh0, all.dc0, dw, all.dgg, all.dgb, all.dcg, all.dcb, d_row};
+  const Tensor d_wx = input_weight_grad(parts[0].d_wx, half ? parts[1].d_wx : Tensor(),
+                                        h_all.scalar_type());
+  return {dx, all.dh0, all.dc0, dw, all.dgg, all.dgb, all.dcg, all.dcb, d_row, d_wx};
 }
 
 }  // namespace
