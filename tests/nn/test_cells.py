@@ -333,3 +333,43 @@ def test_cond_is_read_as_input_at_every_step(kind, loop):
         got, _ = cell(x, state, cond=cond)
         want, _ = cell(torch.cat([x, cond.unsqueeze(1).expand(-1, STEPS, -1)], dim=-1), state)
     torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "layernorm"])
+def test_decoder_fused_path_matches_the_python_loops(kind, monkeypatch):
+    # On the fused path the strokes are projected inside the loops' row kernels (narrow
+    # inputs, their gradients summed in the backward loop) and the mixture head runs on
+    # oneDNN over the time-major output: the mixture and every gradient as on the Python loops.
+    from sketchrnn.nn import fused
+    from sketchrnn.nn.decoder import MixtureDecoder
+
+    if not fused.available():
+        pytest.skip(f"the fused kernels are not available here ({fused._failed})")
+    monkeypatch.setattr(fused, "_MIN_PACKED_STEPS", 1)  # oneDNN's products at this size too
+    monkeypatch.setattr(fused, "_MIN_PACKED_ROWS", 1)
+    narrow = []
+    term = fused._input_term
+    monkeypatch.setattr(
+        fused, "_input_term", lambda x: narrow.append(isinstance(x, fused.NarrowInputs)) or term(x)
+    )
+    torch.manual_seed(0)
+    decoder = MixtureDecoder(kind, 4, HIDDEN, 3, z_size=6, recurrent_dropout=0.2).train()
+    inputs = torch.randn(5, STEPS, 5)
+    cond = torch.randn(5, 4, requires_grad=True)
+    z = torch.randn(5, 6, requires_grad=True)
+    weights = [torch.randn(5, STEPS, n) for n in (3, 3, 3, 3, 3, 3, 3)]
+    results = []
+    previous = cells._loop_compiler
+    try:
+        for compiler in ("fused", "python"):
+            set_loop_compiler(compiler)
+            torch.manual_seed(1)  # the same dropout masks on both paths
+            params = decoder.decode(inputs, cond, z)
+            loss = sum((p * w).sum() for p, w in zip(params, weights, strict=True))
+            grads = torch.autograd.grad(loss, [*decoder.parameters(), cond, z])
+            results.append([*params, *grads])
+    finally:
+        set_loop_compiler(previous)
+    assert narrow == [True]  # the fused run took narrow inputs; the Python one no fused loop
+    for fused_value, python_value in zip(*results, strict=True):
+        torch.testing.assert_close(fused_value, python_value, rtol=1e-4, atol=1e-5)
