@@ -17,10 +17,12 @@ once by a parallel counter-based generator seeded from torch's (:func:`dropout_m
 exactly two torch threads, the plain and LayerNorm loops split a batch of 16 rows or more in
 two halves, each half's whole time loop on one thread (rows are independent: no hand-over
 between threads at any step; the weight gradients are summed after), and the encoder's two
-directions run side by side the same way (:class:`LSTMSequencePair`).
+directions run side by side the same way (:class:`LSTMSequencePair`). Narrow inputs (the
+strokes' five columns) are not projected before the plain and LayerNorm loops: the row
+kernels add ``x_t @ w_x.T`` and the per-row term themselves (:class:`NarrowInputs`).
 
 What each piece gave, measured with benchmarks/train_throughput.py: ``docs/performance.md``.
-Gradient checks and comparisons with the Python loops: tests/test_fused_cells.py.
+Gradient checks and comparisons with the Python loops: tests/nn/test_fused_cells.py.
 
 The extension is built with :func:`torch.utils.cpp_extension.load` (ninja and a C++ compiler)
 the first time a cell needs it, once per process, and cached in PyTorch's extensions
@@ -32,7 +34,8 @@ serves CPU tensors of float32 and float64 only; everything else takes the Python
 ``SKETCHRNN_FUSED_MATMUL=aten`` keeps the matmuls on torch.mm.
 
 The loop functions here mirror those of :mod:`sketchrnn.nn.cells` (same arguments, same
-results up to float rounding); the cells call them.
+results up to float rounding; the plain and LayerNorm loops also take ``NarrowInputs`` in
+place of ``x_proj``); the cells call them.
 """
 
 from __future__ import annotations
