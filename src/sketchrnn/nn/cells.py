@@ -59,6 +59,7 @@ __all__ = [
     "fast_fp32_matmul",
     "fused_on_cpu",
     "input_projection",
+    "loop_inputs",
     "CELL_TYPES",
     "State",
 ]
@@ -249,14 +250,20 @@ def fused_on_cpu(*tensors: Tensor | None) -> bool:
     return fused.usable(*tensors)
 
 
+def _split_cond(
+    x_seq: Tensor, weight: Tensor, bias: Tensor | None, cond: Tensor | None
+) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    """``(W for x_seq's columns, bias, per-sketch term)``: with ``cond``, its columns of ``W``
+    times ``cond`` plus the bias, once per sketch (see :func:`input_projection`)."""
+    if cond is None:
+        return weight, bias, None
+    width = x_seq.size(-1)
+    return weight[:, :width], None, F.linear(cond, weight[:, width:], bias)
+
+
 def input_projection(
-    x_seq: Tensor,
-    weight: Tensor,
-    bias: Tensor | None,
-    fused_on: bool,
-    cond: Tensor | None = None,
-    narrow: bool = False,
-) -> Tensor | fused.NarrowInputs:
+    x_seq: Tensor, weight: Tensor, bias: Tensor | None, fused_on: bool, cond: Tensor | None = None
+) -> Tensor:
     """``W_x [x; cond] (+ b)`` of every step, time-major ``(time, batch, rows)``: one matmul
     before the loop (on oneDNN where the fused loops run, see ``sketchrnn.nn.fused.linear``).
 
@@ -264,29 +271,33 @@ def input_projection(
     (a decoder's ``z``): its product with its columns of ``W_x`` is taken once per sketch and
     added to every step, instead of once per step (magenta preset: 5 + 128 input columns, so
     the products of the input projection, forward and backward, shrink 27-fold; 13% of a
-    training step's FLOPs).
-
-    ``narrow``: the caller's fused loop takes narrow inputs (the plain and LayerNorm LSTMs'):
-    where the fused loops run and ``x_seq`` has at most ``NARROW_INPUTS_MAX`` columns, the
-    projection is left to the loop's row kernels, and this returns ``NarrowInputs``."""
+    training step's FLOPs)."""
     x_t = x_seq.transpose(0, 1)
-    per_sketch = None
-    if cond is not None:
-        width = x_seq.size(-1)
-        per_sketch = F.linear(cond, weight[:, width:], bias)  # (batch, rows): once a sketch
-        weight, bias = weight[:, :width], None
+    weight, bias, per_sketch = _split_cond(x_seq, weight, bias, cond)
     if fused_on:
         from sketchrnn.nn import fused
 
-        if narrow and x_seq.size(-1) <= fused.NARROW_INPUTS_MAX:
-            row = per_sketch
-            if row is None and bias is not None:
-                row = bias.expand(x_seq.size(0), -1)
-            return fused.NarrowInputs(x_t.contiguous(), weight, row)
         return fused.linear(x_t, weight, bias, per_sketch)
     projection = F.linear(x_t, weight, bias)
     # In place: a (time, batch, rows) sum would be one more sequence-sized buffer.
     return projection if per_sketch is None else projection.add_(per_sketch)
+
+
+def loop_inputs(
+    x_seq: Tensor, weight: Tensor, bias: Tensor | None, fused_on: bool, cond: Tensor | None = None
+) -> Tensor | fused.NarrowInputs:
+    """The input term a plain or LayerNorm loop takes: where the fused loops run and
+    ``x_seq`` has at most ``fused.NARROW_INPUTS_MAX`` columns (the strokes), ``NarrowInputs``:
+    the loop's row kernels project them at each step; else :func:`input_projection`."""
+    if fused_on:
+        from sketchrnn.nn import fused
+
+        if x_seq.size(-1) <= fused.NARROW_INPUTS_MAX:
+            w_x, bias, row = _split_cond(x_seq, weight, bias, cond)
+            if row is None and bias is not None:
+                row = bias.expand(x_seq.size(0), -1)
+            return fused.NarrowInputs(x_seq.transpose(0, 1).contiguous(), w_x, row)
+    return input_projection(x_seq, weight, bias, fused_on, cond)
 
 
 def _loop(name: str, fused_on: bool):
@@ -461,7 +472,7 @@ class LSTM(_Cell):
         h, c = state
         fused_on = fused_on_cpu(x_seq, h, c, w_hh)
         bias = b_ih + b_hh
-        x_proj = input_projection(x_seq, w_ih, bias, fused_on, cond, narrow=True)
+        x_proj = loop_inputs(x_seq, w_ih, bias, fused_on, cond)
         masks = _dropout_masks(
             self.recurrent_dropout, self.training, x_seq.size(1), h.size(0), h.size(1), h
         )
@@ -513,7 +524,7 @@ class LayerNormLSTM(_Cell):
         ``cond`` ``(batch, c)``: more input, the same at every step (see the module's doc)."""
         h, c = state
         fused_on = fused_on_cpu(x_seq, h, c, self.weight_hh)
-        x_proj = input_projection(x_seq, self.weight_ih, None, fused_on, cond, narrow=True)
+        x_proj = loop_inputs(x_seq, self.weight_ih, None, fused_on, cond)
         masks = _dropout_masks(
             self.recurrent_dropout, self.training, x_seq.size(1), h.size(0), h.size(1), h
         )

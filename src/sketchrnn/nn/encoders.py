@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from sketchrnn.nn import fused
-from sketchrnn.nn.cells import fused_on_cpu, input_projection
+from sketchrnn.nn.cells import fused_on_cpu, loop_inputs
 
 __all__ = ["BiLSTMEncoder", "Conv4", "ResNet12", "ImageEncoder", "BACKBONES"]
 
@@ -116,9 +116,11 @@ class BiLSTMEncoder(nn.Module):
         threads, the recurrent products on oneDNN with packed weights."""
         projections, recurrent = [], []
         for inputs, (w_ih, w_hh, b_ih, b_hh) in zip((x, x_reversed), weights, strict=True):
-            projections.append(input_projection(inputs, w_ih, b_ih + b_hh, True, narrow=True))
+            projections.append(loop_inputs(inputs, w_ih, b_ih + b_hh, True))
             recurrent.append(w_hh)
-        h_alls = fused.bidirectional_lstm_loops(*projections, *recurrent)
+        h_alls = fused.bidirectional_lstm_loops(
+            projections[0], projections[1], recurrent[0], recurrent[1]
+        )
         rows = torch.arange(x.size(0), device=x.device)
         return [h_all[last.squeeze(1), rows] for h_all in h_alls]
 

@@ -390,7 +390,9 @@ def _input_term(inputs: Tensor | NarrowInputs) -> tuple[Tensor | None, ...]:
 
 
 def _steps(x_proj: Tensor | None, x_in: Tensor | None) -> int:
-    return (x_proj if x_proj is not None else x_in).size(0)
+    term = x_proj if x_proj is not None else x_in
+    assert term is not None, "x_proj or x_in is needed"
+    return term.size(0)
 
 
 def _input_grads(needs: tuple[bool, ...], dx: Tensor, d_row, d_w, x_proj, x_in, w_x) -> tuple:
