@@ -1,7 +1,8 @@
 """Fused CPU kernels for the recurrent cells (a C++ extension compiled on first use).
 
 (Over 500 lines: building and loading the extension and the sequence loops on it (the three
-cells' and the encoder's pair), with their backward passes, are one module's job.)
+cells' and the encoder's pair), with their backward passes and the input terms they take
+(projected or narrow), are one module's job.)
 
 ``csrc/cell_kernels.cpp`` holds, per time step, one fused forward and one fused backward pass
 over the elementwise part of a cell step (layer norm of each gate, sigmoid/tanh, recurrent
@@ -398,12 +399,12 @@ def _steps(x_proj: Tensor | None, x_in: Tensor | None) -> int:
 def _input_grads(needs: tuple[bool, ...], dx: Tensor, d_row, d_w, x_proj, x_in, w_x) -> tuple:
     """The gradients of ``(x_proj, x_in, w_x, row)`` from the loop's ``dx`` ``(T, B, 4H)``,
     the gradient of each step's input term; ``d_row`` (its sum over the steps) and ``d_w``
-    (w_x's) as the loop summed them where asked (``_loop_sums``); ``needs`` their
+    (w_x's) as the loop summed them, None where not needed (``_loop_sums``); ``needs`` their
     ``needs_input_grad``."""
     if x_proj is not None:
         return (dx if needs[0] else None), None, None, None
     d_x = (dx.reshape(-1, dx.size(-1)) @ w_x).view(x_in.shape) if needs[1] else None
-    return None, d_x, (d_w if needs[2] else None), (d_row if needs[3] else None)
+    return None, d_x, d_w, d_row
 
 
 def _loop_sums(needs: tuple[bool, ...], x_in: Tensor | None) -> tuple[bool, Tensor | None]:

@@ -1204,7 +1204,8 @@ std::vector<Tensor> lstm_seq_backward(const c10::optional<Tensor>& dh_all_opt,
                                       const Tensor& act_all, const Tensor& tc_all,
                                       const c10::optional<Tensor>& packed, bool row_grad,
                                       const c10::optional<Tensor>& x_in) {
-  LstmSeq s = lstm_seq_inputs(h_all, h0, c0, w_hh, masks_opt, packed);
+  // No input term: the backward needs none (it gives the gradient of each step's).
+  LstmSeq s = lstm_seq_inputs(Tensor(), h0, c0, w_hh, masks_opt, packed);
   s.h_all = h_all;
   s.c_all = c_all;
   s.act_all = act_all;
@@ -1280,7 +1281,7 @@ std::vector<Tensor> lstm_seq_backward_many(const std::vector<Tensor>& dh_alls,
   for (int64_t i = 0; i < n; ++i) {
     const Tensor& h_all = saved[4 * i];
     Tensor zeros = at::zeros({h_all.size(1), h_all.size(2)}, h_all.options());
-    LstmSeq s = lstm_seq_inputs(h_all, zeros, zeros, w_hhs[i], c10::nullopt, packed[i]);
+    LstmSeq s = lstm_seq_inputs(Tensor(), zeros, zeros, w_hhs[i], c10::nullopt, packed[i]);
     s.h_all = h_all;
     s.c_all = saved[4 * i + 1];
     s.act_all = saved[4 * i + 2];
