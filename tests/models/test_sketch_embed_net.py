@@ -62,6 +62,20 @@ def test_losses_combine_as_the_paper_says(backbone):
     assert model.decoder.init_state.weight.grad.abs().sum() > 0
 
 
+def test_stroke_losses_are_the_mixture_losses_of_the_models_output():
+    from sketchrnn.nn.mixture import reconstruction_losses
+
+    torch.manual_seed(0)
+    model = SketchEmbedNet(tiny_config())
+    train, _ = image_splits()
+    batch = train.batch(np.arange(4))
+    losses = model.losses(batch, step=0, use_mean=True)
+    out = model(batch.images, batch.strokes, batch.lengths, use_mean=True)
+    ref_stroke, ref_pen = reconstruction_losses(out.mixture, batch.strokes[:, 1:], batch.lengths)
+    torch.testing.assert_close(losses["L_stroke"], ref_stroke, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(losses["L_pen"], ref_pen, rtol=1e-5, atol=1e-6)
+
+
 def test_kl_weight_adds_the_kl_term():
     torch.manual_seed(0)
     model = SketchEmbedNet(tiny_config(kl_weight=0.5))

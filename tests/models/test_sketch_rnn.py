@@ -187,6 +187,26 @@ def test_losses_follow_the_papers_normalisation_by_n_max():
     assert losses["L_KL"].item() == 0.0
 
 
+@pytest.mark.parametrize("mode", list(MODES))
+def test_losses_are_the_mixture_losses_of_the_models_output(mode, batch):
+    # losses() reads the head's raw output (the fused loss on CPU); forward() gives the
+    # mixture: the same reconstruction terms, the same gradient.
+    from sketchrnn.nn.mixture import reconstruction_losses
+
+    strokes, lengths = batch
+    model = _model(mode=mode)
+    torch.manual_seed(1)  # the same recurrent-dropout masks in both runs
+    losses = _losses(model, strokes, lengths, LABELS, use_mean=True)
+    grad = torch.autograd.grad(losses["L_R"], model.decoder.output.weight)[0]
+    torch.manual_seed(1)
+    out = model(strokes, lengths, LABELS if model.config.num_classes else None, use_mean=True)
+    ref_s, ref_p = reconstruction_losses(out.mixture, strokes[:, 1:], lengths)
+    ref_grad = torch.autograd.grad(ref_s + ref_p, model.decoder.output.weight)[0]
+    torch.testing.assert_close(losses["L_s"], ref_s, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(losses["L_p"], ref_p, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(grad, ref_grad, rtol=1e-4, atol=1e-6)
+
+
 def test_offset_loss_ignores_padding_but_pen_loss_counts_it():
     model = _model(cell="lstm", mode="decoder_only", num_mixtures=1, recurrent_dropout=0.0)
     _fixed_head(model)

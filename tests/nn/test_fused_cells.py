@@ -408,11 +408,14 @@ def test_a_stale_build_lock_is_removed_and_a_fresh_one_kept(tmp_path, capsys):
     assert not lock.exists() and "stopped half-way" in capsys.readouterr().err
 
 
-def test_the_source_is_built_from_a_copy_beside_the_build(tmp_path):
-    copy = fused._source_in(tmp_path)
-    assert copy.parent == tmp_path and copy.read_bytes() == fused._SOURCE.read_bytes()
-    before = copy.stat().st_mtime_ns
-    assert fused._source_in(tmp_path) == copy and copy.stat().st_mtime_ns == before
+def test_the_sources_are_built_from_copies_beside_the_build(tmp_path):
+    copies = fused._sources_in(tmp_path)
+    assert [c.name for c in copies] == [s.name for s in fused._SOURCES]
+    for copy, source in zip(copies, fused._SOURCES, strict=True):
+        assert copy.parent == tmp_path and copy.read_bytes() == source.read_bytes()
+    before = [c.stat().st_mtime_ns for c in copies]
+    assert fused._sources_in(tmp_path) == copies
+    assert [c.stat().st_mtime_ns for c in copies] == before
 
 
 @pytest.mark.parametrize("kind", cells.CELL_TYPES)

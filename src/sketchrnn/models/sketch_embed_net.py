@@ -41,7 +41,11 @@ from sketchrnn.nn.cells import CELL_TYPES, State
 from sketchrnn.nn.decoder import MixtureDecoder
 from sketchrnn.nn.encoders import BACKBONES, ImageEncoder
 from sketchrnn.nn.gaussian import kl_to_standard_normal, reparameterize
-from sketchrnn.nn.mixture import MixtureParams, reconstruction_losses
+from sketchrnn.nn.mixture import (
+    MixtureParams,
+    mixture_params,
+    reconstruction_losses_of_output,
+)
 from sketchrnn.nn.pixel_loss import curriculum_alpha, pixel_loss, sketchembednet_loss
 
 __all__ = ["SketchEmbedNetConfig", "SketchEmbedNet"]
@@ -274,10 +278,17 @@ class SketchEmbedNet(SketchModel):
         ``images`` ``(batch, C, S, S)``; ``strokes`` ``(batch, N_max + 1, 5)``; ``lengths``
         ``(batch,)``. ``use_mean=True`` takes ``z = mu`` instead of a sample.
         """
+        y, mu, sigma_hat, z = self._teacher_forced(images, strokes, lengths, use_mean)
+        return SketchRNNOutput(mixture_params(y, self.config.num_mixtures), mu, sigma_hat, z)
+
+    def _teacher_forced(
+        self, images: Tensor, strokes: Tensor, lengths: Tensor, use_mean: bool
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """:meth:`forward` up to the decoder head's raw output: ``(y, mu, sigma_hat, z)``."""
         _check_strokes(images, strokes, lengths)
         mu, sigma_hat = self.encode(images)
         z = mu if use_mean else reparameterize(mu, sigma_hat)
-        return SketchRNNOutput(self.decode(strokes[:, :-1], z), mu, sigma_hat, z)
+        return self.decoder.decode_outputs(strokes[:, :-1], z, z), mu, sigma_hat, z
 
     def losses(
         self, batch: Any, step: int | None = None, *, use_mean: bool = False
@@ -302,16 +313,18 @@ class SketchEmbedNet(SketchModel):
         images, strokes, lengths = batch.images, batch.strokes, batch.lengths
         cfg = self.config
         alpha = cfg.alpha_at(step)
-        out = self(images, strokes, lengths, use_mean=use_mean)
+        y, mu, sigma_hat, _ = self._teacher_forced(images, strokes, lengths, use_mean)
         targets = strokes[:, 1:]
         lengths = lengths.to(strokes.device)
-        loss_stroke, loss_pen = reconstruction_losses(out.mixture, targets, lengths)
+        loss_stroke, loss_pen = reconstruction_losses_of_output(
+            y, cfg.num_mixtures, targets, lengths
+        )
         with torch.set_grad_enabled(torch.is_grad_enabled() and alpha > 0):
+            mixture = mixture_params(y, cfg.num_mixtures)
             loss_pixel = pixel_loss(
-                out.mixture, targets, lengths, cfg.raster_size, sigma=cfg.blur_sigma
+                mixture, targets, lengths, cfg.raster_size, sigma=cfg.blur_sigma
             )
-        assert out.mu is not None and out.sigma_hat is not None
-        loss_kl = kl_to_standard_normal(out.mu, out.sigma_hat, per_dimension=True)
+        loss_kl = kl_to_standard_normal(mu, sigma_hat, per_dimension=True)
         loss = sketchembednet_loss(loss_pen, loss_stroke, loss_pixel, alpha)
         if cfg.kl_weight > 0:
             loss = loss + cfg.kl_weight * loss_kl

@@ -38,7 +38,11 @@ from sketchrnn.nn.cells import CELL_TYPES, State
 from sketchrnn.nn.decoder import MixtureDecoder
 from sketchrnn.nn.encoders import BiLSTMEncoder
 from sketchrnn.nn.gaussian import kl_to_standard_normal, reparameterize
-from sketchrnn.nn.mixture import MixtureParams, reconstruction_losses
+from sketchrnn.nn.mixture import (
+    MixtureParams,
+    mixture_params,
+    reconstruction_losses_of_output,
+)
 
 __all__ = ["SketchRNNConfig", "SketchRNN", "SketchRNNOutput", "kl_weight_at", "sketch_rnn_loss"]
 
@@ -272,6 +276,18 @@ class SketchRNN(SketchModel):
         ``z`` ``(batch, z_size)``. ``use_mean=True`` takes ``z = mu`` instead of a sample
         (deterministic reconstructions and evaluation).
         """
+        y, mu, sigma_hat, z = self._teacher_forced(strokes, lengths, labels, z, use_mean)
+        return SketchRNNOutput(mixture_params(y, self.config.num_mixtures), mu, sigma_hat, z)
+
+    def _teacher_forced(
+        self,
+        strokes: Tensor,
+        lengths: Tensor,
+        labels: Tensor | None,
+        z: Tensor | None,
+        use_mean: bool,
+    ) -> tuple[Tensor, Tensor | None, Tensor | None, Tensor | None]:
+        """:meth:`forward` up to the decoder head's raw output: ``(y, mu, sigma_hat, z)``."""
         self._check_batch(strokes, lengths)
         mu = sigma_hat = None
         if self.config.conditional:
@@ -280,8 +296,8 @@ class SketchRNN(SketchModel):
                 z = mu if use_mean else reparameterize(mu, sigma_hat)
         elif z is not None:
             raise ValueError("a decoder-only SketchRNN takes no z")
-        mixture = self.decode(strokes[:, :-1], z, labels)
-        return SketchRNNOutput(mixture, mu, sigma_hat, z)
+        y = self.decoder.decode_outputs(strokes[:, :-1], self._conditioning(z, labels), z)
+        return y, mu, sigma_hat, z
 
     def losses(
         self, batch: Any, step: int | None = None, *, use_mean: bool = False
@@ -304,10 +320,12 @@ class SketchRNN(SketchModel):
         """
         strokes, lengths = batch.strokes, batch.lengths
         labels = batch.labels if self.config.num_classes > 0 else None
-        out = self(strokes, lengths, labels, use_mean=use_mean)
-        loss_s, loss_p = reconstruction_losses(out.mixture, strokes[:, 1:], lengths)
-        if out.mu is not None and out.sigma_hat is not None:
-            loss_kl = kl_to_standard_normal(out.mu, out.sigma_hat, per_dimension=True)
+        y, mu, sigma_hat, _ = self._teacher_forced(strokes, lengths, labels, None, use_mean)
+        loss_s, loss_p = reconstruction_losses_of_output(
+            y, self.config.num_mixtures, strokes[:, 1:], lengths
+        )
+        if mu is not None and sigma_hat is not None:
+            loss_kl = kl_to_standard_normal(mu, sigma_hat, per_dimension=True)
         else:
             loss_kl = strokes.new_zeros(())
         loss_r = loss_s + loss_p

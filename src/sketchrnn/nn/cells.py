@@ -219,7 +219,8 @@ def set_loop_compiler(name: str) -> None:
     """How the cells' recurrent loops run: ``"fused"`` (default: the fused C++ kernels of
     :mod:`sketchrnn.nn.fused` for CPU float32/float64 tensors, else the Python loops) or
     ``"python"`` (always the plain Python loops). Same maths and parameters either way;
-    affects every cell in the process."""
+    affects every cell in the process, and the training loss of the mixture head
+    (:func:`sketchrnn.nn.mixture.reconstruction_losses_of_output`)."""
     global _loop_compiler
     if name not in _LOOP_COMPILERS:
         raise ValueError(f"loop compiler must be one of {', '.join(_LOOP_COMPILERS)}, got {name!r}")

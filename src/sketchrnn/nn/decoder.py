@@ -68,9 +68,17 @@ class MixtureDecoder(nn.Module):
         """Teacher-forced: ``inputs`` ``(batch, T, 5)`` (rows ``S_0..S_{T-1}``), ``cond``
         ``(batch, cond_size)`` or ``None``, ``z`` ``(batch, z_size)`` for the initial state ->
         mixture for the next ``T`` points, ``(batch, T, M)`` / ``(batch, T, 3)``."""
+        return mixture_params(self.decode_outputs(inputs, cond, z), self.num_mixtures)
+
+    def decode_outputs(
+        self, inputs: Tensor, cond: Tensor | None = None, z: Tensor | None = None
+    ) -> Tensor:
+        """:meth:`decode`'s raw head output ``(batch, T, 6M + 3)``, before
+        :func:`sketchrnn.nn.mixture.mixture_params` splits it: what the training loss reads
+        (:func:`sketchrnn.nn.mixture.reconstruction_losses_of_output`)."""
         # The cell projects cond once per sketch, not once per step.
         h_seq, _ = self.cell(inputs, self.initial_state(z, inputs.shape[0]), cond=cond)
-        return mixture_params(self._head(h_seq), self.num_mixtures)
+        return self._head(h_seq)
 
     def _head(self, h_seq: Tensor) -> Tensor:
         """The output layer over a whole sequence ``(batch, T, hidden)``. Where the fused

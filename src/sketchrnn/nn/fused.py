@@ -67,7 +67,10 @@ __all__ = [
     "hyper_lstm_loop",
 ]
 
-_SOURCE = Path(__file__).with_name("csrc") / "cell_kernels.cpp"
+# The recurrent cells' kernels (which define the module) and the mixture loss's.
+_SOURCES = tuple(
+    Path(__file__).with_name("csrc") / name for name in ("cell_kernels.cpp", "mixture_kernels.cpp")
+)
 _FLAGS = ["-O3", "-ffast-math", "-march=native", "-fopenmp"]
 _LDFLAGS = ["-fopenmp", "-lm"]
 _EPS = 1e-5  # F.layer_norm's default
@@ -115,15 +118,18 @@ def _build_directory(name: str) -> Path:
 _STALE_LOCK_SECONDS = 600
 
 
-def _source_in(build_dir: Path) -> Path:
-    """The kernels' source copied into the build folder (replaced only when it changed), so
-    that checkouts in other folders share one build instead of rebuilding it in turn (the
-    build file records the source's path)."""
-    copy = build_dir / _SOURCE.name
-    text = _SOURCE.read_bytes()
-    if not copy.exists() or copy.read_bytes() != text:
-        copy.write_bytes(text)
-    return copy
+def _sources_in(build_dir: Path) -> list[Path]:
+    """The kernels' sources copied into the build folder (each replaced only when it
+    changed), so that checkouts in other folders share one build instead of rebuilding it in
+    turn (the build file records the sources' paths)."""
+    copies = []
+    for source in _SOURCES:
+        copy = build_dir / source.name
+        text = source.read_bytes()
+        if not copy.exists() or copy.read_bytes() != text:
+            copy.write_bytes(text)
+        copies.append(copy)
+    return copies
 
 
 def _remove_stale_lock(build_dir: Path) -> None:
@@ -156,10 +162,11 @@ def _load():
             name = _extension_name()
             build_dir = _build_directory(name)
             build_dir.mkdir(parents=True, exist_ok=True)
-            source = _source_in(build_dir)
+            sources = _sources_in(build_dir)
             _remove_stale_lock(build_dir)
             built = build_dir / f"{name}.so"
-            if not built.exists() or built.stat().st_mtime < source.stat().st_mtime:
+            newest = max(source.stat().st_mtime for source in sources)
+            if not built.exists() or built.stat().st_mtime < newest:
                 print(
                     f"sketchrnn: compiling the fused cell kernels into {build_dir} "
                     "(once, about a minute)...",
@@ -168,7 +175,7 @@ def _load():
                 )
             _module = load(
                 name=name,
-                sources=[str(source)],
+                sources=[str(source) for source in sources],
                 extra_cflags=_FLAGS,
                 extra_ldflags=_LDFLAGS,
                 build_directory=str(build_dir),

@@ -24,6 +24,7 @@ __all__ = [
     "offset_log_likelihood",
     "pen_log_likelihood",
     "reconstruction_losses",
+    "reconstruction_losses_of_output",
     "sample",
     "LOG_SIGMA_MIN",
     "LOG_SIGMA_MAX",
@@ -130,6 +131,26 @@ def reconstruction_losses(
     loss_s = -(offset_ll.sum(1) / n_max).mean()
     loss_p = -(pen_log_likelihood(params, targets[..., 2:5]).sum(1) / n_max).mean()
     return loss_s, loss_p
+
+
+def reconstruction_losses_of_output(
+    y: Tensor, num_mixtures: int, targets: Tensor, lengths: Tensor
+) -> tuple[Tensor, Tensor]:
+    """:func:`reconstruction_losses` of ``mixture_params(y, num_mixtures)``, from the head's
+    raw output ``y`` ``(batch, N_max, 6M + 3)``: what training calls. Where the fused
+    kernels serve ``y`` (CPU, float32 or float64; :func:`sketchrnn.nn.cells.fused_on_cpu`)
+    the losses and their gradient run as one pass each way
+    (:mod:`sketchrnn.nn.fused_mixture`: the same numbers to float rounding, several times
+    faster); elsewhere they are these functions."""
+    from sketchrnn.nn.cells import fused_on_cpu
+
+    if y.shape[-1] != 6 * num_mixtures + 3:
+        return reconstruction_losses(mixture_params(y, num_mixtures), targets, lengths)  # raises
+    if y.dim() == 3 and fused_on_cpu(y, targets):
+        from sketchrnn.nn import fused_mixture
+
+        return fused_mixture.reconstruction_losses(y, num_mixtures, targets, lengths)
+    return reconstruction_losses(mixture_params(y, num_mixtures), targets, lengths)
 
 
 def sample(

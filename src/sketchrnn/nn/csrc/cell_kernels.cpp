@@ -677,16 +677,22 @@ Tensor dropout_masks(std::vector<int64_t> shape, double p, int64_t seed, const T
   // keep if the top 53 bits, read as an integer, are below (1 - p) * 2^53
   const uint64_t threshold = static_cast<uint64_t>((1.0 - p) * 9007199254740992.0);
   AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "dropout_masks", [&] {
-    scalar_t* o = out.data_ptr<scalar_t>();
-    const scalar_t scale = scalar_t(1.0 / (1.0 - p));
+    scalar_t* const out_p = out.data_ptr<scalar_t>();
+    const scalar_t scale_v = scalar_t(1.0 / (1.0 - p));
     at::parallel_for(0, n, 1 << 16, [&](int64_t begin, int64_t end) {
+      // Locals, not the captured references: through those, gcc had to assume that a store
+      // to o[i] might change the scale or the seed, and ran the loop scalar, with a branch
+      // that missed at every dropped element (2.2 ns an element; vectorised about 0.2).
+      scalar_t* __restrict__ o = out_p;
+      const scalar_t scale = scale_v;
+      const uint64_t s_local = s, thr = threshold;
       SIMD
       for (int64_t i = begin; i < end; ++i) {
-        uint64_t z = s + static_cast<uint64_t>(i) * 0x9E3779B97F4A7C15ull;
+        uint64_t z = s_local + static_cast<uint64_t>(i) * 0x9E3779B97F4A7C15ull;
         z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
         z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
         z ^= z >> 31;
-        o[i] = (z >> 11) < threshold ? scale : scalar_t(0);
+        o[i] = (z >> 11) < thr ? scale : scalar_t(0);
       }
     });
   });
@@ -1447,8 +1453,12 @@ std::vector<Tensor> ln_lstm_seq_backward(
 
 }  // namespace
 
+// mixture_kernels.cpp: the mixture head's training losses.
+void bind_mixture_kernels(pybind11::module& m);
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.doc() = "Fused elementwise kernels of sketchrnn's recurrent cells (CPU)";
+  m.doc() = "Fused elementwise kernels of sketchrnn's recurrent cells and mixture loss (CPU)";
+  bind_mixture_kernels(m);
   m.def("ln_lstm_step_forward", &ln_lstm_step_forward);
   m.def("ln_lstm_step_forward_out", &ln_lstm_step_forward_out);
   m.def("ln_lstm_step_backward", &ln_lstm_step_backward);
