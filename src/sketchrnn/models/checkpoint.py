@@ -85,9 +85,13 @@ class DamagedCheckpointError(CheckpointError):
 _CHUNK = 1 << 22
 
 
+_MSDOS_DIRECTORY = 0x10  # a zip member's external attribute bit
+
+
 def verify_checkpoint_file(path: str | os.PathLike) -> None:
-    """Check the CRC-32 of every member of the zip archive ``torch.save`` wrote at ``path``;
-    :class:`CheckpointError` (naming the file, saying it is damaged) on a mismatch.
+    """Check the CRC-32 of every member of the zip archive ``torch.save`` wrote at ``path``,
+    and that none is marked as a folder; :class:`CheckpointError` (naming the file, saying it
+    is damaged) where one is.
 
     A file that is not a zip archive at all (torch's legacy format, or not a torch file) is
     left to ``torch.load`` to judge.
@@ -100,6 +104,15 @@ def verify_checkpoint_file(path: str | os.PathLike) -> None:
     try:
         with zipfile.ZipFile(path) as archive:
             for info in archive.infolist():
+                if info.is_dir() or info.external_attr & _MSDOS_DIRECTORY:
+                    # torch.save writes no folders; torch's reader gives such a member as no
+                    # bytes, and the tensor it held as uninitialised memory (whatever a freed
+                    # buffer held: sometimes the very values, so the content checksum
+                    # cannot be relied on to catch it)
+                    raise DamagedCheckpointError(
+                        path,
+                        f"the file is damaged: its member {info.filename} is marked as a folder",
+                    )
                 with archive.open(info) as member:  # zipfile checks the CRC at its end
                     while member.read(_CHUNK):
                         pass
