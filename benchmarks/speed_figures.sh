@@ -36,6 +36,8 @@ run web_latency "$PY" benchmarks/web_latency.py --repeats 30 --node-drawings 10 
 # Training against the roofline, 1 and 2 threads (the paper preset at a smaller batch and length:
 # its full-size step takes about a minute a thread count and cell).
 run roofline "$PY" benchmarks/roofline.py --presets magenta,small --steps 2
+# The mixture head's training loss: the fused kernel against the reference ops it replaced.
+run mixture_loss "$PY" benchmarks/mixture_loss.py
 run roofline_paper "$PY" benchmarks/roofline.py --presets paper --batch 20 --n-max 100 --steps 1
 # The same at two threads with PyTorch's own OpenMP waiting (threads spin up to a few ms).
 GOMP_SPINCOUNT=300000 run roofline_spin "$PY" benchmarks/roofline.py --presets magenta \

@@ -132,3 +132,21 @@ def test_bad_shapes_are_refused_with_the_reason():
         fused_mixture.reconstruction_losses(y, 3, targets[:, :4], lengths)
     with pytest.raises(RuntimeError, match="lengths must be"):
         fused_mixture.reconstruction_losses(y, 3, targets, lengths[:1])
+
+
+def test_the_benchmark_prints_both_sides_and_their_difference():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parents[2] / "benchmarks" / "mixture_loss.py"
+    args = ["--mixtures", "3", "--batch", "4", "--n-max", "6", "--threads", "1"]
+    out = subprocess.run(
+        [sys.executable, str(script), *args, "--repeats", "1", "--rounds", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    ).stdout
+    row = out.strip().splitlines()[-1].split()
+    assert row[:2] == ["3", "1"] and row[4].endswith("x") and float(row[5]) < 1e-5, out
