@@ -43,6 +43,8 @@ constexpr double kLog2Pi = 1.8378770664093453;  // log(2 pi)
 constexpr double kLogSigmaMin = -5.0, kLogSigmaMax = 5.0;
 constexpr double kRhoLimit = 1.0 - 1e-5;
 
+// The same overloads as cell_kernels.cpp's: each file is compiled on its own, from a copy in
+// the build folder (fused._sources_in), and a shared header would have to travel there too.
 inline float exp_(float x) { return expf(x); }
 inline double exp_(double x) { return exp(x); }
 inline float log_(float x) { return logf(x); }
@@ -79,7 +81,7 @@ struct Block {
   // Rows r0 .. r0 + n - 1 of y (B * T, C) and their targets into the block; lanes past n get
   // zeros (and count as padding).
   void load(const T* yp, const T* tp, const int64_t* lengths, int64_t Tn, int64_t r0, int64_t n) {
-    std::fill(y.begin(), y.end(), T(0));
+    if (n < kLanes) std::fill(y.begin(), y.end(), T(0));  // a full block overwrites it all
     for (int64_t l = 0; l < n; ++l) {
       const T* row = yp + (r0 + l) * C;
       for (int64_t c = 0; c < C; ++c) y[c * kLanes + l] = row[c];
