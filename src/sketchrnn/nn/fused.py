@@ -2,7 +2,10 @@
 
 (Over 500 lines: building and loading the extension and the sequence loops on it (the three
 cells' and the encoder's pair), with their backward passes and the input terms they take
-(projected or narrow), are one module's job.)
+(projected or narrow), are one module's job. The extension it builds also carries the mixture
+loss's kernel, ``csrc/mixture_kernels.cpp``, which :mod:`sketchrnn.nn.fused_mixture` wraps; if
+more kernels join, building and loading the extension is the part to move into a module of
+its own.)
 
 ``csrc/cell_kernels.cpp`` holds, per time step, one fused forward and one fused backward pass
 over the elementwise part of a cell step (layer norm of each gate, sigmoid/tanh, recurrent
