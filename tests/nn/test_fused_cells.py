@@ -6,6 +6,7 @@ build, CUDA or other dtypes)."""
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 import torch
@@ -377,6 +378,27 @@ def test_reused_buffers_never_overwrite_live_results(kind, loop_compiler, monkey
     torch.manual_seed(1)
     third, _ = cell(x, state)
     torch.testing.assert_close(third, kept, rtol=0, atol=0)
+    fused.empty_cache()
+
+
+def test_a_released_sequence_buffer_is_handed_out_again(loop_compiler):
+    # The pool's buffers sit on huge-page-aligned blocks of their own: once the caller lets go
+    # of one, the next request of its size gets the same memory (not a new block each time,
+    # which would hold hundreds of MB more at every training step), and one still held is
+    # never handed out twice.
+    loop_compiler("fused")
+    ext = fused._ext()
+    like = torch.zeros(1)
+    shape = [64, 128, 160]  # 5 MiB: above the pool's threshold
+    first = ext.workspace_empty(shape, like)
+    address = first.data_ptr()
+    if sys.platform.startswith("linux"):
+        assert address % 2**21 == 0
+    del first
+    again = ext.workspace_empty(shape, like)
+    held = ext.workspace_empty(shape, like)
+    assert again.data_ptr() == address and held.data_ptr() != address
+    assert list(again.shape) == shape and again.is_contiguous()
     fused.empty_cache()
 
 

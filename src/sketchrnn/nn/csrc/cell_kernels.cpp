@@ -28,8 +28,16 @@
 
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <mutex>
 #include <vector>
+
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 // The inner loops over the hidden units are marked for vectorisation: gcc does not take the
 // __restrict__ of pointers local to the parallel_for lambdas into account, and without these
@@ -102,6 +110,97 @@ inline void moments(const T* __restrict__ x, int64_t n, double eps, T& mean, T& 
   }
   mean = m;
   rstd = T(1) / sqrt_(sq / T(n) + T(eps));
+}
+
+// n values copied to dst with non-temporal (streaming) stores where the CPU has them, for
+// what is written once and read back much later: the activations a forward step saves for
+// the backward (read after the whole sequence, hundreds of MB later). An ordinary store first
+// reads the destination's cache line from memory (read for ownership) and then keeps the
+// line in cache, pushing out what the next step needs; a streaming store writes the line
+// without reading it. Head and tail up to the vector alignment are ordinary stores.
+// Written here: there is no such operator in ATen, and memcpy decides for itself.
+template <typename T>
+inline void stream_copy(T* __restrict__ dst, const T* __restrict__ src, int64_t n) {
+#if defined(__AVX512F__)
+  constexpr int64_t kAlign = 64;
+#elif defined(__AVX__)
+  constexpr int64_t kAlign = 32;
+#elif defined(__SSE2__)
+  constexpr int64_t kAlign = 16;
+#else
+  std::memcpy(dst, src, n * sizeof(T));
+  return;
+#endif
+#if defined(__SSE2__)
+  constexpr int64_t W = kAlign / static_cast<int64_t>(sizeof(T));
+  int64_t j = 0;
+  const auto misaligned = reinterpret_cast<uintptr_t>(dst) % kAlign;
+  if (misaligned % sizeof(T) != 0) {  // never in a tensor of T; no vector store can align it
+    std::memcpy(dst, src, n * sizeof(T));
+    return;
+  }
+  if (misaligned != 0) {
+    const int64_t head = static_cast<int64_t>((kAlign - misaligned) / sizeof(T));
+    for (; j < head && j < n; ++j) dst[j] = src[j];
+  }
+  for (; j + W <= n; j += W) {
+    if constexpr (sizeof(T) == sizeof(float)) {
+#if defined(__AVX512F__)
+      _mm512_stream_ps(reinterpret_cast<float*>(dst + j),
+                       _mm512_loadu_ps(reinterpret_cast<const float*>(src + j)));
+#elif defined(__AVX__)
+      _mm256_stream_ps(reinterpret_cast<float*>(dst + j),
+                       _mm256_loadu_ps(reinterpret_cast<const float*>(src + j)));
+#else
+      _mm_stream_ps(reinterpret_cast<float*>(dst + j),
+                    _mm_loadu_ps(reinterpret_cast<const float*>(src + j)));
+#endif
+    } else {
+#if defined(__AVX512F__)
+      _mm512_stream_pd(reinterpret_cast<double*>(dst + j),
+                       _mm512_loadu_pd(reinterpret_cast<const double*>(src + j)));
+#elif defined(__AVX__)
+      _mm256_stream_pd(reinterpret_cast<double*>(dst + j),
+                       _mm256_loadu_pd(reinterpret_cast<const double*>(src + j)));
+#else
+      _mm_stream_pd(reinterpret_cast<double*>(dst + j),
+                    _mm_loadu_pd(reinterpret_cast<const double*>(src + j)));
+#endif
+    }
+  }
+  for (; j < n; ++j) dst[j] = src[j];
+#endif
+}
+
+// Orders this thread's streaming stores before whatever it writes next (the end of a
+// parallel chunk, after which another thread may read them).
+inline void stream_fence() {
+#if defined(__SSE2__)
+  _mm_sfence();
+#endif
+}
+
+// A step's rows (B, W), contiguous, streamed into dst (contiguous, the same shape), in
+// parallel over the rows.
+template <typename T>
+void stream_rows(const Tensor& dst, const Tensor& src) {
+  const int64_t B = src.size(0), W = src.numel() / (B > 0 ? B : 1);
+  T* d = dst.data_ptr<T>();
+  const T* sp = src.data_ptr<T>();
+  at::parallel_for(0, B, grain_rows(W), [&](int64_t begin, int64_t end) {
+    stream_copy(d + begin * W, sp + begin * W, (end - begin) * W);
+    stream_fence();
+  });
+}
+
+// A thread's scratch row of at least n values (slot: independent rows of one kernel),
+// reused from step to step, where a row is computed before it is streamed out.
+template <typename T>
+T* scratch_row(int64_t n, int slot = 0) {
+  thread_local std::vector<T> rows[2];
+  auto& row = rows[slot];
+  if (static_cast<int64_t>(row.size()) < n) row.resize(n);
+  return row.data();
 }
 
 // The input term of one step's pre-activations (B, 4H), which the row kernels add to the
@@ -207,9 +306,11 @@ void ln_forward_rows(const Tensor& pre, const Tensor& c_prev, const Tensor& gg, 
   T* ty_p = ty.data_ptr<T>();
   T* st_p = stats.data_ptr<T>();
   at::parallel_for(0, B, grain_rows(5 * H), [&](int64_t begin, int64_t end) {
+    // A row's saved xh, act, xc and ty are computed here and streamed out (stream_copy).
+    T* const saved = scratch_row<T>(10 * H);
     for (int64_t b = begin; b < end; ++b) {
-      T* __restrict__ xhb = xh_p + b * 4 * H;
-      T* __restrict__ ab = act_p + b * 4 * H;
+      T* __restrict__ xhb = saved;
+      T* __restrict__ ab = saved + 4 * H;
       T* __restrict__ st = st_p + b * 5;
       if (has_input) add_input_row(pre_p + b * sb, sk, in, b, H);
       for (int64_t k = 0; k < 4; ++k) {
@@ -254,8 +355,8 @@ void ln_forward_rows(const Tensor& pre, const Tensor& c_prev, const Tensor& gg, 
       T mean, rstd;
       moments<T>(cb_out, H, eps, mean, rstd);
       st[4] = rstd;
-      T* __restrict__ xcb = xc_p + b * H;
-      T* __restrict__ tyb = ty_p + b * H;
+      T* __restrict__ xcb = saved + 8 * H;
+      T* __restrict__ tyb = saved + 9 * H;
       T* __restrict__ hb = h_p + b * H;
       // Local copies of the captured pointers: read through the lambda's references inside
       // the loop, gcc reloaded them at every element and vectorised that as a gather.
@@ -269,7 +370,12 @@ void ln_forward_rows(const Tensor& pre, const Tensor& c_prev, const Tensor& gg, 
         tyb[j] = t;
         hb[j] = so[j] * t;
       }
+      stream_copy(xh_p + b * 4 * H, saved, 4 * H);
+      stream_copy(act_p + b * 4 * H, saved + 4 * H, 4 * H);
+      stream_copy(xc_p + b * H, saved + 8 * H, H);
+      stream_copy(ty_p + b * H, saved + 9 * H, H);
     }
+    stream_fence();
   });
 }
 
@@ -471,16 +577,18 @@ void lstm_forward_rows(const Tensor& pre, const Tensor& c_prev, const Tensor& ma
   T* tc_p = tc.data_ptr<T>();
   const T* ones_p = m_p ? nullptr : ones_row<T>(H);
   at::parallel_for(0, B, grain_rows(5 * H), [&](int64_t begin, int64_t end) {
+    // The saved act and tanh(c) of a row are computed here and streamed out (stream_copy).
+    T* const saved = scratch_row<T>(5 * H);
     for (int64_t b = begin; b < end; ++b) {
       if (has_input) add_input_row(pre_p + b * sb, sk, in, b, H);
       const T* __restrict__ pi = pre_p + b * sb;
       const T* __restrict__ pf = pi + sk;
       const T* __restrict__ pg = pi + 2 * sk;
       const T* __restrict__ po = pi + 3 * sk;
-      T* __restrict__ ab = act_p + b * 4 * H;
+      T* __restrict__ ab = saved;
       const T* __restrict__ cpb = cp_p + b * H;
       T* __restrict__ cb = c_p + b * H;
-      T* __restrict__ tcb = tc_p + b * H;
+      T* __restrict__ tcb = saved + 4 * H;
       T* __restrict__ hb = h_p + b * H;
       // Without dropout the mask is all ones: read from a row of ones, never through a null
       // pointer inside the loop (gcc turned `mb ? mb[j] : 1` into a masked load from address
@@ -503,7 +611,10 @@ void lstm_forward_rows(const Tensor& pre, const Tensor& c_prev, const Tensor& ma
         tcb[j] = t;
         hb[j] = so * t;
       }
+      stream_copy(act_p + b * 4 * H, saved, 4 * H);
+      stream_copy(tc_p + b * H, saved + 4 * H, H);
     }
+    stream_fence();
   });
 }
 
@@ -931,6 +1042,32 @@ Workspace& workspace() {
 
 constexpr int64_t kPoolMinBytes = 1 << 22;  // smaller buffers come from the allocator
 
+// n values in memory the kernel is asked to back with 2 MiB pages (Linux's transparent huge
+// pages, where they are on only for memory that asks: `madvise`, the common setting): a row
+// kernel reads five to seven streams from buffers of hundreds of MB and the weight gradient
+// reads them back, and with 4 KiB pages every stream crosses a page every 4 KiB, missing the
+// TLB (the small preset's training step: about 3% faster with the pool's buffers on huge
+// pages, docs/performance.md). The block is 2 MiB longer than asked for, so that the buffer
+// starts on a 2 MiB boundary. Elsewhere (or where madvise fails) an ordinary buffer.
+Tensor huge_page_empty(int64_t n, const at::TensorOptions& opts) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  constexpr int64_t kHuge = int64_t(1) << 21;
+  const int64_t elem = static_cast<int64_t>(c10::elementSize(opts.dtype().toScalarType()));
+  Tensor raw = at::empty({n + kHuge / elem}, opts);
+  const auto start = reinterpret_cast<uintptr_t>(raw.data_ptr());
+  const uintptr_t aligned = (start + kHuge - 1) & ~static_cast<uintptr_t>(kHuge - 1);
+  const int64_t bytes = (n * elem) & ~(kHuge - 1);
+  if (bytes > 0) madvise(reinterpret_cast<void*>(aligned), bytes, MADV_HUGEPAGE);
+  // A tensor of its own on raw's storage, not a view of raw (a view holds its base, and the
+  // pool counts the storage's users).
+  Tensor t = at::empty({0}, opts);
+  t.set_(raw.storage(), static_cast<int64_t>(aligned - start) / elem, {n}, {1});
+  return t;
+#else
+  return at::empty({n}, opts);
+#endif
+}
+
 Tensor seq_empty(at::IntArrayRef shape, const at::TensorOptions& opts) {
   int64_t n = 1;
   for (auto d : shape) n *= d;
@@ -951,7 +1088,7 @@ Tensor seq_empty(at::IntArrayRef shape, const at::TensorOptions& opts) {
   for (auto& t : w.buffers)
     if (t.storage().use_count() != 1) kept.push_back(t);
   w.buffers.swap(kept);
-  Tensor t = at::empty({n}, opts);
+  Tensor t = huge_page_empty(n, opts);
   w.buffers.push_back(t);
   return t.view(shape);
 }
@@ -1080,11 +1217,13 @@ void lstm_seq_backward_loop(LstmSeq& s, bool weight_grad = true) {
   auto opts = s.h_all.options();
   Tensor dh_rec = at::zeros({B, H}, opts);  // gradient reaching h_t from step t + 1
   Tensor dc_a = at::empty({B, H}, opts), dc_b = at::empty({B, H}, opts);
+  // A step's d_pre is written here, in cache for the step's products, then streamed into dx
+  // (read again only by the weight gradient, after the loop): stream_rows.
+  Tensor d_pre = at::empty({B, 4 * H}, opts);
   bool have_dc_rec = false;
   AT_DISPATCH_FLOATING_TYPES(s.h_all.scalar_type(), "lstm_seq_backward", [&] {
     for (int64_t t = T - 1; t >= 0; --t) {
       const Tensor c_prev = t == 0 ? s.c0 : s.c_all.select(0, t - 1);
-      Tensor d_pre = s.dx.select(0, t);
       lstm_backward_rows<scalar_t>(step_slice(s.dh_all, t), t == T - 1 ? Tensor() : dh_rec,
                                    step_slice(s.dc_all, t), have_dc_rec ? dc_a : Tensor(),
                                    s.act_all.select(0, t), s.tc_all.select(0, t), c_prev,
@@ -1096,6 +1235,7 @@ void lstm_seq_backward_loop(LstmSeq& s, bool weight_grad = true) {
       std::swap(dc_a, dc_b);
       have_dc_rec = true;
       recurrent_grad(dh_rec, d_pre, s.w, s.packed);
+      stream_rows<scalar_t>(s.dx.select(0, t), d_pre);
     }
   });
   s.dh0 = dh_rec;
@@ -1417,11 +1557,12 @@ std::vector<Tensor> ln_lstm_seq_backward(
              at::zeros({4, H}, opts), at::zeros({H}, opts), at::zeros({H}, opts)};
     if (x_in.defined()) out.d_wx = input_weight_grad_sum(x_in.size(2), 4 * H);
     Tensor dc_a = at::empty({n, H}, opts), dc_b = at::empty({n, H}, opts);
+    // A step's d_pre, in cache for the step's products, then streamed into dx (stream_rows).
+    Tensor d_pre = at::empty({n, 4 * H}, opts);
     bool have_dc_rec = false;
     AT_DISPATCH_FLOATING_TYPES(h_all.scalar_type(), "ln_lstm_seq_backward", [&] {
       for (int64_t t = T - 1; t >= 0; --t) {
         const Tensor c_prev = t == 0 ? c0_r : c_all_r.select(0, t - 1);
-        Tensor d_pre = dx_r.select(0, t);
         ln_backward_rows<scalar_t>(step_slice(dh_r, t), t == T - 1 ? Tensor() : out.dh0,
                                    step_slice(dc_r, t), have_dc_rec ? dc_a : Tensor(),
                                    xh_r.select(0, t), act_r.select(0, t), xc_r.select(0, t),
@@ -1435,6 +1576,7 @@ std::vector<Tensor> ln_lstm_seq_backward(
         std::swap(dc_a, dc_b);
         have_dc_rec = true;
         recurrent_grad(out.dh0, d_pre, w, packed);  // the gradient reaching h_{t-1}
+        stream_rows<scalar_t>(dx_r.select(0, t), d_pre);
       }
     });
     out.dc0 = T > 0 ? dc_a : at::zeros({n, H}, opts);
