@@ -193,12 +193,11 @@ void stream_rows(const Tensor& dst, const Tensor& src) {
   });
 }
 
-// A thread's scratch row of at least n values (slot: independent rows of one kernel),
-// reused from step to step, where a row is computed before it is streamed out.
+// A thread's scratch row of at least n values, reused from step to step, where a row's
+// saved values are computed before they are streamed out.
 template <typename T>
-T* scratch_row(int64_t n, int slot = 0) {
-  thread_local std::vector<T> rows[2];
-  auto& row = rows[slot];
+T* scratch_row(int64_t n) {
+  thread_local std::vector<T> row;
   if (static_cast<int64_t>(row.size()) < n) row.resize(n);
   return row.data();
 }
