@@ -345,6 +345,8 @@ def test_imitate_and_teach_by_example(page, name):
         assert page.locator("#imitate-results .cell").count() == 4
     else:
         assert page.locator("#imitate-go").is_disabled()
+        note = page.locator("#panel-imitate > p.unsupported").text_content()
+        assert "vae draws from strokes only" in note and note.count("SketchEmbedNet") == 1
     page.locator(".concept input").nth(0).fill("box")
     page.locator(".concept input").nth(1).fill("line")
     draw(page, "#pad-concept-1", BOX)

@@ -101,7 +101,12 @@ def describe(name: str, model: Any) -> ModelInfo:
         kind += f", {num_classes} classes"
     reasons = {c: f"this model {why_not}" for c, ok in can.items() if not ok}
     if not image_in and "imitate" in reasons:
-        reasons["imitate"] = "needs a SketchEmbedNet model (it draws from an image)"
+        # What the model is, then what the mode needs (the page puts "Imitate copies a
+        # picture:" and the model's name before it; the API "model 'x' cannot imitate:").
+        reasons["imitate"] = (
+            "this model draws from strokes only; imitating needs a SketchEmbedNet model, "
+            "which draws from an image"
+        )
     return ModelInfo(
         name=name,
         kind=kind,

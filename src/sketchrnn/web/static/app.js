@@ -246,7 +246,7 @@ const MODE_NEEDS = {
   endings: ["complete", "Many endings needs a model that draws strokes"],
   mimic: ["reconstruct", "Mimic needs a VAE (a model with an encoder)"],
   morph: ["interpolate", "Morph needs a VAE (a model with a latent space)"],
-  imitate: ["imitate", "Imitate needs a SketchEmbedNet model"],
+  imitate: ["imitate", "Imitate copies a picture"],
 };
 
 function describeModel(m) {
