@@ -1045,9 +1045,10 @@ constexpr int64_t kPoolMinBytes = 1 << 22;  // smaller buffers come from the all
 // pages, where they are on only for memory that asks: `madvise`, the common setting): a row
 // kernel reads five to seven streams from buffers of hundreds of MB and the weight gradient
 // reads them back, and with 4 KiB pages every stream crosses a page every 4 KiB, missing the
-// TLB (the small preset's training step: about 3% faster with the pool's buffers on huge
-// pages, docs/performance.md). The block is 2 MiB longer than asked for, so that the buffer
-// starts on a 2 MiB boundary. Elsewhere (or where madvise fails) an ordinary buffer.
+// TLB (training steps 2-4% faster with the pool's buffers on huge pages in the pairs of
+// docs/performance.md's tenth session). The block is 2 MiB longer than asked for, so that
+// the buffer starts on a 2 MiB boundary. Elsewhere (or where madvise fails) an ordinary
+// buffer.
 Tensor huge_page_empty(int64_t n, const at::TensorOptions& opts) {
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
   constexpr int64_t kHuge = int64_t(1) << 21;
