@@ -112,6 +112,22 @@ inline void moments(const T* __restrict__ x, int64_t n, double eps, T& mean, T& 
   rstd = T(1) / sqrt_(sq / T(n) + T(eps));
 }
 
+// One vector of the widest streaming store the build has (kStreamBytes; the destination
+// aligned to it), for float and for double.
+#if defined(__AVX512F__)
+constexpr int64_t kStreamBytes = 64;
+inline void stream_vector(float* d, const float* s) { _mm512_stream_ps(d, _mm512_loadu_ps(s)); }
+inline void stream_vector(double* d, const double* s) { _mm512_stream_pd(d, _mm512_loadu_pd(s)); }
+#elif defined(__AVX__)
+constexpr int64_t kStreamBytes = 32;
+inline void stream_vector(float* d, const float* s) { _mm256_stream_ps(d, _mm256_loadu_ps(s)); }
+inline void stream_vector(double* d, const double* s) { _mm256_stream_pd(d, _mm256_loadu_pd(s)); }
+#elif defined(__SSE2__)
+constexpr int64_t kStreamBytes = 16;
+inline void stream_vector(float* d, const float* s) { _mm_stream_ps(d, _mm_loadu_ps(s)); }
+inline void stream_vector(double* d, const double* s) { _mm_stream_pd(d, _mm_loadu_pd(s)); }
+#endif
+
 // n values copied to dst with non-temporal (streaming) stores where the CPU has them, for
 // what is written once and read back much later: the activations a forward step saves for
 // the backward (read after the whole sequence, hundreds of MB later). An ordinary store first
@@ -121,54 +137,21 @@ inline void moments(const T* __restrict__ x, int64_t n, double eps, T& mean, T& 
 // Written here: there is no such operator in ATen, and memcpy decides for itself.
 template <typename T>
 inline void stream_copy(T* __restrict__ dst, const T* __restrict__ src, int64_t n) {
-#if defined(__AVX512F__)
-  constexpr int64_t kAlign = 64;
-#elif defined(__AVX__)
-  constexpr int64_t kAlign = 32;
-#elif defined(__SSE2__)
-  constexpr int64_t kAlign = 16;
-#else
-  std::memcpy(dst, src, n * sizeof(T));
-  return;
-#endif
 #if defined(__SSE2__)
-  constexpr int64_t W = kAlign / static_cast<int64_t>(sizeof(T));
-  int64_t j = 0;
-  const auto misaligned = reinterpret_cast<uintptr_t>(dst) % kAlign;
+  constexpr int64_t W = kStreamBytes / static_cast<int64_t>(sizeof(T));
+  const auto misaligned = reinterpret_cast<uintptr_t>(dst) % kStreamBytes;
   if (misaligned % sizeof(T) != 0) {  // never in a tensor of T; no vector store can align it
     std::memcpy(dst, src, n * sizeof(T));
     return;
   }
-  if (misaligned != 0) {
-    const int64_t head = static_cast<int64_t>((kAlign - misaligned) / sizeof(T));
-    for (; j < head && j < n; ++j) dst[j] = src[j];
-  }
-  for (; j + W <= n; j += W) {
-    if constexpr (sizeof(T) == sizeof(float)) {
-#if defined(__AVX512F__)
-      _mm512_stream_ps(reinterpret_cast<float*>(dst + j),
-                       _mm512_loadu_ps(reinterpret_cast<const float*>(src + j)));
-#elif defined(__AVX__)
-      _mm256_stream_ps(reinterpret_cast<float*>(dst + j),
-                       _mm256_loadu_ps(reinterpret_cast<const float*>(src + j)));
-#else
-      _mm_stream_ps(reinterpret_cast<float*>(dst + j),
-                    _mm_loadu_ps(reinterpret_cast<const float*>(src + j)));
-#endif
-    } else {
-#if defined(__AVX512F__)
-      _mm512_stream_pd(reinterpret_cast<double*>(dst + j),
-                       _mm512_loadu_pd(reinterpret_cast<const double*>(src + j)));
-#elif defined(__AVX__)
-      _mm256_stream_pd(reinterpret_cast<double*>(dst + j),
-                       _mm256_loadu_pd(reinterpret_cast<const double*>(src + j)));
-#else
-      _mm_stream_pd(reinterpret_cast<double*>(dst + j),
-                    _mm_loadu_pd(reinterpret_cast<const double*>(src + j)));
-#endif
-    }
-  }
+  int64_t j = 0;
+  const int64_t head =
+      misaligned ? static_cast<int64_t>((kStreamBytes - misaligned) / sizeof(T)) : 0;
+  for (; j < head && j < n; ++j) dst[j] = src[j];
+  for (; j + W <= n; j += W) stream_vector(dst + j, src + j);
   for (; j < n; ++j) dst[j] = src[j];
+#else
+  std::memcpy(dst, src, n * sizeof(T));
 #endif
 }
 
